@@ -1,0 +1,1 @@
+print("muxcat: not built yet")

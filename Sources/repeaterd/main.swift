@@ -1,0 +1,1 @@
+print("repeaterd: not built yet")

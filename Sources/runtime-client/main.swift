@@ -1,0 +1,1 @@
+print("runtime-client: not built yet")

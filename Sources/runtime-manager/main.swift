@@ -1,0 +1,1 @@
+print("runtime-manager: not built yet")
