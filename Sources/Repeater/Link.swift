@@ -1,0 +1,228 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Yamux
+
+/// One long-lived yamux link from the repeater to the runtime manager, owned by one event loop.
+///
+/// It dials at start and redials with exponential backoff and jitter whenever the link drops.
+/// While it is down, `openStream` fails at once, so a new client is closed instead of hanging;
+/// when it drops, the multiplexer closes every stream on it (their TLS state lived on the far
+/// side, so nothing could be resumed anyway).
+public final class Link: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var backend: LinkAddress
+        public var yamux: YamuxConfiguration
+        public var connectTimeout: TimeAmount = .seconds(5)
+        public var initialBackoff: TimeAmount = .milliseconds(100)
+        public var maximumBackoff: TimeAmount = .seconds(5)
+        /// The link's outbound buffer: large enough to batch many frames per write system call.
+        public var writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 * 1024, high: 1024 * 1024)
+
+        public init(backend: LinkAddress, yamux: YamuxConfiguration) {
+            self.backend = backend
+            self.yamux = yamux
+        }
+    }
+
+    private enum State {
+        case idle
+        case connecting
+        case up(Channel, YamuxMultiplexer)
+        case waitingToRedial(Scheduled<Void>)
+        case stopped
+    }
+
+    public let eventLoop: EventLoop
+    public let index: Int
+    private let configuration: Configuration
+    private var logger: Logger
+    private var state: State = .idle
+    private var failures = 0
+    private var resolved: SocketAddress?
+    private var upWaiters: [EventLoopPromise<Void>] = []
+
+    public init(index: Int, eventLoop: EventLoop, configuration: Configuration, logger: Logger) {
+        self.index = index
+        self.eventLoop = eventLoop
+        self.configuration = configuration
+        self.logger = logger
+        self.logger[metadataKey: "link"] = "\(index)"
+    }
+
+    /// Starts dialing. The returned future completes when the link is first up (or never, if the
+    /// backend never answers; the link keeps retrying in the background).
+    @discardableResult
+    public func start() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            if case .up = self.state {
+                promise.succeed(())
+            } else {
+                self.upWaiters.append(promise)
+            }
+            if case .idle = self.state { self.dial() }
+            return promise.futureResult
+        }
+    }
+
+    /// Whether the link is up right now (call on the event loop).
+    public var isUp: Bool {
+        if case .up = state { return true }
+        return false
+    }
+
+    /// The live link channel, if any (call on the event loop).
+    var channel: Channel? {
+        if case .up(let channel, _) = state { return channel }
+        return nil
+    }
+
+    /// The multiplexer of the live link, if any (call on the event loop).
+    public var multiplexer: YamuxMultiplexer? {
+        if case .up(_, let mux) = state { return mux }
+        return nil
+    }
+
+    /// Opens a stream on the link. Fails at once while the link is down. Call on the event loop.
+    public func openStream(initializer: YamuxMultiplexer.StreamInitializer?) -> EventLoopFuture<Channel> {
+        eventLoop.preconditionInEventLoop()
+        guard case .up(_, let mux) = state else {
+            return eventLoop.makeFailedFuture(LinkDownError(backend: configuration.backend))
+        }
+        return mux.createStream(initializer: initializer)
+    }
+
+    /// Says Go Away on the link (no new streams), for a graceful shutdown.
+    public func goAway() {
+        eventLoop.execute {
+            if case .up(_, let mux) = self.state { mux.goAway(.normal) }
+        }
+    }
+
+    /// Completes once the link carries no stream.
+    public func drained() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            if case .up(_, let mux) = self.state { return mux.allStreamsClosed() }
+            return self.eventLoop.makeSucceededVoidFuture()
+        }
+    }
+
+    /// Stops redialing and closes the link.
+    public func stop() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            let previous = self.state
+            self.state = .stopped
+            for waiter in self.upWaiters { waiter.fail(LinkDownError(backend: self.configuration.backend)) }
+            self.upWaiters.removeAll()
+            switch previous {
+            case .up(let channel, _):
+                return channel.close().recover { _ in }
+            case .waitingToRedial(let task):
+                task.cancel()
+                return self.eventLoop.makeSucceededVoidFuture()
+            default:
+                return self.eventLoop.makeSucceededVoidFuture()
+            }
+        }
+    }
+
+    // MARK: Dialing
+
+    private func dial() {
+        eventLoop.preconditionInEventLoop()
+        state = .connecting
+        let address: SocketAddress
+        do {
+            if resolved == nil { resolved = try configuration.backend.resolve() }
+            address = resolved!
+        } catch {
+            logger.error("cannot resolve backend \(configuration.backend): \(error)")
+            scheduleRedial()
+            return
+        }
+        let yamux = configuration.yamux
+        let logger = self.logger
+        var bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.writeBufferWaterMark, value: configuration.writeBufferWaterMark)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        YamuxMultiplexer(configuration: yamux, logger: logger))
+                }
+            }
+        if !configuration.backend.isUnix {
+            bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        }
+        bootstrap.connect(to: address).whenComplete { result in
+            self.connectCompleted(result)
+        }
+    }
+
+    private func connectCompleted(_ result: Result<Channel, Error>) {
+        guard case .connecting = state else {
+            // Stopped while connecting.
+            if case .success(let channel) = result { channel.close(promise: nil) }
+            return
+        }
+        switch result {
+        case .success(let channel):
+            let mux = try! channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self)
+            failures = 0
+            state = .up(channel, mux)
+            logger.info("link up", metadata: ["backend": "\(configuration.backend)"])
+            for waiter in upWaiters { waiter.succeed(()) }
+            upWaiters.removeAll()
+            channel.closeFuture.whenComplete { _ in
+                self.linkClosed(channel)
+            }
+        case .failure(let error):
+            failures += 1
+            if failures == 1 || failures % 20 == 0 {
+                logger.warning(
+                    "cannot reach the runtime manager at \(configuration.backend): \(error); retrying with backoff",
+                    metadata: ["attempts": "\(failures)"])
+            }
+            scheduleRedial()
+        }
+    }
+
+    private func linkClosed(_ channel: Channel) {
+        guard case .up(let current, _) = state, current === channel else { return }
+        logger.warning("link to \(configuration.backend) went down; its sessions are closed; redialing")
+        scheduleRedial()
+    }
+
+    private func scheduleRedial() {
+        if case .stopped = state { return }
+        let delay = Link.backoff(
+            attempt: failures, initial: configuration.initialBackoff, maximum: configuration.maximumBackoff,
+            jitter: Double.random(in: 0.5...1.0))
+        state = .waitingToRedial(eventLoop.scheduleTask(in: delay) { self.dial() })
+    }
+
+    /// Exponential backoff with jitter: initial × 2^attempt, capped, scaled by `jitter` (0.5–1) so
+    /// many repeaters that lost the same runtime manager do not redial in lockstep.
+    public static func backoff(attempt: Int, initial: TimeAmount, maximum: TimeAmount, jitter: Double) -> TimeAmount {
+        let exponent = min(max(attempt - 1, 0), 30)
+        let raw = min(Double(initial.nanoseconds) * pow(2, Double(exponent)), Double(maximum.nanoseconds))
+        return .nanoseconds(Int64(raw * jitter))
+    }
+}
+
+/// A stream was asked for while the link to the runtime manager is down.
+public struct LinkDownError: Error, CustomStringConvertible {
+    public var backend: LinkAddress
+    public var description: String {
+        "the link to the runtime manager at \(backend) is down; the repeater keeps redialing"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,215 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Yamux
+
+/// The repeater: accepts plain TCP clients and relays each one, byte for byte, as one yamux
+/// stream on a link to the runtime manager.
+///
+/// There is one link per event loop, and every client is served on the loop its socket was
+/// accepted on, through that loop's link: a session's two channels never hop between threads.
+public final class RepeaterServer: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var listen: LinkAddress = .tcp(host: "127.0.0.1", port: 3011)
+        public var backend: LinkAddress = .tcp(host: "127.0.0.1", port: 6000)
+        /// Client connections served at once; more are closed at once.
+        public var maximumSessions = 16_384
+        /// A client connection with no traffic either way for this long is closed (slowloris).
+        public var idleTimeout: TimeAmount = .seconds(300)
+        /// On shutdown, how long open sessions may take to finish.
+        public var drainTimeout: TimeAmount = .seconds(30)
+        public var keepAliveInterval: TimeAmount? = .seconds(30)
+        public var keepAliveTimeout: TimeAmount = .seconds(10)
+        public var maximumStreamWindow = 16 * 1024 * 1024
+        public var listenBacklog: Int32 = 4096
+
+        public init() {}
+
+        var yamux: YamuxConfiguration {
+            var yamux = YamuxConfiguration(role: .client)
+            yamux.keepAliveInterval = keepAliveInterval
+            yamux.keepAliveTimeout = keepAliveTimeout
+            yamux.maximumStreamWindow = maximumStreamWindow
+            // The runtime manager does not open streams toward the repeater.
+            yamux.maximumInboundStreams = 0
+            return yamux
+        }
+    }
+
+    public let configuration: Configuration
+    private let group: EventLoopGroup
+    private var logger: Logger
+    public let links: [Link]
+    private var linkByLoop: [ObjectIdentifier: Link] = [:]
+    private var serverChannel: Channel?
+    private let sessions = NIOLockedValueBox(SessionTable())
+
+    private struct SessionTable {
+        var nextID: UInt64 = 1
+        var open: [UInt64: Channel] = [:]
+        var accepting = true
+        var drainWaiters: [EventLoopPromise<Void>] = []
+    }
+
+    public init(configuration: Configuration, group: EventLoopGroup, logger: Logger = Logger(label: "repeaterd")) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        var links: [Link] = []
+        for (index, loop) in group.makeIterator().enumerated() {
+            let link = Link(
+                index: index, eventLoop: loop,
+                configuration: Link.Configuration(backend: configuration.backend, yamux: configuration.yamux),
+                logger: logger)
+            links.append(link)
+            linkByLoop[ObjectIdentifier(loop)] = link
+        }
+        self.links = links
+    }
+
+    /// Number of client sessions open right now.
+    public var sessionCount: Int { sessions.withLockedValue { $0.open.count } }
+
+    /// The client channels open right now (for tests and diagnostics).
+    var openSessionChannels: [Channel] { sessions.withLockedValue { Array($0.open.values) } }
+
+    /// The address clients connect to (with the real port when 0 was asked for).
+    public var localAddress: SocketAddress? { serverChannel?.localAddress }
+
+    /// Dials the links and starts accepting clients. Completes once listening; links come up on their own.
+    public func start() -> EventLoopFuture<Void> {
+        for link in links { link.start() }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: configuration.listenBacklog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                self.accept(channel)
+            }
+        let bound: EventLoopFuture<Channel>
+        switch configuration.listen {
+        case .unix(let path):
+            bound = bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+        case .tcp(let host, let port):
+            bound = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
+        }
+        return bound.map { channel in
+            self.serverChannel = channel
+            self.logger.info(
+                "repeater listening",
+                metadata: [
+                    "listen": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                    "backend": "\(self.configuration.backend)", "links": "\(self.links.count)",
+                ])
+        }
+    }
+
+    /// Waits until every link is up (for tests and for a daemon that wants to log it).
+    public func linksUp() -> EventLoopFuture<Void> {
+        EventLoopFuture.andAllSucceed(links.map { $0.start() }, on: group.next())
+    }
+
+    private func accept(_ client: Channel) -> EventLoopFuture<Void> {
+        let loop = client.eventLoop
+        let sessionID: UInt64? = sessions.withLockedValue { table in
+            guard table.accepting, table.open.count < configuration.maximumSessions else { return nil }
+            let id = table.nextID
+            table.nextID += 1
+            table.open[id] = client
+            return id
+        }
+        guard let sessionID else {
+            logger.warning(
+                "refusing client: session limit of \(configuration.maximumSessions) reached or shutting down",
+                metadata: ["client": "\(client.remoteAddress.map { "\($0)" } ?? "?")"])
+            return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        var logger = self.logger
+        logger[metadataKey: "session"] = "\(sessionID)"
+        logger[metadataKey: "client"] = "\(client.remoteAddress.map { "\($0)" } ?? "?")"
+        client.closeFuture.whenComplete { _ in self.sessionEnded(sessionID) }
+
+        let link = linkByLoop[ObjectIdentifier(loop)]!
+        let (clientGlue, streamGlue) = RelayGlue.matchedPair(first: "client", second: "runtime manager") {
+            [logger] reason in
+            logger.debug("session ended: \(reason)")
+        }
+        do {
+            try client.pipeline.syncOperations.addHandler(
+                IdleStateHandler(allTimeout: configuration.idleTimeout))
+            try client.pipeline.syncOperations.addHandler(IdleCloser(logger: logger))
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        let stream = link.openStream { stream in
+            stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                try stream.pipeline.syncOperations.addHandler(streamGlue)
+            }
+        }
+        return stream.flatMapThrowing { stream in
+            logger[metadataKey: "stream"] = "\((stream as? YamuxStreamChannel)?.streamID.description ?? "?")"
+            logger.debug("session open")
+            try client.pipeline.syncOperations.addHandler(clientGlue)
+        }.flatMapErrorThrowing { error in
+            logger.warning("closing client at once: \(error)")
+            throw error
+        }
+    }
+
+    private func sessionEnded(_ id: UInt64) {
+        let waiters: [EventLoopPromise<Void>] = sessions.withLockedValue { table in
+            table.open[id] = nil
+            guard table.open.isEmpty, !table.accepting else { return [] }
+            defer { table.drainWaiters.removeAll() }
+            return table.drainWaiters
+        }
+        waiters.forEach { $0.succeed(()) }
+    }
+
+    /// Graceful shutdown: stop accepting, say Go Away on every link, let open sessions finish for
+    /// up to the drain timeout, then close what is left and the links.
+    public func shutdown() -> EventLoopFuture<Void> {
+        let loop = group.next()
+        let drained = loop.makePromise(of: Void.self)
+        let openNow: Int = sessions.withLockedValue { table in
+            table.accepting = false
+            if table.open.isEmpty { return 0 }
+            table.drainWaiters.append(drained)
+            return table.open.count
+        }
+        if openNow == 0 { drained.succeed(()) }
+        logger.info("shutting down: draining \(openNow) session(s) for up to \(configuration.drainTimeout)")
+        let closeListener = serverChannel?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
+        for link in links { link.goAway() }
+        let timeout = loop.scheduleTask(in: configuration.drainTimeout) {
+            let left = self.sessions.withLockedValue { Array($0.open.values) }
+            if !left.isEmpty {
+                self.logger.warning("drain timeout: closing \(left.count) session(s) still open")
+            }
+            // Each close ends its session; the last one completes `drained`.
+            for channel in left { channel.close(promise: nil) }
+        }
+        return closeListener.flatMap { drained.futureResult }.flatMap { _ in
+            timeout.cancel()
+            return EventLoopFuture.andAllComplete(self.links.map { $0.stop() }, on: loop)
+        }
+    }
+}
+
+/// Closes a client connection that has been silent both ways for the idle timeout.
+final class IdleCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            logger.info("closing idle client connection (no traffic within the idle timeout)")
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}

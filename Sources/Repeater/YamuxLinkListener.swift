@@ -1,0 +1,118 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Yamux
+
+/// The accepting side of yamux links: listens on TCP or a Unix socket, runs a yamux server
+/// session on every connection (any number of links, at once or one after another, each
+/// independent), and hands every stream the peer opens to `streamInitializer`.
+///
+/// The runtime manager and `muxcat listen` are both this, with different stream initializers.
+public final class YamuxLinkListener: @unchecked Sendable {
+    public let address: LinkAddress
+    private let group: EventLoopGroup
+    private let configuration: YamuxConfiguration
+    private let logger: Logger
+    private let streamInitializer: @Sendable (Channel) -> EventLoopFuture<Void>
+    private var serverChannel: Channel?
+    private let links = NIOLockedValueBox([ObjectIdentifier: Channel]())
+    private let linkCounter = NIOLockedValueBox(0)
+    /// Called for every new link with its channel (e.g. to capture its bytes).
+    public var linkInitializer: (@Sendable (Channel) throws -> Void)?
+
+    public init(
+        address: LinkAddress, group: EventLoopGroup, configuration: YamuxConfiguration = YamuxConfiguration(role: .server),
+        logger: Logger = Logger(label: "yamux-listener"),
+        streamInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+    ) {
+        precondition(configuration.role == .server, "a link listener is the yamux server side")
+        self.address = address
+        self.group = group
+        self.configuration = configuration
+        self.logger = logger
+        self.streamInitializer = streamInitializer
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    public var localAddress: SocketAddress? { serverChannel?.localAddress }
+
+    /// Number of links connected right now.
+    public var linkCount: Int { links.withLockedValue { $0.count } }
+
+    public func start() -> EventLoopFuture<Void> {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .childChannelInitializer { channel in
+                self.acceptLink(channel)
+            }
+        let bound: EventLoopFuture<Channel>
+        switch address {
+        case .unix(let path):
+            bound = bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+        case .tcp(let host, let port):
+            bound = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
+        }
+        return bound.map { channel in
+            self.serverChannel = channel
+        }
+    }
+
+    private func acceptLink(_ channel: Channel) -> EventLoopFuture<Void> {
+        let number = linkCounter.withLockedValue { counter -> Int in
+            counter += 1
+            return counter
+        }
+        var logger = self.logger
+        logger[metadataKey: "link"] = "\(number)"
+        logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unix")"
+        let key = ObjectIdentifier(channel)
+        links.withLockedValue { $0[key] = channel }
+        logger.info("link accepted")
+        channel.closeFuture.whenComplete { [logger] _ in
+            self.links.withLockedValue { _ = $0.removeValue(forKey: key) }
+            logger.info("link closed")
+        }
+        let initializer = streamInitializer
+        return channel.eventLoop.makeCompletedFuture {
+            try self.linkInitializer?(channel)
+            try channel.pipeline.syncOperations.addHandler(
+                YamuxMultiplexer(configuration: configuration, logger: logger, inboundStreamInitializer: initializer))
+        }
+    }
+
+    /// Says Go Away on every link: no new streams; open ones may finish.
+    public func goAway() {
+        for channel in links.withLockedValue({ Array($0.values) }) {
+            channel.eventLoop.execute {
+                (try? channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.goAway(.normal)
+            }
+        }
+    }
+
+    /// Completes once every link carries no stream.
+    public func drained() -> EventLoopFuture<Void> {
+        let loop = group.next()
+        let futures = links.withLockedValue { Array($0.values) }.map { channel in
+            channel.eventLoop.flatSubmit {
+                guard let mux = try? channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self) else {
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                }
+                return mux.allStreamsClosed()
+            }
+        }
+        return EventLoopFuture.andAllComplete(futures, on: loop)
+    }
+
+    /// Stops listening and closes every link.
+    public func stop() -> EventLoopFuture<Void> {
+        let loop = group.next()
+        let closeServer = serverChannel?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
+        return closeServer.flatMap {
+            let open = self.links.withLockedValue { Array($0.values) }
+            return EventLoopFuture.andAllComplete(open.map { $0.close() }, on: loop)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import NIOCore
+
+/// The yamux flow-control constants.
+public enum YamuxWindow {
+    /// Every stream starts with this receive window on both sides (the spec's floor).
+    public static let initial = 256 * 1024
+    /// A window can never exceed 2³¹−1: a Window Update pushing past it is a protocol error.
+    public static let maximum = Int(Int32.max)
+}
+
+/// How many bytes this side may still send on a stream: grows with the peer's Window Updates,
+/// shrinks with every Data byte sent. Sending past it never happens.
+public struct YamuxSendWindow: Hashable, Sendable {
+    public private(set) var available: Int
+
+    public init(available: Int = YamuxWindow.initial) { self.available = available }
+
+    /// Adds a Window Update delta; a delta that overflows 2³¹−1 is the peer's protocol error.
+    public mutating func increase(by delta: UInt32, stream: YamuxStreamID) throws {
+        let grown = available + Int(delta)
+        guard grown <= YamuxWindow.maximum else {
+            throw YamuxError(.windowOverflow(stream: stream, window: UInt32(clamping: available), delta: delta))
+        }
+        available = grown
+    }
+
+    /// Takes up to `wanted` bytes out of the window and returns how many may be sent now.
+    public mutating func take(upTo wanted: Int) -> Int {
+        let granted = min(wanted, available)
+        available -= granted
+        return granted
+    }
+}
+
+/// Decides how much the peer may send on one stream, and when to tell it it may send more.
+///
+/// The window is credited back only for bytes the application has consumed (delivered to the
+/// stream's pipeline), so a reader that stops reading stops the peer on that stream alone, and
+/// memory per stream stays bounded by the window. Updates are batched: one goes out once half of
+/// the current target has been consumed (as the reference implementation does), so a bulk stream
+/// sees one small frame per half window, not one per read.
+///
+/// Auto-tuning: a fixed 256 KiB window caps a stream at window ÷ RTT. When the application drains
+/// a whole target window faster than two round trips, the window is the bottleneck, so the target
+/// doubles (up to `maximumTarget`) and the extra is granted in the same update.
+public struct YamuxReceiveWindow: Hashable, Sendable {
+    /// Bytes the peer may still send before it must wait for an update.
+    public private(set) var granted: Int
+    /// The window this side aims to keep open (grows by auto-tuning).
+    public private(set) var target: Int
+    /// Largest target auto-tuning may reach.
+    public let maximumTarget: Int
+    /// Bytes received and consumed but not yet credited back to the peer.
+    public private(set) var pendingCredit = 0
+    /// Bytes received but not yet consumed by the application.
+    public private(set) var buffered = 0
+    private var lastUpdate: NIODeadline?
+
+    public init(maximumTarget: Int = YamuxWindow.initial) {
+        self.granted = YamuxWindow.initial
+        self.target = YamuxWindow.initial
+        self.maximumTarget = max(YamuxWindow.initial, min(maximumTarget, YamuxWindow.maximum))
+    }
+
+    /// Accounts for an inbound Data frame of `length` bytes; more than the window is a protocol error.
+    public mutating func receive(_ length: UInt32, stream: YamuxStreamID) throws {
+        guard Int(length) <= granted else {
+            throw YamuxError(.receiveWindowExceeded(stream: stream, length: length, window: UInt32(granted)))
+        }
+        granted -= Int(length)
+        buffered += Int(length)
+    }
+
+    /// Records that the application consumed `count` bytes. Returns the delta of a Window Update to
+    /// send now, or nil while the credit is still too small to be worth a frame.
+    public mutating func consume(_ count: Int, now: NIODeadline, roundTripTime: TimeAmount?) -> UInt32? {
+        buffered -= min(count, buffered)
+        pendingCredit += count
+        guard pendingCredit >= target / 2 else { return nil }
+        var delta = pendingCredit
+        if let rtt = roundTripTime, let last = lastUpdate, target < maximumTarget,
+            now - last < rtt * 2
+        {
+            let grown = min(target * 2, maximumTarget)
+            delta += grown - target
+            target = grown
+        }
+        lastUpdate = now
+        pendingCredit = 0
+        granted += delta
+        return UInt32(delta)
+    }
+
+    /// Credits received bytes straight back without the application seeing them (a stream whose
+    /// reader went away still has to keep the peer moving until it closes).
+    public mutating func discard(_ count: Int) -> UInt32? {
+        buffered -= min(count, buffered)
+        pendingCredit += count
+        guard pendingCredit >= target / 2 else { return nil }
+        let delta = pendingCredit
+        pendingCredit = 0
+        granted += delta
+        return UInt32(delta)
+    }
+}

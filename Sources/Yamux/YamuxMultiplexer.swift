@@ -1,0 +1,528 @@
+import Logging
+import NIOCore
+
+/// The yamux session on a link channel: decodes frames, keeps the session state machine, and
+/// makes every stream a `YamuxStreamChannel` (streams we open with `createStream`, streams the
+/// peer opens through the inbound initializer).
+///
+/// Scheduling rules, which are what keep the link fast and fair:
+/// - Control frames (window updates, pings, RST, Go Away) are written at once; Data is only
+///   written while the link channel is writable. So control frames wait behind at most the link's
+///   write watermark of data, never behind a stream's backlog.
+/// - Streams with data take turns, one frame each, round-robin: a bulk stream cannot starve a small one.
+/// - Frames written while handling a read are flushed once at the read's end; frames written
+///   otherwise are flushed once per event-loop tick. Never a flush per frame.
+public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = Never
+    public typealias OutboundIn = Never
+    public typealias OutboundOut = ByteBuffer
+
+    public typealias StreamInitializer = (Channel) -> EventLoopFuture<Void>
+
+    public let configuration: YamuxConfiguration
+    private var session: YamuxSessionStateMachine
+    private var decoder: YamuxFrameDecoder
+    private let inboundStreamInitializer: StreamInitializer?
+    private var logger: Logger
+
+    private var context: ChannelHandlerContext?
+    /// The link's loop, kept after the handler is removed so late callers get a failed future.
+    private var eventLoop: EventLoop?
+    private var channels: [YamuxStreamID: YamuxStreamChannel] = [:]
+    /// Streams that received bytes or FIN during the current read cycle.
+    private var touchedStreams: [YamuxStreamChannel] = []
+    /// Streams with flushed data (or a FIN) waiting for window or link writability.
+    private var sendQueue = CircularBuffer<YamuxStreamChannel>(initialCapacity: 16)
+
+    /// Where the payload of the Data frame being decoded goes.
+    private struct PayloadTarget {
+        var channel: YamuxStreamChannel?
+        var finishAfter: Bool
+        var closedAfter: Bool
+        var resetAfter: Bool
+    }
+    private var payloadTarget: PayloadTarget?
+
+    private var inReadCycle = false
+    private var needsFlush = false
+    private var flushScheduled = false
+    private var closed = false
+
+    // Keep-alive and ping
+    private var nextPingOpaque: UInt32 = 1
+    private var pendingPings: [UInt32: (sent: NIODeadline, promise: EventLoopPromise<TimeAmount>?)] = [:]
+    private var keepAliveTask: RepeatedTask?
+    private var keepAliveTimeoutTask: Scheduled<Void>?
+    /// Smoothed round-trip time from ping replies (feeds window auto-tuning).
+    public private(set) var roundTripTime: TimeAmount?
+    private var lingerTasks: [YamuxStreamID: Scheduled<Void>] = [:]
+
+    /// Called (on the event loop) when the peer says Go Away.
+    public var onGoAway: ((UInt32) -> Void)?
+
+    public init(
+        configuration: YamuxConfiguration,
+        logger: Logger = Logger(label: "yamux"),
+        inboundStreamInitializer: StreamInitializer? = nil
+    ) {
+        self.configuration = configuration
+        self.session = YamuxSessionStateMachine(
+            role: configuration.role,
+            maximumInboundStreams: configuration.maximumInboundStreams,
+            acceptBacklog: configuration.acceptBacklog,
+            maximumStreamWindow: configuration.maximumStreamWindow)
+        self.decoder = YamuxFrameDecoder(maximumDataLength: configuration.maximumInboundFrameSize)
+        self.inboundStreamInitializer = inboundStreamInitializer
+        self.logger = logger
+    }
+
+    // MARK: Public API (call on the link's event loop)
+
+    /// Number of streams that have a live channel.
+    public var openStreamCount: Int { channels.count }
+
+    /// Whether this side or the peer has said Go Away.
+    public var isGoingAway: Bool { session.goAwaySent || session.goAwayReceived != nil }
+
+    /// Opens a stream and runs `initializer` on its channel. The SYN goes out at once; data may
+    /// follow without waiting for the ACK.
+    public func createStream(initializer: StreamInitializer? = nil) -> EventLoopFuture<Channel> {
+        guard let context else {
+            return eventLoopFuture(failing: YamuxError(.linkClosed))
+        }
+        context.eventLoop.preconditionInEventLoop()
+        let promise = context.eventLoop.makePromise(of: Channel.self)
+        let id: YamuxStreamID
+        let syn: YamuxFrameHeader
+        do {
+            (id, syn) = try session.open()
+        } catch {
+            promise.fail(error)
+            return promise.futureResult
+        }
+        let channel = YamuxStreamChannel(streamID: id, parent: context.channel, multiplexer: self)
+        channels[id] = channel
+        writeControl(syn)
+        channel.configure(initializer: initializer, promise: promise)
+        return promise.futureResult
+    }
+
+    /// Sends a ping and reports the round-trip time when its reply arrives.
+    public func ping() -> EventLoopFuture<TimeAmount> {
+        guard let context else { return eventLoopFuture(failing: YamuxError(.linkClosed)) }
+        let promise = context.eventLoop.makePromise(of: TimeAmount.self)
+        sendPing(promise: promise)
+        return promise.futureResult
+    }
+
+    /// Says Go Away: no new streams either way; open streams may finish.
+    public func goAway(_ code: YamuxGoAwayCode = .normal) {
+        guard let header = session.goAway(code) else { return }
+        writeControl(header)
+    }
+
+    private func eventLoopFuture<T>(failing error: Error) -> EventLoopFuture<T> {
+        guard let eventLoop else {
+            preconditionFailure("YamuxMultiplexer used before it was added to a pipeline: \(error)")
+        }
+        return eventLoop.makeFailedFuture(error)
+    }
+
+    // MARK: ChannelHandler
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.eventLoop = context.eventLoop
+        if context.channel.isActive { startKeepAlive(context: context) }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown(error: YamuxError(.linkClosed))
+        self.context = nil
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        startKeepAlive(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        tearDown(error: YamuxError(.linkClosed))
+        context.fireChannelInactive()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        inReadCycle = true
+        decoder.append(unwrapInboundIn(data))
+        do {
+            while let item = try decoder.next() {
+                switch item {
+                case .header(let header):
+                    handle(header)
+                case .payload(let bytes, let isLast):
+                    handlePayload(bytes, isLast: isLast)
+                }
+                if closed { return }
+            }
+        } catch let error as YamuxError {
+            sessionFailed(error)
+        } catch {
+            sessionFailed(YamuxError(.linkClosed))
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        inReadCycle = false
+        let touched = touchedStreams
+        touchedStreams.removeAll(keepingCapacity: true)
+        for channel in touched { channel.parentReadComplete() }
+        flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { pumpSendQueue() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("yamux link error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: Inbound frames
+
+    private func handle(_ header: YamuxFrameHeader) {
+        let offset = decoder.currentFrameOffset
+        switch session.receive(header) {
+        case .stream(let event):
+            handleStreamEvent(event, payload: header.payloadLength)
+        case .ignore(let payloadBytes):
+            if payloadBytes > 0 { payloadTarget = PayloadTarget(channel: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
+        case .refuse(let reply, let payloadBytes, let reason):
+            logger.info(
+                "refused stream opened by the peer",
+                metadata: ["stream": "\(header.streamID)", "reason": "\(reason)"])
+            writeControl(reply)
+            if payloadBytes > 0 { payloadTarget = PayloadTarget(channel: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
+        case .pingRequest(let reply):
+            writeControl(reply)
+        case .pingReply(let opaque):
+            if let pending = pendingPings.removeValue(forKey: opaque) {
+                let rtt = NIODeadline.now() - pending.sent
+                roundTripTime = roundTripTime.map { .nanoseconds(($0.nanoseconds * 7 + rtt.nanoseconds) / 8) } ?? rtt
+                pending.promise?.succeed(rtt)
+                if pendingPings.isEmpty {
+                    keepAliveTimeoutTask?.cancel()
+                    keepAliveTimeoutTask = nil
+                }
+            }
+        case .goAway(let code):
+            if code == YamuxGoAwayCode.normal.rawValue {
+                logger.info("peer is going away: no new streams on this link")
+            } else {
+                logger.warning("peer sent Go Away", metadata: ["code": "\(code)"])
+            }
+            onGoAway?(code)
+        case .sessionError(var error):
+            error.offset = offset
+            sessionFailed(error)
+        }
+    }
+
+    private func handleStreamEvent(_ event: YamuxSessionStateMachine.StreamEvent, payload: Int) {
+        let id = event.streamID
+        if event.opened, let context {
+            let channel = YamuxStreamChannel(streamID: id, parent: context.channel, multiplexer: self)
+            channels[id] = channel
+            channel.configure(initializer: inboundStreamInitializer, promise: nil)
+        }
+        if let update = event.windowUpdate { writeControl(update) }
+        let channel = channels[id]
+        if payload > 0 {
+            payloadTarget = PayloadTarget(
+                channel: event.deliverBytes > 0 ? channel : nil,
+                finishAfter: event.remoteFinished, closedAfter: event.closed, resetAfter: event.reset)
+        } else {
+            finishStreamEvent(channel: channel, finished: event.remoteFinished, closed: event.closed, reset: event.reset)
+        }
+        if event.windowIncreased || event.acknowledged, let channel, channel.sendableBytes > 0 || channel.wantsToSendFinish {
+            enqueueForSend(channel)
+            pumpSendQueue()
+        }
+    }
+
+    private func handlePayload(_ bytes: ByteBuffer, isLast: Bool) {
+        guard let target = payloadTarget else { return }
+        if let channel = target.channel {
+            channel.receiveData(bytes)
+            touch(channel)
+        }
+        if isLast {
+            payloadTarget = nil
+            finishStreamEvent(
+                channel: target.channel ?? nil, finished: target.finishAfter, closed: target.closedAfter,
+                reset: target.resetAfter)
+        }
+    }
+
+    private func finishStreamEvent(channel: YamuxStreamChannel?, finished: Bool, closed: Bool, reset: Bool) {
+        guard let channel else { return }
+        let id = channel.streamID
+        if reset {
+            cancelLinger(id)
+            channel.receiveReset(error: YamuxError(.streamReset(stream: id)))
+            return
+        }
+        if finished {
+            channel.receiveFinish()
+            touch(channel)
+        }
+        if closed {
+            cancelLinger(id)
+            channel.streamClosedOnWire()
+        }
+    }
+
+    private func touch(_ channel: YamuxStreamChannel) {
+        if !channel.hasNewInbound {
+            channel.hasNewInbound = true
+            touchedStreams.append(channel)
+        }
+        if !inReadCycle {
+            // Delivered outside a parent read (cannot normally happen): deliver now.
+            touchedStreams.removeAll()
+            channel.parentReadComplete()
+        }
+    }
+
+    // MARK: Calls from stream channels
+
+    func streamActivated(_ channel: YamuxStreamChannel) {
+        if let ack = session.accept(channel.streamID) { writeControl(ack) }
+    }
+
+    func streamHasSendableData(_ channel: YamuxStreamChannel) {
+        enqueueForSend(channel)
+        pumpSendQueue()
+    }
+
+    func streamConsumed(_ channel: YamuxStreamChannel, bytes: Int) {
+        if let update = session.consumed(channel.streamID, bytes, roundTripTime: roundTripTime) {
+            writeControl(update)
+        }
+    }
+
+    func streamDiscarded(_ channel: YamuxStreamChannel, bytes: Int) {
+        // Bytes dropped before the application saw them still free window for the peer.
+        if let update = session.stopReading(channel.streamID, unreadBytes: bytes) { writeControl(update) }
+    }
+
+    func streamStoppedReading(_ channel: YamuxStreamChannel) {
+        if let update = session.stopReading(channel.streamID, unreadBytes: 0) { writeControl(update) }
+    }
+
+    /// A closing stream must not wait forever for window or for the peer's FIN.
+    func streamIsClosing(_ channel: YamuxStreamChannel) {
+        let id = channel.streamID
+        guard let context, lingerTasks[id] == nil else { return }
+        lingerTasks[id] = context.eventLoop.scheduleTask(in: configuration.streamCloseTimeout) { [weak self] in
+            guard let self else { return }
+            self.lingerTasks[id] = nil
+            if let reset = self.session.reset(id) {
+                self.logger.debug("stream close timed out; resetting", metadata: ["stream": "\(id)"])
+                self.writeControl(reset)
+            }
+            self.channels[id]?.receiveReset(error: YamuxError(.streamReset(stream: id)))
+        }
+    }
+
+    func resetStream(_ channel: YamuxStreamChannel) {
+        if let reset = session.reset(channel.streamID) { writeControl(reset) }
+        cancelLinger(channel.streamID)
+    }
+
+    func streamChannelClosed(_ channel: YamuxStreamChannel) {
+        let id = channel.streamID
+        if channels[id] === channel { channels[id] = nil }
+        if session.state(of: id) == nil { cancelLinger(id) } else if lingerTasks[id] == nil, !closed {
+            // Closed by the application while the peer may still send: linger, then reset.
+            streamIsClosing(channel)
+        }
+        if channels.isEmpty { idleWaiters.forEach { $0.succeed(()) }; idleWaiters.removeAll() }
+    }
+
+    private var idleWaiters: [EventLoopPromise<Void>] = []
+
+    /// Completes once no stream channel is open (for draining on shutdown).
+    public func allStreamsClosed() -> EventLoopFuture<Void> {
+        guard let eventLoop else { preconditionFailure("YamuxMultiplexer is not in a pipeline") }
+        if channels.isEmpty { return eventLoop.makeSucceededVoidFuture() }
+        let promise = eventLoop.makePromise(of: Void.self)
+        idleWaiters.append(promise)
+        return promise.futureResult
+    }
+
+    private func cancelLinger(_ id: YamuxStreamID) {
+        lingerTasks.removeValue(forKey: id)?.cancel()
+    }
+
+    // MARK: Outbound
+
+    private func enqueueForSend(_ channel: YamuxStreamChannel) {
+        guard !channel.isQueuedForSend else { return }
+        channel.isQueuedForSend = true
+        sendQueue.append(channel)
+    }
+
+    /// Moves queued stream data onto the link, one frame per stream per turn, while the link is
+    /// writable and windows allow.
+    private func pumpSendQueue() {
+        guard let context, !closed else { return }
+        var pieces: [(ByteBuffer, EventLoopPromise<Void>?)] = []
+        var rounds = sendQueue.count
+        while rounds > 0, let channel = sendQueue.popFirst() {
+            rounds -= 1
+            channel.isQueuedForSend = false
+            let id = channel.streamID
+            if channel.sendableBytes > 0 {
+                guard context.channel.isWritable else {
+                    // Keep our place; resume on writability.
+                    channel.isQueuedForSend = true
+                    sendQueue.prepend(channel)
+                    break
+                }
+                let allowed = session.reserveSend(
+                    id, upTo: min(channel.sendableBytes, configuration.maximumOutboundFrameSize))
+                if allowed == 0 {
+                    if session.state(of: id) == nil {
+                        // The stream is gone (reset): its writes fail with it.
+                        channel.receiveReset(error: YamuxError(.streamReset(stream: id)))
+                    }
+                    // Otherwise: window exhausted; a Window Update re-queues it.
+                    continue
+                }
+                pieces.removeAll(keepingCapacity: true)
+                let taken = channel.takeSendable(upTo: allowed, into: &pieces)
+                assert(taken == allowed)
+                var header = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
+                header.writeYamuxHeader(.data(id, length: UInt32(taken)))
+                context.write(wrapOutboundOut(header), promise: nil)
+                for (bytes, promise) in pieces {
+                    context.write(wrapOutboundOut(bytes), promise: promise)
+                }
+                needsFlush = true
+            }
+            if channel.sendableBytes > 0 {
+                if session.sendWindow(id) > 0 {
+                    enqueueForSend(channel)
+                    rounds += 1
+                }
+            } else if channel.wantsToSendFinish {
+                if let (fin, closedNow) = session.finish(id) {
+                    writeControl(fin)
+                    channel.localFinishWasSent(streamClosed: closedNow)
+                    if closedNow { cancelLinger(id) }
+                }
+            }
+        }
+        scheduleFlush()
+    }
+
+    /// Writes a control frame now: it never waits behind queued stream data.
+    private func writeControl(_ header: YamuxFrameHeader) {
+        guard let context, !closed else { return }
+        var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
+        buffer.writeYamuxHeader(header)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
+        guard needsFlush, !inReadCycle, !flushScheduled, let context else { return }
+        flushScheduled = true
+        context.eventLoop.execute {
+            self.flushScheduled = false
+            self.flushIfNeeded()
+        }
+    }
+
+    private func flushIfNeeded() {
+        guard needsFlush, let context else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    // MARK: Keep-alive
+
+    private func startKeepAlive(context: ChannelHandlerContext) {
+        guard keepAliveTask == nil, let interval = configuration.keepAliveInterval else { return }
+        // One ping at once measures the round-trip time for window auto-tuning.
+        sendPing(promise: nil)
+        keepAliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) {
+            [weak self] _ in
+            self?.sendPing(promise: nil)
+        }
+    }
+
+    private func sendPing(promise: EventLoopPromise<TimeAmount>?) {
+        guard let context, !closed else {
+            promise?.fail(YamuxError(.linkClosed))
+            return
+        }
+        let opaque = nextPingOpaque
+        nextPingOpaque &+= 1
+        pendingPings[opaque] = (.now(), promise)
+        writeControl(.ping(flags: .syn, opaque: opaque))
+        if keepAliveTimeoutTask == nil {
+            let timeout = configuration.keepAliveTimeout
+            keepAliveTimeoutTask = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+                guard let self, !self.pendingPings.isEmpty else { return }
+                let error = YamuxError(.keepAliveTimeout(milliseconds: timeout.nanoseconds / 1_000_000))
+                self.logger.warning("\(error)")
+                self.failSession(error, goAwayCode: nil)
+            }
+        }
+    }
+
+    // MARK: Failure and teardown
+
+    /// A protocol violation: Go Away with the protocol-error code, then close the link.
+    private func sessionFailed(_ error: YamuxError) {
+        logger.error("closing link: \(error)")
+        failSession(error, goAwayCode: error.isProtocolViolation ? .protocolError : .internalError)
+    }
+
+    private func failSession(_ error: YamuxError, goAwayCode: YamuxGoAwayCode?) {
+        guard let context, !closed else { return }
+        if let goAwayCode, let frame = session.goAway(goAwayCode) {
+            writeControl(frame)
+        }
+        flushIfNeeded()
+        tearDown(error: error)
+        context.close(promise: nil)
+    }
+
+    private func tearDown(error: YamuxError) {
+        guard !closed else { return }
+        closed = true
+        keepAliveTask?.cancel()
+        keepAliveTask = nil
+        keepAliveTimeoutTask?.cancel()
+        keepAliveTimeoutTask = nil
+        for (_, task) in lingerTasks { task.cancel() }
+        lingerTasks.removeAll()
+        for (_, pending) in pendingPings { pending.promise?.fail(error) }
+        pendingPings.removeAll()
+        _ = session.closeAll()
+        sendQueue.removeAll()
+        let open = Array(channels.values)
+        for channel in open { channel.receiveReset(error: error) }
+        channels.removeAll()
+        idleWaiters.forEach { $0.succeed(()) }
+        idleWaiters.removeAll()
+    }
+}

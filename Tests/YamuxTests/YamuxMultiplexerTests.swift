@@ -1,0 +1,220 @@
+import NIOCore
+import NIOEmbedded
+import XCTest
+
+@testable import Yamux
+
+/// The multiplexer on two embedded link channels pumped into each other: no sockets.
+final class YamuxMultiplexerTests: XCTestCase {
+    func testStreamEchoesAndHalfCloseDeliversTheReply() throws {
+        let pair = try LinkedPair()
+        let (stream, collector) = try pair.openStream()
+        XCTAssertTrue(stream.isActive)
+        let written = stream.writeAndFlush(ByteBuffer(string: "hello yamux"))
+        pair.pump()
+        XCTAssertNoThrow(try written.wait())
+        XCTAssertEqual(collector.received, ByteBuffer(string: "hello yamux"))
+
+        // Half-close: more bytes, then FIN; the echo of those bytes still arrives, then the peer's FIN.
+        stream.write(ByteBuffer(string: " and goodbye"), promise: nil)
+        stream.close(mode: .output, promise: nil)
+        pair.pump()
+        XCTAssertEqual(String(buffer: collector.received), "hello yamux and goodbye")
+        XCTAssertTrue(collector.inputClosed || collector.inactive)
+        XCTAssertTrue(collector.inactive, "both directions finished: the stream channel closes")
+        XCTAssertEqual(pair.clientMux.openStreamCount, 0)
+        XCTAssertEqual(pair.serverMux.openStreamCount, 0)
+    }
+
+    func testManyStreamsStayIndependent() throws {
+        let pair = try LinkedPair()
+        var streams: [(Channel, CollectingHandler, ByteBuffer)] = []
+        for i in 0..<100 {
+            let (stream, collector) = try pair.openStream()
+            let payload = pattern(1000 + i * 37, seed: UInt8(i))
+            stream.write(payload, promise: nil)
+            stream.close(mode: .output, promise: nil)
+            streams.append((stream, collector, payload))
+        }
+        pair.pump()
+        for (index, (_, collector, payload)) in streams.enumerated() {
+            XCTAssertEqual(collector.received, payload, "stream \(index)")
+            XCTAssertTrue(collector.inactive)
+        }
+        XCTAssertEqual(pair.serverMux.openStreamCount, 0)
+    }
+
+    func testLargeTransferFlowsThroughManyWindowUpdates() throws {
+        let pair = try LinkedPair()
+        let (stream, collector) = try pair.openStream()
+        let payload = pattern(4 * 1024 * 1024)
+        // Write in 64 KiB pieces, as a relay does, respecting writability.
+        var offset = 0
+        while offset < payload.readableBytes {
+            while stream.isWritable && offset < payload.readableBytes {
+                let length = min(65536, payload.readableBytes - offset)
+                stream.writeAndFlush(payload.getSlice(at: offset, length: length)!, promise: nil)
+                offset += length
+            }
+            pair.pump()
+        }
+        stream.close(mode: .output, promise: nil)
+        pair.pump()
+        XCTAssertEqual(collector.received.readableBytes, payload.readableBytes)
+        XCTAssertEqual(collector.received, payload)
+    }
+
+    func testWriterBecomesUnwritableWhenTheWindowIsExhausted() throws {
+        // The server never reads: its window is never credited, so the client must stop.
+        let pair = try LinkedPair(serverStreamInitializer: { channel in
+            channel.setOption(ChannelOptions.autoRead, value: false)
+        })
+        let (stream, _) = try pair.openStream()
+        var written = 0
+        while stream.isWritable {
+            stream.writeAndFlush(pattern(16384), promise: nil)
+            written += 16384
+            pair.pump()
+            XCTAssertLessThan(written, 4 * 1024 * 1024, "the writer was never told to stop")
+            if written >= 4 * 1024 * 1024 { break }
+        }
+        // It stopped after one window plus its own buffer.
+        XCTAssertLessThanOrEqual(written, YamuxWindow.initial + 64 * 1024 + 16384)
+        XCTAssertGreaterThanOrEqual(written, YamuxWindow.initial)
+    }
+
+    func testStalledStreamDoesNotStallAnother() throws {
+        var stalled: Channel?
+        let pair = try LinkedPair(serverStreamInitializer: { channel in
+            if stalled == nil {
+                stalled = channel
+                return channel.setOption(ChannelOptions.autoRead, value: false)
+            }
+            return channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMap {
+                channel.pipeline.addHandler(EchoHandler())
+            }
+        })
+        let (bulk, _) = try pair.openStream()
+        for _ in 0..<40 { bulk.writeAndFlush(pattern(16384), promise: nil) }
+        pair.pump()
+        XCTAssertFalse(bulk.isWritable)
+
+        let (small, collector) = try pair.openStream()
+        small.writeAndFlush(ByteBuffer(string: "ping"), promise: nil)
+        pair.pump()
+        XCTAssertEqual(collector.received, ByteBuffer(string: "ping"), "the small stream flows past the stalled one")
+
+        // Once the stalled reader reads, its peer resumes.
+        stalled!.setOption(ChannelOptions.autoRead, value: true).whenFailure { XCTFail("\($0)") }
+        pair.pump()
+        XCTAssertTrue(bulk.isWritable)
+    }
+
+    func testPeerOpenedStreamsUseTheOtherParity() throws {
+        let pair = try LinkedPair()
+        let collector = CollectingHandler()
+        // A client-side inbound initializer is needed for server-opened streams: use a new pair.
+        let loop = EmbeddedEventLoop()
+        let client = EmbeddedChannel(loop: loop)
+        let server = EmbeddedChannel(loop: loop)
+        let clientMux = YamuxMultiplexer(configuration: .init(role: .client)) { channel in
+            channel.pipeline.addHandler(collector)
+        }
+        let serverMux = YamuxMultiplexer(configuration: .init(role: .server))
+        try client.pipeline.syncOperations.addHandler(clientMux)
+        try server.pipeline.syncOperations.addHandler(serverMux)
+        let opened = serverMux.createStream()
+        pump(client, server)
+        let stream = try opened.wait() as! YamuxStreamChannel
+        XCTAssertEqual(stream.streamID, YamuxStreamID(2))
+        stream.writeAndFlush(ByteBuffer(string: "from server"), promise: nil)
+        pump(client, server)
+        XCTAssertEqual(collector.received, ByteBuffer(string: "from server"))
+        _ = pair
+    }
+
+    func testResetReachesThePeerAndFailsItsStream() throws {
+        var serverStream: Channel?
+        let serverCollector = CollectingHandler()
+        let pair = try LinkedPair(serverStreamInitializer: { channel in
+            serverStream = channel
+            return channel.pipeline.addHandler(serverCollector)
+        })
+        let (stream, _) = try pair.openStream()
+        stream.writeAndFlush(ByteBuffer(string: "x"), promise: nil)
+        pair.pump()
+        XCTAssertNotNil(serverStream)
+        try stream.triggerUserOutboundEvent(YamuxStreamEvent.reset).wait()
+        pair.pump()
+        XCTAssertTrue(serverCollector.inactive)
+        XCTAssertEqual(serverCollector.errors.first as? YamuxError, YamuxError(.streamReset(stream: YamuxStreamID(1))))
+        XCTAssertEqual(pair.serverMux.openStreamCount, 0)
+    }
+
+    func testProtocolViolationSendsGoAwayAndClosesTheLink() throws {
+        let pair = try LinkedPair()
+        let (_, collector) = try pair.openStream()
+        // Garbage from the "server": a bad version byte.
+        XCTAssertNoThrow(try pair.client.writeInbound(ByteBuffer(bytes: [7, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0])))
+        (pair.client.eventLoop as! EmbeddedEventLoop).run()
+        var sawGoAway = false
+        while var out = try pair.client.readOutbound(as: ByteBuffer.self) {
+            if out.readableBytes >= 12, let header = try? YamuxHeaderCodec.decode(from: &out), header.type == .goAway {
+                XCTAssertEqual(header.length, YamuxGoAwayCode.protocolError.rawValue)
+                sawGoAway = true
+            }
+        }
+        XCTAssertTrue(sawGoAway)
+        XCTAssertFalse(pair.client.isActive)
+        XCTAssertTrue(collector.inactive, "streams of a dead link are closed")
+    }
+
+    func testKeepAliveTimeoutClosesADeadLink() throws {
+        let loop = EmbeddedEventLoop()
+        let link = EmbeddedChannel(loop: loop)
+        var configuration = YamuxConfiguration(role: .client)
+        configuration.keepAliveInterval = .seconds(1)
+        configuration.keepAliveTimeout = .milliseconds(500)
+        try link.pipeline.syncOperations.addHandler(YamuxMultiplexer(configuration: configuration))
+        try link.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        loop.advanceTime(by: .milliseconds(400))
+        XCTAssertTrue(link.isActive)
+        loop.advanceTime(by: .milliseconds(200))
+        XCTAssertFalse(link.isActive, "no pong within the timeout: the link is closed")
+    }
+
+    func testPingMeasuresRoundTrip() throws {
+        let pair = try LinkedPair()
+        let rtt = pair.clientMux.ping()
+        pair.pump()
+        XCTAssertNoThrow(try rtt.wait())
+    }
+
+    func testGoAwayFromPeerRefusesNewStreamsButOldOnesFinish() throws {
+        let pair = try LinkedPair()
+        let (stream, collector) = try pair.openStream()
+        pair.serverMux.goAway()
+        pair.pump()
+        XCTAssertThrowsError(try pair.clientMux.createStream().wait())
+        stream.writeAndFlush(ByteBuffer(string: "still here"), promise: nil)
+        stream.close(mode: .output, promise: nil)
+        pair.pump()
+        XCTAssertEqual(collector.received, ByteBuffer(string: "still here"))
+    }
+
+    func testFloodOfOpensBeyondTheBacklogIsRefusedAndTheLinkSurvives() throws {
+        var serverConfiguration = YamuxConfiguration(role: .server)
+        serverConfiguration.maximumInboundStreams = 10
+        let pair = try LinkedPair(serverConfiguration: serverConfiguration)
+        var collectors: [CollectingHandler] = []
+        for _ in 0..<15 {
+            let collector = CollectingHandler()
+            _ = pair.clientMux.createStream { $0.pipeline.addHandler(collector) }
+            collectors.append(collector)
+        }
+        pair.pump()
+        XCTAssertEqual(pair.serverMux.openStreamCount, 10)
+        XCTAssertEqual(collectors.filter(\.inactive).count, 5, "excess streams were reset")
+        XCTAssertTrue(pair.client.isActive && pair.server.isActive)
+    }
+}
