@@ -1,1 +1,97 @@
-print("repeaterd: not built yet")
+import ArgumentParser
+import Logging
+import NIOCore
+import NIOPosix
+import Repeater
+import ServiceLifecycle
+
+/// repeaterd: relays every client TCP connection as one yamux stream on a long-lived link to the
+/// runtime manager. Byte-transparent: it never parses what a stream carries.
+@main
+struct RepeaterDaemon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repeaterd",
+        abstract: "Byte-transparent TCP repeater: every client connection becomes one yamux stream on a link to the runtime manager.",
+        discussion: """
+            Clients connect with plain TCP to --listen. repeaterd dials --backend (the runtime manager's \
+            yamux link; TCP or unix:PATH), one link per event loop, and redials with backoff when a link drops. \
+            TCP_NODELAY is on for every client socket and every link. SIGTERM/SIGINT: stop accepting, send \
+            Go Away, let open sessions finish for up to --drain-timeout, exit 0.
+            """)
+
+    @Option(help: "Where clients connect: HOST:PORT or unix:PATH.")
+    var listen = "127.0.0.1:3011"
+
+    @Option(help: "The runtime manager's link: HOST:PORT or unix:PATH.")
+    var backend = "127.0.0.1:6000"
+
+    @Option(help: "Client sessions served at once; more are closed at once.")
+    var maxSessions = 16_384
+
+    @Option(help: "Seconds a client connection may be silent both ways before it is closed.")
+    var idleTimeout = 300.0
+
+    @Option(help: "Seconds open sessions may take to finish on shutdown.")
+    var drainTimeout = 30.0
+
+    @Option(help: "Seconds between keep-alive pings on a link (0 turns them off).")
+    var keepaliveInterval = 30.0
+
+    @Option(help: "Seconds a ping may go unanswered before the link is declared dead.")
+    var keepaliveTimeout = 10.0
+
+    @Option(help: "Largest receive window per stream in bytes (auto-tuned up from 256 KiB).")
+    var maxStreamWindow = 16 * 1024 * 1024
+
+    @Option(help: "Event loops, and so links (one per loop). Default: one per CPU.")
+    var threads = System.coreCount
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        _ = try CommandLineSupport.bootstrapLogging(level: logLevel)
+        let logger = Logger(label: "repeaterd")
+        let descriptors = CommandLineSupport.raiseFileDescriptorLimit()
+        if descriptors > 0 && descriptors < maxSessions * 2 + 64 {
+            logger.warning(
+                "open-file limit \(descriptors) is below what \(maxSessions) sessions need (2 per session); raise it with ulimit -n"
+            )
+        }
+        var configuration = RepeaterServer.Configuration()
+        configuration.listen = try LinkAddress(parsing: listen)
+        configuration.backend = try LinkAddress(parsing: backend)
+        configuration.maximumSessions = maxSessions
+        configuration.idleTimeout = CommandLineSupport.seconds(idleTimeout)
+        configuration.drainTimeout = CommandLineSupport.seconds(drainTimeout)
+        configuration.keepAliveInterval = keepaliveInterval > 0 ? CommandLineSupport.seconds(keepaliveInterval) : nil
+        configuration.keepAliveTimeout = CommandLineSupport.seconds(keepaliveTimeout)
+        configuration.maximumStreamWindow = maxStreamWindow
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let server = RepeaterServer(configuration: configuration, group: group, logger: logger)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [RepeaterService(server: server)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await serviceGroup.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+}
+
+/// Runs the repeater until a graceful shutdown is requested, then drains it.
+struct RepeaterService: Service {
+    let server: RepeaterServer
+
+    func run() async throws {
+        try await server.start().get()
+        try? await gracefulShutdown()
+        try await server.shutdown().get()
+    }
+}
