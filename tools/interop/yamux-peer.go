@@ -781,6 +781,7 @@ func runClient(args []string) int {
 	keepalive := fs.Duration("keepalive", 30*time.Second, "keep-alive ping interval (0 disables)")
 	trustEOF := fs.Bool("trust-eof", false, "take the library's EOF as is (shows the early-EOF quirk; expect failures)")
 	goAway := fs.Bool("goaway", false, "send Go Away (normal) before closing the session (Session.Close alone sends none)")
+	requireACK := fs.Bool("require-ack", true, "fail a stream the peer never ACKed (false for a Go server and streams <= 256 KiB: Go skips the ACK when the FIN comes before Accept)")
 	verbose := fs.Bool("v", false, "more output on stderr")
 	if !parseFlags(fs, args) {
 		return 2
@@ -848,7 +849,7 @@ func runClient(args []string) int {
 		case *trustEOF:
 		case rsts > 0:
 			return fmt.Errorf("peer sent RST")
-		case acks != 1:
+		case acks > 1 || (acks == 0 && *requireACK):
 			return fmt.Errorf("peer sent %d ACKs for this stream (want exactly 1)", acks)
 		case fins != 1:
 			return fmt.Errorf("peer sent %d FINs for this stream (want exactly 1)", fins)
