@@ -737,3 +737,25 @@ func TestGoNoParityCheck(t *testing.T) {
 	}
 	r.expect(typeWindow, flagACK, 2, 0)
 }
+
+// When the link dies (TCP closed, no Go Away), every stream is force-closed:
+// Read returns io.EOF - not an error - once its buffer is drained, so a Go
+// application cannot tell a lost link from the peer's FIN. (session.go:225-246,
+// stream.go:325-330, 90-101)
+func TestGoLinkLossLooksLikeEOF(t *testing.T) {
+	sess, r, _ := newGo(t, true, nil)
+	r.data(flagSYN, 1, []byte("abc"))
+	st := acceptGo(t, sess)
+	r.expect(typeWindow, flagACK, 1, 0)
+	r.c.Close()
+	time.Sleep(50 * time.Millisecond)
+	if got := readN(t, st, 3); string(got) != "abc" {
+		t.Fatalf("read %q", got)
+	}
+	if _, err := st.Read(make([]byte, 8)); err != io.EOF {
+		t.Fatalf("want io.EOF after link loss, got %v", err)
+	}
+	if _, err := st.Write([]byte("x")); err == nil {
+		t.Fatal("write after link loss succeeded")
+	}
+}
