@@ -11,7 +11,8 @@
 #   SERVER_WINDOW  --window of the Go yamux server in scenario 1 (default 262144)
 #   KEEP_LOGS=1    keep the log directory even when everything passed
 #
-# Scenario 1: plain TCP clients -> repeaterd -> Go yamux server (echo).
+# Scenario 1: plain TCP clients -> repeaterd -> Go yamux server (echo);
+#   1c: small requests the Go server accepts late, so it never ACKs them.
 # Scenario 2: Go yamux client -> muxcat listen --echo.
 # See docs/INTEROP.md.
 set -u
@@ -267,6 +268,28 @@ if need_bin repeaterd "1a" "1b"; then
   else
     fail "1a: yamux-peer server did not start"
     fail "1b: yamux-peer server did not start"
+  fi
+  cleanup
+fi
+
+# --- scenario 1c: small half-closed requests; the Go server ACKs none of them -
+echo "== scenario 1c: small requests half-closed before the Go server accepts (Go then never ACKs)"
+if need_bin repeaterd "1c"; then
+  if launch yamux-server-slow "$LOGDIR/yamux-server-slow.log" \
+       "$PEER" server --listen "127.0.0.1:@PORT@" --accept-delay 2ms -v; then
+    SRV_PID=$LASTPID P_SRV=$LASTPORT
+    if launch repeaterd-2 "$LOGDIR/repeaterd-2.log" \
+         "$BIN/repeaterd" --listen "127.0.0.1:@PORT@" --backend "127.0.0.1:$P_SRV"; then
+      REP_PID=$LASTPID P_REP=$LASTPORT
+      D="repeaterd:$REP_PID:$LOGDIR/repeaterd-2.log yamux-server:$SRV_PID:$LOGDIR/yamux-server-slow.log"
+      run_case "1c 200 TCP conns x 100 bytes, server accepts late" ok "$D" "200:100:$LOGDIR/yamux-server-slow.log" \
+        "$PEER" tcpload --connect "127.0.0.1:$P_REP" --conns 200 --bytes 100 --timeout "$TIMEOUT"
+      echo "   ($(grep -c 'no ACK sent' "$LOGDIR/yamux-server-slow.log") of 200 streams were never ACKed by the Go server)"
+    else
+      fail "1c: repeaterd did not start"
+    fi
+  else
+    fail "1c: yamux-peer server did not start"
   fi
   cleanup
 fi

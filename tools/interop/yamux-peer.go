@@ -423,16 +423,26 @@ func (s *sniffer) summary() string {
 		s.peerName, s.frames[typeData], s.dataPayload, s.maxDataFrame, s.frames[typeWindow], s.unknownWindow, s.pingReq, s.pingReply, s.goAways)
 }
 
-// sniffConn passes everything the peer sends through the sniffer.
+// sniffConn passes everything the peer sends through the sniffer sn and,
+// if out is set, everything the Go library sends through out.
 type sniffConn struct {
 	*net.TCPConn
-	sn *sniffer
+	sn  *sniffer
+	out *sniffer
 }
 
 func (c *sniffConn) Read(p []byte) (int, error) {
 	n, err := c.TCPConn.Read(p)
 	if n > 0 {
 		c.sn.feed(p[:n])
+	}
+	return n, err
+}
+
+func (c *sniffConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	if n > 0 && c.out != nil {
+		c.out.feed(p[:n]) // only the session's send goroutine writes
 	}
 	return n, err
 }
@@ -684,6 +694,7 @@ func runServer(args []string) int {
 	fs.Uint64Var(&window, "window", 256*1024, "MaxStreamWindowSize: per-stream receive window in `BYTES` (>= 262144)")
 	fs.Uint64Var(&window, "max-stream-window", 256*1024, "same as --window")
 	backlog := fs.Int("backlog", 256, "AcceptBacklog: streams waiting for Accept before new SYNs get RST")
+	acceptDelay := fs.Duration("accept-delay", 0, "sleep this long before each AcceptStream (a slow application: Go ACKs only on Accept)")
 	keepalive := fs.Duration("keepalive", 30*time.Second, "keep-alive ping interval (0 disables)")
 	corruptAt := fs.Int64("corrupt-at", -1, "self-test: flip the echoed byte at this `OFFSET` of every stream")
 	verbose := fs.Bool("v", false, "log one line per link and per stream to stderr")
@@ -712,17 +723,18 @@ func runServer(args []string) int {
 			continue
 		}
 		links++
-		go serveLink(links, c.(*net.TCPConn), cfg, *corruptAt, *verbose)
+		go serveLink(links, c.(*net.TCPConn), cfg, *acceptDelay, *corruptAt, *verbose)
 	}
 }
 
-func serveLink(link int, c *net.TCPConn, cfg *yamux.Config, corruptAt int64, verbose bool) {
+func serveLink(link int, c *net.TCPConn, cfg *yamux.Config, acceptDelay time.Duration, corruptAt int64, verbose bool) {
 	c.SetNoDelay(true)
 	prefix := fmt.Sprintf("server: link %d", link)
 	sn := newSniffer(true, func(msg string) {
 		fmt.Fprintf(os.Stderr, "%s: protocol note: %s\n", prefix, msg)
 	})
-	sess, err := yamux.Server(&sniffConn{c, sn}, cfg)
+	out := newSniffer(false, nil) // what the Go server sends (to log whether it ACKed)
+	sess, err := yamux.Server(&sniffConn{c, sn, out}, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", prefix, err)
 		c.Close()
@@ -733,6 +745,9 @@ func serveLink(link int, c *net.TCPConn, cfg *yamux.Config, corruptAt int64, ver
 	}
 	var streams int
 	for {
+		if acceptDelay > 0 {
+			time.Sleep(acceptDelay)
+		}
 		st, err := sess.AcceptStream()
 		if err != nil {
 			if verbose {
@@ -750,14 +765,19 @@ func serveLink(link int, c *net.TCPConn, cfg *yamux.Config, corruptAt int64, ver
 				// closed yet, so it is a real EOF). Close = half-close (FIN).
 				st.Close()
 				if verbose {
-					fmt.Fprintf(os.Stderr, "%s: stream %d: echoed %d bytes in %v, FIN sent\n",
-						prefix, st.StreamID(), n, time.Since(start).Round(time.Microsecond))
+					ack := "ACK sent"
+					if _, _, acks, _, _ := out.status(st.StreamID()); acks == 0 {
+						ack = "no ACK sent (peer's FIN came before Accept)"
+					}
+					fmt.Fprintf(os.Stderr, "%s: stream %d: echoed %d bytes in %v, FIN sent, %s\n",
+						prefix, st.StreamID(), n, time.Since(start).Round(time.Microsecond), ack)
 				}
 			} else {
 				st.Close()
 				fmt.Fprintf(os.Stderr, "%s: stream %d: error after echoing %d bytes: %v\n", prefix, st.StreamID(), n, err)
 			}
 			sn.forget(st.StreamID())
+			out.forget(st.StreamID())
 		}(st)
 	}
 }
@@ -811,7 +831,7 @@ func runClient(args []string) int {
 		fmt.Printf("%s: FAILED: cannot connect to %s\n", tool, *connect)
 		return 1
 	}
-	sess, err := yamux.Client(&sniffConn{c, sn}, cfg)
+	sess, err := yamux.Client(&sniffConn{c, sn, nil}, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", tool, err)
 		return 1
@@ -1033,7 +1053,7 @@ func runRelay(args []string) int {
 	sn := newSniffer(false, func(msg string) {
 		fmt.Fprintf(os.Stderr, "%s: protocol note: %s\n", tool, msg)
 	})
-	sess, err := yamux.Client(&sniffConn{lc, sn}, cfg)
+	sess, err := yamux.Client(&sniffConn{lc, sn, nil}, cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", tool, err)
 		return 1
