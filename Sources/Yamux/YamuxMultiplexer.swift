@@ -240,6 +240,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             channel.configure(initializer: inboundStreamInitializer, promise: nil)
         }
         if let update = event.windowUpdate { writeControl(update) }
+        if event.closed || event.reset { cancelLinger(id) }
         let channel = channels[id]
         if payload > 0 {
             payloadTarget = PayloadTarget(

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test from a fresh clone: installs what is missing, builds, runs the Swift test
+# suite (unit, embedded-channel and real-socket tests), then the interop runs against
+# HashiCorp's Go yamux. Exits non-zero if anything fails.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+bash tools/install-deps.sh
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+echo "== build (debug, with tests)"
+swift build --build-tests
+
+echo "== swift test"
+swift test --skip-build
+
+echo "== interop with HashiCorp yamux"
+bash tools/interop/run.sh
