@@ -1,0 +1,97 @@
+import NIOCore
+import NIOEmbedded
+import Yamux
+
+/// Feeds arbitrary bytes to a yamux server session as if they came from the link: first the
+/// pure decoder and state machine (acting on every result as the multiplexer would), then the
+/// real `YamuxMultiplexer` on an embedded channel with echoing streams. Any crash, hang or
+/// unbounded allocation is a bug; errors are the expected outcome for garbage.
+func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
+    let input = ByteBuffer(bytes: bytes)
+
+    // 1. Decoder + state machine, split into two reads at a data-dependent point.
+    var decoder = YamuxFrameDecoder(maximumDataLength: 1 << 20)
+    var session = YamuxSessionStateMachine(role: .server, maximumInboundStreams: 8, acceptBacklog: 4)
+    let split = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
+    decoder.append(input.getSlice(at: 0, length: split)!)
+    var pendingSecond: ByteBuffer? = input.getSlice(at: split, length: input.readableBytes - split)!
+    var delivered: [YamuxStreamID: Int] = [:]
+    var current: YamuxStreamID?
+    loop: while true {
+        do {
+            guard let item = try decoder.next() else {
+                if let second = pendingSecond {
+                    decoder.append(second)
+                    pendingSecond = nil
+                    continue
+                }
+                break loop
+            }
+            switch item {
+            case .header(let header):
+                switch session.receive(header) {
+                case .stream(let event):
+                    if event.opened { _ = session.accept(event.streamID) }
+                    current = event.deliverBytes > 0 ? event.streamID : nil
+                    if event.remoteFinished { _ = session.finish(event.streamID) }
+                case .sessionError:
+                    break loop
+                default:
+                    current = nil
+                }
+            case .payload(let slice, _):
+                if let id = current {
+                    delivered[id, default: 0] += slice.readableBytes
+                    _ = session.consumed(id, slice.readableBytes)
+                    _ = session.reserveSend(id, upTo: slice.readableBytes)
+                }
+            }
+        } catch {
+            break loop
+        }
+    }
+
+    // 2. The real handler, with echoing streams, on an embedded link.
+    let channel = EmbeddedChannel()
+    var configuration = YamuxConfiguration(role: .server)
+    configuration.maximumInboundStreams = 16
+    configuration.keepAliveInterval = nil
+    let mux = YamuxMultiplexer(configuration: configuration) { stream in
+        stream.pipeline.addHandler(EchoStream())
+    }
+    try? channel.pipeline.syncOperations.addHandler(mux)
+    _ = try? channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    _ = try? channel.writeInbound(input)
+    channel.embeddedEventLoop.run()
+    while (try? channel.readOutbound(as: ByteBuffer.self)) != nil {}
+    _ = try? channel.finish()
+}
+
+final class EchoStream: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.writeAndFlush(data, promise: nil) }
+}
+
+#if FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+#else
+// Without libFuzzer: replay files (a corpus, or crash inputs kept as regression tests).
+import Foundation
+var count = 0
+for path in CommandLine.arguments.dropFirst() {
+    var isDirectory: ObjCBool = false
+    FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+    let files = isDirectory.boolValue
+        ? (try FileManager.default.contentsOfDirectory(atPath: path)).sorted().map { path + "/" + $0 } : [path]
+    for file in files {
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        data.withUnsafeBytes { fuzzOne($0) }
+        count += 1
+    }
+}
+print("replayed \(count) inputs without a crash")
+#endif
