@@ -102,3 +102,29 @@ public final class StreamReporter: ChannelDuplexHandler {
         context.close(mode: mode, promise: promise)
     }
 }
+
+/// `muxcat listen`'s default mode: prints what arrives on a stream (see `ChunkFormatter`) and
+/// answers the peer's FIN with FIN, so the stream ends cleanly.
+public final class StreamPrintHandler: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+
+    private var formatter: ChunkFormatter
+    private let sink: OutputSink
+
+    public init(formatter: ChunkFormatter, sink: OutputSink) {
+        self.formatter = formatter
+        self.sink = sink
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A blocking write: a slow terminal slows this stream's reads, hence its sender.
+        sink.write(formatter.format(unwrapInboundIn(data)))
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            context.close(mode: .output, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
