@@ -378,9 +378,30 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         sendQueue.append(channel)
     }
 
+    /// Set while `pumpSendQueue` runs; a nested call only asks for another round.
+    private var pumping = false
+    private var pumpAgain = false
+
     /// Moves queued stream data onto the link, one frame per stream per turn, while the link is
     /// writable and windows allow.
+    ///
+    /// Not re-entrant: taking bytes from a stream can make it writable again, and a handler on
+    /// that stream may react at once (read, write, flush) while this frame's header and pieces
+    /// are not yet written. A nested pump would then put later bytes on the wire first.
     private func pumpSendQueue() {
+        if pumping {
+            pumpAgain = true
+            return
+        }
+        pumping = true
+        defer { pumping = false }
+        repeat {
+            pumpAgain = false
+            pumpSendQueueOnce()
+        } while pumpAgain && context != nil && !closed
+    }
+
+    private func pumpSendQueueOnce() {
         guard let context, !closed else { return }
         var pieces: [(ByteBuffer, EventLoopPromise<Void>?)] = []
         var rounds = sendQueue.count

@@ -156,10 +156,12 @@ public struct YamuxSessionStateMachine: Sendable {
                 return .sessionError(
                     YamuxError(.invalidStreamOpen(stream: id, reason: "the peer used an id of this side's parity")))
             }
-            if streams[id] != nil || id.rawValue <= highestRemoteID {
+            // Only an id in use now is a duplicate: SYNs need not arrive in id order (Go's
+            // yamux hands out ids under a lock but sends each SYN from its own goroutine).
+            if streams[id] != nil {
                 return .sessionError(YamuxError(.invalidStreamOpen(stream: id, reason: "duplicate SYN")))
             }
-            highestRemoteID = id.rawValue
+            highestRemoteID = max(highestRemoteID, id.rawValue)
             if goAwaySent {
                 return .refuse(.windowUpdate(id, flags: .rst, delta: 0), payloadBytes: payload, reason: "going away")
             }

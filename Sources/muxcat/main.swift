@@ -1,1 +1,181 @@
-print("muxcat: not built yet")
+import ArgumentParser
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import MuxCat
+import NIOCore
+import NIOPosix
+import Repeater
+
+/// muxcat: netcat for the repeater's multiplexed (yamux) link. Everything it does lives in the
+/// MuxCat library; this file only turns command lines into calls.
+struct MuxCatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "muxcat",
+        abstract: "netcat for the repeater's yamux link: stand in for either end, and decode captures.",
+        discussion: """
+            Exit status: 0 when everything went as asked (including Ctrl-C), 1 on any error.
+            """,
+        subcommands: [Listen.self, Decode.self])
+}
+
+/// Options every networked subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Flag(name: [.short, .customLong("verbose")], help: "Print link and per-stream open/close lines on stderr.")
+    var verbose = false
+
+    @Option(help: "Log level of the yamux internals: trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "warning"
+}
+
+struct Listen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stand in for the runtime manager: accept repeater links and serve every stream they open.",
+        discussion: """
+            Accepts any number of links, at once or one after another, until Ctrl-C. Without a mode \
+            option, prints what arrives on every stream, each line marked [link L stream S]: text as \
+            text, anything else as a hex dump. The peer's FIN is answered with FIN.
+            """)
+
+    @Argument(help: "Where to listen: HOST:PORT or unix:PATH.")
+    var address: String
+
+    @Flag(help: "Print every chunk as a hex dump, even text.")
+    var hex = false
+
+    @Flag(help: "Echo every byte back; FIN after the echo once the peer has sent FIN.")
+    var echo = false
+
+    @Option(name: .customLong("forward"), help: ArgumentHelp(
+        "Relay every stream to a new TCP connection (TCP_NODELAY) to this address, with half-close and backpressure.",
+        valueName: "HOST:PORT"))
+    var forwardTarget: String?
+
+    @Option(name: .customLong("exec"), help: ArgumentHelp(
+        "Run '/bin/sh -c COMMAND' per stream, the stream as its stdin/stdout (MUXCAT_LINK and MUXCAT_STREAM set); the stream ends when its stdout closes.",
+        valueName: "COMMAND"))
+    var command: String?
+
+    @Option(help: ArgumentHelp("Write every frame crossing the links, both ways, to this capture file.", valueName: "FILE"))
+    var capture: String?
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        let modes = [echo, forwardTarget != nil, command != nil].filter { $0 }.count
+        if modes > 1 { throw ValidationError("--echo, --forward and --exec exclude each other; choose one") }
+        if hex && modes > 0 { throw ValidationError("--hex only applies to printing (no --echo, --forward or --exec)") }
+    }
+
+    func run() throws {
+        let address = try parseLinkAddress(address)
+        _ = try CommandLineSupport.bootstrapLogging(level: common.logLevel)
+        let mode: MuxCatListener.Mode
+        if echo {
+            mode = .echo
+        } else if let forwardTarget {
+            mode = .forward(try parseLinkAddress(forwardTarget))
+        } else if let command {
+            mode = .exec(command: command)
+        } else {
+            mode = .print(hex: hex)
+        }
+        var configuration = MuxCatListener.Configuration(address: address, mode: mode)
+        configuration.verbose = common.verbose
+        configuration.capturePath = capture
+
+        let stop = DispatchSemaphore(value: 0)
+        TerminationSignal.install { _ in stop.signal() }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        defer { try? group.syncShutdownGracefully() }
+        let listener = MuxCatListener(configuration: configuration, group: group, logger: Logger(label: "muxcat"))
+        do {
+            try listener.start().wait()
+        } catch let error as MuxCatError {
+            throw Failure(error.description)
+        } catch let error as CaptureFileError {
+            throw Failure(error.description)
+        } catch {
+            throw Failure("cannot listen on \(address): \(error); is another process using it?")
+        }
+        stop.wait()
+        try? listener.stop().wait()
+    }
+}
+
+struct Decode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decode a capture file, or a raw byte stream of yamux frames in one direction, one line per frame.",
+        discussion: """
+            Prints one line per frame (time, link and direction when the input is a capture; byte offset; \
+            type; flags; stream id; length, delta, opaque value or Go Away code; first payload bytes), \
+            then a summary. Malformed input is reported with its byte offset; the exit status is then 1.
+            """)
+
+    @Argument(help: "A capture file (from --capture) or raw frames; '-' or nothing reads stdin.")
+    var file: String = "-"
+
+    func run() throws {
+        let descriptor: CInt
+        if file == "-" {
+            descriptor = 0
+        } else {
+            descriptor = open(file, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                throw Failure("cannot open \(file): \(String(cString: strerror(errno)))")
+            }
+        }
+        defer { if descriptor != 0 { close(descriptor) } }
+        var run = FrameDecodeRun()
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        let out = OutputSink.standardOutput
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw Failure("cannot read \(file): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            let lines = run.feed(ByteBuffer(bytes: chunk[0..<count]))
+            if !lines.isEmpty { out.write(lines.joined(separator: "\n") + "\n") }
+        }
+        let last = run.finish() + run.summary.lines
+        out.write(last.joined(separator: "\n") + "\n")
+        if let first = run.problems.first {
+            let more = run.problems.count > 1 ? " (and \(run.problems.count - 1) more problems, listed above)" : ""
+            throw Failure("decode: \(first.message)\(more)")
+        }
+    }
+}
+
+/// An error already worded for the user: printed as `muxcat: <message>`, exit status 1.
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func parseLinkAddress(_ address: String) throws -> LinkAddress {
+    do {
+        return try LinkAddress(parsing: address)
+    } catch {
+        throw Failure("\(error)")
+    }
+}
+
+do {
+    var command = try MuxCatCommand.parseAsRoot()
+    try command.run()
+} catch let failure as Failure {
+    OutputSink.standardError.line("muxcat: \(failure)")
+    exit(1)
+} catch {
+    // Usage errors and --help: ArgumentParser's words, netcat's exit codes (0 or 1).
+    let code = MuxCatCommand.exitCode(for: error)
+    let message = MuxCatCommand.fullMessage(for: error)
+    if code == .success {
+        if !message.isEmpty { OutputSink.standardOutput.line(message) }
+        exit(0)
+    }
+    OutputSink.standardError.line(message)
+    exit(1)
+}

@@ -1,0 +1,47 @@
+import NIOCore
+
+/// Turns the chunks arriving on one stream into terminal text for `muxcat listen`'s default mode:
+/// every line marked with where it came from, text shown as text, anything else as a hex dump.
+///
+/// A chunk is text when it is valid UTF-8 without control characters other than tab, CR and LF;
+/// otherwise (or with `--hex`) it is dumped like `hexdump -C`, with offsets counted from the
+/// start of the stream so two dumps of the same stream line up. Each chunk ends its own line
+/// (a chunk without a final newline still gets one), so chunks from different streams never
+/// share a line.
+public struct ChunkFormatter: Sendable {
+    /// The mark in front of every line, e.g. `[link 1 stream 3]`.
+    public let label: String
+    public let forceHex: Bool
+    /// Bytes of this stream formatted so far (the hex dump's offset).
+    public private(set) var streamOffset = 0
+
+    public init(link: Int, stream: UInt32, forceHex: Bool) {
+        self.label = "[link \(link) stream \(stream)]"
+        self.forceHex = forceHex
+    }
+
+    public mutating func format(_ chunk: ByteBuffer) -> String {
+        let bytes = Array(chunk.readableBytesView)
+        defer { streamOffset += bytes.count }
+        guard !bytes.isEmpty else { return "" }
+        var out = ""
+        if !forceHex, let text = ChunkFormatter.printableText(bytes) {
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            if text.hasSuffix("\n") { lines.removeLast() }
+            for line in lines { out += "\(label) \(line)\n" }
+        } else {
+            for line in HexDump.lines(bytes, startOffset: streamOffset) { out += "\(label) \(line)\n" }
+        }
+        return out
+    }
+
+    /// The bytes as a string, if they are text a terminal can show as is.
+    static func printableText(_ bytes: [UInt8]) -> String? {
+        for byte in bytes where byte < 0x20 || byte == 0x7F {
+            guard byte == 0x09 || byte == 0x0A || byte == 0x0D else { return nil }
+        }
+        // Decoding replaces invalid sequences; if nothing was replaced, the bytes were UTF-8.
+        let text = String(decoding: bytes, as: UTF8.self)
+        return text.utf8.elementsEqual(bytes) ? text : nil
+    }
+}

@@ -1,0 +1,245 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Repeater
+import Yamux
+
+/// `muxcat listen`: stands in for the runtime manager. Accepts any number of repeater links
+/// (through `YamuxLinkListener`) and does one thing with every stream the repeater opens.
+public final class MuxCatListener: @unchecked Sendable {
+    /// What happens to each stream.
+    public enum Mode: Sendable, Equatable {
+        /// Print what arrives, marked with link and stream (text as text, else a hex dump).
+        case print(hex: Bool)
+        /// Echo every byte; FIN after the echo once the peer sent FIN.
+        case echo
+        /// Relay each stream to a new TCP connection (or Unix socket) to this target.
+        case forward(LinkAddress)
+        /// Run `/bin/sh -c COMMAND` per stream with the stream as its stdin and stdout.
+        case exec(command: String)
+    }
+
+    public struct Configuration: Sendable {
+        public var address: LinkAddress
+        public var mode: Mode
+        /// Per-stream open/close lines (and link lines) on stderr.
+        public var verbose = false
+        /// Write every frame crossing any link to this file (docs/CAPTURE-FORMAT.md).
+        public var capturePath: String?
+        /// How long `--forward` waits for the target to accept a connection.
+        public var connectTimeout: TimeAmount = .seconds(5)
+        public var yamux = YamuxConfiguration(role: .server)
+
+        public init(address: LinkAddress, mode: Mode) {
+            self.address = address
+            self.mode = mode
+        }
+    }
+
+    public let configuration: Configuration
+    private let group: EventLoopGroup
+    private let logger: Logger
+    private let diagnostics: OutputSink
+    private let output: OutputSink
+    private var listener: YamuxLinkListener?
+    private var capture: CaptureFile?
+    /// `--forward`'s target, resolved once: resolving on every stream costs connection rate.
+    private var forwardTarget: SocketAddress?
+    /// Link numbers by link channel, so every stream line can say which link it came on.
+    private let linkNumbers = NIOLockedValueBox(LinkTable())
+
+    private struct LinkTable {
+        var next = 1
+        var numbers: [ObjectIdentifier: Int] = [:]
+    }
+
+    public init(
+        configuration: Configuration, group: EventLoopGroup, logger: Logger,
+        output: OutputSink = .standardOutput, diagnostics: OutputSink = .standardError
+    ) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.output = output
+        self.diagnostics = diagnostics
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    public var localAddress: SocketAddress? { listener?.localAddress }
+
+    /// Binds and starts accepting links.
+    public func start() -> EventLoopFuture<Void> {
+        do {
+            if case .forward(let target) = configuration.mode {
+                do {
+                    forwardTarget = try target.resolve()
+                } catch {
+                    throw MuxCatError("cannot resolve the --forward target \(target): \(error)")
+                }
+            }
+            if let path = configuration.capturePath { capture = try CaptureFile(path: path, role: .server) }
+        } catch {
+            return group.next().makeFailedFuture(error)
+        }
+        let listener = YamuxLinkListener(
+            address: configuration.address, group: group, configuration: configuration.yamux, logger: logger,
+            streamInitializer: { [self] stream in self.initializeStream(stream) })
+        listener.linkInitializer = { [self] channel in try self.initializeLink(channel) }
+        self.listener = listener
+        return listener.start().map {
+            if self.configuration.verbose {
+                let bound = listener.localAddress.map(MuxCatListener.describe) ?? "\(self.configuration.address)"
+                self.diagnostics.line("muxcat: listening on \(bound) (\(self.configuration.mode))")
+            }
+        }
+    }
+
+    /// Ctrl-C: says Go Away on every link, then closes them.
+    public func stop() -> EventLoopFuture<Void> {
+        guard let listener else { return group.next().makeSucceededVoidFuture() }
+        listener.goAway()
+        return listener.stop().map { self.closeCapture() }
+    }
+
+    /// Flushes and closes the capture file (reporting a write error on stderr).
+    private func closeCapture() {
+        if let problem = capture?.close() { diagnostics.line("muxcat: \(problem)") }
+    }
+
+    private func initializeLink(_ channel: Channel) throws {
+        let key = ObjectIdentifier(channel)
+        let number = linkNumbers.withLockedValue { table -> Int in
+            defer { table.next += 1 }
+            table.numbers[key] = table.next
+            return table.next
+        }
+        let peer = channel.remoteAddress.map(MuxCatListener.describe) ?? "a Unix socket peer"
+        if configuration.verbose { diagnostics.line("muxcat: link \(number) accepted from \(peer)") }
+        if let capture {
+            // Before the multiplexer: it sees the link's bytes exactly as they cross the socket.
+            try channel.pipeline.syncOperations.addHandler(CaptureTap(file: capture, link: number))
+        }
+        channel.closeFuture.whenComplete { [self] _ in
+            linkNumbers.withLockedValue { _ = $0.numbers.removeValue(forKey: key) }
+            if configuration.verbose { diagnostics.line("muxcat: link \(number) closed") }
+        }
+    }
+
+    private func linkNumber(of stream: Channel) -> Int {
+        guard let parent = stream.parent else { return 0 }
+        return linkNumbers.withLockedValue { $0.numbers[ObjectIdentifier(parent)] ?? 0 }
+    }
+
+    private func initializeStream(_ stream: Channel) -> EventLoopFuture<Void> {
+        let link = linkNumber(of: stream)
+        let id = (stream as? YamuxStreamChannel)?.streamID ?? .session
+        return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing { [self] in
+            let pipeline = stream.pipeline.syncOperations
+            if configuration.verbose {
+                try pipeline.addHandler(StreamReporter(tally: StreamTally(link: link, stream: id), sink: diagnostics))
+            }
+            switch configuration.mode {
+            case .print(let hex):
+                let formatter = ChunkFormatter(link: link, stream: id.rawValue, forceHex: hex)
+                try pipeline.addHandler(StreamPrintHandler(formatter: formatter, sink: output))
+            case .echo:
+                try pipeline.addHandler(StreamEchoHandler())
+            case .forward, .exec:
+                break
+            }
+        }.flatMap { [self] in
+            switch configuration.mode {
+            case .forward(let target):
+                return forward(stream, label: "link \(link) stream \(id)", to: target)
+            case .exec(let command):
+                return exec(command, stream: stream, link: link, id: id)
+            case .print, .echo:
+                return stream.eventLoop.makeSucceededVoidFuture()
+            }
+        }
+    }
+
+    /// Connects to the target on the stream's own event loop (no thread hop per message) and
+    /// joins the two with `RelayGlue`. The stream is accepted only once the target accepted:
+    /// if the target refuses, the repeater's stream is refused (RST) and its client closed,
+    /// which is what would have happened with the target as the runtime manager.
+    private func forward(_ stream: Channel, label: String, to target: LinkAddress) -> EventLoopFuture<Void> {
+        let logger = self.logger
+        let (streamGlue, targetGlue) = RelayGlue.matchedPair(first: "stream", second: "target") { reason in
+            logger.debug("\(label): relay ended: \(reason)")
+        }
+        var bootstrap = ClientBootstrap(group: stream.eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(targetGlue) }
+            }
+        if !target.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
+        return bootstrap.connect(to: forwardTarget!).flatMapThrowing { _ in
+            try stream.pipeline.syncOperations.addHandler(streamGlue)
+        }.flatMapErrorThrowing { [diagnostics] error in
+            diagnostics.line("muxcat: \(label): cannot connect to \(target): \(error); refusing the stream (RST)")
+            throw error
+        }
+    }
+
+    /// Runs the command with the stream as its stdin/stdout. Its stdout's EOF (normally: it
+    /// exited) ends the stream: FIN after its last output, then the stream is closed.
+    private func exec(_ command: String, stream: Channel, link: Int, id: YamuxStreamID) -> EventLoopFuture<Void> {
+        let logger = self.logger
+        let label = "link \(link) stream \(id)"
+        let (streamGlue, processGlue) = RelayGlue.matchedPair(first: "stream", second: "command") { reason in
+            logger.debug("\(label): relay ended: \(reason)")
+        }
+        let environment = ["MUXCAT_LINK": "\(link)", "MUXCAT_STREAM": "\(id)"]
+        return ProcessBridge.spawn(command: command, environment: environment, eventLoop: stream.eventLoop) { pipe in
+            pipe.eventLoop.makeCompletedFuture {
+                try pipe.pipeline.syncOperations.addHandlers(processGlue, CloseOnInputClosed())
+            }
+        }.flatMapThrowing { process in
+            process.channel.closeFuture.whenComplete { _ in ProcessBridge.reap(process.pid, on: stream.eventLoop) }
+            try stream.pipeline.syncOperations.addHandler(streamGlue)
+        }.flatMapErrorThrowing { [diagnostics] error in
+            diagnostics.line("muxcat: \(label): \(error); refusing the stream (RST)")
+            throw error
+        }
+    }
+
+    /// `127.0.0.1:6000` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:6000`.
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
+        }
+    }
+}
+
+extension MuxCatListener.Mode: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .print(let hex): return hex ? "print as hex" : "print"
+        case .echo: return "echo"
+        case .forward(let target): return "forward to \(target)"
+        case .exec(let command): return "exec \(command)"
+        }
+    }
+}
+
+/// Closes a channel once its input ended: for `--exec`, the command's stdout closing means the
+/// command is done (`RelayGlue`, before this handler, has already passed the FIN on).
+final class CloseOnInputClosed: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        context.fireUserInboundEventTriggered(event)
+        if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
+    }
+}
+
+/// A failure already worded for the person at the terminal.
+public struct MuxCatError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

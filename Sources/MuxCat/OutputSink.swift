@@ -1,0 +1,75 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file descriptor (stdout, stderr) that many event loops write to.
+///
+/// Writes are whole (a chunk from one stream is never interleaved with another's) and blocking:
+/// muxcat is a debugging tool, and a terminal or pipe that reads slowly should slow the streams
+/// down rather than make muxcat buffer without bound. Regular files work too, which is why this
+/// is a plain `write(2)` loop and not a NIO pipe channel (epoll refuses regular files).
+public final class OutputSink: @unchecked Sendable {
+    public static let standardOutput = OutputSink(descriptor: 1)
+    public static let standardError = OutputSink(descriptor: 2)
+
+    private let descriptor: CInt
+    private let lock = NIOLock()
+    /// Set once a write failed (e.g. EPIPE: the reader went away); later writes are dropped.
+    private var broken = false
+
+    public init(descriptor: CInt) {
+        self.descriptor = descriptor
+    }
+
+    /// Writes the readable bytes of `buffer`. Returns false when the descriptor cannot take them.
+    @discardableResult
+    public func write(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            lock.withLock { writeLocked(bytes) }
+        }
+    }
+
+    @discardableResult
+    public func write(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            lock.withLock { writeLocked(UnsafeRawBufferPointer(bytes)) }
+        }
+    }
+
+    /// Writes `text` and a newline as one write.
+    @discardableResult
+    public func line(_ text: String) -> Bool { write(text + "\n") }
+
+    private func writeLocked(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard !broken else { return false }
+        var offset = 0
+        while offset < bytes.count {
+            let n = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if n > 0 {
+                offset += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // A descriptor someone else made non-blocking: wait until it drains.
+                var waiter = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&waiter, 1, -1)
+            } else {
+                broken = true
+                return false
+            }
+        }
+        return true
+    }
+}
+
+#if canImport(Glibc)
+private let systemWrite = Glibc.write
+#elseif canImport(Darwin)
+private let systemWrite = Darwin.write
+#endif

@@ -1,0 +1,63 @@
+import Yamux
+
+/// What happened on one stream, for the `-v` open/close lines on stderr.
+///
+/// Kept as a value so the wording of those lines is decided (and tested) in one place, apart
+/// from the handler that counts.
+public struct StreamTally: Sendable, Equatable {
+    /// How a stream ended, as far as this side could see.
+    public enum Ending: Sendable, Equatable {
+        /// Both sides sent FIN: the orderly end.
+        case finished
+        /// The peer reset the stream (RST), or this side did after an error.
+        case reset
+        /// The link under the stream closed while the stream was open.
+        case linkClosed
+        /// Closed without FIN both ways (e.g. muxcat closed it after its peer finished).
+        case closed
+        case failed(String)
+    }
+
+    public var link: Int
+    public var stream: YamuxStreamID
+    public var bytesIn = 0
+    public var bytesOut = 0
+    public var peerFinished = false
+    public var finishedLocally = false
+    public var ending: Ending?
+
+    public init(link: Int, stream: YamuxStreamID) {
+        self.link = link
+        self.stream = stream
+    }
+
+    public var label: String { "link \(link) stream \(stream)" }
+
+    public var openedLine: String { "\(label): opened" }
+
+    /// Records an error seen on the stream; the first one explains the end.
+    public mutating func failed(_ error: Error) {
+        guard ending == nil else { return }
+        if let error = error as? YamuxError {
+            switch error.kind {
+            case .streamReset, .streamRefused: ending = .reset
+            case .linkClosed: ending = .linkClosed
+            default: ending = .failed("\(error)")
+            }
+        } else {
+            ending = .failed("\(error)")
+        }
+    }
+
+    public var closedLine: String {
+        let how: String
+        switch ending ?? (peerFinished && finishedLocally ? .finished : .closed) {
+        case .finished: how = "FIN both ways"
+        case .reset: how = "reset (RST)"
+        case .linkClosed: how = "the link closed under it"
+        case .closed: how = "closed" + (peerFinished ? " after the peer's FIN" : "") + (finishedLocally ? " after our FIN" : "")
+        case .failed(let reason): how = "failed: \(reason)"
+        }
+        return "\(label): closed, \(bytesIn) bytes in, \(bytesOut) bytes out, \(how)"
+    }
+}
