@@ -53,9 +53,10 @@ struct RepeaterDaemon: AsyncParsableCommand {
         _ = try CommandLineSupport.bootstrapLogging(level: logLevel)
         let logger = Logger(label: "repeaterd")
         let descriptors = CommandLineSupport.raiseFileDescriptorLimit()
-        if descriptors > 0 && descriptors < maxSessions * 2 + 64 {
+        // One descriptor per client session (streams share the links), plus links and listeners.
+        if descriptors > 0 && descriptors < maxSessions + threads + 64 {
             logger.warning(
-                "open-file limit \(descriptors) is below what \(maxSessions) sessions need (2 per session); raise it with ulimit -n"
+                "open-file limit \(descriptors) is below what \(maxSessions) sessions need (one each); raise it with ulimit -n or lower --max-sessions"
             )
         }
         var configuration = RepeaterServer.Configuration()
