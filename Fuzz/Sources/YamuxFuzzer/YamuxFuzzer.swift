@@ -79,19 +79,26 @@ public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) ->
     return 0
 }
 #else
-// Without libFuzzer: replay files (a corpus, or crash inputs kept as regression tests).
 import Foundation
-var count = 0
-for path in CommandLine.arguments.dropFirst() {
-    var isDirectory: ObjCBool = false
-    FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-    let files = isDirectory.boolValue
-        ? (try FileManager.default.contentsOfDirectory(atPath: path)).sorted().map { path + "/" + $0 } : [path]
-    for file in files {
-        let data = try Data(contentsOf: URL(fileURLWithPath: file))
-        data.withUnsafeBytes { fuzzOne($0) }
-        count += 1
+
+/// Without libFuzzer: replays files (a corpus, or crash inputs kept as regression tests).
+@main
+struct Replay {
+    static func main() throws {
+        var count = 0
+        for path in CommandLine.arguments.dropFirst() {
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            let files =
+                isDirectory.boolValue
+                ? (try FileManager.default.contentsOfDirectory(atPath: path)).sorted().map { path + "/" + $0 } : [path]
+            for file in files {
+                let data = try Data(contentsOf: URL(fileURLWithPath: file))
+                data.withUnsafeBytes { fuzzOne($0) }
+                count += 1
+            }
+        }
+        print("replayed \(count) inputs without a crash")
     }
 }
-print("replayed \(count) inputs without a crash")
 #endif
