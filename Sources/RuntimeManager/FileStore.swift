@@ -44,7 +44,7 @@ public final class FileStore: @unchecked Sendable {
     /// it usually means the write that should have created it failed.
     public func append(_ name: String, data: Data) throws {
         try self.lock.withLock {
-            guard self.files[name] != nil else { throw FileStoreError.noSuchFile(name: name) }
+            guard self.files[name] != nil else { throw FileStoreError.appendToMissingFile(name: name) }
             guard self.usedBytes + data.count <= self.maximumTotalBytes else {
                 throw FileStoreError.storeFull(
                     name: name, requested: data.count, used: self.usedBytes, limit: self.maximumTotalBytes
@@ -72,12 +72,15 @@ public final class FileStore: @unchecked Sendable {
 /// Why the file store refused an operation; the description is what the client sees.
 public enum FileStoreError: Error, Equatable, CustomStringConvertible, Sendable {
     case noSuchFile(name: String)
+    case appendToMissingFile(name: String)
     case storeFull(name: String, requested: Int, used: Int, limit: Int)
 
     public var description: String {
         switch self {
         case let .noSuchFile(name):
-            return "no file named \"\(name)\" in the runtime manager (write it first)"
+            return "no file named \"\(name)\" in the runtime manager"
+        case let .appendToMissingFile(name):
+            return "cannot append to \"\(name)\": no such file in the runtime manager; write (put) it first"
         case let .storeFull(name, requested, used, limit):
             return "storing \(requested) more bytes for \"\(name)\" would exceed the runtime manager's store limit "
                 + "(\(used) of \(limit) bytes in use); free space or start it with a larger --max-store-bytes"

@@ -87,7 +87,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let peer = context.channel.remoteAddress.map { "\($0)" } ?? "\(type(of: context.channel))"
+        let peer = context.channel.remoteAddress.map(Self.describe) ?? "\(type(of: context.channel))"
         self.logger[metadataKey: "peer"] = "\(peer)"
         self.sessionContext.sessions.add(context.channel)
         let timeout = self.sessionContext.handshakeTimeout
@@ -198,6 +198,15 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
+    /// `127.0.0.1:45750` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:45750`.
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case let .v4(inet): return "\(address.ipAddress ?? inet.host):\(address.port ?? 0)"
+        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
+        }
+    }
+
     static func kind(of request: RuntimeManagerRequest) -> String {
         switch request.messageOneof {
         case .writeFile?: return "write_file"
@@ -211,14 +220,44 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         }
     }
 
-    /// BoringSSL's error stack, shortened to what a person can act on.
+    /// What went wrong in a handshake, in terms of the flags an operator can change,
+    /// followed by BoringSSL's reason codes.
     static func describe(_ error: NIOSSLError) -> String {
+        let text: String
         switch error {
-        case let .handshakeFailed(.sslError(stack)), let .handshakeFailed(.unknownError(stack)):
-            let reasons = stack.map { "\($0)" }.joined(separator: "; ")
-            return reasons.isEmpty ? "\(error)" : reasons
-        default:
-            return "\(error)"
+        case let .handshakeFailed(inner): text = "\(inner)"
+        default: text = "\(error)"
         }
+        let reasons = Self.reasonCodes(text)
+        let explanation: String
+        if reasons.contains("CERTIFICATE_VERIFY_FAILED") {
+            explanation = "the client's certificate is not issued by the CA given with --client-ca (or is expired)"
+        } else if reasons.contains(where: { $0.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") || $0.contains("CERTIFICATE_REQUIRED") }) {
+            explanation = "the client presented no certificate; a client certificate is required"
+        } else if reasons.contains(where: { $0.contains("ALERT_UNKNOWN_CA") || $0.contains("ALERT_BAD_CERTIFICATE") }) {
+            explanation = "the client does not trust this runtime manager's certificate (check the client's CA file)"
+        } else if reasons.contains(where: { $0.contains("WRONG_VERSION_NUMBER") || $0.contains("HTTP_REQUEST") }) {
+            explanation = "the peer does not speak TLS"
+        } else if reasons.contains(where: { $0.contains("UNSUPPORTED_PROTOCOL") || $0.contains("NO_SHARED_CIPHER") }) {
+            explanation = "the peer does not offer TLS 1.3"
+        } else if case .uncleanShutdown = error {
+            explanation = "the peer closed the connection during the handshake"
+        } else {
+            return text
+        }
+        return reasons.isEmpty ? explanation : "\(explanation) (\(reasons.joined(separator: ", ")))"
+    }
+
+    /// BoringSSL prints "error:…:SSL routines:OPENSSL_internal:REASON at file:line"; keep the REASONs.
+    static func reasonCodes(_ text: String) -> [String] {
+        var reasons: [String] = []
+        var rest = Substring(text)
+        while let range = rest.range(of: "OPENSSL_internal:") {
+            let tail = rest[range.upperBound...]
+            let reason = tail.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            if !reason.isEmpty { reasons.append(String(reason)) }
+            rest = tail
+        }
+        return reasons
     }
 }
