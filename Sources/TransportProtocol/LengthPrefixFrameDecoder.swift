@@ -149,6 +149,15 @@ public struct LengthPrefixFrameDecoder {
         return nil
     }
 
+    /// Bytes of memory the decoder holds for a partly received payload.
+    /// Bounded by what has arrived (times two), never by what a prefix claims.
+    public var gatheredCapacity: Int {
+        if case let .readingPayload(_, gathered) = self.state {
+            return gathered.capacity
+        }
+        return 0
+    }
+
     /// The framing error to report when the stream ends now, if it ends mid-message.
     public var errorAtEndOfStream: TransportProtocolError? {
         let extra = self.unconsumed?.readableBytes ?? 0
