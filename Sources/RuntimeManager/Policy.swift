@@ -140,7 +140,7 @@ extension Policy {
         switch type {
         case is String.Type: return "a string"
         case is Bool.Type: return "true or false"
-        case is [String].Type: return "a list of path prefixes (strings)"
+        case is [String].Type, is [Any].Type: return "a list of path prefixes (strings)"
         default: return "\(type)"
         }
     }

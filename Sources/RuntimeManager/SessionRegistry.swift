@@ -34,5 +34,9 @@ public final class SessionRegistry: @unchecked Sendable {
                 group.addTask { try? await channel.close() }
             }
         }
+        // Handlers are removed a moment after the close completes; do not wait for that to count them gone.
+        for channel in open {
+            self.remove(channel)
+        }
     }
 }

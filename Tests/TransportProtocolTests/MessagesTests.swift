@@ -42,7 +42,7 @@ final class MessagesTests: XCTestCase {
 
     func testARequestWithAnUnknownFieldDecodesAsUnset() throws {
         // Field 6 (attestation in Veracruz) is not part of this protocol.
-        let request = try RuntimeManagerRequest(serializedBytes: [0x08, 0x04, 0x32, 0x00] as [UInt8])
+        let request = try RuntimeManagerRequest(payload: ByteBuffer(bytes: [0x08, 0x04, 0x32, 0x00]))
         XCTAssertEqual(request.context, 4)
         XCTAssertNil(request.messageOneof)
     }
