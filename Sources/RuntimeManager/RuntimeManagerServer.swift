@@ -90,7 +90,9 @@ public final class RuntimeManagerServer: @unchecked Sendable {
     @discardableResult
     public func bindDirect(host: String, port: Int) async throws -> SocketAddress {
         let context = self.sessionContext!
-        let channel = try await ServerBootstrap(group: self.group)
+        let channel: Channel
+        do {
+            channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -99,6 +101,11 @@ public final class RuntimeManagerServer: @unchecked Sendable {
             }
             .bind(host: host, port: port)
             .get()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw RuntimeManagerSetupError("cannot listen on \(host):\(port): address already in use (another process listens there)")
+        } catch let error as IOError where error.errnoCode == EACCES {
+            throw RuntimeManagerSetupError("cannot listen on \(host):\(port): permission denied (ports below 1024 need privileges)")
+        }
         self.addListener(channel)
         let address = channel.localAddress!
         self.logger.notice("accepting direct TLS clients on \(address)")

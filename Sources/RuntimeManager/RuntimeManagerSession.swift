@@ -46,6 +46,7 @@ public struct RuntimeManagerSessionContext: Sendable {
 /// (`--listen`) alike. The pipeline is:
 ///
 ///     bytes ⇄ NIOSSLServerHandler (TLS 1.3, client cert required)
+///           ⇄ BackPressureHandler (no reading while responses cannot be written)
 ///           ⇄ LengthPrefixedMessageEncoder / LengthPrefixedMessageDecoder
 ///           ⇄ RuntimeManagerSessionHandler (identity, policy, file store)
 public enum RuntimeManagerSession {
@@ -61,6 +62,9 @@ public enum RuntimeManagerSession {
     private static func addHandlers(to channel: Channel, context: RuntimeManagerSessionContext) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(NIOSSLServerHandler(context: context.sslContext))
+        // A client that sends requests without reading the answers must not make
+        // responses pile up in memory: stop reading while the channel cannot write.
+        try sync.addHandler(BackPressureHandler())
         try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerResponse>())
         try sync.addHandler(
             LengthPrefixedMessageDecoder<RuntimeManagerRequest>(maximumMessageBytes: context.maximumMessageBytes)

@@ -13,7 +13,7 @@ public enum ServerTLS {
         do {
             key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
         } catch {
-            throw TLSSetupError(
+            throw RuntimeManagerSetupError(
                 "cannot load the runtime manager's private key (--key) from \(keyPath): \(describe(error)); "
                     + "expected a PEM private key (tools/gen-certs.sh makes one)"
             )
@@ -30,9 +30,9 @@ public enum ServerTLS {
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {
-            throw TLSSetupError(
-                "cannot set up TLS with --cert \(certificatePath) and --key \(keyPath): \(describe(error)); "
-                    + "do the certificate and key belong together?"
+            throw RuntimeManagerSetupError(
+                "cannot set up TLS with --cert \(certificatePath) and --key \(keyPath): the key does not belong "
+                    + "to the certificate, or one of them is unusable (\(error))"
             )
         }
     }
@@ -42,10 +42,10 @@ public enum ServerTLS {
         do {
             certificates = try NIOSSLCertificate.fromPEMFile(path)
         } catch {
-            throw TLSSetupError("cannot load \(role) from \(path): \(describe(error)); expected a PEM certificate file")
+            throw RuntimeManagerSetupError("cannot load \(role) from \(path): \(describe(error)); expected a PEM certificate file")
         }
         guard !certificates.isEmpty else {
-            throw TLSSetupError("\(path) holds no PEM certificate; expected \(role)")
+            throw RuntimeManagerSetupError("\(path) holds no PEM certificate; expected \(role)")
         }
         return certificates
     }
@@ -60,8 +60,9 @@ public enum ServerTLS {
     }
 }
 
-/// A TLS file or setting could not be used; the message names the file and flag.
-public struct TLSSetupError: Error, CustomStringConvertible, Sendable {
+/// A file, setting or address the runtime manager was started with cannot be used;
+/// the message names it and the flag that set it.
+public struct RuntimeManagerSetupError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }

@@ -104,7 +104,7 @@ struct RuntimeManagerService: Service {
             do {
                 try await self.server.bindDirect(host: direct.host, port: direct.port)
             } catch {
-                throw Failure("cannot listen on --direct \(direct): \(error)")
+                throw Failure("--direct: \(error)")
             }
         }
         await withGracefulShutdownHandler {

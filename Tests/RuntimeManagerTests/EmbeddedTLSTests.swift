@@ -132,4 +132,17 @@ final class EmbeddedTLSTests: XCTestCase {
         XCTAssertFalse(server.isActive, "the session must close: the stream can no longer be framed")
         XCTAssertNoThrow(try client.finish(acceptAlreadyClosed: true))
     }
+
+    func testAPeerThatNeverFinishesTheHandshakeIsDroppedAfterTheTimeout() throws {
+        let server = try self.makeServerChannel()
+        try server.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        server.embeddedEventLoop.advanceTime(by: .seconds(29))
+        XCTAssertTrue(server.isActive)
+        server.embeddedEventLoop.advanceTime(by: .seconds(2))
+        // The server sent close_notify and waits for the peer's; it never comes.
+        server.embeddedEventLoop.advanceTime(by: .seconds(10))
+        XCTAssertFalse(server.isActive, "a silent peer must not hold a session forever")
+        XCTAssertTrue(self.logs.messages.contains { $0.contains("TLS handshake not finished after 30 s") }, "\(self.logs.messages)")
+        XCTAssertNoThrow(try server.finish(acceptAlreadyClosed: true))
+    }
 }
