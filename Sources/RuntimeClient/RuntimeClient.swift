@@ -18,7 +18,7 @@ public final class RuntimeClient: Sendable {
     public let address: String
     public let configuration: RuntimeClientConfiguration
     private let channel: Channel
-    private let context = NIOLockedContext()
+    private let context = RequestCounter()
 
     private init(channel: Channel, address: String, configuration: RuntimeClientConfiguration) {
         self.channel = channel
@@ -87,6 +87,11 @@ public final class RuntimeClient: Sendable {
         self.channel.writeAndFlush(PendingRequest(request: request, promise: promise), promise: nil)
         let response = try await promise.futureResult.get()
         guard response.context == request.context else {
+            if response.status != .success, let message = response.errorMessage {
+                // The runtime manager refused the stream itself (e.g. a message over its
+                // limit) and answered with context 0 before closing.
+                throw RuntimeClientError.requestFailed(request: "request", status: response.status, message: message)
+            }
             throw RuntimeClientError.unexpectedResponse(
                 "answer for request \(response.context) while waiting for request \(request.context)"
             )
@@ -202,7 +207,7 @@ public final class RuntimeClient: Sendable {
 }
 
 /// Numbers requests so responses can be checked against them (the `context` field).
-final class NIOLockedContext: @unchecked Sendable {
+final class RequestCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value: UInt32 = 0
 

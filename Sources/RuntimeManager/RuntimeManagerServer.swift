@@ -48,15 +48,14 @@ public final class RuntimeManagerServer: @unchecked Sendable {
     public let configuration: RuntimeManagerConfiguration
     public let group: EventLoopGroup
     /// Pass this to ``RuntimeManagerSession/configure(channel:context:)`` for every stream.
-    public private(set) var sessionContext: RuntimeManagerSessionContext!
+    public let sessionContext: RuntimeManagerSessionContext
     public let store: FileStore
     public let policy: Policy
     private let logger: Logger
+    private let shutdownSignal = ShutdownSignal()
 
     private let lock = NSLock()
     private var listeners: [Channel] = []
-    private var shutdownRequested = false
-    private var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Loads the certificates, key and policy; fails with a message naming the bad file.
     public init(configuration: RuntimeManagerConfiguration, group: EventLoopGroup, logger: Logger) throws {
@@ -70,6 +69,7 @@ public final class RuntimeManagerServer: @unchecked Sendable {
             keyPath: configuration.keyPath,
             clientCAPath: configuration.clientCAPath
         )
+        let signal = self.shutdownSignal
         self.sessionContext = RuntimeManagerSessionContext(
             sslContext: sslContext,
             requestHandler: RequestHandler(
@@ -78,9 +78,9 @@ public final class RuntimeManagerServer: @unchecked Sendable {
             maximumMessageBytes: configuration.maximumMessageBytes,
             handshakeTimeout: configuration.handshakeTimeout,
             logger: logger,
-            onShutdownRequest: { [weak self] identity in
-                self?.logger.notice("shutting down at the request of \(identity)")
-                self?.requestShutdown()
+            onShutdownRequest: { identity in
+                logger.notice("shutting down at the request of \(identity)")
+                signal.trigger()
             }
         )
     }
@@ -89,7 +89,7 @@ public final class RuntimeManagerServer: @unchecked Sendable {
     /// Returns the bound address (useful with port 0).
     @discardableResult
     public func bindDirect(host: String, port: Int) async throws -> SocketAddress {
-        let context = self.sessionContext!
+        let context = self.sessionContext
         let channel: Channel
         do {
             channel = try await ServerBootstrap(group: self.group)
@@ -119,24 +119,12 @@ public final class RuntimeManagerServer: @unchecked Sendable {
 
     /// Asks the server to stop; ``waitForShutdownRequest()`` returns. Safe from any thread, idempotent.
     public func requestShutdown() {
-        let waiters: [CheckedContinuation<Void, Never>] = self.lock.withLock {
-            self.shutdownRequested = true
-            defer { self.shutdownWaiters = [] }
-            return self.shutdownWaiters
-        }
-        for waiter in waiters { waiter.resume() }
+        self.shutdownSignal.trigger()
     }
 
     /// Returns once an authorized client asked for shutdown or ``requestShutdown()`` was called.
     public func waitForShutdownRequest() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let already: Bool = self.lock.withLock {
-                if self.shutdownRequested { return true }
-                self.shutdownWaiters.append(continuation)
-                return false
-            }
-            if already { continuation.resume() }
-        }
+        await self.shutdownSignal.wait()
     }
 
     /// Graceful stop: accept nothing new, then close every session with a TLS close_notify.
@@ -154,5 +142,32 @@ public final class RuntimeManagerServer: @unchecked Sendable {
         }
         await self.sessionContext.sessions.closeAll()
         self.logger.notice("runtime manager stopped")
+    }
+}
+
+/// A one-shot signal any number of tasks can wait for; triggering twice is harmless.
+final class ShutdownSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var triggered = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func trigger() {
+        let waiters: [CheckedContinuation<Void, Never>] = self.lock.withLock {
+            self.triggered = true
+            defer { self.waiters = [] }
+            return self.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let already: Bool = self.lock.withLock {
+                if self.triggered { return true }
+                self.waiters.append(continuation)
+                return false
+            }
+            if already { continuation.resume() }
+        }
     }
 }

@@ -19,12 +19,15 @@ public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>:
     private var frames: LengthPrefixFrameDecoder
     private let parse: Parse
     private var failed = false
+    /// Whether progress was reported for the message being received, so its completion is reported too.
+    private var reportedPartialProgress = false
     private let progress: ((_ received: Int, _ expected: Int) -> Void)?
 
     /// - Parameters:
     ///   - maximumMessageBytes: largest accepted payload; larger prefixes are refused.
     ///   - progress: called after each read while a message is partly received
-    ///     (payload bytes so far, announced size); for download progress bars.
+    ///     (payload bytes so far, announced size), and once more when it is
+    ///     complete; for download progress bars.
     ///   - parse: turns a payload into a message; defaults to protobuf binary decoding.
     public init(
         maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
@@ -49,6 +52,10 @@ public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>:
                 return
             }
             guard let payload else { break }
+            if self.reportedPartialProgress {
+                self.reportedPartialProgress = false
+                self.progress?(payload.readableBytes, payload.readableBytes)
+            }
             let message: Message
             do {
                 message = try self.parse(payload)
@@ -61,6 +68,7 @@ public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>:
             context.fireChannelRead(self.wrapInboundOut(message))
         }
         if let progress = self.progress, let partial = self.frames.partialPayloadProgress {
+            self.reportedPartialProgress = true
             progress(partial.received, partial.expected)
         }
     }

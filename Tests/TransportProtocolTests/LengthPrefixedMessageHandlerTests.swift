@@ -122,3 +122,26 @@ final class LengthPrefixedMessageHandlerTests: XCTestCase {
         XCTAssertEqual(received.first?.errorMessage, "denied")
     }
 }
+
+final class DecoderProgressTests: XCTestCase {
+    func testProgressIsReportedWhileAMessageArrivesAndWhenItCompletes() throws {
+        final class Reports: @unchecked Sendable { var values: [[Int]] = [] }
+        let reports = Reports()
+        let channel = EmbeddedChannel(
+            handler: LengthPrefixedMessageDecoder<RuntimeManagerResponse>(progress: { received, expected in
+                reports.values.append([received, expected])
+            })
+        )
+        let response = RuntimeManagerResponse.with { $0.result = .with { $0.data = Data(count: 3000) } }
+        var framed = try response.lengthPrefixedByteBuffer()
+        let size = framed.readableBytes - 8
+        try channel.writeInbound(framed.readSlice(length: 1008)!)
+        try channel.writeInbound(framed.readSlice(length: 1000)!)
+        try channel.writeInbound(framed)
+        XCTAssertEqual(reports.values, [[1000, size], [2000, size], [size, size]])
+        XCTAssertEqual(try channel.readInbound(as: RuntimeManagerResponse.self), response)
+        // A message that arrives in one read has no progress to show.
+        try channel.writeInbound(try response.lengthPrefixedByteBuffer())
+        XCTAssertEqual(reports.values.count, 3)
+    }
+}
