@@ -80,7 +80,7 @@ let package = Package(
             name: "RuntimeManagerTests",
             dependencies: [
                 "RuntimeManager", "RuntimeClient", "Repeater", "Yamux", "TransportProtocol", nioCore, nioPosix,
-                nioSSL, .product(name: "NIOEmbedded", package: "swift-nio"),
+                nioSSL, logging, .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MuxCatTests", dependencies: ["MuxCat", "Yamux", "Repeater", nioCore, nioPosix]),
