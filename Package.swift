@@ -4,6 +4,7 @@ import PackageDescription
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
 let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
+let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
@@ -45,14 +46,14 @@ let package = Package(
         .target(
             name: "RuntimeManager",
             dependencies: [
-                "TransportProtocol", "Repeater", "Yamux", nioCore, nioPosix, nioSSL, logging,
+                "TransportProtocol", "Repeater", "Yamux", nioCore, nioPosix, nioSSL, nioTLS, logging,
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         /// The client side: TLS over plain TCP, requests, chunked uploads.
         .target(
             name: "RuntimeClient",
-            dependencies: ["TransportProtocol", nioCore, nioPosix, nioSSL, logging]
+            dependencies: ["TransportProtocol", nioCore, nioPosix, nioSSL, nioTLS, logging]
         ),
         /// muxcat: netcat for the multiplexed link, and the frame decoder for captures.
         .target(name: "MuxCat", dependencies: ["Yamux", "Repeater", nioCore, nioPosix, logging]),
@@ -79,7 +80,7 @@ let package = Package(
             name: "RuntimeManagerTests",
             dependencies: [
                 "RuntimeManager", "RuntimeClient", "Repeater", "Yamux", "TransportProtocol", nioCore, nioPosix,
-                nioSSL, .product(name: "NIOEmbedded", package: "swift-nio"),
+                nioSSL, logging, .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MuxCatTests", dependencies: ["MuxCat", "Yamux", "Repeater", nioCore, nioPosix]),

@@ -1,0 +1,220 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import TransportProtocol
+
+/// A connection to a runtime manager (directly or through a repeater):
+/// TCP with TCP_NODELAY, mutual TLS 1.3, then length-prefixed requests,
+/// each answered before the next is sent.
+///
+/// Methods throw ``RuntimeClientError`` with a one-line explanation; a request
+/// the runtime manager refuses throws ``RuntimeClientError/requestFailed(request:status:message:)``.
+public final class RuntimeClient: Sendable {
+    /// Where the client connects when no address is given: the repeater.
+    public static let defaultHost = "127.0.0.1"
+    public static let defaultPort = 3011
+
+    public let address: String
+    public let configuration: RuntimeClientConfiguration
+    private let channel: Channel
+    private let context = RequestCounter()
+
+    private init(channel: Channel, address: String, configuration: RuntimeClientConfiguration) {
+        self.channel = channel
+        self.address = address
+        self.configuration = configuration
+    }
+
+    /// Connects and completes the TLS handshake.
+    /// - Parameter downloadProgress: called while a large response arrives
+    ///   (bytes received, bytes announced), from an event loop thread.
+    public static func connect(
+        host: String = defaultHost,
+        port: Int = defaultPort,
+        configuration: RuntimeClientConfiguration,
+        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        downloadProgress: (@Sendable (_ received: Int, _ expected: Int) -> Void)? = nil
+    ) async throws -> RuntimeClient {
+        let sslContext = try configuration.makeSSLContext()
+        let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let serverName = configuration.serverName
+        let maximumMessageBytes = configuration.maximumMessageBytes
+        let handshake = group.next().makePromise(of: Void.self)
+        let channel: Channel
+        do {
+            channel = try await ClientBootstrap(group: handshake.futureResult.eventLoop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connectTimeout(.seconds(10))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                        try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerRequest>())
+                        try sync.addHandler(
+                            LengthPrefixedMessageDecoder<RuntimeManagerResponse>(
+                                maximumMessageBytes: maximumMessageBytes,
+                                progress: downloadProgress
+                            )
+                        )
+                        try sync.addHandler(ClientResponseHandler(handshake: handshake, address: address))
+                    }
+                }
+                .connect(host: host, port: port)
+                .get()
+        } catch let error as RuntimeClientError {
+            handshake.fail(error)
+            throw error
+        } catch {
+            let wrapped = RuntimeClientError.connect(error, address: address)
+            handshake.fail(wrapped)
+            throw wrapped
+        }
+        do {
+            try await handshake.futureResult.get()
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        return RuntimeClient(channel: channel, address: address, configuration: configuration)
+    }
+
+    /// Sends one request and waits for its response, whatever its status.
+    public func send(_ request: RuntimeManagerRequest) async throws -> RuntimeManagerResponse {
+        var request = request
+        request.context = self.context.next()
+        let promise = self.channel.eventLoop.makePromise(of: RuntimeManagerResponse.self)
+        self.channel.writeAndFlush(PendingRequest(request: request, promise: promise), promise: nil)
+        let response = try await promise.futureResult.get()
+        guard response.context == request.context else {
+            if response.status != .success, let message = response.errorMessage {
+                // The runtime manager refused the stream itself (e.g. a message over its
+                // limit) and answered with context 0 before closing.
+                throw RuntimeClientError.requestFailed(request: "request", status: response.status, message: message)
+            }
+            throw RuntimeClientError.unexpectedResponse(
+                "answer for request \(response.context) while waiting for request \(request.context)"
+            )
+        }
+        return response
+    }
+
+    /// Sends a request and returns the response if it succeeded.
+    @discardableResult
+    func perform(_ name: String, _ request: RuntimeManagerRequest) async throws -> RuntimeManagerResponse {
+        let response = try await self.send(request)
+        guard response.status == .success else {
+            throw RuntimeClientError.requestFailed(
+                request: name, status: response.status, message: response.errorMessage ?? "no message"
+            )
+        }
+        return response
+    }
+
+    /// Stores `data` as `name`, replacing any file of that name.
+    public func write(_ name: String, data: Data) async throws {
+        try await self.perform("write \"\(name)\"", .with { $0.writeFile = .with { $0.fileName = name; $0.data = data } })
+    }
+
+    /// Appends `data` to the existing file `name`.
+    public func append(_ name: String, data: Data) async throws {
+        try await self.perform(
+            "append to \"\(name)\"", .with { $0.appendFile = .with { $0.fileName = name; $0.data = data } }
+        )
+    }
+
+    /// Uploads a local file as `remoteName`, chunk by chunk: the first chunk
+    /// is a write (replacing the remote file) and the rest are appends, so
+    /// memory use is one chunk, not the file. With `append: true` every chunk
+    /// is appended to the existing remote file.
+    /// - Parameter progress: called after each chunk with (bytes sent, file size).
+    public func put(
+        localPath: String, remoteName: String, append: Bool = false,
+        progress: ((_ sent: Int, _ total: Int) -> Void)? = nil
+    ) async throws {
+        guard let file = FileHandle(forReadingAtPath: localPath) else {
+            throw RuntimeClientError.localFile(path: localPath, reason: Self.whyUnreadable(localPath))
+        }
+        defer { try? file.close() }
+        let total = (try? FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int) ?? 0
+        var sent = 0
+        var first = true
+        while true {
+            let chunk: Data
+            do {
+                chunk = try file.read(upToCount: self.configuration.chunkBytes) ?? Data()
+            } catch {
+                throw RuntimeClientError.localFile(path: localPath, reason: "read failed: \(error.localizedDescription)")
+            }
+            if chunk.isEmpty && !first { break }
+            if first && !append {
+                try await self.write(remoteName, data: chunk)
+            } else if !chunk.isEmpty {
+                try await self.append(remoteName, data: chunk)
+            }
+            first = false
+            sent += chunk.count
+            progress?(sent, max(total, sent))
+            if chunk.count < self.configuration.chunkBytes { break }
+        }
+    }
+
+    /// Fetches the whole file `name`.
+    public func read(_ name: String) async throws -> Data {
+        let response = try await self.perform("read \"\(name)\"", .with { $0.readFile = .with { $0.fileName = name } })
+        guard case let .result(result)? = response.messageOneof else {
+            throw RuntimeClientError.unexpectedResponse("read succeeded but carried no file contents")
+        }
+        return result.data
+    }
+
+    /// SHA-256 of the stored file `name`, computed by the runtime manager.
+    public func hash(_ name: String) async throws -> Data {
+        let response = try await self.perform(
+            "hash \"\(name)\"", .with { $0.requestPiHash = .with { $0.fileName = name } }
+        )
+        guard case let .piHash(hash)? = response.messageOneof else {
+            throw RuntimeClientError.unexpectedResponse("hash succeeded but carried no hash")
+        }
+        return hash.data
+    }
+
+    /// SHA-256 of the runtime manager's policy file.
+    public func policyHash() async throws -> Data {
+        let response = try await self.perform("policy-hash", .with { $0.requestPolicyHash = .init() })
+        guard case let .policyHash(hash)? = response.messageOneof else {
+            throw RuntimeClientError.unexpectedResponse("policy-hash succeeded but carried no hash")
+        }
+        return hash.data
+    }
+
+    /// Asks the runtime manager to shut down gracefully (needs the policy's permission).
+    public func requestShutdown() async throws {
+        try await self.perform("shutdown", .with { $0.requestShutdown = .init() })
+    }
+
+    /// Closes the connection with a TLS close_notify.
+    public func close() async {
+        try? await self.channel.close()
+    }
+
+    private static func whyUnreadable(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
+        if isDirectory.boolValue { return "is a directory, not a file" }
+        return "cannot be read (permissions?)"
+    }
+}
+
+/// Numbers requests so responses can be checked against them (the `context` field).
+final class RequestCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: UInt32 = 0
+
+    func next() -> UInt32 {
+        self.lock.withLock {
+            self.value &+= 1
+            return self.value
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import NIOSSL
+import TransportProtocol
+
+/// How the client proves who it is and whom it trusts.
+public struct RuntimeClientConfiguration: Sendable {
+    /// The client certificate (`--cert`), PEM.
+    public var certificatePath: String
+    /// The client's private key (`--key`), PEM.
+    public var keyPath: String
+    /// The CA that issued the runtime manager's certificate (`--ca`), PEM.
+    public var caPath: String
+    /// If set, the runtime manager's certificate must also carry this host name.
+    ///
+    /// Off by default because the client usually connects to a *repeater*, whose
+    /// address says nothing about the runtime manager's certificate; trust comes
+    /// from the dedicated CA instead.
+    public var serverName: String?
+    /// Largest response accepted (a read of a big file is one message).
+    public var maximumMessageBytes: Int
+    /// Files larger than this are sent as a write followed by appends, so
+    /// neither side needs a message as large as the file.
+    public var chunkBytes: Int
+
+    public static let defaultChunkBytes = 8 * 1024 * 1024
+
+    public init(
+        certificatePath: String, keyPath: String, caPath: String, serverName: String? = nil,
+        maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
+        chunkBytes: Int = Self.defaultChunkBytes
+    ) {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.caPath = caPath
+        self.serverName = serverName
+        self.maximumMessageBytes = maximumMessageBytes
+        self.chunkBytes = chunkBytes
+    }
+
+    /// TLS 1.3 with the client certificate, trusting only the given CA.
+    public func makeSSLContext() throws -> NIOSSLContext {
+        let chain = try Self.loadCertificates(self.certificatePath, role: "the client certificate (--cert)")
+        let ca = try Self.loadCertificates(self.caPath, role: "the CA certificate (--ca)")
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: self.keyPath, format: .pem)
+        } catch {
+            throw RuntimeClientError.setup(
+                "cannot load the client key (--key) from \(self.keyPath): \(Self.describe(error)); expected a PEM private key"
+            )
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv13
+        tls.trustRoots = .certificates(ca)
+        tls.certificateChain = chain.map { .certificate($0) }
+        tls.privateKey = .privateKey(key)
+        tls.certificateVerification = self.serverName == nil ? .noHostnameVerification : .fullVerification
+        do {
+            return try NIOSSLContext(configuration: tls)
+        } catch {
+            throw RuntimeClientError.setup(
+                "cannot set up TLS with --cert \(self.certificatePath) and --key \(self.keyPath): \(error); "
+                    + "do the certificate and key belong together?"
+            )
+        }
+    }
+
+    private static func loadCertificates(_ path: String, role: String) throws -> [NIOSSLCertificate] {
+        do {
+            let certificates = try NIOSSLCertificate.fromPEMFile(path)
+            guard !certificates.isEmpty else {
+                throw RuntimeClientError.setup("\(path) holds no PEM certificate; expected \(role)")
+            }
+            return certificates
+        } catch let error as RuntimeClientError {
+            throw error
+        } catch {
+            throw RuntimeClientError.setup("cannot load \(role) from \(path): \(Self.describe(error))")
+        }
+    }
+
+    private static func describe(_ error: Error) -> String {
+        switch error {
+        case NIOSSLError.noSuchFilesystemObject: return "no such file"
+        case NIOSSLError.failedToLoadCertificate: return "not a readable PEM certificate"
+        case NIOSSLError.failedToLoadPrivateKey: return "not a readable private key"
+        default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import TransportProtocol
+
+/// Why a client operation failed, phrased for the one line the CLI prints.
+public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
+    /// Nothing listens at the address.
+    case connectionRefused(address: String)
+    /// The address could not be reached or resolved.
+    case connectFailed(address: String, reason: String)
+    /// The TLS handshake or a TLS record failed.
+    case tlsFailed(reason: String)
+    /// The runtime manager answered a request with an error status.
+    case requestFailed(request: String, status: ResponseStatus, message: String)
+    /// The connection ended while a response was awaited.
+    case connectionClosed(address: String)
+    /// A local file could not be read or written.
+    case localFile(path: String, reason: String)
+    /// A client-side setup problem (certificates, keys).
+    case setup(String)
+    /// The response did not have the shape the request calls for.
+    case unexpectedResponse(String)
+
+    public var description: String {
+        switch self {
+        case let .connectionRefused(address):
+            return "cannot connect to \(address): connection refused (is repeaterd or runtime-manager listening there? see --connect)"
+        case let .connectFailed(address, reason):
+            return "cannot connect to \(address): \(reason)"
+        case let .tlsFailed(reason):
+            return "TLS failure: \(reason)"
+        case let .requestFailed(request, status, message):
+            return "\(request) failed: \(status.protocolName): \(message)"
+        case let .connectionClosed(address):
+            return "the connection to \(address) closed before the runtime manager answered "
+                + "(it may have rejected this client's certificate or stopped; see its log)"
+        case let .localFile(path, reason):
+            return "\(path): \(reason)"
+        case let .setup(message):
+            return message
+        case let .unexpectedResponse(message):
+            return "unexpected response from the runtime manager: \(message)"
+        }
+    }
+
+    /// Turns a NIO connect error into one that names the address and the cause.
+    static func connect(_ error: Error, address: String) -> RuntimeClientError {
+        if let error = error as? NIOConnectionError {
+            if let dns = error.dnsAError ?? error.dnsAAAAError {
+                return .connectFailed(address: address, reason: "cannot resolve the host name (\(dns))")
+            }
+            if error.connectionErrors.contains(where: { Self.isRefused($0.error) }) {
+                return .connectionRefused(address: address)
+            }
+            let reasons = error.connectionErrors.map { "\($0.target): \($0.error)" }.joined(separator: "; ")
+            return .connectFailed(address: address, reason: reasons.isEmpty ? "\(error)" : reasons)
+        }
+        if Self.isRefused(error) { return .connectionRefused(address: address) }
+        if case ChannelError.connectTimeout? = error as? ChannelError {
+            return .connectFailed(address: address, reason: "timed out")
+        }
+        return .connectFailed(address: address, reason: "\(error)")
+    }
+
+    private static func isRefused(_ error: Error) -> Bool {
+        (error as? IOError)?.errnoCode == ECONNREFUSED
+    }
+
+    /// Explains a TLS error by what the user can do about it.
+    static func tls(_ error: Error) -> RuntimeClientError {
+        let text: String
+        if case let NIOSSLError.handshakeFailed(inner) = error {
+            text = "\(inner)"
+        } else {
+            text = "\(error)"
+        }
+        let explanation: String
+        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+            explanation = "the runtime manager's certificate was not issued by the CA given with --ca"
+        } else if text.contains("ALERT_UNKNOWN_CA") || text.contains("ALERT_BAD_CERTIFICATE")
+            || text.contains("ALERT_CERTIFICATE_UNKNOWN") || text.contains("ALERT_CERTIFICATE_REQUIRED")
+            || text.contains("ALERT_DECRYPT_ERROR") || text.contains("ALERT_HANDSHAKE_FAILURE")
+        {
+            explanation = "the runtime manager rejected this client's certificate (--cert); "
+                + "was it issued by the CA the runtime manager trusts (--client-ca)?"
+        } else if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") {
+            explanation = "the peer does not speak TLS (is --connect pointing at the repeater or runtime manager?)"
+        } else if text.contains("UNSUPPORTED_PROTOCOL") || text.contains("PROTOCOL_VERSION") {
+            explanation = "the peer does not offer TLS 1.3"
+        } else if case NIOSSLError.uncleanShutdown = error {
+            explanation = "the connection closed in the middle of TLS"
+        } else {
+            explanation = "handshake failed"
+        }
+        return .tlsFailed(reason: "\(explanation) (\(Self.shortReasons(text)))")
+    }
+
+    /// BoringSSL prints "error:…:SSL routines:OPENSSL_internal:REASON"; keep the reasons.
+    private static func shortReasons(_ text: String) -> String {
+        var reasons: [String] = []
+        var rest = Substring(text)
+        while let range = rest.range(of: "OPENSSL_internal:") {
+            let tail = rest[range.upperBound...]
+            let reason = tail.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            if !reason.isEmpty { reasons.append(String(reason)) }
+            rest = tail
+        }
+        return reasons.isEmpty ? text : reasons.joined(separator: ", ")
+    }
+}

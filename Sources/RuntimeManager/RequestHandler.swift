@@ -1,0 +1,132 @@
+import Crypto
+import Foundation
+import TransportProtocol
+
+/// Answers one request of one client: the runtime manager's whole behaviour
+/// without any I/O, so it can be tested by plain calls.
+///
+/// Every request gets a response with the request's `context` echoed back;
+/// no outcome closes the session (denials, unknown requests and missing files
+/// are ordinary error responses). A granted shutdown is returned as
+/// ``RequestOutcome/shutdownRequested`` for the session to act on *after* the
+/// response has been sent.
+public struct RequestHandler: Sendable {
+    public let store: FileStore
+    public let policy: Policy
+    /// Largest message the session may send; a file too large for one
+    /// response is refused with a clear message instead of breaking the peer's decoder.
+    public let maximumMessageBytes: Int
+
+    /// Bytes a response needs besides the file contents (status, context, tags, lengths).
+    static let responseOverheadBytes = 32
+
+    public init(store: FileStore, policy: Policy, maximumMessageBytes: Int) {
+        self.store = store
+        self.policy = policy
+        self.maximumMessageBytes = maximumMessageBytes
+    }
+
+    public func handle(_ request: RuntimeManagerRequest, from identity: ClientIdentity) -> RequestOutcome {
+        let context = request.context
+        func fail(_ status: ResponseStatus, _ message: String) -> RequestOutcome {
+            RequestOutcome(response: .failure(status, context: context, message: message))
+        }
+        func deny(_ action: Policy.Action) -> RequestOutcome {
+            fail(.failedInvalidRole, "denied: the policy does not allow \(identity) to \(action)")
+        }
+        func success(_ fill: (inout RuntimeManagerResponse) -> Void = { _ in }) -> RequestOutcome {
+            var response = RuntimeManagerResponse()
+            response.status = .success
+            response.context = context
+            fill(&response)
+            return RequestOutcome(response: response)
+        }
+
+        switch request.messageOneof {
+        case let .writeFile(file)?:
+            guard self.policy.permits(.write(file.fileName), for: identity) else { return deny(.write(file.fileName)) }
+            do {
+                try self.store.write(file.fileName, data: file.data)
+            } catch {
+                return fail(.failedGeneric, "\(error)")
+            }
+            return success()
+
+        case let .appendFile(file)?:
+            guard self.policy.permits(.append(file.fileName), for: identity) else {
+                return deny(.append(file.fileName))
+            }
+            do {
+                try self.store.append(file.fileName, data: file.data)
+            } catch {
+                return fail(.failedGeneric, "\(error)")
+            }
+            return success()
+
+        case let .readFile(read)?:
+            guard self.policy.permits(.read(read.fileName), for: identity) else { return deny(.read(read.fileName)) }
+            let data: Data
+            do {
+                data = try self.store.read(read.fileName)
+            } catch {
+                return fail(.failedGeneric, "\(error)")
+            }
+            guard data.count + Self.responseOverheadBytes <= self.maximumMessageBytes else {
+                return fail(
+                    .failedGeneric,
+                    "file \"\(read.fileName)\" is \(data.count) bytes, too large for one response "
+                        + "(limit \(self.maximumMessageBytes) bytes); raise --max-message-bytes on both sides"
+                )
+            }
+            return success { $0.result = .with { $0.data = data } }
+
+        case let .requestPiHash(hash)?:
+            // Hashing reveals something about the contents: it needs read permission.
+            guard self.policy.permits(.read(hash.fileName), for: identity) else { return deny(.read(hash.fileName)) }
+            do {
+                let data = try self.store.read(hash.fileName)
+                let digest = Data(SHA256.hash(data: data))
+                return success { $0.piHash = .with { $0.data = digest } }
+            } catch {
+                return fail(.failedGeneric, "\(error)")
+            }
+
+        case .requestPolicyHash?:
+            // Anyone the CA admitted may learn which policy governs them.
+            let digest = Data(self.policy.sha256)
+            return success { $0.policyHash = .with { $0.data = digest } }
+
+        case .requestShutdown?:
+            guard self.policy.permits(.shutdown, for: identity) else { return deny(.shutdown) }
+            var outcome = success()
+            outcome.shutdownRequested = true
+            return outcome
+
+        case .requestResult?:
+            return fail(
+                .failedInvalidRequest,
+                "request_result is not supported: this runtime manager stores files only; "
+                    + "program execution is not part of this system"
+            )
+
+        case nil:
+            return fail(
+                .failedInvalidRequest,
+                "unknown or empty request: this runtime manager understands write_file, append_file, read_file, "
+                    + "request_pi_hash, request_policy_hash and request_shutdown"
+            )
+        }
+    }
+}
+
+/// The response to send, and what to do once it is sent.
+public struct RequestOutcome: Sendable {
+    public var response: RuntimeManagerResponse
+    /// An authorized client asked the runtime manager to shut down gracefully.
+    public var shutdownRequested: Bool
+
+    public init(response: RuntimeManagerResponse, shutdownRequested: Bool = false) {
+        self.response = response
+        self.shutdownRequested = shutdownRequested
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import TransportProtocol
+
+/// What a runtime manager is started with; mirrors the command-line flags.
+public struct RuntimeManagerConfiguration: Sendable {
+    public var certificatePath: String
+    public var keyPath: String
+    public var clientCAPath: String
+    public var policyPath: String
+    /// Limit on the total size of stored files (`--max-store-bytes`).
+    public var maximumStoreBytes: Int
+    /// Limit on one message (`--max-message-bytes`).
+    public var maximumMessageBytes: Int
+    public var handshakeTimeout: TimeAmount
+
+    public static let defaultMaximumStoreBytes = 1024 * 1024 * 1024
+
+    public init(
+        certificatePath: String, keyPath: String, clientCAPath: String, policyPath: String,
+        maximumStoreBytes: Int = Self.defaultMaximumStoreBytes,
+        maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
+        handshakeTimeout: TimeAmount = .seconds(30)
+    ) {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.clientCAPath = clientCAPath
+        self.policyPath = policyPath
+        self.maximumStoreBytes = maximumStoreBytes
+        self.maximumMessageBytes = maximumMessageBytes
+        self.handshakeTimeout = handshakeTimeout
+    }
+}
+
+/// A runtime manager: one file store and policy, served to any number of
+/// sessions over any number of listeners.
+///
+/// The server owns what is shared (TLS context, store, policy, open sessions,
+/// shutdown signal). Transports are added on top: ``bindDirect(host:port:)``
+/// accepts TLS directly over TCP; a yamux link listener configures each
+/// accepted stream with ``RuntimeManagerSession/configure(channel:context:)``
+/// using ``sessionContext`` and hands its listening channel to
+/// ``addListener(_:)`` so that shutdown closes it too.
+public final class RuntimeManagerServer: @unchecked Sendable {
+    public let configuration: RuntimeManagerConfiguration
+    public let group: EventLoopGroup
+    /// Pass this to ``RuntimeManagerSession/configure(channel:context:)`` for every stream.
+    public let sessionContext: RuntimeManagerSessionContext
+    public let store: FileStore
+    public let policy: Policy
+    private let logger: Logger
+    private let shutdownSignal = ShutdownSignal()
+
+    private let lock = NSLock()
+    private var listeners: [Channel] = []
+
+    /// Loads the certificates, key and policy; fails with a message naming the bad file.
+    public init(configuration: RuntimeManagerConfiguration, group: EventLoopGroup, logger: Logger) throws {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.policy = try Policy(contentsOf: configuration.policyPath)
+        self.store = FileStore(maximumTotalBytes: configuration.maximumStoreBytes)
+        let sslContext = try ServerTLS.makeContext(
+            certificatePath: configuration.certificatePath,
+            keyPath: configuration.keyPath,
+            clientCAPath: configuration.clientCAPath
+        )
+        let signal = self.shutdownSignal
+        self.sessionContext = RuntimeManagerSessionContext(
+            sslContext: sslContext,
+            requestHandler: RequestHandler(
+                store: self.store, policy: self.policy, maximumMessageBytes: configuration.maximumMessageBytes
+            ),
+            maximumMessageBytes: configuration.maximumMessageBytes,
+            handshakeTimeout: configuration.handshakeTimeout,
+            logger: logger,
+            onShutdownRequest: { identity in
+                logger.notice("shutting down at the request of \(identity)")
+                signal.trigger()
+            }
+        )
+    }
+
+    /// Accepts clients speaking TLS directly over TCP (`--direct`), the no-repeater baseline.
+    /// Returns the bound address (useful with port 0).
+    @discardableResult
+    public func bindDirect(host: String, port: Int) async throws -> SocketAddress {
+        let context = self.sessionContext
+        let channel: Channel
+        do {
+            channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                RuntimeManagerSession.configure(channel: channel, context: context)
+            }
+            .bind(host: host, port: port)
+            .get()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw RuntimeManagerSetupError("cannot listen on \(host):\(port): address already in use (another process listens there)")
+        } catch let error as IOError where error.errnoCode == EACCES {
+            throw RuntimeManagerSetupError("cannot listen on \(host):\(port): permission denied (ports below 1024 need privileges)")
+        }
+        self.addListener(channel)
+        let address = channel.localAddress!
+        self.logger.notice("accepting direct TLS clients on \(address)")
+        return address
+    }
+
+    /// Registers a listening channel (for example the yamux link listener) to be closed on shutdown.
+    public func addListener(_ channel: Channel) {
+        self.lock.withLock { self.listeners.append(channel) }
+    }
+
+    /// Asks the server to stop; ``waitForShutdownRequest()`` returns. Safe from any thread, idempotent.
+    public func requestShutdown() {
+        self.shutdownSignal.trigger()
+    }
+
+    /// Returns once an authorized client asked for shutdown or ``requestShutdown()`` was called.
+    public func waitForShutdownRequest() async {
+        await self.shutdownSignal.wait()
+    }
+
+    /// Graceful stop: accept nothing new, then close every session with a TLS close_notify.
+    public func shutdown() async {
+        let listeners = self.lock.withLock { () -> [Channel] in
+            defer { self.listeners = [] }
+            return self.listeners
+        }
+        for listener in listeners {
+            try? await listener.close()
+        }
+        let open = self.sessionContext.sessions.count
+        if open > 0 {
+            self.logger.notice("closing \(open) open session(s)")
+        }
+        await self.sessionContext.sessions.closeAll()
+        self.logger.notice("runtime manager stopped")
+    }
+}
+
+/// A one-shot signal any number of tasks can wait for; triggering twice is harmless.
+final class ShutdownSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var triggered = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func trigger() {
+        let waiters: [CheckedContinuation<Void, Never>] = self.lock.withLock {
+            self.triggered = true
+            defer { self.waiters = [] }
+            return self.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let already: Bool = self.lock.withLock {
+                if self.triggered { return true }
+                self.waiters.append(continuation)
+                return false
+            }
+            if already { continuation.resume() }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+import TransportProtocol
+
+/// Everything a runtime-manager session needs, shared by all sessions of a
+/// server whatever carries them (a direct TCP connection or a yamux stream).
+public struct RuntimeManagerSessionContext: Sendable {
+    public var sslContext: NIOSSLContext
+    public var requestHandler: RequestHandler
+    /// Largest message accepted from a client (and sent to one).
+    public var maximumMessageBytes: Int
+    /// A peer that has not finished the TLS handshake by then is dropped,
+    /// so half-open connections and idle streams do not pile up.
+    public var handshakeTimeout: TimeAmount
+    public var logger: Logger
+    /// Called once an authorized client's request_shutdown response has been sent.
+    public var onShutdownRequest: @Sendable (ClientIdentity) -> Void
+    /// Open sessions, so a graceful shutdown can close them all.
+    public var sessions: SessionRegistry
+
+    public init(
+        sslContext: NIOSSLContext,
+        requestHandler: RequestHandler,
+        maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
+        handshakeTimeout: TimeAmount = .seconds(30),
+        logger: Logger,
+        sessions: SessionRegistry = SessionRegistry(),
+        onShutdownRequest: @escaping @Sendable (ClientIdentity) -> Void = { _ in }
+    ) {
+        self.sslContext = sslContext
+        self.requestHandler = requestHandler
+        self.maximumMessageBytes = maximumMessageBytes
+        self.handshakeTimeout = handshakeTimeout
+        self.logger = logger
+        self.sessions = sessions
+        self.onShutdownRequest = onShutdownRequest
+    }
+}
+
+/// Turns any byte channel into one runtime-manager session.
+///
+/// Only `channel.pipeline` is used, never the socket, so the same session runs
+/// on a TCP child channel (`--direct`) and on a yamux stream child channel
+/// (`--listen`) alike. The pipeline is:
+///
+///     bytes ⇄ NIOSSLServerHandler (TLS 1.3, client cert required)
+///           ⇄ BackPressureHandler (no reading while responses cannot be written)
+///           ⇄ LengthPrefixedMessageEncoder / LengthPrefixedMessageDecoder
+///           ⇄ RuntimeManagerSessionHandler (identity, policy, file store)
+public enum RuntimeManagerSession {
+    /// Adds the session handlers to `channel`. Call it from the channel's
+    /// initializer; the returned future completes once the handlers are added.
+    public static func configure(channel: Channel, context: RuntimeManagerSessionContext) -> EventLoopFuture<Void> {
+        if channel.eventLoop.inEventLoop {
+            return channel.eventLoop.makeCompletedFuture { try self.addHandlers(to: channel, context: context) }
+        }
+        return channel.eventLoop.submit { try self.addHandlers(to: channel, context: context) }
+    }
+
+    private static func addHandlers(to channel: Channel, context: RuntimeManagerSessionContext) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(NIOSSLServerHandler(context: context.sslContext))
+        // A client that sends requests without reading the answers must not make
+        // responses pile up in memory: stop reading while the channel cannot write.
+        try sync.addHandler(BackPressureHandler())
+        try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerResponse>())
+        try sync.addHandler(
+            LengthPrefixedMessageDecoder<RuntimeManagerRequest>(maximumMessageBytes: context.maximumMessageBytes)
+        )
+        try sync.addHandler(RuntimeManagerSessionHandler(context: context))
+    }
+}
+
+/// The last handler of a session: learns the client's identity when the TLS
+/// handshake completes, answers requests in order, reports failures.
+final class RuntimeManagerSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = RuntimeManagerRequest
+    typealias OutboundOut = RuntimeManagerResponse
+
+    private let sessionContext: RuntimeManagerSessionContext
+    private var logger: Logger
+    private var identity: ClientIdentity?
+    private var handshakeTimer: Scheduled<Void>?
+    private var closing = false
+
+    init(context: RuntimeManagerSessionContext) {
+        self.sessionContext = context
+        self.logger = context.logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let peer = context.channel.remoteAddress.map(Self.describe) ?? "\(type(of: context.channel))"
+        self.logger[metadataKey: "peer"] = "\(peer)"
+        self.sessionContext.sessions.add(context.channel)
+        let timeout = self.sessionContext.handshakeTimeout
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.handshakeTimer = context.eventLoop.scheduleTask(in: timeout) { [self] in
+            guard self.identity == nil else { return }
+            self.logger.warning("TLS handshake not finished after \(timeout.nanoseconds / 1_000_000_000) s; closing session")
+            self.close(context: loopBound.value)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.handshakeTimer?.cancel()
+        self.sessionContext.sessions.remove(context.channel)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            self.handshakeTimer?.cancel()
+            do {
+                guard let certificate = try context.pipeline.syncOperations.nioSSL_peerCertificate() else {
+                    self.logger.warning("TLS handshake completed without a client certificate; closing session")
+                    self.close(context: context)
+                    return
+                }
+                let identity = try ClientIdentity(certificate: certificate)
+                self.identity = identity
+                self.logger[metadataKey: "client"] = "\(identity)"
+                self.logger.info("session started")
+            } catch {
+                self.logger.warning("cannot read the client certificate after the handshake: \(error); closing session")
+                self.close(context: context)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let request = self.unwrapInboundIn(data)
+        guard let identity = self.identity, !self.closing else { return }
+        let outcome = self.sessionContext.requestHandler.handle(request, from: identity)
+        self.logger.debug(
+            "request answered",
+            metadata: [
+                "request": "\(Self.kind(of: request))", "context": "\(request.context)",
+                "status": "\(outcome.response.status.protocolName)",
+            ]
+        )
+        if outcome.shutdownRequested {
+            self.logger.notice("authorized shutdown requested")
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            let onShutdown = self.sessionContext.onShutdownRequest
+            promise.futureResult.whenComplete { _ in onShutdown(identity) }
+            context.writeAndFlush(self.wrapOutboundOut(outcome.response), promise: promise)
+        } else {
+            context.writeAndFlush(self.wrapOutboundOut(outcome.response), promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        switch error {
+        case let framing as TransportProtocolError:
+            switch framing {
+            case .messageTooLarge:
+                // Tell the client why, then close: the stream can no longer be framed.
+                self.logger.warning("refusing message: \(framing); closing session")
+                self.sendFailureAndClose(context: context, message: "\(framing)")
+            case .malformedMessage:
+                self.logger.info("\(framing)")
+                context.writeAndFlush(
+                    self.wrapOutboundOut(.failure(.failedInvalidRequest, context: 0, message: "\(framing)")),
+                    promise: nil
+                )
+            case .truncatedMessage:
+                self.logger.info("\(framing)")
+            }
+        case let tls as NIOSSLError where self.identity == nil:
+            self.logger.warning("TLS handshake failed: \(Self.describe(tls)); closing session")
+            self.close(context: context)
+        case NIOSSLError.uncleanShutdown:
+            self.logger.debug("client closed the connection without TLS close_notify")
+            self.close(context: context)
+        default:
+            self.logger.warning("session error: \(error); closing session")
+            self.close(context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if self.identity != nil {
+            self.logger.info("session ended")
+        }
+        context.fireChannelInactive()
+    }
+
+    private func sendFailureAndClose(context: ChannelHandlerContext, message: String) {
+        guard !self.closing else { return }
+        let response = RuntimeManagerResponse.failure(.failedInvalidRequest, context: 0, message: message)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(self.wrapOutboundOut(response)).whenComplete { [self] _ in
+            self.close(context: loopBound.value)
+        }
+    }
+
+    private func close(context: ChannelHandlerContext) {
+        guard !self.closing else { return }
+        self.closing = true
+        context.close(promise: nil)
+    }
+
+    /// `127.0.0.1:45750` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:45750`.
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case let .v4(inet): return "\(address.ipAddress ?? inet.host):\(address.port ?? 0)"
+        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
+        }
+    }
+
+    static func kind(of request: RuntimeManagerRequest) -> String {
+        switch request.messageOneof {
+        case .writeFile?: return "write_file"
+        case .appendFile?: return "append_file"
+        case .readFile?: return "read_file"
+        case .requestPiHash?: return "request_pi_hash"
+        case .requestPolicyHash?: return "request_policy_hash"
+        case .requestShutdown?: return "request_shutdown"
+        case .requestResult?: return "request_result"
+        case nil: return "unknown"
+        }
+    }
+
+    /// What went wrong in a handshake, in terms of the flags an operator can change,
+    /// followed by BoringSSL's reason codes.
+    static func describe(_ error: NIOSSLError) -> String {
+        let text: String
+        switch error {
+        case let .handshakeFailed(inner): text = "\(inner)"
+        default: text = "\(error)"
+        }
+        let reasons = Self.reasonCodes(text)
+        let explanation: String
+        if reasons.contains("CERTIFICATE_VERIFY_FAILED") {
+            explanation = "the client's certificate is not issued by the CA given with --client-ca (or is expired)"
+        } else if reasons.contains(where: { $0.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") || $0.contains("CERTIFICATE_REQUIRED") }) {
+            explanation = "the client presented no certificate; a client certificate is required"
+        } else if reasons.contains(where: { $0.contains("ALERT_UNKNOWN_CA") || $0.contains("ALERT_BAD_CERTIFICATE") }) {
+            explanation = "the client does not trust this runtime manager's certificate (check the client's CA file)"
+        } else if reasons.contains(where: { $0.contains("WRONG_VERSION_NUMBER") || $0.contains("HTTP_REQUEST") }) {
+            explanation = "the peer does not speak TLS"
+        } else if reasons.contains(where: { $0.contains("UNSUPPORTED_PROTOCOL") || $0.contains("NO_SHARED_CIPHER") }) {
+            explanation = "the peer does not offer TLS 1.3"
+        } else if case .uncleanShutdown = error {
+            explanation = "the peer closed the connection during the handshake"
+        } else {
+            return text
+        }
+        return reasons.isEmpty ? explanation : "\(explanation) (\(reasons.joined(separator: ", ")))"
+    }
+
+    /// BoringSSL prints "error:…:SSL routines:OPENSSL_internal:REASON at file:line"; keep the REASONs.
+    static func reasonCodes(_ text: String) -> [String] {
+        var reasons: [String] = []
+        var rest = Substring(text)
+        while let range = rest.range(of: "OPENSSL_internal:") {
+            let tail = rest[range.upperBound...]
+            let reason = tail.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            if !reason.isEmpty { reasons.append(String(reason)) }
+            rest = tail
+        }
+        return reasons
+    }
+}

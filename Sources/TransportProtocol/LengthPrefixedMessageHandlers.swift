@@ -1,0 +1,109 @@
+import NIOCore
+import SwiftProtobuf
+
+/// Inbound handler: bytes in, complete protobuf messages of type `Message` out.
+///
+/// A thin adapter over ``LengthPrefixFrameDecoder``: each payload is parsed
+/// exactly once, when complete. Framing errors (a prefix over the limit) are
+/// fired down the pipeline as ``TransportProtocolError`` and the handler then
+/// discards all further input, so the handler after it can still answer the
+/// peer with an error status before closing. A malformed payload is also
+/// reported, but framing stays intact, so the session may go on.
+public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = Message
+
+    /// Parses one complete payload. Replaceable so tests can count parses.
+    public typealias Parse = (ByteBuffer) throws -> Message
+
+    private var frames: LengthPrefixFrameDecoder
+    private let parse: Parse
+    private var failed = false
+    /// Whether progress was reported for the message being received, so its completion is reported too.
+    private var reportedPartialProgress = false
+    private let progress: ((_ received: Int, _ expected: Int) -> Void)?
+
+    /// - Parameters:
+    ///   - maximumMessageBytes: largest accepted payload; larger prefixes are refused.
+    ///   - progress: called after each read while a message is partly received
+    ///     (payload bytes so far, announced size), and once more when it is
+    ///     complete; for download progress bars.
+    ///   - parse: turns a payload into a message; defaults to protobuf binary decoding.
+    public init(
+        maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
+        progress: ((_ received: Int, _ expected: Int) -> Void)? = nil,
+        parse: @escaping Parse = { try Message(payload: $0) }
+    ) {
+        self.frames = LengthPrefixFrameDecoder(maximumMessageBytes: maximumMessageBytes)
+        self.parse = parse
+        self.progress = progress
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.failed else { return }
+        self.frames.append(self.unwrapInboundIn(data))
+        while true {
+            let payload: ByteBuffer?
+            do {
+                payload = try self.frames.nextPayload()
+            } catch {
+                self.failed = true
+                context.fireErrorCaught(error)
+                return
+            }
+            guard let payload else { break }
+            if self.reportedPartialProgress {
+                self.reportedPartialProgress = false
+                self.progress?(payload.readableBytes, payload.readableBytes)
+            }
+            let message: Message
+            do {
+                message = try self.parse(payload)
+            } catch {
+                context.fireErrorCaught(
+                    TransportProtocolError.malformedMessage(type: Message.protoMessageName, reason: "\(error)")
+                )
+                continue
+            }
+            context.fireChannelRead(self.wrapInboundOut(message))
+        }
+        if let progress = self.progress, let partial = self.frames.partialPayloadProgress {
+            self.reportedPartialProgress = true
+            progress(partial.received, partial.expected)
+        }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        if !self.failed, let error = self.frames.errorAtEndOfStream {
+            self.failed = true
+            context.fireErrorCaught(error)
+        }
+        context.fireChannelInactive()
+    }
+}
+
+/// Outbound handler: protobuf messages in, length-prefixed bytes out.
+///
+/// Writes the 8-byte prefix and the serialized message as two buffers, so the
+/// message bytes are not copied again to make room for the prefix.
+public final class LengthPrefixedMessageEncoder<Message: SwiftProtobuf.Message>: ChannelOutboundHandler {
+    public typealias OutboundIn = Message
+    public typealias OutboundOut = ByteBuffer
+
+    public init() {}
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let message = self.unwrapOutboundIn(data)
+        let payload: ByteBuffer
+        do {
+            payload = try message.serializedByteBuffer()
+        } catch {
+            promise?.fail(error)
+            return
+        }
+        var prefix = context.channel.allocator.buffer(capacity: LengthPrefixFrameDecoder.prefixLength)
+        writeLengthPrefix(payload.readableBytes, into: &prefix)
+        context.write(self.wrapOutboundOut(prefix), promise: nil)
+        context.write(self.wrapOutboundOut(payload), promise: promise)
+    }
+}

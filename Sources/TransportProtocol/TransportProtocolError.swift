@@ -1,0 +1,35 @@
+/// Errors of the length-prefixed message framing.
+///
+/// They are values (Equatable) so tests and the session handler can match on
+/// them; each description says what happened, what was expected and what to do.
+public enum TransportProtocolError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The 8-byte prefix announced more bytes than the receiver accepts.
+    /// Raised as soon as the prefix is complete, before any payload buffer exists.
+    case messageTooLarge(length: UInt64, limit: Int)
+
+    /// The stream ended in the middle of a message (inside the prefix or the payload).
+    case truncatedMessage(received: Int, expected: Int?)
+
+    /// The payload was complete but is not a valid protobuf message of the expected type.
+    case malformedMessage(type: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .messageTooLarge(length, limit):
+            return "message of \(length) bytes announced by the length prefix exceeds the limit of \(limit) bytes "
+                + "(\(Self.mebibytes(limit))); send smaller messages (put splits files into chunks) "
+                + "or raise --max-message-bytes"
+        case let .truncatedMessage(received, expected?):
+            return "connection ended after \(received) of \(expected) bytes of a message; the peer stopped mid-message"
+        case let .truncatedMessage(received, nil):
+            return "connection ended after \(received) of the 8 bytes of a length prefix; the peer stopped mid-message"
+        case let .malformedMessage(type, reason):
+            return "received bytes that are not a valid \(type) message (\(reason)); is the peer speaking this protocol?"
+        }
+    }
+
+    private static func mebibytes(_ bytes: Int) -> String {
+        let mib = Double(bytes) / (1024 * 1024)
+        return mib == mib.rounded() ? "\(Int(mib)) MiB" : String(format: "%.1f MiB", mib)
+    }
+}

@@ -1,0 +1,203 @@
+import ArgumentParser
+import Foundation
+import RuntimeClient
+
+/// The raw-socket client: one command per run, one clear line on failure.
+@main
+struct RuntimeClientCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime-client",
+        abstract: "Provisions and fetches files in a runtime manager over mutual TLS (through repeaterd or directly).",
+        subcommands: [Put.self, Append.self, Get.self, Hash.self, PolicyHash.self, Shutdown.self]
+    )
+}
+
+/// Flags every command shares.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "Where to connect: the repeater, or runtime-manager --direct (HOST:PORT).")
+    var connect: String = "\(RuntimeClient.defaultHost):\(RuntimeClient.defaultPort)"
+
+    @Option(help: "This client's certificate (PEM).")
+    var cert: String
+
+    @Option(help: "This client's private key (PEM).")
+    var key: String
+
+    @Option(help: "The CA that issued the runtime manager's certificate (PEM).")
+    var ca: String
+
+    @Option(name: .customLong("server-name"), help: "Also require this host name in the runtime manager's certificate.")
+    var serverName: String?
+
+    @Flag(help: "No progress bar.")
+    var quiet = false
+
+    func validate() throws {
+        _ = try self.hostAndPort()
+    }
+
+    func hostAndPort() throws -> (host: String, port: Int) {
+        guard let colon = self.connect.lastIndex(of: ":"), let port = Int(self.connect[self.connect.index(after: colon)...]),
+            (1...65535).contains(port)
+        else {
+            throw ValidationError("--connect expects HOST:PORT (e.g. 127.0.0.1:3011), got \"\(self.connect)\"")
+        }
+        var host = String(self.connect[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
+    /// Connects, runs `body`, closes; turns any failure into one line and exit code 1.
+    func withClient(
+        downloadLabel: String? = nil,
+        _ body: (RuntimeClient) async throws -> Void
+    ) async throws {
+        let (host, port) = try self.hostAndPort()
+        let configuration = RuntimeClientConfiguration(
+            certificatePath: self.cert, keyPath: self.key, caPath: self.ca, serverName: self.serverName
+        )
+        let bar = downloadLabel.map { ProgressBar(label: $0, quiet: self.quiet) }
+        do {
+            let client = try await RuntimeClient.connect(
+                host: host, port: port, configuration: configuration,
+                downloadProgress: bar.map { bar in { @Sendable received, expected in bar.update(done: received, total: expected) } }
+            )
+            do {
+                try await body(client)
+                bar?.finish()
+                await client.close()
+            } catch {
+                bar?.finish()
+                await client.close()
+                throw error
+            }
+        } catch {
+            var standardError = FileHandle.standardError
+            print("runtime-client: \(error)", to: &standardError)
+            throw ExitCode(1)
+        }
+    }
+}
+
+extension FileHandle: @retroactive TextOutputStream {
+    public func write(_ string: String) {
+        self.write(Data(string.utf8))
+    }
+}
+
+struct Put: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Upload LOCAL as REMOTE, replacing it (large files go as a write and appends)."
+    )
+    @OptionGroup var options: ConnectionOptions
+    @Argument(help: "Local file to upload.") var local: String
+    @Argument(help: "Name of the file in the runtime manager.") var remote: String
+
+    func run() async throws {
+        try checkReadable(self.local)
+        let bar = ProgressBar(label: "put \(self.remote)", quiet: self.options.quiet)
+        try await self.options.withClient { client in
+            try await client.put(localPath: self.local, remoteName: self.remote) { bar.update(done: $0, total: $1) }
+            bar.finish()
+        }
+    }
+}
+
+struct Append: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Append LOCAL to the existing REMOTE.")
+    @OptionGroup var options: ConnectionOptions
+    @Argument(help: "Local file to append.") var local: String
+    @Argument(help: "Name of the file in the runtime manager.") var remote: String
+
+    func run() async throws {
+        try checkReadable(self.local)
+        let bar = ProgressBar(label: "append \(self.remote)", quiet: self.options.quiet)
+        try await self.options.withClient { client in
+            try await client.put(localPath: self.local, remoteName: self.remote, append: true) {
+                bar.update(done: $0, total: $1)
+            }
+            bar.finish()
+        }
+    }
+}
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Download REMOTE to LOCAL, or to stdout with - or nothing.")
+    @OptionGroup var options: ConnectionOptions
+    @Argument(help: "Name of the file in the runtime manager.") var remote: String
+    @Argument(help: "Where to write it; - or nothing for stdout.") var local: String?
+
+    func run() async throws {
+        try await self.options.withClient(downloadLabel: "get \(self.remote)") { client in
+            let data = try await client.read(self.remote)
+            if let local = self.local, local != "-" {
+                do {
+                    try data.write(to: URL(fileURLWithPath: local), options: .atomic)
+                } catch {
+                    throw RuntimeClientError.localFile(path: local, reason: "cannot write: \(error.localizedDescription)")
+                }
+            } else {
+                FileHandle.standardOutput.write(data)
+            }
+        }
+    }
+}
+
+struct Hash: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the SHA-256 of REMOTE as computed by the runtime manager.")
+    @OptionGroup var options: ConnectionOptions
+    @Argument(help: "Name of the file in the runtime manager.") var remote: String
+
+    func run() async throws {
+        try await self.options.withClient { client in
+            print(hex(try await client.hash(self.remote)))
+        }
+    }
+}
+
+struct PolicyHash: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy-hash", abstract: "Print the SHA-256 of the runtime manager's policy file."
+    )
+    @OptionGroup var options: ConnectionOptions
+
+    func run() async throws {
+        try await self.options.withClient { client in
+            print(hex(try await client.policyHash()))
+        }
+    }
+}
+
+struct Shutdown: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask the runtime manager to shut down gracefully.")
+    @OptionGroup var options: ConnectionOptions
+
+    func run() async throws {
+        try await self.options.withClient { client in
+            try await client.requestShutdown()
+        }
+    }
+}
+
+func hex(_ data: Data) -> String {
+    data.map { String(format: "%02x", $0) }.joined()
+}
+
+/// Fails before connecting when the file to upload cannot be read, so no
+/// session is opened for nothing.
+func checkReadable(_ path: String) throws {
+    var isDirectory: ObjCBool = false
+    let reason: String
+    if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+        reason = "no such file"
+    } else if isDirectory.boolValue {
+        reason = "is a directory, not a file"
+    } else if !FileManager.default.isReadableFile(atPath: path) {
+        reason = "cannot be read (permissions?)"
+    } else {
+        return
+    }
+    var standardError = FileHandle.standardError
+    print("runtime-client: \(path): \(reason)", to: &standardError)
+    throw ExitCode(1)
+}

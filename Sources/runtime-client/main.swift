@@ -1,1 +1,0 @@
-print("runtime-client: not built yet")

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import NIOPosix
+import RuntimeManager
+import ServiceLifecycle
+import TransportProtocol
+
+/// The runtime manager's command line: parses flags, starts the server, and
+/// stops it gracefully on SIGTERM/SIGINT or an authorized request_shutdown.
+@main
+struct RuntimeManagerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime-manager",
+        abstract: "Stores files for clients that connect with mutual TLS, through the repeater or directly.",
+        discussion: """
+            Every session is TLS 1.3 with a client certificate issued by --client-ca; --policy says which
+            client may write, append, read which files and who may shut the runtime manager down
+            (format: docs/POLICY.md). Files live in memory.
+            """
+    )
+
+    @Option(help: "Accept direct TLS clients (no repeater) on HOST:PORT, e.g. 127.0.0.1:3012.")
+    var direct: String?
+
+    // TODO(yamux link): `--listen HOST:PORT|unix:PATH` (default 127.0.0.1:6000) accepts the repeater's
+    // yamux links; each stream is configured with RuntimeManagerSession.configure(channel:context:)
+    // using server.sessionContext, and the listener is registered with server.addListener(_:).
+
+    @Option(help: "The runtime manager's certificate (PEM).")
+    var cert: String
+
+    @Option(help: "The runtime manager's private key (PEM).")
+    var key: String
+
+    @Option(name: .customLong("client-ca"), help: "CA certificate(s) that client certificates must chain to (PEM).")
+    var clientCA: String
+
+    @Option(help: "The JSON policy file (docs/POLICY.md).")
+    var policy: String
+
+    @Option(name: .customLong("max-store-bytes"), help: "Limit on the total size of stored files, in bytes.")
+    var maxStoreBytes: Int = RuntimeManagerConfiguration.defaultMaximumStoreBytes
+
+    @Option(name: .customLong("max-message-bytes"), help: "Limit on one message, in bytes; larger ones are refused.")
+    var maxMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("unknown --log-level \(self.logLevel); use trace, debug, info, notice, warning, error or critical")
+        }
+        guard self.maxStoreBytes >= 0 else { throw ValidationError("--max-store-bytes must not be negative") }
+        guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
+        if let direct = self.direct { _ = try HostAndPort(direct, flag: "--direct") }
+        guard self.direct != nil else {
+            throw ValidationError("nothing to listen on: give --direct HOST:PORT (the yamux --listen is not wired yet)")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: self.logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "runtime-manager")
+        let configuration = RuntimeManagerConfiguration(
+            certificatePath: self.cert, keyPath: self.key, clientCAPath: self.clientCA, policyPath: self.policy,
+            maximumStoreBytes: self.maxStoreBytes, maximumMessageBytes: self.maxMessageBytes
+        )
+        let server: RuntimeManagerServer
+        do {
+            server = try RuntimeManagerServer(
+                configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger
+            )
+        } catch {
+            throw Failure("\(error)")
+        }
+        var directAddress: HostAndPort?
+        if let direct = self.direct { directAddress = try HostAndPort(direct, flag: "--direct") }
+        let service = RuntimeManagerService(server: server, direct: directAddress)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// Runs the server until a shutdown is requested (signal or authorized client), then stops it gracefully.
+struct RuntimeManagerService: Service {
+    let server: RuntimeManagerServer
+    let direct: HostAndPort?
+
+    func run() async throws {
+        if let direct {
+            do {
+                try await self.server.bindDirect(host: direct.host, port: direct.port)
+            } catch {
+                throw Failure("--direct: \(error)")
+            }
+        }
+        await withGracefulShutdownHandler {
+            await self.server.waitForShutdownRequest()
+        } onGracefulShutdown: { [server] in
+            server.requestShutdown()
+        }
+        await self.server.shutdown()
+    }
+}
+
+/// A HOST:PORT flag value; `[::1]:3012` for IPv6.
+struct HostAndPort: CustomStringConvertible {
+    var host: String
+    var port: Int
+
+    init(_ text: String, flag: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ValidationError("\(flag) expects HOST:PORT (e.g. 127.0.0.1:3012), got \"\(text)\"")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ValidationError("\(flag) expects HOST:PORT, got \"\(text)\" (no host)") }
+        self.host = host
+        self.port = port
+    }
+
+    var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}
+
+/// A startup failure, printed as one line without a stack of wrappers.
+struct Failure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,1 +1,0 @@
-print("runtime-manager: not built yet")

@@ -1,0 +1,249 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import RuntimeClient
+import RuntimeManager
+import TransportProtocol
+import XCTest
+
+/// Real TLS over loopback TCP: an in-process runtime manager with --direct and RuntimeClient.
+final class DirectServerTests: XCTestCase {
+    private var group: MultiThreadedEventLoopGroup!
+    private let certs = TestCertificates.shared
+
+    override func setUp() {
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    }
+
+    override func tearDown() {
+        try? self.group.syncShutdownGracefully()
+    }
+
+    private func startServer(
+        maximumMessageBytes: Int = 64 * 1024 * 1024, maximumStoreBytes: Int = 1 << 30
+    ) async throws -> DirectServer {
+        try await DirectServer(
+            self.certs.serverConfiguration(maximumStoreBytes: maximumStoreBytes, maximumMessageBytes: maximumMessageBytes),
+            group: self.group
+        )
+    }
+
+    private func temporaryFile(_ data: Data) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rm-test-\(UUID().uuidString)").path
+        try data.write(to: URL(fileURLWithPath: path))
+        self.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    func testPutAndGet32MiBByteExact() async throws {
+        let server = try await self.startServer()
+        let contents = patternedData(count: 32 * 1024 * 1024, seed: 1)
+        let local = try self.temporaryFile(contents)
+        let client = try await server.connect(self.certs.client("client"))
+        let progress = ProgressRecorder()
+        try await client.put(localPath: local, remoteName: "big.bin") { sent, total in
+            progress.record(sent: sent, total: total)
+        }
+        // 8 MiB chunks: one write and three appends.
+        XCTAssertEqual(progress.sent, [8, 16, 24, 32].map { $0 * 1024 * 1024 })
+        XCTAssertEqual(progress.totals, Set([contents.count]))
+        let back = try await client.read("big.bin")
+        XCTAssertEqual(back.count, contents.count)
+        XCTAssertTrue(back == contents, "downloaded bytes differ from uploaded bytes")
+        let hash = try await client.hash("big.bin")
+        XCTAssertEqual(hex(hash), try sha256sum(local))
+        await client.close()
+        await server.stop()
+    }
+
+    func testLargePutIsChunkedSoNoMessageIsAsLargeAsTheFile() async throws {
+        // The server refuses messages over 9 MiB; a 20 MiB put still works because it is chunked,
+        // and reading it back is refused with advice instead of an oversized response.
+        let server = try await self.startServer(maximumMessageBytes: 9 * 1024 * 1024)
+        let contents = patternedData(count: 20 * 1024 * 1024, seed: 2)
+        let client = try await server.connect(self.certs.client("client"))
+        let local = try self.temporaryFile(contents)
+        try await client.put(localPath: local, remoteName: "chunked")
+        let chunkedHash = try await client.hash("chunked")
+        XCTAssertEqual(hex(chunkedHash), try sha256sum(local))
+        do {
+            _ = try await client.read("chunked")
+            XCTFail("reading a file larger than one message should fail")
+        } catch let RuntimeClientError.requestFailed(_, status, message) {
+            XCTAssertEqual(status, .failedGeneric)
+            XCTAssertTrue(message.contains("too large for one response"), message)
+        }
+        // The session goes on.
+        let policyHash = try await client.policyHash()
+        XCTAssertEqual(policyHash.count, 32)
+        await client.close()
+        await server.stop()
+    }
+
+    func testTwentyConcurrentClientsEachPutAndGetTheirOwnFile() async throws {
+        let server = try await self.startServer()
+        let certs = self.certs
+        let port = server.port
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    let client = try await RuntimeClient.connect(
+                        host: "127.0.0.1", port: port, configuration: certs.client("client")
+                    )
+                    let contents = patternedData(count: 256 * 1024 + index, seed: UInt64(100 + index))
+                    try await client.write("client-\(index)", data: contents)
+                    let back = try await client.read("client-\(index)")
+                    XCTAssertTrue(back == contents, "client \(index) got other bytes back")
+                    await client.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        XCTAssertEqual(server.server.store.totalBytes, (0..<20).map { 256 * 1024 + $0 }.reduce(0, +))
+        await server.stop()
+    }
+
+    func testPolicyDenialIsInvalidRoleAndTheSessionGoesOn() async throws {
+        let server = try await self.startServer()
+        let writer = try await server.connect(self.certs.client("client"))
+        try await writer.write("shared", data: Data("visible".utf8))
+        let reader = try await server.connect(self.certs.client("reader"))
+        do {
+            try await reader.write("shared", data: Data("overwritten".utf8))
+            XCTFail("reader must not write")
+        } catch let RuntimeClientError.requestFailed(_, status, message) {
+            XCTAssertEqual(status, .failedInvalidRole)
+            XCTAssertTrue(message.contains("CN=reader"), message)
+        }
+        // Same session, next request.
+        let shared = try await reader.read("shared")
+        XCTAssertEqual(shared, Data("visible".utf8))
+        await reader.close()
+        await writer.close()
+        await server.stop()
+    }
+
+    func testUnknownRequestResultRequestAndMissingFileAreErrorsOnALiveSession() async throws {
+        let server = try await self.startServer()
+        let client = try await server.connect(self.certs.client("client"))
+
+        let unset = try await client.send(RuntimeManagerRequest())
+        XCTAssertEqual(unset.status, .failedInvalidRequest)
+        // Field 6 (attestation in Veracruz) is unknown here.
+        let unknown = try await client.send(try RuntimeManagerRequest(payload: ByteBuffer(bytes: [0x32, 0x00])))
+        XCTAssertEqual(unknown.status, .failedInvalidRequest)
+
+        let result = try await client.send(.with { $0.requestResult = .with { $0.fileName = "program.wasm" } })
+        XCTAssertEqual(result.status, .failedInvalidRequest)
+        XCTAssertTrue(result.errorMessage?.contains("program execution is not part of this system") ?? false)
+
+        do {
+            _ = try await client.read("missing.txt")
+            XCTFail("reading a missing file should fail")
+        } catch let error as RuntimeClientError {
+            guard case let .requestFailed(_, status, message) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(status, .failedGeneric)
+            XCTAssertTrue(message.contains("missing.txt"), message)
+            XCTAssertTrue("\(error)".contains("FAILED_GENERIC"), "\(error)")
+        }
+        let policyHash = try await client.policyHash()
+        XCTAssertEqual(policyHash, Data(server.server.policy.sha256))
+        await client.close()
+        await server.stop()
+    }
+
+    func testClientCertificateFromAnotherCAFailsTheHandshakeClearlyAndOthersAreUnaffected() async throws {
+        let server = try await self.startServer()
+        let good = try await server.connect(self.certs.client("client"))
+        do {
+            let intruder = try await server.connect(self.certs.client("client", foreign: true))
+            // TLS 1.3: the client may finish its side before the server refuses its certificate.
+            _ = try await intruder.policyHash()
+            XCTFail("a certificate from another CA must not be served")
+        } catch let error as RuntimeClientError {
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("rejected this client's certificate"), text)
+            XCTAssertTrue(text.contains("--client-ca"), text)
+        }
+        // The server said why in its log.
+        let deadline = Date().addingTimeInterval(5)
+        while !server.logs.messages.contains(where: { $0.contains("TLS handshake failed") }), Date() < deadline {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let logged = server.logs.messages.first { $0.contains("TLS handshake failed") } ?? "(nothing logged)"
+        XCTAssertTrue(logged.contains("not issued by the CA given with --client-ca"), logged)
+        // The established session is unaffected.
+        let policyHash = try await good.policyHash()
+        XCTAssertEqual(policyHash.count, 32)
+        await good.close()
+        await server.stop()
+    }
+
+    func testServerCertificateFromAnotherCAIsRefusedByTheClient() async throws {
+        let server = try await self.startServer()
+        var configuration = self.certs.client("client")
+        configuration.caPath = self.certs.foreignPath("ca.pem")
+        do {
+            _ = try await server.connect(configuration)
+            XCTFail("the client must not trust a server from another CA")
+        } catch let error as RuntimeClientError {
+            XCTAssertTrue("\(error)".contains("not issued by the CA given with --ca"), "\(error)")
+        }
+        await server.stop()
+    }
+
+    func testConnectionRefusedNamesTheAddress() async throws {
+        // Bind and close to find a port nobody listens on.
+        let probe = try await ServerBootstrap(group: self.group).bind(host: "127.0.0.1", port: 0).get()
+        let port = probe.localAddress!.port!
+        try await probe.close()
+        do {
+            _ = try await RuntimeClient.connect(host: "127.0.0.1", port: port, configuration: self.certs.client("client"))
+            XCTFail("nothing listens there")
+        } catch let error as RuntimeClientError {
+            XCTAssertTrue("\(error)".contains("cannot connect to 127.0.0.1:\(port): connection refused"), "\(error)")
+        }
+    }
+
+    func testAuthorizedShutdownStopsTheServerAndUnauthorizedDoesNot() async throws {
+        let server = try await self.startServer()
+        let reader = try await server.connect(self.certs.client("reader"))
+        do {
+            try await reader.requestShutdown()
+            XCTFail("reader may not shut down")
+        } catch let RuntimeClientError.requestFailed(_, status, _) {
+            XCTAssertEqual(status, .failedInvalidRole)
+        }
+        let client = try await server.connect(self.certs.client("client"))
+        try await client.requestShutdown()
+        // Returns only because the authorized request arrived.
+        await server.server.waitForShutdownRequest()
+        await server.stop()
+        XCTAssertEqual(server.server.sessionContext.sessions.count, 0)
+        do {
+            _ = try await server.connect(self.certs.client("client"))
+            XCTFail("the listener should be closed after shutdown")
+        } catch let error as RuntimeClientError {
+            guard case .connectionRefused = error else { return XCTFail("\(error)") }
+        }
+        await reader.close()
+        await client.close()
+    }
+}
+
+/// Records progress callbacks (which may come from another thread).
+final class ProgressRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sentValues: [Int] = []
+    private var totalValues: Set<Int> = []
+
+    func record(sent: Int, total: Int) {
+        self.lock.withLock {
+            self.sentValues.append(sent)
+            self.totalValues.insert(total)
+        }
+    }
+
+    var sent: [Int] { self.lock.withLock { self.sentValues } }
+    var totals: Set<Int> { self.lock.withLock { self.totalValues } }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import TransportProtocol
+import XCTest
+
+/// `openssl s_client` — a TLS stack this project did not write — against `--direct`.
+final class OpenSSLInteropTests: XCTestCase {
+    func testOpenSSLClientCompletesTheHandshakeAndGetsAnAnswer() async throws {
+        let certs = TestCertificates.shared
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let server = try await DirectServer(certs.serverConfiguration(), group: group)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = [
+            "s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_3", "-brief",
+            "-cert", certs.path("client.pem"), "-key", certs.path("client.key"), "-CAfile", certs.path("ca.pem"),
+        ]
+        let input = Pipe()
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+
+        // A policy-hash request, framed by hand, typed into s_client.
+        let request = try RuntimeManagerRequest.with { $0.context = 9; $0.requestPolicyHash = .init() }
+            .lengthPrefixedByteBuffer()
+        input.fileHandleForWriting.write(Data(request.readableBytesView))
+
+        // Read s_client's output until one whole response is there (or give up after 20 s).
+        let received = ReceivedBytes()
+        let reader = Thread {
+            while true {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                received.append(chunk)
+            }
+        }
+        reader.start()
+        let deadline = Date().addingTimeInterval(20)
+        var response: RuntimeManagerResponse?
+        while response == nil, Date() < deadline {
+            var frames = LengthPrefixFrameDecoder()
+            frames.append(ByteBuffer(bytes: received.data))
+            if let payload = try frames.nextPayload() {
+                response = try RuntimeManagerResponse(payload: payload)
+            } else {
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+        }
+        try input.fileHandleForWriting.close()
+        let exited = Date().addingTimeInterval(10)
+        while process.isRunning, Date() < exited { try await Task.sleep(nanoseconds: 20_000_000) }
+        if process.isRunning { process.terminate() }
+        let report = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+
+        XCTAssertTrue(report.contains("CONNECTION ESTABLISHED"), report)
+        XCTAssertTrue(report.contains("Protocol version: TLSv1.3"), report)
+        XCTAssertTrue(report.contains("Verification: OK"), report)
+        let answer = try XCTUnwrap(response, "no response through s_client; its report:\n\(report)")
+        XCTAssertEqual(answer.status, .success)
+        XCTAssertEqual(answer.context, 9)
+        XCTAssertEqual(Array(answer.policyHash.data), server.server.policy.sha256)
+        XCTAssertTrue(server.logs.messages.contains { $0.contains("session started") })
+        await server.stop()
+        try await group.shutdownGracefully()
+    }
+}
+
+final class ReceivedBytes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bytes = Data()
+    func append(_ chunk: Data) { self.lock.withLock { self.bytes.append(chunk) } }
+    var data: Data { self.lock.withLock { self.bytes } }
+}

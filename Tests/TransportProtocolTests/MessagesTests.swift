@@ -1,0 +1,49 @@
+import Foundation
+import NIOCore
+import TransportProtocol
+import XCTest
+
+/// The wire must stay compatible with the Veracruz transport protocol:
+/// these tests pin field numbers by checking the encoded tags.
+final class MessagesTests: XCTestCase {
+    private func firstTag(_ encoded: ByteBuffer) -> (field: Int, wireType: Int) {
+        let tag = Int(encoded.getInteger(at: encoded.readerIndex, as: UInt8.self) ?? 0)
+        return (tag >> 3, tag & 7)
+    }
+
+    func testRequestFieldNumbers() throws {
+        let empty = TransportProtocol_Data()
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerRequest.with { $0.context = 1 }).serializedByteBuffer()).field, 1)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerRequest.with { $0.writeFile = empty }).serializedByteBuffer()).field, 2)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerRequest.with { $0.appendFile = empty }).serializedByteBuffer()).field, 3)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerRequest.with { $0.requestPiHash = .init() }).serializedByteBuffer()).field, 4)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerRequest.with { $0.requestResult = .init() }).serializedByteBuffer()).field, 5)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerRequest.with { $0.requestShutdown = .init() }).serializedByteBuffer()).field, 8)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerRequest.with { $0.requestPolicyHash = .init() }).serializedByteBuffer()).field, 10)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerRequest.with { $0.readFile = .init() }).serializedByteBuffer()).field, 11)
+        XCTAssertEqual(self.firstTag(try (TransportProtocol_Data.with { $0.fileName = "a" }).serializedByteBuffer()).field, 1)
+        XCTAssertEqual(self.firstTag(try (TransportProtocol_Data.with { $0.data = Data([1]) }).serializedByteBuffer()).field, 2)
+    }
+
+    func testResponseFieldNumbersAndStatusValues() throws {
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerResponse.with { $0.status = .success }).serializedByteBuffer()).field, 1)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerResponse.with { $0.context = 5 }).serializedByteBuffer()).field, 8)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerResponse.with { $0.result = .init() }).serializedByteBuffer()).field, 4)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerResponse.with { $0.piHash = .init() }).serializedByteBuffer()).field, 5)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerResponse.with { $0.error = .init() }).serializedByteBuffer()).field, 6)
+        XCTAssertEqual(self.firstTag(try (RuntimeManagerResponse.with { $0.policyHash = .init() }).serializedByteBuffer()).field, 11)
+        let statuses: [ResponseStatus] = [
+            .unset, .success, .failedInvalidRole, .failedNotReady, .failedGeneric, .failedVmError,
+            .failedErrorCodeReturned, .failedInvalidRequest,
+        ]
+        XCTAssertEqual(statuses.map(\.rawValue), Array(0...7))
+        XCTAssertEqual(ResponseStatus.failedInvalidRequest.protocolName, "FAILED_INVALID_REQUEST")
+    }
+
+    func testARequestWithAnUnknownFieldDecodesAsUnset() throws {
+        // Field 6 (attestation in Veracruz) is not part of this protocol.
+        let request = try RuntimeManagerRequest(payload: ByteBuffer(bytes: [0x08, 0x04, 0x32, 0x00]))
+        XCTAssertEqual(request.context, 4)
+        XCTAssertNil(request.messageOneof)
+    }
+}
