@@ -61,7 +61,9 @@ let package = Package(
         // MARK: Executables (thin command lines over the libraries)
 
         .executableTarget(name: "repeaterd", dependencies: ["Repeater", argumentParser, logging, serviceLifecycle]),
-        .executableTarget(name: "runtime-manager", dependencies: ["RuntimeManager", argumentParser, logging, serviceLifecycle]),
+        .executableTarget(
+            name: "runtime-manager", dependencies: ["RuntimeManager", "Repeater", "Yamux", argumentParser, logging, serviceLifecycle]
+        ),
         .executableTarget(name: "runtime-client", dependencies: ["RuntimeClient", argumentParser, logging]),
         .executableTarget(name: "muxcat", dependencies: ["MuxCat", argumentParser, logging]),
 

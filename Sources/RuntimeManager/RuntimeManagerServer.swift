@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import NIOCore
+import Repeater
+import Yamux
 import NIOPosix
 import NIOSSL
 import TransportProtocol
@@ -56,6 +58,7 @@ public final class RuntimeManagerServer: @unchecked Sendable {
 
     private let lock = NSLock()
     private var listeners: [Channel] = []
+    private var linkListeners: [YamuxLinkListener] = []
 
     /// Loads the certificates, key and policy; fails with a message naming the bad file.
     public init(configuration: RuntimeManagerConfiguration, group: EventLoopGroup, logger: Logger) throws {
@@ -112,6 +115,30 @@ public final class RuntimeManagerServer: @unchecked Sendable {
         return address
     }
 
+    /// Accepts repeaters' yamux links (`--listen`): any number of links, each independent; every
+    /// stream a repeater opens is one client session with its own TLS. Returns the bound address.
+    @discardableResult
+    public func bindLinks(
+        address: LinkAddress, yamux: YamuxConfiguration = YamuxConfiguration(role: .server)
+    ) async throws -> SocketAddress? {
+        let context = self.sessionContext
+        let listener = YamuxLinkListener(
+            address: address, group: self.group, configuration: yamux, logger: self.logger,
+            streamInitializer: { stream in
+                RuntimeManagerSession.configure(channel: stream, context: context)
+            })
+        do {
+            try await listener.start().get()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw RuntimeManagerSetupError("cannot listen on \(address): address already in use (another process listens there)")
+        } catch let error as IOError where error.errnoCode == EACCES {
+            throw RuntimeManagerSetupError("cannot listen on \(address): permission denied")
+        }
+        self.lock.withLock { self.linkListeners.append(listener) }
+        self.logger.notice("accepting repeater links on \(listener.localAddress.map { "\($0)" } ?? "\(address)")")
+        return listener.localAddress
+    }
+
     /// Registers a listening channel (for example the yamux link listener) to be closed on shutdown.
     public func addListener(_ channel: Channel) {
         self.lock.withLock { self.listeners.append(channel) }
@@ -136,11 +163,18 @@ public final class RuntimeManagerServer: @unchecked Sendable {
         for listener in listeners {
             try? await listener.close()
         }
+        let linkListeners = self.lock.withLock { () -> [YamuxLinkListener] in
+            defer { self.linkListeners = [] }
+            return self.linkListeners
+        }
+        // Go Away first: repeaters open no new streams while the open sessions are closed.
+        for linkListener in linkListeners { linkListener.goAway() }
         let open = self.sessionContext.sessions.count
         if open > 0 {
             self.logger.notice("closing \(open) open session(s)")
         }
         await self.sessionContext.sessions.closeAll()
+        for linkListener in linkListeners { try? await linkListener.stop().get() }
         self.logger.notice("runtime manager stopped")
     }
 }

@@ -2,9 +2,11 @@ import ArgumentParser
 import Logging
 import NIOCore
 import NIOPosix
+import Repeater
 import RuntimeManager
 import ServiceLifecycle
 import TransportProtocol
+import Yamux
 
 /// The runtime manager's command line: parses flags, starts the server, and
 /// stops it gracefully on SIGTERM/SIGINT or an authorized request_shutdown.
@@ -23,9 +25,17 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(help: "Accept direct TLS clients (no repeater) on HOST:PORT, e.g. 127.0.0.1:3012.")
     var direct: String?
 
-    // TODO(yamux link): `--listen HOST:PORT|unix:PATH` (default 127.0.0.1:6000) accepts the repeater's
-    // yamux links; each stream is configured with RuntimeManagerSession.configure(channel:context:)
-    // using server.sessionContext, and the listener is registered with server.addListener(_:).
+    @Option(help: "Accept repeaters' yamux links on HOST:PORT or unix:PATH ('none' to accept direct clients only).")
+    var listen = "127.0.0.1:6000"
+
+    @Option(help: "Streams one link may have open at once; more are refused with RST.")
+    var maxStreams = 16_384
+
+    @Option(help: "Seconds between keep-alive pings on a link (0 turns them off).")
+    var keepaliveInterval = 30.0
+
+    @Option(help: "Seconds a ping may go unanswered before the link is declared dead.")
+    var keepaliveTimeout = 10.0
 
     @Option(help: "The runtime manager's certificate (PEM).")
     var cert: String
@@ -55,8 +65,10 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         guard self.maxStoreBytes >= 0 else { throw ValidationError("--max-store-bytes must not be negative") }
         guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
         if let direct = self.direct { _ = try HostAndPort(direct, flag: "--direct") }
-        guard self.direct != nil else {
-            throw ValidationError("nothing to listen on: give --direct HOST:PORT (the yamux --listen is not wired yet)")
+        if self.listen != "none" {
+            do { _ = try LinkAddress(parsing: self.listen) } catch { throw ValidationError("--listen: \(error)") }
+        } else if self.direct == nil {
+            throw ValidationError("nothing to listen on: --listen none needs --direct HOST:PORT")
         }
     }
 
@@ -82,7 +94,12 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         }
         var directAddress: HostAndPort?
         if let direct = self.direct { directAddress = try HostAndPort(direct, flag: "--direct") }
-        let service = RuntimeManagerService(server: server, direct: directAddress)
+        var yamux = YamuxConfiguration(role: .server)
+        yamux.maximumInboundStreams = self.maxStreams
+        yamux.keepAliveInterval = self.keepaliveInterval > 0 ? .nanoseconds(Int64(self.keepaliveInterval * 1e9)) : nil
+        yamux.keepAliveTimeout = .nanoseconds(Int64(self.keepaliveTimeout * 1e9))
+        let link = self.listen == "none" ? nil : try LinkAddress(parsing: self.listen)
+        let service = RuntimeManagerService(server: server, direct: directAddress, link: link, yamux: yamux)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -98,8 +115,17 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
 struct RuntimeManagerService: Service {
     let server: RuntimeManagerServer
     let direct: HostAndPort?
+    let link: LinkAddress?
+    let yamux: YamuxConfiguration
 
     func run() async throws {
+        if let link {
+            do {
+                try await self.server.bindLinks(address: link, yamux: self.yamux)
+            } catch {
+                throw Failure("--listen: \(error)")
+            }
+        }
         if let direct {
             do {
                 try await self.server.bindDirect(host: direct.host, port: direct.port)

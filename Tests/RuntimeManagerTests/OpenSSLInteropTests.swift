@@ -10,11 +10,23 @@ final class OpenSSLInteropTests: XCTestCase {
         let certs = TestCertificates.shared
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = try await DirectServer(certs.serverConfiguration(), group: group)
+        try await assertOpenSSLClientGetsPolicyHash(port: server.port, expected: server.server.policy.sha256)
+        XCTAssertTrue(server.logs.messages.contains { $0.contains("session started") })
+        await server.stop()
+        try await group.shutdownGracefully()
+    }
+}
 
+/// Runs `openssl s_client` with client.pem against `port`, types a length-prefixed policy-hash
+/// request into it, and checks the handshake report and the answer.
+func assertOpenSSLClientGetsPolicyHash(
+    port: Int, expected: [UInt8], file: StaticString = #filePath, line: UInt = #line
+) async throws {
+        let certs = TestCertificates.shared
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = [
-            "s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_3", "-brief",
+            "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_3", "-brief",
             "-cert", certs.path("client.pem"), "-key", certs.path("client.key"), "-CAfile", certs.path("ca.pem"),
         ]
         let input = Pipe()
@@ -57,17 +69,13 @@ final class OpenSSLInteropTests: XCTestCase {
         if process.isRunning { process.terminate() }
         let report = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
 
-        XCTAssertTrue(report.contains("CONNECTION ESTABLISHED"), report)
-        XCTAssertTrue(report.contains("Protocol version: TLSv1.3"), report)
-        XCTAssertTrue(report.contains("Verification: OK"), report)
-        let answer = try XCTUnwrap(response, "no response through s_client; its report:\n\(report)")
-        XCTAssertEqual(answer.status, .success)
-        XCTAssertEqual(answer.context, 9)
-        XCTAssertEqual(Array(answer.policyHash.data), server.server.policy.sha256)
-        XCTAssertTrue(server.logs.messages.contains { $0.contains("session started") })
-        await server.stop()
-        try await group.shutdownGracefully()
-    }
+        XCTAssertTrue(report.contains("CONNECTION ESTABLISHED"), report, file: file, line: line)
+        XCTAssertTrue(report.contains("Protocol version: TLSv1.3"), report, file: file, line: line)
+        XCTAssertTrue(report.contains("Verification: OK"), report, file: file, line: line)
+        let answer = try XCTUnwrap(response, "no response through s_client; its report:\n\(report)", file: file, line: line)
+        XCTAssertEqual(answer.status, .success, file: file, line: line)
+        XCTAssertEqual(answer.context, 9, file: file, line: line)
+        XCTAssertEqual(Array(answer.policyHash.data), expected, file: file, line: line)
 }
 
 final class ReceivedBytes: @unchecked Sendable {

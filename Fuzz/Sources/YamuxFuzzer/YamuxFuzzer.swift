@@ -65,6 +65,8 @@ func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
     channel.embeddedEventLoop.run()
     while (try? channel.readOutbound(as: ByteBuffer.self)) != nil {}
     _ = try? channel.finish()
+    // Closed stream channels drop their handlers on a later loop turn: let it happen.
+    channel.embeddedEventLoop.run()
 }
 
 final class EchoStream: ChannelInboundHandler {
@@ -77,6 +79,23 @@ final class EchoStream: ChannelInboundHandler {
 public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
     return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
+) -> Int32
+
+/// SwiftPM names an executable's entry point `<Target>_main`; hand control to libFuzzer's driver.
+@_cdecl("YamuxFuzzer_main")
+public func fuzzerMain(
+    _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+) -> Int32 {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv, LLVMFuzzerTestOneInput)
 }
 #else
 import Foundation
