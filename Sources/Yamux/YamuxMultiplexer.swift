@@ -37,6 +37,9 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Where the payload of the Data frame being decoded goes.
     private struct PayloadTarget {
+        /// Receives the payload (nil: the payload is dropped).
+        var deliverTo: YamuxStreamChannel?
+        /// The stream the frame belongs to, told of FIN/close/reset once the payload is through.
         var channel: YamuxStreamChannel?
         var finishAfter: Bool
         var closedAfter: Bool
@@ -200,13 +203,13 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         case .stream(let event):
             handleStreamEvent(event, payload: header.payloadLength)
         case .ignore(let payloadBytes):
-            if payloadBytes > 0 { payloadTarget = PayloadTarget(channel: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
+            if payloadBytes > 0 { payloadTarget = PayloadTarget(deliverTo: nil, channel: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
         case .refuse(let reply, let payloadBytes, let reason):
             logger.info(
                 "refused stream opened by the peer",
                 metadata: ["stream": "\(header.streamID)", "reason": "\(reason)"])
             writeControl(reply)
-            if payloadBytes > 0 { payloadTarget = PayloadTarget(channel: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
+            if payloadBytes > 0 { payloadTarget = PayloadTarget(deliverTo: nil, channel: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
         case .pingRequest(let reply):
             writeControl(reply)
         case .pingReply(let opaque):
@@ -244,7 +247,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         let channel = channels[id]
         if payload > 0 {
             payloadTarget = PayloadTarget(
-                channel: event.deliverBytes > 0 ? channel : nil,
+                deliverTo: event.deliverBytes > 0 ? channel : nil, channel: channel,
                 finishAfter: event.remoteFinished, closedAfter: event.closed, resetAfter: event.reset)
         } else {
             finishStreamEvent(channel: channel, finished: event.remoteFinished, closed: event.closed, reset: event.reset)
@@ -257,14 +260,14 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     private func handlePayload(_ bytes: ByteBuffer, isLast: Bool) {
         guard let target = payloadTarget else { return }
-        if let channel = target.channel {
+        if let channel = target.deliverTo {
             channel.receiveData(bytes)
             touch(channel)
         }
         if isLast {
             payloadTarget = nil
             finishStreamEvent(
-                channel: target.channel ?? nil, finished: target.finishAfter, closed: target.closedAfter,
+                channel: target.channel, finished: target.finishAfter, closed: target.closedAfter,
                 reset: target.resetAfter)
         }
     }

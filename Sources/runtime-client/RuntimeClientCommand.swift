@@ -10,6 +10,9 @@ struct RuntimeClientCommand: AsyncParsableCommand {
         abstract: "Provisions and fetches files in a runtime manager over mutual TLS (through repeaterd or directly).",
         subcommands: [Put.self, Append.self, Get.self, Hash.self, PolicyHash.self, Shutdown.self]
     )
+
+    /// Shared by every command; accepted before or after the command name.
+    @OptionGroup var options: ConnectionOptions
 }
 
 /// Flags every command shares.
@@ -89,7 +92,8 @@ struct Put: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Upload LOCAL as REMOTE, replacing it (large files go as a write and appends)."
     )
-    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var parent: RuntimeClientCommand
+    var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Local file to upload.") var local: String
     @Argument(help: "Name of the file in the runtime manager.") var remote: String
 
@@ -105,7 +109,8 @@ struct Put: AsyncParsableCommand {
 
 struct Append: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Append LOCAL to the existing REMOTE.")
-    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var parent: RuntimeClientCommand
+    var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Local file to append.") var local: String
     @Argument(help: "Name of the file in the runtime manager.") var remote: String
 
@@ -123,7 +128,8 @@ struct Append: AsyncParsableCommand {
 
 struct Get: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Download REMOTE to LOCAL, or to stdout with - or nothing.")
-    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var parent: RuntimeClientCommand
+    var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Name of the file in the runtime manager.") var remote: String
     @Argument(help: "Where to write it; - or nothing for stdout.") var local: String?
 
@@ -145,7 +151,8 @@ struct Get: AsyncParsableCommand {
 
 struct Hash: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the SHA-256 of REMOTE as computed by the runtime manager.")
-    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var parent: RuntimeClientCommand
+    var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Name of the file in the runtime manager.") var remote: String
 
     func run() async throws {
@@ -159,7 +166,8 @@ struct PolicyHash: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy-hash", abstract: "Print the SHA-256 of the runtime manager's policy file."
     )
-    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var parent: RuntimeClientCommand
+    var options: ConnectionOptions { self.parent.options }
 
     func run() async throws {
         try await self.options.withClient { client in
@@ -170,7 +178,8 @@ struct PolicyHash: AsyncParsableCommand {
 
 struct Shutdown: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ask the runtime manager to shut down gracefully.")
-    @OptionGroup var options: ConnectionOptions
+    @ParentCommand var parent: RuntimeClientCommand
+    var options: ConnectionOptions { self.parent.options }
 
     func run() async throws {
         try await self.options.withClient { client in

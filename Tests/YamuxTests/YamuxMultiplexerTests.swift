@@ -217,4 +217,20 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertEqual(collectors.filter(\.inactive).count, 5, "excess streams were reset")
         XCTAssertTrue(pair.client.isActive && pair.server.isActive)
     }
+
+    /// Found by the fuzzer: a frame that opens a stream, carries data and resets it at once must
+    /// still close the stream channel it created (it used to stay open until the link closed).
+    func testOpenDataAndResetInOneFrameClosesTheNewStream() throws {
+        let collector = CollectingHandler()
+        let pair = try LinkedPair(serverStreamInitializer: { $0.pipeline.addHandler(collector) })
+        var frame = ByteBuffer()
+        frame.writeYamuxHeader(.data(YamuxStreamID(1), flags: [.syn, .rst], length: 3))
+        frame.writeString("abc")
+        XCTAssertNoThrow(try pair.server.writeInbound(frame))
+        (pair.server.eventLoop as! EmbeddedEventLoop).run()
+        XCTAssertTrue(collector.inactive)
+        XCTAssertEqual(collector.received.readableBytes, 0, "data of a reset stream is dropped")
+        XCTAssertEqual(pair.serverMux.openStreamCount, 0)
+        XCTAssertTrue(pair.server.isActive, "the link survives")
+    }
 }
