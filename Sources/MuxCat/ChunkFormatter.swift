@@ -25,10 +25,11 @@ public struct ChunkFormatter: Sendable {
         defer { streamOffset += bytes.count }
         guard !bytes.isEmpty else { return "" }
         var out = ""
-        if !forceHex, let text = ChunkFormatter.printableText(bytes) {
-            var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-            if text.hasSuffix("\n") { lines.removeLast() }
-            for line in lines { out += "\(label) \(line)\n" }
+        if !forceHex, ChunkFormatter.printableText(bytes) != nil {
+            // Split on the byte: as Characters, "\r\n" is one grapheme and would not split on "\n".
+            var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            if bytes.last == UInt8(ascii: "\n") { lines.removeLast() }
+            for line in lines { out += "\(label) \(String(decoding: line, as: UTF8.self))\n" }
         } else {
             for line in HexDump.lines(bytes, startOffset: streamOffset) { out += "\(label) \(line)\n" }
         }

@@ -211,7 +211,10 @@ public final class MuxCatListener: @unchecked Sendable {
         switch address {
         case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
         case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
-        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
+        case .unixDomainSocket:
+            // The connecting end of a Unix socket usually has no name.
+            guard let path = address.pathname, !path.isEmpty else { return "a Unix socket peer" }
+            return "unix:\(path)"
         }
     }
 }

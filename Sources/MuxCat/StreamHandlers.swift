@@ -98,7 +98,8 @@ public final class StreamReporter: ChannelDuplexHandler {
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if mode == .output { tally.finishedLocally = true }
+        // Both an output close and a full close of a stream send FIN.
+        if mode != .input { tally.finishedLocally = true }
         context.close(mode: mode, promise: promise)
     }
 }

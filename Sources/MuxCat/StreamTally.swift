@@ -5,16 +5,12 @@ import Yamux
 /// Kept as a value so the wording of those lines is decided (and tested) in one place, apart
 /// from the handler that counts.
 public struct StreamTally: Sendable, Equatable {
-    /// How a stream ended, as far as this side could see.
+    /// Why a stream ended other than cleanly (no ending: it closed without reset or error).
     public enum Ending: Sendable, Equatable {
-        /// Both sides sent FIN: the orderly end.
-        case finished
         /// The peer reset the stream (RST), or this side did after an error.
         case reset
         /// The link under the stream closed while the stream was open.
         case linkClosed
-        /// Closed without FIN both ways (e.g. muxcat closed it after its peer finished).
-        case closed
         case failed(String)
     }
 
@@ -51,12 +47,15 @@ public struct StreamTally: Sendable, Equatable {
 
     public var closedLine: String {
         let how: String
-        switch ending ?? (peerFinished && finishedLocally ? .finished : .closed) {
-        case .finished: how = "FIN both ways"
-        case .reset: how = "reset (RST)"
-        case .linkClosed: how = "the link closed under it"
-        case .closed: how = "closed" + (peerFinished ? " after the peer's FIN" : "") + (finishedLocally ? " after our FIN" : "")
-        case .failed(let reason): how = "failed: \(reason)"
+        switch ending {
+        case nil:
+            // The stream channel closes without surfacing the peer's FIN when ours went first,
+            // so "cleanly" (no reset, no error) is what can be said for sure.
+            let fins = [finishedLocally ? "FIN sent" : nil, peerFinished ? "FIN received" : nil].compactMap { $0 }
+            how = "closed cleanly" + (fins.isEmpty ? "" : " (\(fins.joined(separator: ", ")))")
+        case .reset?: how = "reset (RST)"
+        case .linkClosed?: how = "the link closed under it"
+        case .failed(let reason)?: how = "failed: \(reason)"
         }
         return "\(label): closed, \(bytesIn) bytes in, \(bytesOut) bytes out, \(how)"
     }

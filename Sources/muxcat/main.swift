@@ -18,7 +18,7 @@ struct MuxCatCommand: ParsableCommand {
         discussion: """
             Exit status: 0 when everything went as asked (including Ctrl-C), 1 on any error.
             """,
-        subcommands: [Listen.self, Decode.self])
+        subcommands: [Listen.self, Connect.self, Decode.self])
 }
 
 /// Options every networked subcommand shares.
@@ -105,6 +105,63 @@ struct Listen: ParsableCommand {
     }
 }
 
+struct Connect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stand in for the repeater: dial a runtime manager's link and bridge one stream to stdin/stdout.",
+        discussion: """
+            Like nc -N: stdin's EOF half-closes the stream (FIN); muxcat exits once the other side has \
+            finished too. With --streams N, N streams are opened at once and each gets the same stdin; \
+            what comes back is counted, not printed, and a totals line goes to stderr.
+            """)
+
+    @Argument(help: "The link to dial: HOST:PORT or unix:PATH.")
+    var address: String
+
+    @Option(help: "Open this many streams in parallel, each fed the same stdin.")
+    var streams = 1
+
+    @Option(help: ArgumentHelp("Write every frame crossing the link, both ways, to this capture file.", valueName: "FILE"))
+    var capture: String?
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard streams >= 1 else { throw ValidationError("--streams must be at least 1") }
+    }
+
+    func run() throws {
+        let address = try parseLinkAddress(address)
+        _ = try CommandLineSupport.bootstrapLogging(level: common.logLevel)
+        var configuration = MuxCatConnector.Configuration(address: address)
+        configuration.streams = streams
+        configuration.verbose = common.verbose
+        configuration.capturePath = capture
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let interrupt = loop.makePromise(of: Void.self)
+        TerminationSignal.install { _ in interrupt.succeed(()) }
+        let connector = MuxCatConnector(configuration: configuration, eventLoop: loop, logger: Logger(label: "muxcat"))
+        let outcome: MuxCatConnector.Outcome
+        do {
+            outcome = try connector.run(interrupt: interrupt.futureResult)
+        } catch let error as MuxCatError {
+            throw Failure(error.description)
+        } catch let error as CaptureFileError {
+            throw Failure(error.description)
+        }
+        if streams > 1 { OutputSink.standardError.line("muxcat: \(outcome.totalsLine)") }
+        if !outcome.succeeded {
+            for tally in outcome.tallies where !MuxCatConnector.endedCleanly(tally) {
+                OutputSink.standardError.line("muxcat: \(tally.closedLine)")
+            }
+            // The stdin reader may still be blocked in read(2); exit without waiting for it.
+            Glibc.exit(1)
+        }
+        Glibc.exit(0)
+    }
+}
+
 struct Decode: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Decode a capture file, or a raw byte stream of yamux frames in one direction, one line per frame.",
@@ -174,7 +231,7 @@ do {
     let message = MuxCatCommand.fullMessage(for: error)
     if code == .success {
         if !message.isEmpty { OutputSink.standardOutput.line(message) }
-        exit(0)
+        Glibc.exit(0)
     }
     OutputSink.standardError.line(message)
     exit(1)

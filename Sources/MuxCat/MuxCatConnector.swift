@@ -1,0 +1,257 @@
+import Dispatch
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Repeater
+import Yamux
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `muxcat connect`: stands in for the repeater. Dials a runtime manager's link, opens streams,
+/// feeds them stdin, and (with one stream) copies what comes back to stdout, like `nc -N`.
+///
+/// Stdin's EOF half-closes every stream (FIN); the peer's FIN on a stream means the other side
+/// is done, so muxcat closes that stream too; muxcat returns once every stream is closed.
+public final class MuxCatConnector: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var address: LinkAddress
+        /// Streams opened at once, each fed the same stdin (a quick load check).
+        public var streams = 1
+        public var verbose = false
+        public var capturePath: String?
+        public var connectTimeout: TimeAmount = .seconds(5)
+        public var yamux: YamuxConfiguration
+
+        public init(address: LinkAddress) {
+            self.address = address
+            var yamux = YamuxConfiguration(role: .client)
+            // A runtime manager never opens streams toward the repeater; refuse any it tries.
+            yamux.maximumInboundStreams = 0
+            self.yamux = yamux
+        }
+    }
+
+    /// How the run went, for the exit status and the closing lines.
+    public struct Outcome: Sendable {
+        public var tallies: [StreamTally]
+        public var interrupted: Bool
+        public var elapsed: TimeAmount
+
+        /// Every stream ended without reset or error (or the user pressed Ctrl-C).
+        public var succeeded: Bool {
+            interrupted || tallies.allSatisfy(MuxCatConnector.endedCleanly)
+        }
+
+        /// The line for `--streams N` (N > 1): totals over all streams.
+        public var totalsLine: String {
+            let finished = tallies.filter(MuxCatConnector.endedCleanly).count
+            let seconds = Double(elapsed.nanoseconds) / 1e9
+            let sent = tallies.reduce(0) { $0 + $1.bytesOut }
+            let received = tallies.reduce(0) { $0 + $1.bytesIn }
+            return "\(tallies.count) streams in \(String(format3(seconds))) s: \(finished) closed cleanly, "
+                + "\(tallies.count - finished) failed; \(sent) bytes sent, \(received) bytes received in total"
+        }
+    }
+
+    /// A stream ended without reset, link loss or error.
+    public static func endedCleanly(_ tally: StreamTally) -> Bool {
+        tally.ending == nil
+    }
+
+    public let configuration: Configuration
+    private let eventLoop: EventLoop
+    private let logger: Logger
+    private let output: OutputSink
+    private let diagnostics: OutputSink
+
+    public init(
+        configuration: Configuration, eventLoop: EventLoop, logger: Logger, output: OutputSink = .standardOutput,
+        diagnostics: OutputSink = .standardError
+    ) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.output = output
+        self.diagnostics = diagnostics
+    }
+
+    /// Connects, runs the streams until they are all closed (or `interrupt` is signalled), and
+    /// reports how it went. Blocks the calling thread; reads `input` on a dispatch worker.
+    public func run(input: CInt = 0, interrupt: EventLoopFuture<Void>? = nil) throws -> Outcome {
+        let started = NIODeadline.now()
+        let address: SocketAddress
+        do {
+            address = try configuration.address.resolve()
+        } catch {
+            throw MuxCatError("cannot resolve \(configuration.address): \(error)")
+        }
+        let capture = try configuration.capturePath.map { try CaptureFile(path: $0, role: .client) }
+        defer { if let problem = capture?.close() { diagnostics.line("muxcat: \(problem)") } }
+
+        let link = try connect(to: address, capture: capture)
+        if configuration.verbose { diagnostics.line("muxcat: link 1 connected to \(configuration.address)") }
+
+        let tallies = NIOLockedValueBox([StreamTally]())
+        let streams = try eventLoop.flatSubmit {
+            self.openStreams(on: link, tallies: tallies)
+        }.wait()
+
+        let allClosed = EventLoopFuture.andAllComplete(streams.map { $0.closeFuture }, on: eventLoop)
+        let interrupted = NIOLockedValueBox(false)
+        interrupt?.whenSuccess {
+            interrupted.withLockedValue { $0 = true }
+            // Go Away first, so the peer sees an orderly end rather than a dropped link.
+            (try? link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.goAway(.normal)
+            link.close(promise: nil)
+        }
+        link.closeFuture.whenComplete { _ in
+            if !interrupted.withLockedValue({ $0 }) && self.configuration.verbose {
+                self.diagnostics.line("muxcat: link 1 closed")
+            }
+        }
+        pumpInput(input, to: streams)
+        try? allClosed.wait()
+        // Every stream is done: leave politely.
+        try? eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+            (try? link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.goAway(.normal)
+            return link.close().recover { _ in }
+        }.wait()
+        let result = tallies.withLockedValue { $0 }.sorted { $0.stream < $1.stream }
+        return Outcome(tallies: result, interrupted: interrupted.withLockedValue { $0 }, elapsed: .now() - started)
+    }
+
+    private func connect(to address: SocketAddress, capture: CaptureFile?) throws -> Channel {
+        let yamux = configuration.yamux
+        let logger = self.logger
+        var bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let capture {
+                        try channel.pipeline.syncOperations.addHandler(CaptureTap(file: capture, link: 1))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(YamuxMultiplexer(configuration: yamux, logger: logger))
+                }
+            }
+        if !configuration.address.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
+        do {
+            return try bootstrap.connect(to: address).wait()
+        } catch {
+            throw MuxCatError(
+                "cannot connect to \(configuration.address): \(error); is the runtime manager (or muxcat listen) listening there?")
+        }
+    }
+
+    private func openStreams(on link: Channel, tallies: NIOLockedValueBox<[StreamTally]>) -> EventLoopFuture<[Channel]> {
+        guard let mux = try? link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self) else {
+            return eventLoop.makeFailedFuture(MuxCatError("the link closed before a stream could be opened"))
+        }
+        let copyToOutput = configuration.streams == 1
+        let opened = (0..<configuration.streams).map { _ in
+            mux.createStream { stream in
+                let id = (stream as? YamuxStreamChannel)?.streamID ?? .session
+                return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                    let pipeline = stream.pipeline.syncOperations
+                    if self.configuration.verbose {
+                        try pipeline.addHandler(
+                            StreamReporter(tally: StreamTally(link: 1, stream: id), sink: self.diagnostics))
+                    }
+                    try pipeline.addHandler(
+                        ConnectStreamHandler(
+                            tally: StreamTally(link: 1, stream: id), output: copyToOutput ? self.output : nil,
+                            onClose: { tally in tallies.withLockedValue { $0.append(tally) } }))
+                }
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(opened, on: eventLoop).flatMapErrorThrowing { error in
+            throw MuxCatError("cannot open a stream on the link: \(error)")
+        }
+    }
+
+    /// Feeds `input` to every stream, one chunk at a time: the next chunk is read only once the
+    /// last one is on the link for every stream, so a slow peer slows the reader down.
+    private func pumpInput(_ input: CInt, to streams: [Channel]) {
+        let loop = eventLoop
+        DispatchQueue.global().async {
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 { break }
+                let bytes = ByteBuffer(bytes: chunk[0..<count])
+                let written = streams.map { $0.writeAndFlush(bytes) }
+                let live = EventLoopFuture.whenAllComplete(written, on: loop)
+                guard (try? live.wait())?.contains(where: { if case .success = $0 { return true } else { return false } }) == true
+                else {
+                    return  // every stream is gone: nothing left to feed
+                }
+            }
+            // EOF: half-close every stream (-N semantics).
+            for stream in streams { stream.close(mode: .output, promise: nil) }
+        }
+    }
+}
+
+/// The application end of one `muxcat connect` stream: copies what arrives to stdout (with one
+/// stream), closes the stream once the peer has finished, and reports the stream's tally.
+final class ConnectStreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+
+    private var tally: StreamTally
+    private let output: OutputSink?
+    private let onClose: (StreamTally) -> Void
+
+    init(tally: StreamTally, output: OutputSink?, onClose: @escaping (StreamTally) -> Void) {
+        self.tally = tally
+        self.output = output
+        self.onClose = onClose
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        tally.bytesIn += bytes.readableBytes
+        output?.write(bytes)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            // The other side is done: finish ours (FIN after anything still queued) and close.
+            tally.peerFinished = true
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        tally.failed(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        onClose(tally)
+        context.fireChannelInactive()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        tally.bytesOut += unwrapOutboundIn(data).readableBytes
+        context.write(data, promise: promise)
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode != .input { tally.finishedLocally = true }
+        context.close(mode: mode, promise: promise)
+    }
+}
+
+/// Seconds with three decimals, without Foundation's String(format:).
+func format3(_ seconds: Double) -> String {
+    let millis = Int((seconds * 1000).rounded())
+    let fraction = String(millis % 1000)
+    return "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+}

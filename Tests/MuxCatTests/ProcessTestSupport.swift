@@ -1,0 +1,217 @@
+import Foundation
+import NIOConcurrencyHelpers
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The repository this test file lives in, and the binaries `swift build` put there.
+enum Binaries {
+    static let repository: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func path(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let path = repository.appendingPathComponent(".build/debug/\(name)").path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            XCTFail(
+                "\(path) is missing: build it first with `swift build --product \(name)` (or `swift build --build-tests`)",
+                file: file, line: line)
+            throw MissingTool(name: name)
+        }
+        return path
+    }
+
+    static var muxcat: String { get throws { try path("muxcat") } }
+    static var repeaterd: String { get throws { try path("repeaterd") } }
+
+    /// A tool from the system (nc, openssl), or a clear failure saying which package provides it.
+    static func system(_ name: String, package: String, file: StaticString = #filePath, line: UInt = #line) throws
+        -> String
+    {
+        for directory in ["/usr/bin", "/bin", "/usr/local/bin"] {
+            let path = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        XCTFail("\(name) is not installed: apt-get install \(package)", file: file, line: line)
+        throw MissingTool(name: name)
+    }
+
+    struct MissingTool: Error {
+        var name: String
+    }
+}
+
+/// Bytes a child process wrote, collected as they arrive.
+final class CollectedOutput: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var data = Data()
+
+    func append(_ more: Data) { lock.withLock { data.append(more) } }
+    var bytes: Data { lock.withLock { data } }
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// A child process with its stdin writable and its stdout/stderr collected, killed at the end
+/// of the test if it is still running.
+final class RunningProcess: @unchecked Sendable {
+    let name: String
+    let process = Process()
+    let stdout = CollectedOutput()
+    let stderr = CollectedOutput()
+    private let input = Pipe()
+
+    init(_ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil) throws {
+        self.name = name ?? URL(fileURLWithPath: executable).lastPathComponent
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        if let file {
+            process.standardInput = FileHandle(forReadingAtPath: file)
+        } else {
+            process.standardInput = input
+        }
+        for (pipe, sink) in [(out, stdout), (err, stderr)] {
+            pipe.fileHandleForReading.readabilityHandler = { handle in
+                let more = handle.availableData
+                if more.isEmpty {
+                    handle.readabilityHandler = nil
+                } else {
+                    sink.append(more)
+                }
+            }
+        }
+        try process.run()
+    }
+
+    func write(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+    func write(_ data: Data) { input.fileHandleForWriting.write(data) }
+    func closeInput() { try? input.fileHandleForWriting.close() }
+
+    func signal(_ number: Int32) {
+        if process.isRunning { kill(process.processIdentifier, number) }
+    }
+
+    /// Waits until `text` shows up on stdout or stderr; fails the test (showing both) if it does not.
+    @discardableResult
+    func waitFor(
+        _ text: String, onStderr: Bool = false, timeout: TimeInterval = 10, file: StaticString = #filePath,
+        line: UInt = #line
+    ) -> Bool {
+        let output = onStderr ? stderr : stdout
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if output.text.contains(text) { return true }
+            usleep(10_000)
+        }
+        XCTFail(
+            "\(name): '\(text)' did not appear on \(onStderr ? "stderr" : "stdout") within \(timeout) s\n"
+                + "stdout: \(stdout.text.suffix(2000))\nstderr: \(stderr.text.suffix(2000))",
+            file: file, line: line)
+        return false
+    }
+
+    /// The exit status, or nil (and a test failure) if the process is still running after `timeout`.
+    func waitForExit(timeout: TimeInterval = 10, file: StaticString = #filePath, line: UInt = #line) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        guard !process.isRunning else {
+            XCTFail(
+                "\(name) still running after \(timeout) s\nstdout: \(stdout.text.suffix(2000))\nstderr: \(stderr.text.suffix(2000))",
+                file: file, line: line)
+            return nil
+        }
+        // Let the readability handlers take the last bytes.
+        usleep(50_000)
+        return process.terminationStatus
+    }
+
+    func stop() {
+        signal(SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
+/// A TCP port nobody listens on right now (bound and released; fine on a test machine).
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Processes and files of one test, cleaned up at its end.
+class ProcessTestCase: XCTestCase {
+    private var running: [RunningProcess] = []
+    private(set) var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("muxcat-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        for process in running { process.stop() }
+        running.removeAll()
+        if let directory { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    func start(_ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil) throws
+        -> RunningProcess
+    {
+        let process = try RunningProcess(executable, arguments, stdinFrom: file, name: name)
+        running.append(process)
+        return process
+    }
+
+    func temporaryFile(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// `muxcat listen 127.0.0.1:PORT ARGS -v`, once it is listening.
+    func startListener(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws
+        -> (RunningProcess, port: Int)
+    {
+        let port = freePort()
+        let listener = try start(
+            try Binaries.muxcat, ["listen", "127.0.0.1:\(port)", "-v"] + arguments, name: "muxcat listen")
+        listener.waitFor("listening on 127.0.0.1:\(port)", onStderr: true, file: file, line: line)
+        return (listener, port)
+    }
+
+    /// `repeaterd` with one link to the listener on `backendPort`, once that link is up.
+    func startRepeater(backendPort: Int, listener: RunningProcess, file: StaticString = #filePath, line: UInt = #line)
+        throws -> (RunningProcess, port: Int)
+    {
+        let port = freePort()
+        let repeater = try start(
+            try Binaries.repeaterd,
+            ["--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backendPort)", "--threads", "1"],
+            name: "repeaterd")
+        repeater.waitFor("repeater listening", onStderr: true, file: file, line: line)
+        listener.waitFor("link 1 accepted", onStderr: true, file: file, line: line)
+        return (repeater, port)
+    }
+
+    /// Runs `muxcat ARGS` to completion with `input` on stdin.
+    func runMuxcat(_ arguments: [String], input: Data = Data(), timeout: TimeInterval = 20) throws
+        -> (status: Int32?, stdout: Data, stderr: String)
+    {
+        let process = try start(try Binaries.muxcat, arguments, name: "muxcat \(arguments.first ?? "")")
+        process.write(input)
+        process.closeInput()
+        let status = process.waitForExit(timeout: timeout)
+        return (status, process.stdout.bytes, process.stderr.text)
+    }
+}
