@@ -31,7 +31,7 @@ final class CommandLineTests: XCTestCase {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try self.executable("runtime-manager"))
         process.arguments = [
-            "--direct", "127.0.0.1:\(port)", "--cert", self.certs.path("runtime-manager.pem"),
+            "--direct", "127.0.0.1:\(port)", "--listen", "127.0.0.1:0", "--cert", self.certs.path("runtime-manager.pem"),
             "--key", self.certs.path("runtime-manager.key"), "--client-ca", self.certs.path("ca.pem"),
             "--policy", self.certs.path("policy.json"),
         ]
@@ -136,7 +136,7 @@ final class CommandLineTests: XCTestCase {
     func testBadStartupFilesAreOneClearLine() throws {
         let result = try runProcess(
             try self.executable("runtime-manager"),
-            ["--direct", "127.0.0.1:0", "--cert", self.certs.path("runtime-manager.pem"),
+            ["--direct", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--cert", self.certs.path("runtime-manager.pem"),
              "--key", self.certs.path("runtime-manager.key"), "--client-ca", self.certs.path("ca.pem"),
              "--policy", "/nonexistent/policy.json"]
         )
