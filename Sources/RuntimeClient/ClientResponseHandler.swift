@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOTLS
 import TransportProtocol
@@ -24,9 +25,12 @@ final class ClientResponseHandler: ChannelDuplexHandler {
     private var failure: RuntimeClientError?
     private var handshakeDone = false
 
-    init(handshake: EventLoopPromise<Void>, address: String) {
+    private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
+
+    init(handshake: EventLoopPromise<Void>, address: String, firstFailure: NIOLockedValueBox<RuntimeClientError?>) {
         self.handshake = handshake
         self.address = address
+        self.firstFailure = firstFailure
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -73,7 +77,10 @@ final class ClientResponseHandler: ChannelDuplexHandler {
     }
 
     private func fail(_ error: RuntimeClientError, context: ChannelHandlerContext) {
-        if self.failure == nil { self.failure = error }
+        if self.failure == nil {
+            self.failure = error
+            self.firstFailure.withLockedValue { $0 = error }
+        }
         let failure = self.failure!
         if !self.handshakeDone {
             self.handshakeDone = true

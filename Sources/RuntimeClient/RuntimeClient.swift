@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -19,9 +20,15 @@ public final class RuntimeClient: Sendable {
     public let configuration: RuntimeClientConfiguration
     private let channel: Channel
     private let context = RequestCounter()
+    /// Why the connection failed, as the response handler saw it (outlives the handler).
+    private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
 
-    private init(channel: Channel, address: String, configuration: RuntimeClientConfiguration) {
+    private init(
+        channel: Channel, address: String, configuration: RuntimeClientConfiguration,
+        firstFailure: NIOLockedValueBox<RuntimeClientError?>
+    ) {
         self.channel = channel
+        self.firstFailure = firstFailure
         self.address = address
         self.configuration = configuration
     }
@@ -41,6 +48,7 @@ public final class RuntimeClient: Sendable {
         let serverName = configuration.serverName
         let maximumMessageBytes = configuration.maximumMessageBytes
         let handshake = group.next().makePromise(of: Void.self)
+        let firstFailure = NIOLockedValueBox<RuntimeClientError?>(nil)
         let channel: Channel
         do {
             channel = try await ClientBootstrap(group: handshake.futureResult.eventLoop)
@@ -57,7 +65,7 @@ public final class RuntimeClient: Sendable {
                                 progress: downloadProgress
                             )
                         )
-                        try sync.addHandler(ClientResponseHandler(handshake: handshake, address: address))
+                        try sync.addHandler(ClientResponseHandler(handshake: handshake, address: address, firstFailure: firstFailure))
                     }
                 }
                 .connect(host: host, port: port)
@@ -76,7 +84,8 @@ public final class RuntimeClient: Sendable {
             try? await channel.close()
             throw error
         }
-        return RuntimeClient(channel: channel, address: address, configuration: configuration)
+        return RuntimeClient(
+            channel: channel, address: address, configuration: configuration, firstFailure: firstFailure)
     }
 
     /// Sends one request and waits for its response, whatever its status.
@@ -84,7 +93,15 @@ public final class RuntimeClient: Sendable {
         var request = request
         request.context = self.context.next()
         let promise = self.channel.eventLoop.makePromise(of: RuntimeManagerResponse.self)
-        self.channel.writeAndFlush(PendingRequest(request: request, promise: promise), promise: nil)
+        // A write that never reaches the response handler (the connection closed and its
+        // handlers are gone) must still fail the request instead of leaving it waiting forever.
+        let written = self.channel.eventLoop.makePromise(of: Void.self)
+        let address = self.address
+        let firstFailure = self.firstFailure
+        written.futureResult.whenFailure { _ in
+            promise.fail(firstFailure.withLockedValue { $0 } ?? RuntimeClientError.connectionClosed(address: address))
+        }
+        self.channel.writeAndFlush(PendingRequest(request: request, promise: promise), promise: written)
         let response = try await promise.futureResult.get()
         guard response.context == request.context else {
             if response.status != .success, let message = response.errorMessage {
