@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "runtime-manager", dependencies: ["RuntimeManager", "Repeater", "Yamux", argumentParser, logging, serviceLifecycle]
         ),
-        .executableTarget(name: "runtime-client", dependencies: ["RuntimeClient", argumentParser, logging]),
+        .executableTarget(name: "runtime-client", dependencies: ["RuntimeClient", "Repeater", argumentParser, logging]),
         .executableTarget(name: "muxcat", dependencies: ["MuxCat", argumentParser, logging]),
 
         // MARK: Tests

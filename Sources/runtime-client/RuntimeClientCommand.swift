@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Repeater
 import RuntimeClient
 
 /// The raw-socket client: one command per run, one clear line on failure.
@@ -40,13 +41,9 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     func hostAndPort() throws -> (host: String, port: Int) {
-        guard let colon = self.connect.lastIndex(of: ":"), let port = Int(self.connect[self.connect.index(after: colon)...]),
-            (1...65535).contains(port)
-        else {
+        guard case .tcp(let host, let port) = try? LinkAddress(parsing: self.connect), port > 0 else {
             throw ValidationError("--connect expects HOST:PORT (e.g. 127.0.0.1:3011), got \"\(self.connect)\"")
         }
-        var host = String(self.connect[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host, port)
     }
 

@@ -64,7 +64,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         }
         guard self.maxStoreBytes >= 0 else { throw ValidationError("--max-store-bytes must not be negative") }
         guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
-        if let direct = self.direct { _ = try HostAndPort(direct, flag: "--direct") }
+        if let direct = self.direct { _ = try Self.directAddress(direct) }
         if self.listen != "none" {
             do { _ = try LinkAddress(parsing: self.listen) } catch { throw ValidationError("--listen: \(error)") }
         } else if self.direct == nil {
@@ -72,13 +72,16 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
-        let level = Logger.Level(rawValue: self.logLevel)!
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+    /// `--direct` takes TCP only: TLS clients connect there without a repeater.
+    static func directAddress(_ text: String) throws -> (host: String, port: Int) {
+        guard case .tcp(let host, let port) = try? LinkAddress(parsing: text) else {
+            throw ValidationError("--direct expects HOST:PORT (e.g. 127.0.0.1:3012), got \"\(text)\"")
         }
+        return (host, port)
+    }
+
+    func run() async throws {
+        _ = try CommandLineSupport.bootstrapLogging(level: self.logLevel)
         let logger = Logger(label: "runtime-manager")
         let configuration = RuntimeManagerConfiguration(
             certificatePath: self.cert, keyPath: self.key, clientCAPath: self.clientCA, policyPath: self.policy,
@@ -92,8 +95,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         } catch {
             throw Failure("\(error)")
         }
-        var directAddress: HostAndPort?
-        if let direct = self.direct { directAddress = try HostAndPort(direct, flag: "--direct") }
+        let directAddress = try self.direct.map(Self.directAddress)
         var yamux = YamuxConfiguration(role: .server)
         yamux.maximumInboundStreams = self.maxStreams
         yamux.keepAliveInterval = self.keepaliveInterval > 0 ? .nanoseconds(Int64(self.keepaliveInterval * 1e9)) : nil
@@ -114,7 +116,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
 /// Runs the server until a shutdown is requested (signal or authorized client), then stops it gracefully.
 struct RuntimeManagerService: Service {
     let server: RuntimeManagerServer
-    let direct: HostAndPort?
+    let direct: (host: String, port: Int)?
     let link: LinkAddress?
     let yamux: YamuxConfiguration
 
@@ -140,27 +142,6 @@ struct RuntimeManagerService: Service {
         }
         await self.server.shutdown()
     }
-}
-
-/// A HOST:PORT flag value; `[::1]:3012` for IPv6.
-struct HostAndPort: CustomStringConvertible {
-    var host: String
-    var port: Int
-
-    init(_ text: String, flag: String) throws {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (0...65535).contains(port)
-        else {
-            throw ValidationError("\(flag) expects HOST:PORT (e.g. 127.0.0.1:3012), got \"\(text)\"")
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw ValidationError("\(flag) expects HOST:PORT, got \"\(text)\" (no host)") }
-        self.host = host
-        self.port = port
-    }
-
-    var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
 }
 
 /// A startup failure, printed as one line without a stack of wrappers.
