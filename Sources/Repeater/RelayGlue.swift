@@ -60,10 +60,38 @@ public final class RelayGlue: ChannelDuplexHandler {
 
     // MARK: Calls from the partner
 
+    /// Completes once this side's output is closed after every byte written to it.
+    private var outputClosed: EventLoopFuture<Void>?
+
     private func partnerWrite(_ data: NIOAny) { context?.write(data, promise: nil) }
     private func partnerFlush() { context?.flush() }
-    private func partnerWriteEOF() { context?.close(mode: .output, promise: nil) }
-    private func partnerClosed() { context?.close(promise: nil) }
+
+    private func partnerWriteEOF() {
+        guard let context, outputClosed == nil else { return }
+        let channel = context.channel
+        if channel is YamuxStreamChannel {
+            // A stream sends its FIN after every byte already written.
+            outputClosed = context.close(mode: .output)
+        } else {
+            // A socket whose peer already half-closed turns close(mode: .output) into a full
+            // close that drops queued writes; so first wait for an empty write, which completes
+            // only after every earlier one, then close.
+            outputClosed = context.writeAndFlush(NIOAny(ByteBuffer())).flatMap {
+                channel.close(mode: .output)
+            }
+        }
+    }
+
+    /// The partner is gone: finish writing what it sent (a full close would drop bytes still
+    /// queued on this side), then close.
+    private func partnerClosed() {
+        guard let context else { return }
+        partnerWriteEOF()
+        let channel = context.channel
+        (outputClosed ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
 
     /// The partner failed: end this side abruptly (a stream is reset rather than finished, so
     /// the far end does not mistake a failure for a complete message).

@@ -91,7 +91,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// Opens a stream and runs `initializer` on its channel. The SYN goes out at once; data may
     /// follow without waiting for the ACK.
     public func createStream(initializer: StreamInitializer? = nil) -> EventLoopFuture<Channel> {
-        guard let context else {
+        guard let context, !closed else {
+            // The link is going or gone: a stream opened now would never be torn down with it.
             return eventLoopFuture(failing: YamuxError(.linkClosed))
         }
         context.eventLoop.preconditionInEventLoop()

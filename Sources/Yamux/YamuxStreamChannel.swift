@@ -42,7 +42,9 @@ public final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable
 
     private var _pipeline: ChannelPipeline!
     private let closePromise: EventLoopPromise<Void>
-    private unowned let multiplexer: YamuxMultiplexer
+    /// Strong on purpose: the multiplexer drops its reference when the stream closes, and a
+    /// stream never outlives its link's teardown (which closes every stream).
+    private let multiplexer: YamuxMultiplexer
 
     private struct Flags {
         var isActive = false

@@ -25,10 +25,15 @@ final class EndToEndTests: ProcessTestCase {
         try input.write(to: URL(fileURLWithPath: inputFile))
         // -N: shut the socket's write side at stdin EOF; nc then reads until the far side closes,
         // so the whole echo arriving proves replies flow after the client's half-close.
-        let client = try start(nc, ["-N", "127.0.0.1", "\(clientPort)"], stdinFrom: inputFile)
+        // nc writes straight to a file: what arrived is judged without a pipe reader in between.
+        let outputFile = temporaryFile("output.txt")
+        let client = try start(
+            "/bin/sh", ["-c", "exec \"$0\" -N 127.0.0.1 \(clientPort) < \"$1\" > \"$2\"", nc, inputFile, outputFile],
+            name: "nc")
         XCTAssertEqual(client.waitForExit(timeout: 30), 0, client.stderr.text)
-        XCTAssertEqual(client.stdout.bytes.count, input.count)
-        XCTAssertTrue(client.stdout.bytes == input, "the echo differs from what was sent")
+        let echoed = try Data(contentsOf: URL(fileURLWithPath: outputFile))
+        XCTAssertEqual(echoed.count, input.count)
+        XCTAssertTrue(echoed == input, "the echo differs from what was sent")
         listener.waitFor(
             "link 1 stream 1: closed, \(input.count) bytes in, \(input.count) bytes out, closed cleanly (FIN sent, FIN received)",
             onStderr: true)

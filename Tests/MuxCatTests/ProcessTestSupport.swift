@@ -47,7 +47,11 @@ final class CollectedOutput: @unchecked Sendable {
     private let lock = NIOLock()
     private var data = Data()
 
+    private var finished = false
+
     func append(_ more: Data) { lock.withLock { data.append(more) } }
+    func markFinished() { lock.withLock { finished = true } }
+    var isFinished: Bool { lock.withLock { finished } }
     var bytes: Data { lock.withLock { data } }
     var text: String { String(decoding: bytes, as: UTF8.self) }
 }
@@ -74,15 +78,20 @@ final class RunningProcess: @unchecked Sendable {
         } else {
             process.standardInput = input
         }
+        // One blocking reader thread per pipe: chunks are appended strictly in order (Foundation's
+        // readabilityHandler on Linux can deliver them out of order, which once made an echo
+        // look reordered), and `finished` tells when everything up to EOF is in.
         for (pipe, sink) in [(out, stdout), (err, stderr)] {
-            pipe.fileHandleForReading.readabilityHandler = { handle in
-                let more = handle.availableData
-                if more.isEmpty {
-                    handle.readabilityHandler = nil
-                } else {
+            let handle = pipe.fileHandleForReading
+            let thread = Thread {
+                while true {
+                    let more = handle.availableData
+                    if more.isEmpty { break }
                     sink.append(more)
                 }
+                sink.markFinished()
             }
+            thread.start()
         }
         try process.run()
     }
@@ -124,8 +133,9 @@ final class RunningProcess: @unchecked Sendable {
                 file: file, line: line)
             return nil
         }
-        // Let the readability handlers take the last bytes.
-        usleep(50_000)
+        // Let the reader threads take the last bytes (up to EOF).
+        let drained = Date().addingTimeInterval(5)
+        while !(stdout.isFinished && stderr.isFinished) && Date() < drained { usleep(2_000) }
         return process.terminationStatus
     }
 

@@ -53,6 +53,26 @@ final class RepeaterRelayTests: XCTestCase {
         XCTAssertTrue(reply.dropFirst(12).allSatisfy { $0 == 0x5A })
     }
 
+    /// A client that half-closes and then reads slowly: the reply backs up in the repeater's
+    /// socket to it, and the stream finishes before the last bytes are written. Closing that
+    /// socket must wait for them (a full close would drop them: this once lost the tail).
+    func testSlowReaderAfterHalfCloseStillGetsEveryByte() throws {
+        let replySize = 16 * 1024 * 1024
+        let fixture = try RepeaterFixture(threads: 1, streamInitializer: { channel in
+            channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                try channel.pipeline.syncOperations.addHandler(ReplyAfterFinHandler(replySize: replySize))
+            }
+        })
+        defer { fixture.shutdown() }
+        let socket = try BlockingSocket(port: fixture.port)
+        defer { socket.close() }
+        socket.send(Array("request".utf8))
+        socket.shutdownWrite()
+        Thread.sleep(forTimeInterval: 1.0)
+        let reply = socket.receive(replySize + 100)
+        XCTAssertEqual(reply.count, 7 + replySize, "bytes were lost at the end of the reply")
+    }
+
     func testTCPNoDelayIsOnBothLegs() throws {
         let fixture = try RepeaterFixture(threads: 1)
         defer { fixture.shutdown() }
@@ -176,11 +196,13 @@ final class RepeaterRelayTests: XCTestCase {
     }
 }
 
-/// Answers a request only after the client's FIN, with the request and then 1 MB.
+/// Answers a request only after the client's FIN, with the request and then `replySize` bytes.
 final class ReplyAfterFinHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     var request = ByteBuffer()
+    let replySize: Int
+    init(replySize: Int = 1_000_000) { self.replySize = replySize }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         request.writeBuffer(&buffer)
@@ -188,7 +210,7 @@ final class ReplyAfterFinHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard case ChannelEvent.inputClosed = event else { return }
         context.write(wrapOutboundOut(request), promise: nil)
-        context.write(wrapOutboundOut(ByteBuffer(repeating: 0x5A, count: 1_000_000)), promise: nil)
+        context.write(wrapOutboundOut(ByteBuffer(repeating: 0x5A, count: replySize)), promise: nil)
         context.flush()
         context.close(mode: .output, promise: nil)
     }
