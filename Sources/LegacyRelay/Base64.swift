@@ -80,47 +80,66 @@ public enum Base64 {
     public static func decode(_ text: ByteBufferView, allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(DecodeError)
         -> ByteBuffer
     {
-        var count = text.count
+        let result: Result<ByteBuffer, DecodeError>? = text.withContiguousStorageIfAvailable { input in
+            decode(UnsafeRawBufferPointer(input), allocator: allocator)
+        }
+        // ByteBufferView always has contiguous storage; the fallback copies, for completeness.
+        switch result ?? Array(text).withUnsafeBytes({ decode($0, allocator: allocator) }) {
+        case .success(let buffer): return buffer
+        case .failure(let error): throw error
+        }
+    }
+
+    private static func decode(_ input: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> Result<ByteBuffer, DecodeError> {
+        var count = input.count
         // Strip up to two padding characters, but only when they complete a quad.
         if count % 4 == 0 {
             var padding = 0
-            while padding < 2, count > 0, text[text.startIndex + count - 1] == UInt8(ascii: "=") {
+            while padding < 2, count > 0, input[count - 1] == UInt8(ascii: "=") {
                 count -= 1
                 padding += 1
             }
         }
-        if count % 4 == 1 { throw .truncated(length: text.count) }
-        var output = allocator.buffer(capacity: count / 4 * 3 + 2)
+        if count % 4 == 1 { return .failure(.truncated(length: input.count)) }
+        let outputLength = count / 4 * 3 + (count % 4 == 0 ? 0 : count % 4 - 1)
+        var output = allocator.buffer(capacity: outputLength)
         var failure: DecodeError?
         decodeTable.withUnsafeBufferPointer { table in
-            var quad: UInt32 = 0
-            var filled = 0
-            var offset = 0
-            for byte in text.prefix(count) {
-                let value = table[Int(byte)]
-                if value == 0xFF {
-                    failure = .invalidCharacter(byte, offset: offset)
-                    return
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: outputLength) { out in
+                var o = 0
+                var i = 0
+                var quad: UInt32 = 0
+                var filled = 0
+                while i < count {
+                    let value = table[Int(input[i])]
+                    if value == 0xFF {
+                        failure = .invalidCharacter(input[i], offset: i)
+                        return 0
+                    }
+                    quad = quad << 6 | UInt32(value)
+                    filled += 1
+                    i += 1
+                    if filled == 4 {
+                        out[o] = UInt8(truncatingIfNeeded: quad >> 16)
+                        out[o + 1] = UInt8(truncatingIfNeeded: quad >> 8)
+                        out[o + 2] = UInt8(truncatingIfNeeded: quad)
+                        o += 3
+                        quad = 0
+                        filled = 0
+                    }
                 }
-                quad = quad << 6 | UInt32(value)
-                filled += 1
-                offset += 1
-                if filled == 4 {
-                    output.writeInteger(UInt8(truncatingIfNeeded: quad >> 16))
-                    output.writeInteger(UInt8(truncatingIfNeeded: quad >> 8))
-                    output.writeInteger(UInt8(truncatingIfNeeded: quad))
-                    quad = 0
-                    filled = 0
+                if filled == 2 {
+                    out[o] = UInt8(truncatingIfNeeded: quad >> 4)
+                    o += 1
+                } else if filled == 3 {
+                    out[o] = UInt8(truncatingIfNeeded: quad >> 10)
+                    out[o + 1] = UInt8(truncatingIfNeeded: quad >> 2)
+                    o += 2
                 }
-            }
-            if filled == 2 {
-                output.writeInteger(UInt8(truncatingIfNeeded: quad >> 4))
-            } else if filled == 3 {
-                output.writeInteger(UInt8(truncatingIfNeeded: quad >> 10))
-                output.writeInteger(UInt8(truncatingIfNeeded: quad >> 2))
+                return o
             }
         }
-        if let failure { throw failure }
-        return output
+        if let failure { return .failure(failure) }
+        return .success(output)
     }
 }

@@ -92,28 +92,41 @@ enum LegacyRelayBody {
     private static let space = UInt8(ascii: " ")
 
     /// Splits on single spaces after dropping trailing whitespace; never returns an empty list.
+    /// Scans raw bytes: a body is up to hundreds of KiB and this runs on every request.
     static func fields(_ body: ByteBuffer, what: String) throws(LegacyRelayBodyError) -> [ByteBufferView] {
-        var view = body.readableBytesView
-        while let last = view.last, last == space || last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r")
-            || last == UInt8(ascii: "\t")
-        {
-            view = view.dropLast()
-        }
-        guard !view.isEmpty else {
-            throw LegacyRelayBodyError("the \(what) body is empty; expected \"<session id> <base64 TLS bytes>\"")
-        }
-        var fields: [ByteBufferView] = []
-        var start = view.startIndex
-        for index in view.indices where view[index] == space {
-            guard index > start else {
-                throw LegacyRelayBodyError(
-                    "two spaces in a row (or a leading space) at offset \(index - view.startIndex); fields are separated by one space")
+        let scanned: Result<[Range<Int>], LegacyRelayBodyError> = body.withUnsafeReadableBytes { bytes in
+            var end = bytes.count
+            while end > 0, [space, UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t")].contains(bytes[end - 1]) {
+                end -= 1
             }
-            fields.append(view[start..<index])
-            start = index + 1
+            guard end > 0 else {
+                return .failure(LegacyRelayBodyError("the \(what) body is empty; expected \"<session id> <base64 TLS bytes>\""))
+            }
+            var ranges: [Range<Int>] = []
+            var start = 0
+            var index = 0
+            while index < end {
+                if bytes[index] == space {
+                    guard index > start else {
+                        return .failure(
+                            LegacyRelayBodyError(
+                                "two spaces in a row (or a leading space) at offset \(index); fields are separated by one space"))
+                    }
+                    ranges.append(start..<index)
+                    start = index + 1
+                }
+                index += 1
+            }
+            ranges.append(start..<end)
+            return .success(ranges)
         }
-        fields.append(view[start..<view.endIndex])
-        return fields
+        let view = body.readableBytesView
+        switch scanned {
+        case .success(let ranges):
+            return ranges.map { view[(view.startIndex + $0.lowerBound)..<(view.startIndex + $0.upperBound)] }
+        case .failure(let error):
+            throw error
+        }
     }
 
     static func sessionID(_ field: ByteBufferView) throws(LegacyRelayBodyError) -> UInt32 {

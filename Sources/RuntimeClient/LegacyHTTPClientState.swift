@@ -29,10 +29,9 @@ struct LegacyHTTPClientState {
     /// A request is on the wire; nothing else may be sent until it is answered.
     private(set) var inFlight = false
     /// Whether the layer above waits for bytes from the runtime manager (handshake, a request
-    /// outstanding). Starts true: the client speaks first and then awaits the server's hello.
+    /// outstanding, the peer's close_notify). Starts true: the client speaks first and then
+    /// awaits the server's hello.
     var awaitingReply = true
-    /// A TLS alert (close_notify on close) went out: the peer's own close_notify is awaited.
-    private(set) var alertSent = false
     /// Bytes written so far, and how many of them the relay has acknowledged by answering.
     private(set) var bytesWritten = 0
     private(set) var bytesAcknowledged = 0
@@ -42,10 +41,7 @@ struct LegacyHTTPClientState {
     mutating func write(_ bytes: ByteBuffer) -> Int {
         bytesWritten += bytes.readableBytes
         splitter.append(bytes)
-        while let record = splitter.nextRecord() {
-            if record.contentType == TLSRecordSplitter.alertContentType { alertSent = true }
-            records.append(record.bytes)
-        }
+        while let record = splitter.nextRecord() { records.append(record.bytes) }
         return bytesWritten
     }
 
@@ -59,7 +55,7 @@ struct LegacyHTTPClientState {
             return .send(record)
         }
         // A poll with id 0 would open a new session: only poll once the relay named ours.
-        guard sessionID != 0, awaitingReply || alertSent else { return .none }
+        guard sessionID != 0, awaitingReply else { return .none }
         inFlight = true
         inFlightEnd = bytesAcknowledged
         return .poll

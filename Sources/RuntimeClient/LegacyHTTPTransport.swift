@@ -183,16 +183,19 @@ final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
 }
 
 /// Watches requests and responses above the TLS handler and tells the legacy transport whether a
-/// reply is awaited: during the handshake, and while a request has no response yet.
+/// reply is awaited: during the handshake, while a request has no response yet, and after a
+/// close (TLS waits for the peer's close_notify; TLS 1.3 encrypts alerts, so the transport
+/// cannot see one go by).
 ///
-/// The signal goes down after the flush that carries a request, so the request's first record is
-/// already in flight when polling starts, rather than queued behind a poll.
+/// The signal goes down after the flush (or close) that carries the bytes, so their first
+/// record is already in flight when polling starts, rather than queued behind a poll.
 final class LegacyExchangeTracker: ChannelDuplexHandler {
     typealias InboundIn = RuntimeManagerResponse
     typealias OutboundIn = RuntimeManagerRequest
 
     private var handshaking = true
     private var outstanding = 0
+    private var closing = false
     private var signalled = true
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -202,6 +205,12 @@ final class LegacyExchangeTracker: ChannelDuplexHandler {
 
     func flush(context: ChannelHandlerContext) {
         context.flush()
+        signal(context: context)
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        context.close(mode: mode, promise: promise)
+        closing = true
         signal(context: context)
     }
 
@@ -220,7 +229,7 @@ final class LegacyExchangeTracker: ChannelDuplexHandler {
     }
 
     private func signal(context: ChannelHandlerContext) {
-        let awaiting = handshaking || outstanding > 0
+        let awaiting = handshaking || outstanding > 0 || closing
         guard awaiting != signalled else { return }
         signalled = awaiting
         context.triggerUserOutboundEvent(LegacyHTTPTransportEvent.awaitingReply(awaiting), promise: nil)

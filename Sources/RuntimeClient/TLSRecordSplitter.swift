@@ -10,8 +10,6 @@ struct TLSRecordSplitter {
     static let headerBytes = 5
     /// TLS 1.3 allows 2^14 + 256 bytes of ciphertext per record; more means this is not TLS.
     static let maximumRecordBody = 16_384 + 256
-    /// Content type of an alert record (close_notify among them).
-    static let alertContentType: UInt8 = 21
 
     private var buffered = ByteBuffer()
 

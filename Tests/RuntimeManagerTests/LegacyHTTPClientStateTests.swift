@@ -62,19 +62,6 @@ final class LegacyHTTPClientStateTests: XCTestCase {
         XCTAssertEqual(state.next(), .poll)
     }
 
-    func testAfterAnAlertTheClientPollsForThePeersCloseNotify() throws {
-        var state = LegacyHTTPClientState()
-        _ = state.write(record(length: 1))
-        _ = state.next()
-        _ = try state.answered(LegacyRelayResponse(sessionID: 5, chunks: []))
-        state.awaitingReply = false
-        _ = state.write(record(type: 21, length: 2))
-        XCTAssertTrue(state.alertSent)
-        XCTAssertEqual(state.next(), .send(record(type: 21, length: 2)))
-        _ = try state.answered(LegacyRelayResponse(sessionID: 5, chunks: []))
-        XCTAssertEqual(state.next(), .poll)
-    }
-
     func testAnAnswerForAnotherSessionIsRefused() throws {
         var state = LegacyHTTPClientState()
         _ = state.write(record(length: 1))
