@@ -4,6 +4,7 @@ import PackageDescription
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
 let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
@@ -35,7 +36,9 @@ let package = Package(
         /// yamux version 0: frame codec, state machines (no I/O), and the NIO multiplexer with child channels.
         .target(name: "Yamux", dependencies: [nioCore, logging]),
         /// The repeater: client listener, links to the runtime manager (dial, redial, pool), relay glue.
-        .target(name: "Repeater", dependencies: ["Yamux", nioCore, nioPosix, logging]),
+        .target(name: "Repeater", dependencies: ["Yamux", "LegacyRelay", nioCore, nioPosix, nioHTTP1, logging]),
+        /// The old HTTP relay's wire format (bodies, base64), shared by repeaterd and runtime-client.
+        .target(name: "LegacyRelay", dependencies: [nioCore]),
         /// Application messages (protobuf) and the 8-byte length-prefix codec.
         .target(
             name: "TransportProtocol",
@@ -53,7 +56,7 @@ let package = Package(
         /// The client side: TLS over plain TCP, requests, chunked uploads.
         .target(
             name: "RuntimeClient",
-            dependencies: ["TransportProtocol", nioCore, nioPosix, nioSSL, nioTLS, logging]
+            dependencies: ["TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, logging]
         ),
         /// muxcat: netcat for the multiplexed link, and the frame decoder for captures.
         .target(name: "MuxCat", dependencies: ["Yamux", "Repeater", nioCore, nioPosix, logging]),
@@ -73,7 +76,10 @@ let package = Package(
             name: "YamuxTests",
             dependencies: ["Yamux", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "RepeaterTests", dependencies: ["Repeater", "Yamux", nioCore, nioPosix]),
+        .testTarget(
+            name: "RepeaterTests",
+            dependencies: ["Repeater", "Yamux", "LegacyRelay", nioCore, nioPosix, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
         .testTarget(
             name: "TransportProtocolTests",
             dependencies: ["TransportProtocol", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
@@ -81,8 +87,8 @@ let package = Package(
         .testTarget(
             name: "RuntimeManagerTests",
             dependencies: [
-                "RuntimeManager", "RuntimeClient", "Repeater", "Yamux", "TransportProtocol", nioCore, nioPosix,
-                nioSSL, logging, .product(name: "NIOEmbedded", package: "swift-nio"),
+                "RuntimeManager", "RuntimeClient", "Repeater", "Yamux", "TransportProtocol", "LegacyRelay", nioCore, nioPosix,
+                nioSSL, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "MuxCatTests", dependencies: ["MuxCat", "Yamux", "Repeater", nioCore, nioPosix]),

@@ -23,6 +23,10 @@ public final class RepeaterServer: @unchecked Sendable {
         public var keepAliveTimeout: TimeAmount = .seconds(10)
         public var maximumStreamWindow = 16 * 1024 * 1024
         public var listenBacklog: Int32 = 4096
+        /// Where the old HTTP relay (`POST /runtime_manager`) listens, for old clients and as the
+        /// benchmark baseline; nil (the default) turns it off.
+        public var legacyHTTP: LinkAddress?
+        public var legacyHTTPRelay = LegacyHTTPRelay.Configuration()
 
         public init() {}
 
@@ -44,6 +48,8 @@ public final class RepeaterServer: @unchecked Sendable {
     private var linkByLoop: [ObjectIdentifier: Link] = [:]
     private var serverChannel: Channel?
     private let sessions = NIOLockedValueBox(SessionTable())
+    /// The old HTTP relay, when `configuration.legacyHTTP` is set.
+    public private(set) var legacyRelay: LegacyHTTPRelay?
 
     private struct SessionTable {
         var nextID: UInt64 = 1
@@ -66,6 +72,12 @@ public final class RepeaterServer: @unchecked Sendable {
             linkByLoop[ObjectIdentifier(loop)] = link
         }
         self.links = links
+        if configuration.legacyHTTP != nil {
+            let linkByLoop = self.linkByLoop
+            legacyRelay = LegacyHTTPRelay(
+                configuration: configuration.legacyHTTPRelay, group: group, logger: logger,
+                linkForLoop: { linkByLoop[ObjectIdentifier($0)] })
+        }
     }
 
     /// Number of client sessions open right now.
@@ -94,7 +106,7 @@ public final class RepeaterServer: @unchecked Sendable {
         case .tcp(let host, let port):
             bound = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
         }
-        return bound.map { channel in
+        let listening = bound.map { channel in
             self.serverChannel = channel
             self.logger.info(
                 "repeater listening",
@@ -103,6 +115,8 @@ public final class RepeaterServer: @unchecked Sendable {
                     "backend": "\(self.configuration.backend)", "links": "\(self.links.count)",
                 ])
         }
+        guard let legacyRelay, let address = configuration.legacyHTTP else { return listening }
+        return listening.flatMap { legacyRelay.start(listen: address) }
     }
 
     /// Waits until every link is up (for tests and for a daemon that wants to log it).
@@ -180,7 +194,8 @@ public final class RepeaterServer: @unchecked Sendable {
         }
         if openNow == 0 { drained.succeed(()) }
         logger.info("shutting down: draining \(openNow) session(s) for up to \(configuration.drainTimeout)")
-        let closeListener = serverChannel?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
+        let closeListener = (serverChannel?.close().recover { _ in } ?? loop.makeSucceededVoidFuture())
+            .and(legacyRelay?.shutdown() ?? loop.makeSucceededVoidFuture()).map { _ in }
         for link in links { link.goAway() }
         let timeout = loop.scheduleTask(in: configuration.drainTimeout) {
             let left = self.sessions.withLockedValue { Array($0.open.values) }

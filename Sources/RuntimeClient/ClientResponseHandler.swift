@@ -66,6 +66,8 @@ final class ClientResponseHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let error = error as? TransportProtocolError {
             self.fail(.unexpectedResponse("\(error)"), context: context)
+        } else if let error = error as? LegacyHTTPRelayError {
+            self.fail(.relayFailed("\(error)"), context: context)
         } else {
             self.fail(RuntimeClientError.tls(error), context: context)
         }

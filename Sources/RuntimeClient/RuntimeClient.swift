@@ -2,12 +2,14 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOHTTP1
 import NIOSSL
 import TransportProtocol
 
 /// A connection to a runtime manager (directly or through a repeater):
 /// TCP with TCP_NODELAY, mutual TLS 1.3, then length-prefixed requests,
-/// each answered before the next is sent.
+/// each answered before the next is sent. With the `.legacyHTTP` transport, TLS runs over the
+/// old HTTP relay instead of the raw socket (see `LegacyHTTPTransportHandler`).
 ///
 /// Methods throw ``RuntimeClientError`` with a one-line explanation; a request
 /// the runtime manager refuses throws ``RuntimeClientError/requestFailed(request:status:message:)``.
@@ -47,6 +49,7 @@ public final class RuntimeClient: Sendable {
         let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let serverName = configuration.serverName
         let maximumMessageBytes = configuration.maximumMessageBytes
+        let overLegacyHTTP = configuration.transport == .legacyHTTP
         let handshake = group.next().makePromise(of: Void.self)
         let firstFailure = NIOLockedValueBox<RuntimeClientError?>(nil)
         let channel: Channel
@@ -57,6 +60,10 @@ public final class RuntimeClient: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
+                        if overLegacyHTTP {
+                            try sync.addHTTPClientHandlers()
+                            try sync.addHandler(LegacyHTTPTransportHandler(host: address))
+                        }
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
                         try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerRequest>())
                         try sync.addHandler(
@@ -65,7 +72,9 @@ public final class RuntimeClient: Sendable {
                                 progress: downloadProgress
                             )
                         )
-                        try sync.addHandler(ClientResponseHandler(handshake: handshake, address: address, firstFailure: firstFailure))
+                        if overLegacyHTTP { try sync.addHandler(LegacyExchangeTracker()) }
+                        try sync.addHandler(
+                            ClientResponseHandler(handshake: handshake, address: address, firstFailure: firstFailure))
                     }
                 }
                 .connect(host: host, port: port)

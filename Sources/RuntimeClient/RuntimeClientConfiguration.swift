@@ -21,6 +21,10 @@ public struct RuntimeClientConfiguration: Sendable {
     /// neither side needs a message as large as the file.
     public var chunkBytes: Int
 
+    /// How TLS reaches the runtime manager: a TCP connection (the repeater or `--direct`), or
+    /// the old HTTP relay (`--legacy-http`: one base64 POST per TLS record, in lock-step).
+    public var transport: RuntimeClientTransport = .tcp
+
     public static let defaultChunkBytes = 8 * 1024 * 1024
 
     public init(
@@ -86,4 +90,13 @@ public struct RuntimeClientConfiguration: Sendable {
         default: return "\(error)"
         }
     }
+}
+
+/// The layer under TLS.
+public enum RuntimeClientTransport: Sendable, Equatable {
+    /// TLS straight over TCP.
+    case tcp
+    /// TLS over the old HTTP relay's `POST /runtime_manager`, for old deployments and as the
+    /// benchmark baseline.
+    case legacyHTTP
 }

@@ -22,6 +22,8 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
     case setup(String)
     /// The response did not have the shape the request calls for.
     case unexpectedResponse(String)
+    /// The old HTTP relay (`--legacy-http`) refused a request or answered nonsense.
+    case relayFailed(String)
 
     public var description: String {
         switch self {
@@ -42,6 +44,8 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
             return message
         case let .unexpectedResponse(message):
             return "unexpected response from the runtime manager: \(message)"
+        case let .relayFailed(message):
+            return "\(message) (is --connect the relay's --legacy-http address?)"
         }
     }
 

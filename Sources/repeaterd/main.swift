@@ -25,6 +25,11 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(help: "The runtime manager's link: HOST:PORT or unix:PATH.")
     var backend = "127.0.0.1:6000"
 
+    @Option(
+        name: .customLong("legacy-http"),
+        help: "Also serve the old HTTP relay (POST /runtime_manager) at HOST:PORT or unix:PATH, for old clients. Off by default.")
+    var legacyHTTP: String?
+
     @Option(help: "Client sessions served at once; more are closed at once.")
     var maxSessions = 16_384
 
@@ -68,6 +73,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
         configuration.keepAliveInterval = keepaliveInterval > 0 ? CommandLineSupport.seconds(keepaliveInterval) : nil
         configuration.keepAliveTimeout = CommandLineSupport.seconds(keepaliveTimeout)
         configuration.maximumStreamWindow = maxStreamWindow
+        configuration.legacyHTTP = try legacyHTTP.map { try LinkAddress(parsing: $0) }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         let server = RepeaterServer(configuration: configuration, group: group, logger: logger)

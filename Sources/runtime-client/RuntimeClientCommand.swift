@@ -33,6 +33,11 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .customLong("server-name"), help: "Also require this host name in the runtime manager's certificate.")
     var serverName: String?
 
+    @Flag(
+        name: .customLong("legacy-http"),
+        help: "Run TLS over the old HTTP relay (repeaterd --legacy-http) at --connect: one base64 POST per TLS record, in lock-step.")
+    var legacyHTTP = false
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -53,9 +58,10 @@ struct ConnectionOptions: ParsableArguments {
         _ body: (RuntimeClient) async throws -> Void
     ) async throws {
         let (host, port) = try self.hostAndPort()
-        let configuration = RuntimeClientConfiguration(
+        var configuration = RuntimeClientConfiguration(
             certificatePath: self.cert, keyPath: self.key, caPath: self.ca, serverName: self.serverName
         )
+        configuration.transport = self.legacyHTTP ? .legacyHTTP : .tcp
         let bar = downloadLabel.map { ProgressBar(label: $0, quiet: self.quiet) }
         do {
             let client = try await RuntimeClient.connect(

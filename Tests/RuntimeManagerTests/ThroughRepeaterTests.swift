@@ -21,7 +21,8 @@ final class RepeaterPath {
     let tap: RecordingTap?
     let logs = LogCollector()
 
-    init(tapTheLink: Bool = false) async throws {
+    /// - Parameter legacyHTTP: also serve the old HTTP relay (`repeaterd --legacy-http`).
+    init(tapTheLink: Bool = false, legacyHTTP: Bool = false) async throws {
         let certs = TestCertificates.shared
         server = try RuntimeManagerServer(
             configuration: certs.serverConfiguration(), group: group, logger: logs.logger(level: .warning))
@@ -37,6 +38,7 @@ final class RepeaterPath {
         var configuration = RepeaterServer.Configuration()
         configuration.listen = .tcp(host: "127.0.0.1", port: 0)
         configuration.backend = .tcp(host: "127.0.0.1", port: backendPort)
+        if legacyHTTP { configuration.legacyHTTP = .tcp(host: "127.0.0.1", port: 0) }
         var logger = Logger(label: "repeater")
         logger.logLevel = .warning
         repeater = RepeaterServer(configuration: configuration, group: group, logger: logger)
@@ -49,6 +51,16 @@ final class RepeaterPath {
     func connect(_ who: String = "client") async throws -> RuntimeClient {
         try await RuntimeClient.connect(
             host: "127.0.0.1", port: port, configuration: TestCertificates.shared.client(who))
+    }
+
+    /// The old HTTP relay's port (with `legacyHTTP: true`).
+    var legacyPort: Int { repeater.legacyRelay!.localAddress!.port! }
+
+    /// A client speaking TLS over the old HTTP relay, as `runtime-client --legacy-http` does.
+    func connectLegacy(_ who: String = "client") async throws -> RuntimeClient {
+        var configuration = TestCertificates.shared.client(who)
+        configuration.transport = .legacyHTTP
+        return try await RuntimeClient.connect(host: "127.0.0.1", port: legacyPort, configuration: configuration)
     }
 
     func stop() async {
