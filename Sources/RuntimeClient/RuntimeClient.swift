@@ -107,8 +107,12 @@ public final class RuntimeClient: Sendable {
         let written = self.channel.eventLoop.makePromise(of: Void.self)
         let address = self.address
         let firstFailure = self.firstFailure
-        written.futureResult.whenFailure { _ in
-            promise.fail(firstFailure.withLockedValue { $0 } ?? RuntimeClientError.connectionClosed(address: address))
+        written.futureResult.whenFailure { error in
+            let reason: RuntimeClientError =
+                firstFailure.withLockedValue { $0 } ?? (error as? RuntimeClientError)
+                ?? (error as? LegacyHTTPRelayError).map { .relayFailed("\($0)") }
+                ?? .connectionClosed(address: address)
+            promise.fail(reason)
         }
         self.channel.writeAndFlush(PendingRequest(request: request, promise: promise), promise: written)
         let response = try await promise.futureResult.get()
