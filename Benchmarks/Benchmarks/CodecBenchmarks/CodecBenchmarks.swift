@@ -45,7 +45,7 @@ private func chunks(of payload: [UInt8], prefixed: Bool, chunk: Int = 16 * 1024)
 }
 
 let benchmarks: @Sendable () -> Void = {
-    let metrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .memoryLeaked]
+    let metrics: [BenchmarkMetric] = [.wallClock, .mallocCountTotal]
     Benchmark.defaultConfiguration = .init(metrics: metrics, maxDuration: .seconds(2), maxIterations: 100_000)
 
     // MARK: yamux header encode
