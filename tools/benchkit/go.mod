@@ -1,0 +1,3 @@
+module repeater/benchkit
+
+go 1.19

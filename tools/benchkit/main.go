@@ -1,0 +1,366 @@
+// benchkit: small helpers for tools/bench (standard library only, builds offline).
+//
+//	benchkit echo     -listen ADDR                         echo server (TCP_NODELAY)
+//	benchkit connrate -target ADDR -duration S -c N        new connections per second, one 64-byte exchange each
+//	benchkit delay    -listen ADDR -target ADDR -delay-ms D one-way delay D per direction (RTT = 2·D)
+//	benchkit scale    -target ADDR -n N -pid PID           N concurrent sessions: open rate, RSS of PID, active-session latency
+//
+// Every command prints one JSON object on stdout when it has a result.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func die(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "benchkit: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+func emit(v interface{}) {
+	b, _ := json.Marshal(v)
+	fmt.Println(string(b))
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		die("usage: benchkit echo|connrate|delay|scale [flags]")
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	switch cmd {
+	case "echo":
+		echoMain(args)
+	case "connrate":
+		connrateMain(args)
+	case "delay":
+		delayMain(args)
+	case "scale":
+		scaleMain(args)
+	default:
+		die("unknown command %q", cmd)
+	}
+}
+
+// ---------------------------------------------------------------- echo
+
+func echoMain(args []string) {
+	fs := flag.NewFlagSet("echo", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	fs.Parse(args)
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		die("listen: %v", err)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			c.(*net.TCPConn).SetNoDelay(true)
+			buf := make([]byte, 64*1024)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}(c)
+	}
+}
+
+// ---------------------------------------------------------------- connrate
+
+func oneExchange(target string, msg, reply []byte) error {
+	c, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.(*net.TCPConn).SetNoDelay(true)
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(c, reply); err != nil {
+		return err
+	}
+	return nil
+}
+
+func connrateMain(args []string) {
+	fs := flag.NewFlagSet("connrate", flag.ExitOnError)
+	target := fs.String("target", "", "address")
+	duration := fs.Float64("duration", 3, "seconds")
+	conc := fs.Int("c", 8, "concurrent clients")
+	size := fs.Int("size", 64, "bytes per exchange")
+	fs.Parse(args)
+	var ok, failed int64
+	deadline := time.Now().Add(time.Duration(*duration * float64(time.Second)))
+	start := time.Now()
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for i := 0; i < *conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := make([]byte, *size)
+			reply := make([]byte, *size)
+			for time.Now().Before(deadline) {
+				if err := oneExchange(*target, msg, reply); err != nil {
+					atomic.AddInt64(&failed, 1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					time.Sleep(time.Millisecond)
+				} else {
+					atomic.AddInt64(&ok, 1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	e, _ := firstErr.Load().(string)
+	emit(map[string]interface{}{"connections": ok, "failed": failed, "seconds": el, "per_second": float64(ok) / el, "first_error": e})
+}
+
+// ---------------------------------------------------------------- delay
+
+type chunk struct {
+	due  time.Time
+	data []byte
+}
+
+// pump reads src eagerly, stamps each read with its due time and a writer goroutine releases it to dst
+// when due. In-flight bytes are capped (like a receive window) so memory stays bounded.
+func pump(src, dst *net.TCPConn, delay time.Duration, capBytes int64) {
+	q := make(chan chunk, 65536)
+	var inflight int64
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	go func() {
+		for ch := range q {
+			if d := time.Until(ch.due); d > 0 {
+				time.Sleep(d)
+			}
+			if _, err := dst.Write(ch.data); err != nil {
+				break
+			}
+			mu.Lock()
+			inflight -= int64(len(ch.data))
+			cond.Broadcast()
+			mu.Unlock()
+		}
+		dst.CloseWrite()
+		for range q {
+		}
+	}()
+	buf := make([]byte, 256*1024)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			data := make([]byte, n)
+			copy(data, buf[:n])
+			mu.Lock()
+			for inflight > capBytes {
+				cond.Wait()
+			}
+			inflight += int64(n)
+			mu.Unlock()
+			q <- chunk{time.Now().Add(delay), data}
+		}
+		if err != nil {
+			break
+		}
+	}
+	close(q)
+}
+
+func delayMain(args []string) {
+	fs := flag.NewFlagSet("delay", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	target := fs.String("target", "", "address")
+	delayMs := fs.Float64("delay-ms", 0, "one-way delay per direction, ms")
+	capMiB := fs.Int64("cap-mib", 16, "bytes in flight per direction, MiB")
+	fs.Parse(args)
+	delay := time.Duration(*delayMs * float64(time.Millisecond))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		die("listen: %v", err)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			continue
+		}
+		go func(a *net.TCPConn) {
+			b0, err := net.Dial("tcp", *target)
+			if err != nil {
+				a.Close()
+				return
+			}
+			b := b0.(*net.TCPConn)
+			a.SetNoDelay(true)
+			b.SetNoDelay(true)
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { pump(a, b, delay, *capMiB<<20); wg.Done() }()
+			go func() { pump(b, a, delay, *capMiB<<20); wg.Done() }()
+			wg.Wait()
+			a.Close()
+			b.Close()
+		}(c.(*net.TCPConn))
+	}
+}
+
+// ---------------------------------------------------------------- scale
+
+func rssKiB(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return -1
+}
+
+func pingPong(c net.Conn, n int) []float64 {
+	msg := make([]byte, 64)
+	reply := make([]byte, 64)
+	out := make([]float64, 0, n)
+	for i := 0; i < n; i++ {
+		t := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			die("ping: %v", err)
+		}
+		if _, err := io.ReadFull(c, reply); err != nil {
+			die("pong: %v", err)
+		}
+		out = append(out, float64(time.Since(t).Nanoseconds())/1000)
+	}
+	sort.Float64s(out)
+	return out
+}
+
+func pct(s []float64, p float64) float64 {
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(p / 100 * float64(len(s)))
+	if i >= len(s) {
+		i = len(s) - 1
+	}
+	return s[i]
+}
+
+func latencyOf(target string, n int) map[string]float64 {
+	c, err := net.Dial("tcp", target)
+	if err != nil {
+		die("dial: %v", err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetNoDelay(true)
+	pingPong(c, 200) // warm up
+	s := pingPong(c, n)
+	return map[string]float64{"p50_us": pct(s, 50), "p99_us": pct(s, 99), "p999_us": pct(s, 99.9)}
+}
+
+func scaleMain(args []string) {
+	fs := flag.NewFlagSet("scale", flag.ExitOnError)
+	target := fs.String("target", "", "address")
+	n := fs.Int("n", 10000, "sessions")
+	conc := fs.Int("c", 64, "concurrent dialers")
+	pid := fs.Int("pid", 0, "process whose RSS to read")
+	pings := fs.Int("pings", 5000, "exchanges of the active session")
+	fs.Parse(args)
+	before := latencyOf(*target, *pings)
+	time.Sleep(300 * time.Millisecond)
+	rss0 := rssKiB(*pid)
+	conns := make([]net.Conn, *n)
+	var next int64 = -1
+	var failed int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < *conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := []byte("hello, repeater!")
+			reply := make([]byte, len(msg))
+			for {
+				i := int(atomic.AddInt64(&next, 1))
+				if i >= *n {
+					return
+				}
+				c, err := net.DialTimeout("tcp", *target, 10*time.Second)
+				if err != nil {
+					atomic.AddInt64(&failed, 1)
+					continue
+				}
+				c.(*net.TCPConn).SetNoDelay(true)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Write(msg); err == nil {
+					_, err = io.ReadFull(c, reply)
+					if err != nil {
+						atomic.AddInt64(&failed, 1)
+					}
+				} else {
+					atomic.AddInt64(&failed, 1)
+				}
+				c.SetDeadline(time.Time{})
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	openSec := time.Since(start).Seconds()
+	time.Sleep(1 * time.Second)
+	rss1 := rssKiB(*pid)
+	during := latencyOf(*target, *pings)
+	open := 0
+	for _, c := range conns {
+		if c != nil {
+			open++
+		}
+	}
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+	emit(map[string]interface{}{
+		"sessions": open, "failed": failed, "open_seconds": openSec, "opened_per_second": float64(open) / openSec,
+		"rss_before_kib": rss0, "rss_after_kib": rss1,
+		"rss_per_session_bytes": float64(rss1-rss0) * 1024 / float64(max1(open)),
+		"latency_alone": before, "latency_among": during,
+	})
+}
+
+func max1(v int) int {
+	if v < 1 {
+		return 1
+	}
+	return v
+}
