@@ -64,13 +64,7 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
                     try sync.addHandler(LegacyHTTPHandler(relay: self, maximumBodyBytes: self.configuration.maximumBodyBytes))
                 }
             }
-        let bound: EventLoopFuture<Channel>
-        switch address {
-        case .unix(let path):
-            bound = bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
-        case .tcp(let host, let port):
-            bound = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
-        }
+        let bound = bootstrap.bind(to: address)
         return bound.map { channel in
             self.listener = channel
             let period = max(TimeAmount.milliseconds(100), min(.nanoseconds(self.configuration.idleTimeout.nanoseconds / 4), .seconds(5)))

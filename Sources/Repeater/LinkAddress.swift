@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 
 /// Where a link or listener lives: `HOST:PORT` for TCP or `unix:PATH` for a Unix socket.
 public enum LinkAddress: Hashable, Sendable, CustomStringConvertible {
@@ -53,4 +54,17 @@ public struct LinkAddressError: Error, CustomStringConvertible {
     public var text: String
     public var reason: String
     public var description: String { "invalid address '\(text)': \(reason)" }
+}
+
+extension ServerBootstrap {
+    /// Binds to a TCP or Unix-socket address; TCP children get TCP_NODELAY (every listener of
+    /// this project relays small messages, where Nagle's algorithm costs ~40 ms).
+    public func bind(to address: LinkAddress) -> EventLoopFuture<Channel> {
+        switch address {
+        case .unix(let path):
+            return self.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+        case .tcp(let host, let port):
+            return self.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
+        }
+    }
 }

@@ -99,13 +99,7 @@ public final class RepeaterServer: @unchecked Sendable {
             .childChannelInitializer { channel in
                 self.accept(channel)
             }
-        let bound: EventLoopFuture<Channel>
-        switch configuration.listen {
-        case .unix(let path):
-            bound = bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
-        case .tcp(let host, let port):
-            bound = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
-        }
+        let bound = bootstrap.bind(to: configuration.listen)
         let listening = bound.map { channel in
             self.serverChannel = channel
             self.logger.info(

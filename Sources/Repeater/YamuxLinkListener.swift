@@ -48,13 +48,7 @@ public final class YamuxLinkListener: @unchecked Sendable {
             .childChannelInitializer { channel in
                 self.acceptLink(channel)
             }
-        let bound: EventLoopFuture<Channel>
-        switch address {
-        case .unix(let path):
-            bound = bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
-        case .tcp(let host, let port):
-            bound = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
-        }
+        let bound = bootstrap.bind(to: address)
         return bound.map { channel in
             self.serverChannel = channel
         }
