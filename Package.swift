@@ -91,7 +91,21 @@ let package = Package(
                 nioSSL, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "MuxCatTests", dependencies: ["MuxCat", "Yamux", "Repeater", nioCore, nioPosix]),
+        .testTarget(name: "MuxCatTests", dependencies: ["MuxCat", "Yamux", "Repeater", "ProcessTestSupport", nioCore, nioPosix]),
+        /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
+        .target(
+            name: "ProcessTestSupport",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Tests/ProcessTestSupport"
+        ),
+        /// The fault matrix and hostile-input tables of docs/RELIABILITY.md, against real processes.
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "Yamux", "TransportProtocol",
+                nioCore, nioPosix, nioSSL, logging,
+            ]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

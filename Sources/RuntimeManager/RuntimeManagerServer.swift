@@ -18,6 +18,10 @@ public struct RuntimeManagerConfiguration: Sendable {
     /// Limit on one message (`--max-message-bytes`).
     public var maximumMessageBytes: Int
     public var handshakeTimeout: TimeAmount
+    /// `--message-timeout`: longest wait for the next byte of a started message.
+    public var messageTimeout: TimeAmount
+    /// `--idle-timeout`: a session silent both ways this long is closed.
+    public var idleTimeout: TimeAmount
 
     public static let defaultMaximumStoreBytes = 1024 * 1024 * 1024
 
@@ -25,7 +29,9 @@ public struct RuntimeManagerConfiguration: Sendable {
         certificatePath: String, keyPath: String, clientCAPath: String, policyPath: String,
         maximumStoreBytes: Int = Self.defaultMaximumStoreBytes,
         maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
-        handshakeTimeout: TimeAmount = .seconds(30)
+        handshakeTimeout: TimeAmount = .seconds(30),
+        messageTimeout: TimeAmount = .seconds(30),
+        idleTimeout: TimeAmount = .seconds(300)
     ) {
         self.certificatePath = certificatePath
         self.keyPath = keyPath
@@ -34,6 +40,8 @@ public struct RuntimeManagerConfiguration: Sendable {
         self.maximumStoreBytes = maximumStoreBytes
         self.maximumMessageBytes = maximumMessageBytes
         self.handshakeTimeout = handshakeTimeout
+        self.messageTimeout = messageTimeout
+        self.idleTimeout = idleTimeout
     }
 }
 
@@ -80,6 +88,8 @@ public final class RuntimeManagerServer: @unchecked Sendable {
             ),
             maximumMessageBytes: configuration.maximumMessageBytes,
             handshakeTimeout: configuration.handshakeTimeout,
+            messageTimeout: configuration.messageTimeout,
+            idleTimeout: configuration.idleTimeout,
             logger: logger,
             onShutdownRequest: { identity in
                 logger.notice("shutting down at the request of \(identity)")

@@ -14,6 +14,11 @@ public struct RuntimeManagerSessionContext: Sendable {
     /// A peer that has not finished the TLS handshake by then is dropped,
     /// so half-open connections and idle streams do not pile up.
     public var handshakeTimeout: TimeAmount
+    /// A message that has started must keep arriving: no new byte of it for this long
+    /// and the session is answered with an error and closed (a prefix then silence).
+    public var messageTimeout: TimeAmount
+    /// A session with no traffic either way for this long is closed (slowloris, forgotten clients).
+    public var idleTimeout: TimeAmount
     public var logger: Logger
     /// Called once an authorized client's request_shutdown response has been sent.
     public var onShutdownRequest: @Sendable (ClientIdentity) -> Void
@@ -25,6 +30,8 @@ public struct RuntimeManagerSessionContext: Sendable {
         requestHandler: RequestHandler,
         maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
         handshakeTimeout: TimeAmount = .seconds(30),
+        messageTimeout: TimeAmount = .seconds(30),
+        idleTimeout: TimeAmount = .seconds(300),
         logger: Logger,
         sessions: SessionRegistry = SessionRegistry(),
         onShutdownRequest: @escaping @Sendable (ClientIdentity) -> Void = { _ in }
@@ -33,6 +40,8 @@ public struct RuntimeManagerSessionContext: Sendable {
         self.requestHandler = requestHandler
         self.maximumMessageBytes = maximumMessageBytes
         self.handshakeTimeout = handshakeTimeout
+        self.messageTimeout = messageTimeout
+        self.idleTimeout = idleTimeout
         self.logger = logger
         self.sessions = sessions
         self.onShutdownRequest = onShutdownRequest
@@ -61,13 +70,16 @@ public enum RuntimeManagerSession {
 
     private static func addHandlers(to channel: Channel, context: RuntimeManagerSessionContext) throws {
         let sync = channel.pipeline.syncOperations
+        // Silence both ways (ciphertext counts) for idleTimeout ends the session.
+        try sync.addHandler(IdleSessionTimer(timeout: context.idleTimeout))
         try sync.addHandler(NIOSSLServerHandler(context: context.sslContext))
         // A client that sends requests without reading the answers must not make
         // responses pile up in memory: stop reading while the channel cannot write.
         try sync.addHandler(BackPressureHandler())
         try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerResponse>())
         try sync.addHandler(
-            LengthPrefixedMessageDecoder<RuntimeManagerRequest>(maximumMessageBytes: context.maximumMessageBytes)
+            LengthPrefixedMessageDecoder<RuntimeManagerRequest>(
+                maximumMessageBytes: context.maximumMessageBytes, stallTimeout: context.messageTimeout)
         )
         try sync.addHandler(RuntimeManagerSessionHandler(context: context))
     }
@@ -109,6 +121,12 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let expired = event as? IdleSessionTimer.Expired {
+            let seconds = expired.timeout.nanoseconds / 1_000_000_000
+            self.logger.notice("no traffic either way for \(seconds) s; closing idle session (--idle-timeout)")
+            self.close(context: context)
+            return
+        }
         if case TLSUserEvent.handshakeCompleted = event {
             self.handshakeTimer?.cancel()
             do {
@@ -158,6 +176,9 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             case .messageTooLarge:
                 // Tell the client why, then close: the stream can no longer be framed.
                 self.logger.warning("refusing message: \(framing); closing session")
+                self.sendFailureAndClose(context: context, message: "\(framing)")
+            case .stalledMessage:
+                self.logger.warning("\(framing)")
                 self.sendFailureAndClose(context: context, message: "\(framing)")
             case .malformedMessage:
                 self.logger.info("\(framing)")

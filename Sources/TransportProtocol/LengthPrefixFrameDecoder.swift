@@ -158,6 +158,12 @@ public struct LengthPrefixFrameDecoder {
         return 0
     }
 
+    /// Whether part of a message (some prefix bytes, or a prefix and part of its payload) is here.
+    public var isMidMessage: Bool {
+        if case .failed = self.state { return false }
+        return self.errorAtEndOfStream != nil
+    }
+
     /// The framing error to report when the stream ends now, if it ends mid-message.
     public var errorAtEndOfStream: TransportProtocolError? {
         let extra = self.unconsumed?.readableBytes ?? 0

@@ -22,21 +22,66 @@ public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>:
     /// Whether progress was reported for the message being received, so its completion is reported too.
     private var reportedPartialProgress = false
     private let progress: ((_ received: Int, _ expected: Int) -> Void)?
+    /// How long a started message may go without a new byte (nil: forever).
+    private let stallTimeout: TimeAmount?
+    /// When the message being received last grew.
+    private var lastProgress: NIODeadline = .now()
+    /// One timer per stalled stretch, re-armed for the remainder rather than per read.
+    private var stallCheck: Scheduled<Void>?
 
     /// - Parameters:
     ///   - maximumMessageBytes: largest accepted payload; larger prefixes are refused.
     ///   - progress: called after each read while a message is partly received
     ///     (payload bytes so far, announced size), and once more when it is
     ///     complete; for download progress bars.
+    ///   - stallTimeout: once part of a message is here, the longest wait for its next byte;
+    ///     then ``TransportProtocolError/stalledMessage(received:expected:seconds:)`` is fired
+    ///     down the pipeline and further input is discarded. A peer that sends a prefix and then
+    ///     nothing must not hold a session (and its partial buffer) forever. nil: no limit.
     ///   - parse: turns a payload into a message; defaults to protobuf binary decoding.
     public init(
         maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
+        stallTimeout: TimeAmount? = nil,
         progress: ((_ received: Int, _ expected: Int) -> Void)? = nil,
         parse: @escaping Parse = { try Message(payload: $0) }
     ) {
         self.frames = LengthPrefixFrameDecoder(maximumMessageBytes: maximumMessageBytes)
         self.parse = parse
         self.progress = progress
+        self.stallTimeout = stallTimeout
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.stallCheck?.cancel()
+        self.stallCheck = nil
+    }
+
+    private func armStallCheck(context: ChannelHandlerContext) {
+        guard let timeout = self.stallTimeout, !self.failed, self.frames.isMidMessage else { return }
+        self.lastProgress = context.eventLoop.now
+        guard self.stallCheck == nil else { return }
+        self.scheduleStallCheck(context: context, in: timeout)
+    }
+
+    private func scheduleStallCheck(context: ChannelHandlerContext, in delay: TimeAmount) {
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.stallCheck = context.eventLoop.scheduleTask(in: delay) { [self] in
+            self.stallCheck = nil
+            guard let timeout = self.stallTimeout, !self.failed, self.frames.isMidMessage else { return }
+            let waited = loopBound.value.eventLoop.now - self.lastProgress
+            if waited < timeout {
+                self.scheduleStallCheck(context: loopBound.value, in: timeout - waited)
+                return
+            }
+            self.failed = true
+            let partial = self.frames.errorAtEndOfStream
+            var received = 0
+            var expected: Int?
+            if case let .truncatedMessage(r, e)? = partial { (received, expected) = (r, e) }
+            loopBound.value.fireErrorCaught(
+                TransportProtocolError.stalledMessage(
+                    received: received, expected: expected, seconds: Int(timeout.nanoseconds / 1_000_000_000)))
+        }
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -71,9 +116,12 @@ public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>:
             self.reportedPartialProgress = true
             progress(partial.received, partial.expected)
         }
+        self.armStallCheck(context: context)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        self.stallCheck?.cancel()
+        self.stallCheck = nil
         if !self.failed, let error = self.frames.errorAtEndOfStream {
             self.failed = true
             context.fireErrorCaught(error)

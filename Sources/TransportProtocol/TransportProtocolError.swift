@@ -13,6 +13,10 @@ public enum TransportProtocolError: Error, Equatable, CustomStringConvertible, S
     /// The payload was complete but is not a valid protobuf message of the expected type.
     case malformedMessage(type: String, reason: String)
 
+    /// A message had started (part of its prefix or payload was here) but no further byte of it
+    /// arrived for `seconds`: the peer stalled mid-message (or is a slowloris holding memory).
+    case stalledMessage(received: Int, expected: Int?, seconds: Int)
+
     public var description: String {
         switch self {
         case let .messageTooLarge(length, limit):
@@ -25,6 +29,12 @@ public enum TransportProtocolError: Error, Equatable, CustomStringConvertible, S
             return "connection ended after \(received) of the 8 bytes of a length prefix; the peer stopped mid-message"
         case let .malformedMessage(type, reason):
             return "received bytes that are not a valid \(type) message (\(reason)); is the peer speaking this protocol?"
+        case let .stalledMessage(received, expected?, seconds):
+            return "message stalled: \(received) of its \(expected) bytes arrived, then nothing for \(seconds) s; "
+                + "closing the session (send whole messages, or raise --message-timeout)"
+        case let .stalledMessage(received, nil, seconds):
+            return "message stalled: \(received) of the 8 bytes of a length prefix arrived, then nothing for \(seconds) s; "
+                + "closing the session (send whole messages, or raise --message-timeout)"
         }
     }
 

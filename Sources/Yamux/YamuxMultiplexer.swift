@@ -152,6 +152,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        if !closed && decoder.isMidFrame {
+            // A header or payload cut off by the peer's close: say so, it is the only trace of it.
+            logger.warning("link closed by the peer in the middle of a frame (\(decoder.bytesMissing) bytes of it missing); its streams are closed")
+        }
         tearDown(error: YamuxError(.linkClosed))
         context.fireChannelInactive()
     }

@@ -55,6 +55,12 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-message-bytes"), help: "Limit on one message, in bytes; larger ones are refused.")
     var maxMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes
 
+    @Option(help: "Seconds a started message may go without a new byte before the session is answered with an error and closed.")
+    var messageTimeout = 30.0
+
+    @Option(help: "Seconds a session may be silent both ways before it is closed.")
+    var idleTimeout = 300.0
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -64,6 +70,8 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         }
         guard self.maxStoreBytes >= 0 else { throw ValidationError("--max-store-bytes must not be negative") }
         guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
+        guard self.messageTimeout > 0 else { throw ValidationError("--message-timeout must be positive") }
+        guard self.idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         if let direct = self.direct { _ = try Self.directAddress(direct) }
         if self.listen != "none" {
             do { _ = try LinkAddress(parsing: self.listen) } catch { throw ValidationError("--listen: \(error)") }
@@ -85,7 +93,9 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         let logger = Logger(label: "runtime-manager")
         let configuration = RuntimeManagerConfiguration(
             certificatePath: self.cert, keyPath: self.key, clientCAPath: self.clientCA, policyPath: self.policy,
-            maximumStoreBytes: self.maxStoreBytes, maximumMessageBytes: self.maxMessageBytes
+            maximumStoreBytes: self.maxStoreBytes, maximumMessageBytes: self.maxMessageBytes,
+            messageTimeout: .nanoseconds(Int64(self.messageTimeout * 1e9)),
+            idleTimeout: .nanoseconds(Int64(self.idleTimeout * 1e9))
         )
         let server: RuntimeManagerServer
         do {

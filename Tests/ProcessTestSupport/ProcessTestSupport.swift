@@ -7,11 +7,11 @@ import Glibc
 #endif
 
 /// The repository this test file lives in, and the binaries `swift build` put there.
-enum Binaries {
-    static let repository: URL = URL(fileURLWithPath: #filePath)
+public enum Binaries {
+    public static let repository: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static func path(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    public static func path(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
         let path = repository.appendingPathComponent(".build/debug/\(name)").path
         guard FileManager.default.isExecutableFile(atPath: path) else {
             XCTFail(
@@ -22,11 +22,11 @@ enum Binaries {
         return path
     }
 
-    static var muxcat: String { get throws { try path("muxcat") } }
-    static var repeaterd: String { get throws { try path("repeaterd") } }
+    public static var muxcat: String { get throws { try path("muxcat") } }
+    public static var repeaterd: String { get throws { try path("repeaterd") } }
 
     /// A tool from the system (nc, openssl), or a clear failure saying which package provides it.
-    static func system(_ name: String, package: String, file: StaticString = #filePath, line: UInt = #line) throws
+    public static func system(_ name: String, package: String, file: StaticString = #filePath, line: UInt = #line) throws
         -> String
     {
         for directory in ["/usr/bin", "/bin", "/usr/local/bin"] {
@@ -37,35 +37,35 @@ enum Binaries {
         throw MissingTool(name: name)
     }
 
-    struct MissingTool: Error {
-        var name: String
+    public struct MissingTool: Error {
+        public var name: String
     }
 }
 
 /// Bytes a child process wrote, collected as they arrive.
-final class CollectedOutput: @unchecked Sendable {
+public final class CollectedOutput: @unchecked Sendable {
     private let lock = NIOLock()
     private var data = Data()
 
     private var finished = false
 
-    func append(_ more: Data) { lock.withLock { data.append(more) } }
-    func markFinished() { lock.withLock { finished = true } }
-    var isFinished: Bool { lock.withLock { finished } }
-    var bytes: Data { lock.withLock { data } }
-    var text: String { String(decoding: bytes, as: UTF8.self) }
+    public func append(_ more: Data) { lock.withLock { data.append(more) } }
+    public func markFinished() { lock.withLock { finished = true } }
+    public var isFinished: Bool { lock.withLock { finished } }
+    public var bytes: Data { lock.withLock { data } }
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 }
 
 /// A child process with its stdin writable and its stdout/stderr collected, killed at the end
 /// of the test if it is still running.
-final class RunningProcess: @unchecked Sendable {
-    let name: String
-    let process = Process()
-    let stdout = CollectedOutput()
-    let stderr = CollectedOutput()
+public final class RunningProcess: @unchecked Sendable {
+    public let name: String
+    public let process = Process()
+    public let stdout = CollectedOutput()
+    public let stderr = CollectedOutput()
     private let input = Pipe()
 
-    init(_ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil) throws {
+    public init(_ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil) throws {
         self.name = name ?? URL(fileURLWithPath: executable).lastPathComponent
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -96,17 +96,17 @@ final class RunningProcess: @unchecked Sendable {
         try process.run()
     }
 
-    func write(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
-    func write(_ data: Data) { input.fileHandleForWriting.write(data) }
-    func closeInput() { try? input.fileHandleForWriting.close() }
+    public func write(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+    public func write(_ data: Data) { input.fileHandleForWriting.write(data) }
+    public func closeInput() { try? input.fileHandleForWriting.close() }
 
-    func signal(_ number: Int32) {
+    public func signal(_ number: Int32) {
         if process.isRunning { kill(process.processIdentifier, number) }
     }
 
     /// Waits until `text` shows up on stdout or stderr; fails the test (showing both) if it does not.
     @discardableResult
-    func waitFor(
+    public func waitFor(
         _ text: String, onStderr: Bool = false, timeout: TimeInterval = 10, file: StaticString = #filePath,
         line: UInt = #line
     ) -> Bool {
@@ -124,7 +124,7 @@ final class RunningProcess: @unchecked Sendable {
     }
 
     /// The exit status, or nil (and a test failure) if the process is still running after `timeout`.
-    func waitForExit(timeout: TimeInterval = 10, file: StaticString = #filePath, line: UInt = #line) -> Int32? {
+    public func waitForExit(timeout: TimeInterval = 10, file: StaticString = #filePath, line: UInt = #line) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         guard !process.isRunning else {
@@ -139,14 +139,14 @@ final class RunningProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    func stop() {
+    public func stop() {
         signal(SIGKILL)
         process.waitUntilExit()
     }
 }
 
 /// A TCP port nobody listens on right now (bound and released; fine on a test machine).
-func freePort() -> Int {
+public func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -163,65 +163,30 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// Processes and files of one test, cleaned up at its end.
-class ProcessTestCase: XCTestCase {
+/// The processes and scratch files of one test: start processes through it, and call
+/// ``cleanUp()`` from `tearDown` so nothing outlives the test (every child is killed).
+public final class ProcessSandbox {
     private var running: [RunningProcess] = []
-    private(set) var directory: URL!
+    public let directory: URL
 
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("muxcat-tests-\(UUID().uuidString)")
+    public init(prefix: String = "process-tests") throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    override func tearDown() {
+    public func cleanUp() {
         for process in running { process.stop() }
         running.removeAll()
-        if let directory { try? FileManager.default.removeItem(at: directory) }
+        try? FileManager.default.removeItem(at: directory)
     }
 
-    func start(_ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil) throws
-        -> RunningProcess
+    public func start(_ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil)
+        throws -> RunningProcess
     {
         let process = try RunningProcess(executable, arguments, stdinFrom: file, name: name)
         running.append(process)
         return process
     }
 
-    func temporaryFile(_ name: String) -> String { directory.appendingPathComponent(name).path }
-
-    /// `muxcat listen 127.0.0.1:PORT ARGS -v`, once it is listening.
-    func startListener(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws
-        -> (RunningProcess, port: Int)
-    {
-        let port = freePort()
-        let listener = try start(
-            try Binaries.muxcat, ["listen", "127.0.0.1:\(port)", "-v"] + arguments, name: "muxcat listen")
-        listener.waitFor("listening on 127.0.0.1:\(port)", onStderr: true, file: file, line: line)
-        return (listener, port)
-    }
-
-    /// `repeaterd` with one link to the listener on `backendPort`, once that link is up.
-    func startRepeater(backendPort: Int, listener: RunningProcess, file: StaticString = #filePath, line: UInt = #line)
-        throws -> (RunningProcess, port: Int)
-    {
-        let port = freePort()
-        let repeater = try start(
-            try Binaries.repeaterd,
-            ["--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(backendPort)", "--threads", "1"],
-            name: "repeaterd")
-        repeater.waitFor("repeater listening", onStderr: true, file: file, line: line)
-        listener.waitFor("link 1 accepted", onStderr: true, file: file, line: line)
-        return (repeater, port)
-    }
-
-    /// Runs `muxcat ARGS` to completion with `input` on stdin.
-    func runMuxcat(_ arguments: [String], input: Data = Data(), timeout: TimeInterval = 20) throws
-        -> (status: Int32?, stdout: Data, stderr: String)
-    {
-        let process = try start(try Binaries.muxcat, arguments, name: "muxcat \(arguments.first ?? "")")
-        process.write(input)
-        process.closeInput()
-        let status = process.waitForExit(timeout: timeout)
-        return (status, process.stdout.bytes, process.stderr.text)
-    }
+    public func temporaryFile(_ name: String) -> String { directory.appendingPathComponent(name).path }
 }
