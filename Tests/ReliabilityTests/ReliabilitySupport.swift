@@ -1,0 +1,280 @@
+import Foundation
+import ProcessTestSupport
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The repository root, found from this file's place in it.
+let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// Certificates and policy made once per test run by tools/gen-certs.sh.
+enum Certificates {
+    static let directory: String = {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("reliability-tests-\(getpid())/certs").path
+        let script = repositoryRoot.appendingPathComponent("tools/gen-certs.sh").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script, directory]
+        process.standardOutput = FileHandle.nullDevice
+        try! process.run()
+        process.waitUntilExit()
+        precondition(process.terminationStatus == 0, "tools/gen-certs.sh failed")
+        return directory
+    }()
+
+    static func path(_ name: String) -> String { "\(directory)/\(name)" }
+}
+
+/// One yamux frame as this test sees it on the wire.
+struct WireFrame: Equatable, CustomStringConvertible {
+    var version: UInt8 = 0
+    var type: UInt8
+    var flags: UInt16
+    var stream: UInt32
+    var length: UInt32
+    var payload: [UInt8] = []
+
+    static let data: UInt8 = 0, windowUpdate: UInt8 = 1, ping: UInt8 = 2, goAway: UInt8 = 3
+    static let syn: UInt16 = 1, ack: UInt16 = 2, fin: UInt16 = 4, rst: UInt16 = 8
+
+    var bytes: [UInt8] {
+        var out: [UInt8] = [version, type, UInt8(flags >> 8), UInt8(flags & 0xFF)]
+        for value in [stream, length] {
+            out += [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+        }
+        return out + payload
+    }
+
+    var description: String { "v\(version) type \(type) flags \(flags) stream \(stream) length \(length)" }
+
+    /// Parses whole frames from `bytes` (a trailing partial frame is ignored).
+    static func parse(_ bytes: [UInt8]) -> [WireFrame] {
+        var frames: [WireFrame] = []
+        var at = 0
+        func u32(_ i: Int) -> UInt32 {
+            UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
+        }
+        while at + 12 <= bytes.count {
+            var frame = WireFrame(
+                version: bytes[at], type: bytes[at + 1], flags: UInt16(bytes[at + 2]) << 8 | UInt16(bytes[at + 3]),
+                stream: u32(at + 4), length: u32(at + 8))
+            at += 12
+            if frame.type == WireFrame.data {
+                guard at + Int(frame.length) <= bytes.count else { break }
+                frame.payload = Array(bytes[at..<at + Int(frame.length)])
+                at += Int(frame.length)
+            }
+            frames.append(frame)
+        }
+        return frames
+    }
+}
+
+/// A blocking TCP socket for speaking raw (possibly hostile) bytes to a process.
+final class RawSocket {
+    let fd: Int32
+    private(set) var received: [UInt8] = []
+
+    private init(fd: Int32) { self.fd = fd }
+
+    static func connect(port: Int, file: StaticString = #filePath, line: UInt = #line) throws -> RawSocket {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in.loopback(port: port)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw SocketError("connect to 127.0.0.1:\(port): \(reason)")
+        }
+        return RawSocket(fd: fd)
+    }
+
+    func send(_ bytes: [UInt8]) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }  // the peer closed: what it sent before is what the test checks
+            sent += n
+        }
+    }
+
+    func send(_ frames: [WireFrame]) { send(frames.flatMap(\.bytes)) }
+
+    func shutdownWrite() { _ = shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Reads until `condition` holds for what arrived so far, the peer closes, or `timeout`.
+    /// Returns whether the peer closed (EOF or reset).
+    @discardableResult
+    func read(timeout: TimeInterval, until condition: ([UInt8]) -> Bool = { _ in false }) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !condition(received) {
+            let left = deadline.timeIntervalSinceNow
+            if left <= 0 { return false }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, Int32(max(1, left * 1000))) <= 0 { continue }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return true }
+            received += buffer[0..<n]
+        }
+        return false
+    }
+
+    /// Reads until the peer closes; false if it is still open after `timeout`.
+    func readUntilClosed(timeout: TimeInterval) -> Bool { read(timeout: timeout) }
+
+    var frames: [WireFrame] { WireFrame.parse(received) }
+    func clearReceived() { received.removeAll() }
+
+    func close() { Glibc.close(fd) }
+}
+
+/// A listening TCP socket on a free loopback port, for a test that plays the runtime manager.
+final class RawListener {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in.loopback(port: 0)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        listen(fd, 64)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// The next connection, or an error after `timeout`.
+    func accept(timeout: TimeInterval) throws -> RawSocket {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, Int32(timeout * 1000)) == 1 else {
+            throw SocketError("nobody connected to 127.0.0.1:\(port) within \(timeout) s")
+        }
+        let connection = Glibc.accept(fd, nil, nil)
+        guard connection >= 0 else { throw SocketError("accept: \(String(cString: strerror(errno)))") }
+        return RawSocket.adopt(connection)
+    }
+
+    func close() { Glibc.close(fd) }
+}
+
+extension RawSocket {
+    fileprivate static func adopt(_ fd: Int32) -> RawSocket { RawSocket(fd: fd) }
+}
+
+struct SocketError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension sockaddr_in {
+    static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return address
+    }
+}
+
+/// Resident memory of a process in KiB, from /proc.
+func residentKiB(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    }
+    return nil
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+func eventually(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
+/// The deployment pieces as processes: runtime-manager, repeaterd, runtime-client.
+final class Deployment {
+    let sandbox: ProcessSandbox
+
+    init() throws { sandbox = try ProcessSandbox(prefix: "reliability-tests") }
+
+    func cleanUp() { sandbox.cleanUp() }
+
+    /// `runtime-manager --listen 127.0.0.1:linkPort`, once it accepts links.
+    func runtimeManager(linkPort: Int, _ extra: [String] = [], file: StaticString = #filePath, line: UInt = #line)
+        throws -> RunningProcess
+    {
+        let process = try sandbox.start(
+            try Binaries.path("runtime-manager"),
+            [
+                "--listen", "127.0.0.1:\(linkPort)", "--cert", Certificates.path("runtime-manager.pem"),
+                "--key", Certificates.path("runtime-manager.key"), "--client-ca", Certificates.path("ca.pem"),
+                "--policy", Certificates.path("policy.json"),
+            ] + extra, name: "runtime-manager")
+        process.waitFor("accepting repeater links", onStderr: true, timeout: 20, file: file, line: line)
+        return process
+    }
+
+    /// `repeaterd` on `listenPort` with its link to `backendPort`; waits until it listens (not for the link).
+    func repeater(listenPort: Int, backendPort: Int, _ extra: [String] = [], file: StaticString = #filePath, line: UInt = #line)
+        throws -> RunningProcess
+    {
+        let process = try sandbox.start(
+            try Binaries.repeaterd,
+            ["--listen", "127.0.0.1:\(listenPort)", "--backend", "127.0.0.1:\(backendPort)"] + extra, name: "repeaterd")
+        process.waitFor("repeater listening", onStderr: true, timeout: 20, file: file, line: line)
+        return process
+    }
+
+    /// `runtime-client --connect 127.0.0.1:port --quiet ARGS` as identity `who`, started (not waited for).
+    func client(port: Int, _ arguments: [String], who: String = "client") throws -> RunningProcess {
+        try sandbox.start(
+            try Binaries.path("runtime-client"),
+            [
+                "--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("\(who).pem"),
+                "--key", Certificates.path("\(who).key"), "--ca", Certificates.path("ca.pem"), "--quiet",
+            ] + arguments, name: "runtime-client \(arguments.first ?? "")")
+    }
+
+    /// Runs a client command to completion: (exit status, stdout, stderr).
+    func runClient(port: Int, _ arguments: [String], who: String = "client", timeout: TimeInterval = 60,
+                   file: StaticString = #filePath, line: UInt = #line) throws -> (status: Int32?, stdout: String, stderr: String)
+    {
+        let process = try client(port: port, arguments, who: who)
+        process.closeInput()
+        let status = process.waitForExit(timeout: timeout, file: file, line: line)
+        return (status, process.stdout.text, process.stderr.text)
+    }
+
+    /// A file of `bytes` pseudo-random bytes in the sandbox.
+    func makeFile(_ name: String, bytes: Int) throws -> String {
+        var generator = SystemRandomNumberGenerator()
+        var data = Data(count: bytes)
+        data.withUnsafeMutableBytes { raw in
+            let words = raw.bindMemory(to: UInt64.self)
+            for i in 0..<words.count { words[i] = generator.next() }
+        }
+        let path = sandbox.temporaryFile(name)
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+}
