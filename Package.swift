@@ -103,7 +103,7 @@ let package = Package(
             name: "ReliabilityTests",
             dependencies: [
                 "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "Yamux", "TransportProtocol",
-                nioCore, nioPosix, nioSSL, logging,
+                nioCore, nioPosix, nioSSL, nioTLS, logging, .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
     ],

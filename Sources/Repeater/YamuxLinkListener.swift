@@ -77,6 +77,18 @@ public final class YamuxLinkListener: @unchecked Sendable {
         }
     }
 
+    /// Streams open right now over all links (for tests and diagnostics: a link that dies
+    /// must leave none behind).
+    public func openStreamCount() -> EventLoopFuture<Int> {
+        let loop = group.next()
+        let counts = links.withLockedValue { Array($0.values) }.map { channel in
+            channel.eventLoop.submit {
+                (try? channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.openStreamCount ?? 0
+            }
+        }
+        return EventLoopFuture.whenAllSucceed(counts, on: loop).map { $0.reduce(0, +) }
+    }
+
     /// Says Go Away on every link: no new streams; open ones may finish.
     public func goAway() {
         for channel in links.withLockedValue({ Array($0.values) }) {

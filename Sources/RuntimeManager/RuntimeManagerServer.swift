@@ -149,6 +149,18 @@ public final class RuntimeManagerServer: @unchecked Sendable {
         return listener.localAddress
     }
 
+    /// Links from repeaters connected right now, and the streams open on them.
+    public func linkStatistics() async -> (links: Int, streams: Int) {
+        let listeners = self.lock.withLock { self.linkListeners }
+        var links = 0
+        var streams = 0
+        for listener in listeners {
+            links += listener.linkCount
+            streams += (try? await listener.openStreamCount().get()) ?? 0
+        }
+        return (links, streams)
+    }
+
     /// Registers a listening channel (for example the yamux link listener) to be closed on shutdown.
     public func addListener(_ channel: Channel) {
         self.lock.withLock { self.listeners.append(channel) }

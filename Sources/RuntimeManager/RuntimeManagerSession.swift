@@ -54,7 +54,9 @@ public struct RuntimeManagerSessionContext: Sendable {
 /// on a TCP child channel (`--direct`) and on a yamux stream child channel
 /// (`--listen`) alike. The pipeline is:
 ///
-///     bytes ⇄ NIOSSLServerHandler (TLS 1.3, client cert required)
+///     bytes ⇄ IdleSessionTimer (closes a session silent both ways)
+///           ⇄ NIOSSLServerHandler (TLS 1.3, client cert required)
+///           ⇄ PacedWriter (large responses go to TLS in slices, paced by writability)
 ///           ⇄ BackPressureHandler (no reading while responses cannot be written)
 ///           ⇄ LengthPrefixedMessageEncoder / LengthPrefixedMessageDecoder
 ///           ⇄ RuntimeManagerSessionHandler (identity, policy, file store)
@@ -73,6 +75,8 @@ public enum RuntimeManagerSession {
         // Silence both ways (ciphertext counts) for idleTimeout ends the session.
         try sync.addHandler(IdleSessionTimer(timeout: context.idleTimeout))
         try sync.addHandler(NIOSSLServerHandler(context: context.sslContext))
+        // Large responses reach TLS in slices, only as fast as the stream drains.
+        try sync.addHandler(PacedWriter())
         // A client that sends requests without reading the answers must not make
         // responses pile up in memory: stop reading while the channel cannot write.
         try sync.addHandler(BackPressureHandler())

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import SwiftProtobuf
 
@@ -14,8 +17,18 @@ public struct ProtobufByteBuffer: SwiftProtobufContiguousBytes {
         self.buffer = buffer
     }
 
+    /// swift-protobuf asks for a zeroed buffer of the message's size before serializing into it.
+    /// One `memset` rather than a byte-at-a-time fill: for a 256 MiB response the difference
+    /// is a long stall of the event loop in unoptimized builds.
     public init(repeating byte: UInt8, count: Int) {
-        self.buffer = ByteBuffer(repeating: byte, count: count)
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        if count > 0 {
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
+                memset(pointer.baseAddress!, Int32(byte), count)
+                return count
+            }
+        }
+        self.buffer = buffer
     }
 
     public init<S: Sequence>(_ sequence: S) where S.Element == UInt8 {
