@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "runtime-manager", dependencies: ["RuntimeManager", "Repeater", "Yamux", argumentParser, logging, serviceLifecycle]
         ),
-        .executableTarget(name: "runtime-client", dependencies: ["RuntimeClient", "Repeater", argumentParser, logging]),
+        .executableTarget(name: "runtime-client", dependencies: ["RuntimeClient", "Repeater", "TransportProtocol", argumentParser, logging]),
         .executableTarget(name: "muxcat", dependencies: ["MuxCat", argumentParser, logging]),
 
         // MARK: Tests

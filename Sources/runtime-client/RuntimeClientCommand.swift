@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Repeater
 import RuntimeClient
+import TransportProtocol
 
 /// The raw-socket client: one command per run, one clear line on failure.
 @main
@@ -41,8 +42,14 @@ struct ConnectionOptions: ParsableArguments {
     @Flag(help: "No progress bar.")
     var quiet = false
 
+    @Option(
+        name: .customLong("max-message-bytes"),
+        help: "Largest response accepted, in bytes (a get needs the whole file in one response; match the runtime manager's --max-message-bytes).")
+    var maxMessageBytes = LengthPrefixFrameDecoder.defaultMaximumMessageBytes
+
     func validate() throws {
         _ = try self.hostAndPort()
+        guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
     }
 
     func hostAndPort() throws -> (host: String, port: Int) {
@@ -59,7 +66,8 @@ struct ConnectionOptions: ParsableArguments {
     ) async throws {
         let (host, port) = try self.hostAndPort()
         var configuration = RuntimeClientConfiguration(
-            certificatePath: self.cert, keyPath: self.key, caPath: self.ca, serverName: self.serverName
+            certificatePath: self.cert, keyPath: self.key, caPath: self.ca, serverName: self.serverName,
+            maximumMessageBytes: self.maxMessageBytes
         )
         configuration.transport = self.legacyHTTP ? .legacyHTTP : .tcp
         let bar = downloadLabel.map { ProgressBar(label: $0, quiet: self.quiet) }

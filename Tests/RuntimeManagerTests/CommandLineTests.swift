@@ -111,6 +111,14 @@ final class CommandLineTests: XCTestCase {
             XCTAssertTrue(result.stderr.contains(needle), "\(arguments): \(result.stderr)")
         }
 
+        // The client's own message limit: a response larger than --max-message-bytes is refused
+        // with the size and the flag to raise; one within it is accepted.
+        result = try self.client("reader", port: port, ["get", "--max-message-bytes", "1048576", "data/file.bin", back])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("exceeds the limit of 1048576"), result.stderr)
+        result = try self.client("reader", port: port, ["get", "--max-message-bytes", "\(12 << 20)", "data/file.bin", back])
+        XCTAssertEqual(result.status, 0, result.stderr)
+
         result = try self.client("client", port: port, ["shutdown"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(self.waitForExit(manager), "runtime-manager should exit after an authorized shutdown")
