@@ -94,7 +94,7 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
         } else if text.contains("UNSUPPORTED_PROTOCOL") || text.contains("PROTOCOL_VERSION") {
             explanation = "the peer does not offer TLS 1.3"
         } else if case NIOSSLError.uncleanShutdown = error {
-            explanation = "the connection closed in the middle of TLS"
+            explanation = "the connection closed without a TLS goodbye: the runtime manager, its link or the repeater went away mid-session (see their logs)"
         } else {
             explanation = "handshake failed"
         }

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import NIOTLS
 import TransportProtocol
@@ -162,6 +163,54 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
                 "status": "\(outcome.response.status.protocolName)",
             ]
         )
+        if outcome.response.result.data.count >= Self.offloadedSerializationBytes || self.responsesInFlight > 0 {
+            self.answerInOrder(context: context, outcome: outcome, identity: identity)
+        } else {
+            self.write(outcome, identity: identity, context: context)
+        }
+    }
+
+    /// Responses carrying at least this much file data are serialized on a thread pool.
+    ///
+    /// Why: serializing a large response (and faulting in its pages) takes milliseconds per
+    /// megabyte, and every stream of a link shares one event loop; done inline, one 256 MiB
+    /// download paused every other session of its link for hundreds of milliseconds.
+    static let offloadedSerializationBytes = 1 << 20
+
+    /// Responses not yet written because an earlier one is still being serialized.
+    private var responsesInFlight = 0
+    /// Completes when the last queued response has been written; responses keep request order.
+    private var lastResponseWritten: EventLoopFuture<Void>?
+
+    private func answerInOrder(context: ChannelHandlerContext, outcome: RequestOutcome, identity: ClientIdentity) {
+        let loop = context.eventLoop
+        let loopBound = NIOLoopBound(context, eventLoop: loop)
+        let previous = self.lastResponseWritten ?? loop.makeSucceededVoidFuture()
+        self.responsesInFlight += 1
+        let large = outcome.response.result.data.count >= Self.offloadedSerializationBytes
+        let written = previous.flatMap { () -> EventLoopFuture<ByteBuffer?> in
+            guard large else { return loop.makeSucceededFuture(nil) }
+            // One at a time: the next large response is serialized only after this one is written.
+            return NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
+                try outcome.response.serializedByteBuffer()
+            }.map { Optional($0) }
+        }.map { [self] (serialized: ByteBuffer?) -> Void in
+            self.responsesInFlight -= 1
+            let context = loopBound.value
+            guard !self.closing, context.channel.isActive else { return }
+            if let payload = serialized {
+                self.writeSerialized(payload, context: context)
+            } else {
+                self.write(outcome, identity: identity, context: context)
+            }
+        }.recover { [self] error in
+            self.logger.warning("could not serialize a response: \(error); closing session")
+            self.close(context: loopBound.value)
+        }
+        self.lastResponseWritten = written
+    }
+
+    private func write(_ outcome: RequestOutcome, identity: ClientIdentity, context: ChannelHandlerContext) {
         if outcome.shutdownRequested {
             self.logger.notice("authorized shutdown requested")
             let promise = context.eventLoop.makePromise(of: Void.self)
@@ -171,6 +220,18 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         } else {
             context.writeAndFlush(self.wrapOutboundOut(outcome.response), promise: nil)
         }
+    }
+
+    /// Writes an already serialized response below the message encoder: its prefix, then its bytes.
+    private func writeSerialized(_ payload: ByteBuffer, context: ChannelHandlerContext) {
+        guard
+            let encoder = try? context.pipeline.syncOperations.context(
+                handlerType: LengthPrefixedMessageEncoder<RuntimeManagerResponse>.self)
+        else { return }
+        var prefix = context.channel.allocator.buffer(capacity: LengthPrefixFrameDecoder.prefixLength)
+        writeLengthPrefix(payload.readableBytes, into: &prefix)
+        encoder.write(NIOAny(prefix), promise: nil)
+        encoder.writeAndFlush(NIOAny(payload), promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -33,7 +33,8 @@ final class FaultMatrixTests: XCTestCase {
 
     func testRuntimeManagerKilledDuringAPutFailsTheClientAndTheRepeaterRedials() throws {
         let linkPort = freePort()
-        var manager = try deployment.runtimeManager(linkPort: linkPort)
+        // Debug logging: "request answered" marks the first 8 MiB chunk of the put as stored.
+        var manager = try deployment.runtimeManager(linkPort: linkPort, ["--log-level", "debug"])
         let frontPort = freePort()
         let repeater = try deployment.repeater(listenPort: frontPort, backendPort: linkPort, ["--threads", "1"])
         repeater.waitFor("link up", onStderr: true)
@@ -41,8 +42,7 @@ final class FaultMatrixTests: XCTestCase {
 
         let put = try deployment.client(port: frontPort, ["put", file, "big"])
         put.closeInput()
-        manager.waitFor("session started", onStderr: true)
-        usleep(300_000)  // the client has finished its handshake and the first chunk is on its way
+        manager.waitFor("request answered", onStderr: true, timeout: 20)  // mid-put: 1 of 4 chunks stored
         manager.signal(SIGKILL)
         let killedAt = Date()
         let status = put.waitForExit(timeout: 10)
@@ -179,17 +179,11 @@ final class FaultMatrixTests: XCTestCase {
         writeLengthPrefix(request.count, into: &message)
         message.writeBytes(request)
         try await stalled.send(message)
-        try await Task.sleep(nanoseconds: 1_500_000_000)  // the response fills every buffer on the way
-        // Producing a 256 MiB response (serializing it, faulting in its pages) takes the runtime
-        // manager's event loop a while once; that one-time cost is in docs/RELIABILITY.md. What is
-        // measured here is the stall itself: the reader holds the download back, indefinitely.
-        let warmUp = DispatchTime.now()
-        _ = try await other.policyHash()
-        let firstMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - warmUp.uptimeNanoseconds) / 1e6
-
+        // Measured from the moment the download starts: the runtime manager serializes the 256 MiB
+        // response on a thread pool and paces it into TLS, so the link's event loops stay free.
         var peak = baseline
         var latencies: [Double] = []
-        for _ in 0..<100 {
+        for _ in 0..<200 {
             let start = DispatchTime.now()
             _ = try await other.policyHash()
             latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e6)
@@ -203,11 +197,10 @@ final class FaultMatrixTests: XCTestCase {
         let p99 = latencies[latencies.count * 99 / 100]
         let grown = peak - baseline
         print("slow reader of 256 MiB: repeaterd RSS \(baseline) KiB → peak \(peak) KiB (+\(grown / 1024) MiB); "
-              + "other session's request/response p50 \(String(format: "%.2f", p50)) ms, p99 \(String(format: "%.2f", p99)) ms "
-              + "(the first, while the response was produced: \(String(format: "%.1f", firstMilliseconds)) ms)")
+              + "other session's request/response p50 \(String(format: "%.2f", p50)) ms, p99 \(String(format: "%.2f", p99)) ms")
         XCTAssertLessThan(grown, 48 * 1024, "repeaterd must hold a few windows, not the 256 MiB file (+\(grown) KiB)")
         XCTAssertLessThan(p50, 10, "the other session must stay fast (p50 \(p50) ms)")
-        XCTAssertLessThan(p99, 100, "the other session must stay fast (p99 \(p99) ms; a debug build on a shared machine)")
+        XCTAssertLessThan(p99, 50, "the other session must stay fast (p99 \(p99) ms; a debug build on a shared machine)")
         XCTAssertTrue(stalled.isActive, "the slow reader is not punished, only held back")
         try await stalled.vanish()
         await other.close()
