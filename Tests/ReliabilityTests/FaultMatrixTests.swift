@@ -35,9 +35,7 @@ final class FaultMatrixTests: XCTestCase {
         let linkPort = freePort()
         // Debug logging: "request answered" marks the first 8 MiB chunk of the put as stored.
         var manager = try deployment.runtimeManager(linkPort: linkPort, ["--log-level", "debug"])
-        let frontPort = freePort()
-        let repeater = try deployment.repeater(listenPort: frontPort, backendPort: linkPort, ["--threads", "1"])
-        repeater.waitFor("link up", onStderr: true)
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
         let file = try deployment.makeFile("32MiB", bytes: 32 << 20)
 
         let put = try deployment.client(port: frontPort, ["put", file, "big"])
@@ -72,9 +70,8 @@ final class FaultMatrixTests: XCTestCase {
 
     func testRepeaterdKilledDuringTransfersFreesEveryStreamOfItsLink() async throws {
         let manager = try await InProcessRuntimeManager()
-        let frontPort = freePort()
-        var repeater = try deployment.repeater(listenPort: frontPort, backendPort: manager.linkPort, ["--threads", "2"])
-        repeater.waitFor("link up", onStderr: true)
+        let (firstRepeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: manager.linkPort, ["--threads", "2"])
+        var repeater = firstRepeater
         let baseline = residentKiB(pid: getpid()) ?? 0
         let file = try deployment.makeFile("32MiB", bytes: 32 << 20)
         var puts: [RunningProcess] = []
@@ -115,9 +112,7 @@ final class FaultMatrixTests: XCTestCase {
 
     func testAClientVanishingMidUploadLeavesNothingStoredAndNoStream() async throws {
         let manager = try await InProcessRuntimeManager()
-        let frontPort = freePort()
-        let repeater = try deployment.repeater(listenPort: frontPort, backendPort: manager.linkPort, ["--threads", "1"])
-        repeater.waitFor("link up", onStderr: true)
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: manager.linkPort, ["--threads", "1"])
         let client = try await RawTLSClient.connect(port: frontPort, configuration: clientConfiguration, group: manager.group)
         // A 16 MiB write request of which only 1 MiB is sent before the client vanishes.
         let request = RuntimeManagerRequest.with {
@@ -160,10 +155,8 @@ final class FaultMatrixTests: XCTestCase {
     func testAClientThatStopsReadingKeepsTheRepeatersMemoryBoundedAndOthersFast() async throws {
         let manager = try await InProcessRuntimeManager(maximumMessageBytes: 300 << 20)
         try manager.server.store.write("big", data: Data(repeating: 0xA5, count: 256 << 20))
-        let frontPort = freePort()
         // One event loop: the stalled session and the measured one share the same link.
-        let repeater = try deployment.repeater(listenPort: frontPort, backendPort: manager.linkPort, ["--threads", "1"])
-        repeater.waitFor("link up", onStderr: true)
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: manager.linkPort, ["--threads", "1"])
         let pid = repeater.process.processIdentifier
         let other = try await RuntimeClient.connect(host: "127.0.0.1", port: frontPort, configuration: clientConfiguration)
         _ = try await other.policyHash()
@@ -264,10 +257,7 @@ final class FaultMatrixTests: XCTestCase {
         let echo = try deployment.sandbox.start(
             try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
         XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
-        let frontPort = freePort()
-        let repeater = try deployment.repeater(
-            listenPort: frontPort, backendPort: linkPort, ["--threads", "1", "--idle-timeout", "1"])
-        repeater.waitFor("link up", onStderr: true)
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1", "--idle-timeout", "1"])
         let silent = try (0..<50).map { _ in try RawSocket.connect(port: frontPort) }
         defer { for socket in silent { socket.close() } }
         let start = Date()
@@ -285,9 +275,7 @@ final class FaultMatrixTests: XCTestCase {
     func testAFloodOfStreamOpensIsRefusedWithRSTAndTheLinkSurvives() throws {
         let linkPort = freePort()
         let manager = try deployment.runtimeManager(linkPort: linkPort, ["--max-streams", "100"])
-        let frontPort = freePort()
-        let repeater = try deployment.repeater(listenPort: frontPort, backendPort: linkPort, ["--threads", "1"])
-        repeater.waitFor("link up", onStderr: true)
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
 
         let flood = try RawSocket.connect(port: linkPort)
         defer { flood.close() }
@@ -317,10 +305,7 @@ final class FaultMatrixTests: XCTestCase {
         let linkPort = freePort()
         let directPort = freePort()
         let manager = try deployment.runtimeManager(linkPort: linkPort, ["--direct", "127.0.0.1:\(directPort)"])
-        let frontPort = freePort()
-        let repeater = try deployment.repeater(
-            listenPort: frontPort, backendPort: linkPort, ["--threads", "1", "--drain-timeout", "60"])
-        repeater.waitFor("link up", onStderr: true)
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1", "--drain-timeout", "60"])
         let file = try deployment.makeFile("32MiB", bytes: 32 << 20)
         let puts = try (0..<3).map { i -> RunningProcess in
             let put = try deployment.client(port: frontPort, ["put", file, "drained-\(i)"])
@@ -352,11 +337,7 @@ final class FaultMatrixTests: XCTestCase {
         let linkPort = freePort()
         let manager = try deployment.runtimeManager(
             linkPort: linkPort, ["--keepalive-interval", "1", "--keepalive-timeout", "1"])
-        let frontPort = freePort()
-        let repeater = try deployment.repeater(
-            listenPort: frontPort, backendPort: linkPort,
-            ["--threads", "1", "--keepalive-interval", "1", "--keepalive-timeout", "1"])
-        repeater.waitFor("link up", onStderr: true)
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1", "--keepalive-interval", "1", "--keepalive-timeout", "1"])
         let client = try await RuntimeClient.connect(host: "127.0.0.1", port: frontPort, configuration: clientConfiguration)
         _ = try await client.policyHash()
 

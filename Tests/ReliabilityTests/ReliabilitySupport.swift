@@ -245,6 +245,16 @@ final class Deployment {
         return process
     }
 
+    /// `repeaterd` on a free port in front of `backendPort`, once its link is up.
+    func repeaterWithLinkUp(backendPort: Int, _ extra: [String], file: StaticString = #filePath, line: UInt = #line)
+        throws -> (RunningProcess, port: Int)
+    {
+        let port = freePort()
+        let process = try repeater(listenPort: port, backendPort: backendPort, extra, file: file, line: line)
+        process.waitFor("link up", onStderr: true, file: file, line: line)
+        return (process, port)
+    }
+
     /// `runtime-client --connect 127.0.0.1:port --quiet ARGS` as identity `who`, started (not waited for).
     func client(port: Int, _ arguments: [String], who: String = "client") throws -> RunningProcess {
         try sandbox.start(
