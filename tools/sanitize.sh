@@ -42,7 +42,7 @@ for sanitizer in "${sanitizers[@]}"; do
   if compgen -G "$reports/*" >/dev/null; then
     echo "sanitize: $sanitizer reports:"
     cat "$reports"/*
-    result=${result/#0/1}
+    [ "$result" -ne 0 ] || result=1
   fi
   echo "sanitize: $sanitizer build $((built - started)) s, tests $((SECONDS - built)) s, exit $result"
   [ "$result" -eq 0 ] || status=1
