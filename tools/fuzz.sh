@@ -28,7 +28,10 @@ for entry in "${TARGETS[@]}"; do
     echo "fuzz: $target ok"
   else
     status=1
-    tail -n 40 "$work.log"
+    # The start of the report (the first stack says where), then where the input went.
+    grep -m1 -A60 -E "==ERROR|Fatal error|deadly signal|timeout after|out-of-memory" "$work.log" || true
+    echo "..."
+    tail -n 6 "$work.log"
     echo "fuzz: $target FOUND A CRASH; its input is in Fuzz/Regressions/$corpus/"
   fi
   rm -rf "$work" "$work.log"
