@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh clone: installs what is missing, builds, runs the Swift test
-# suite (unit, embedded-channel and real-socket tests), then the interop runs against
-# HashiCorp's Go yamux. Exits non-zero if anything fails.
+# suite (unit, embedded-channel, real-socket and real-process tests), then the interop runs
+# against HashiCorp's Go yamux, then each libFuzzer target for a minute (tools/fuzz.sh).
+# Exits non-zero if anything fails.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -17,3 +18,6 @@ swift test --skip-build
 
 echo "== interop with HashiCorp yamux"
 bash tools/interop/run.sh
+
+echo "== fuzzing (libFuzzer + AddressSanitizer), a minute per target"
+bash tools/fuzz.sh 60

@@ -549,6 +549,11 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         pendingPings.removeAll()
         _ = session.closeAll()
         sendQueue.removeAll()
+        // Streams hold the multiplexer strongly: drop every other reference to them, or a link
+        // that ends in the middle of a Data frame keeps that stream, this handler and the link
+        // channel alive forever (a reference cycle; found by the fuzzer under LeakSanitizer).
+        payloadTarget = nil
+        touchedStreams.removeAll()
         let open = Array(channels.values)
         for channel in open { channel.receiveReset(error: error) }
         channels.removeAll()

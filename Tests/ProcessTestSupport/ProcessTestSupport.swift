@@ -11,8 +11,18 @@ public enum Binaries {
     public static let repository: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// Where `swift build` put the executables: beside the test bundle (so a build with another
+    /// `--scratch-path`, such as tools/sanitize.sh's, runs its own sanitized binaries), else `.build/debug`.
+    public static let directory: URL = {
+        let besideTests = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if FileManager.default.isExecutableFile(atPath: besideTests.appendingPathComponent("muxcat").path) {
+            return besideTests
+        }
+        return repository.appendingPathComponent(".build/debug")
+    }()
+
     public static func path(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        let path = repository.appendingPathComponent(".build/debug/\(name)").path
+        let path = directory.appendingPathComponent(name).path
         guard FileManager.default.isExecutableFile(atPath: path) else {
             XCTFail(
                 "\(path) is missing: build it first with `swift build --product \(name)` (or `swift build --build-tests`)",

@@ -233,4 +233,36 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertEqual(pair.serverMux.openStreamCount, 0)
         XCTAssertTrue(pair.server.isActive, "the link survives")
     }
+
+    /// Found by the fuzzer (LeakSanitizer): a link that ended in the middle of a Data frame's
+    /// payload leaked the stream channel, the multiplexer and the link channel, because the
+    /// frame's target stream, which holds the multiplexer, stayed referenced by it.
+    func testALinkEndingMidPayloadReleasesTheStreamTheMultiplexerAndTheLink() throws {
+        weak var stream: Channel?
+        weak var multiplexer: YamuxMultiplexer?
+        weak var link: EmbeddedChannel?
+        try {
+            var configuration = YamuxConfiguration(role: .server)
+            configuration.keepAliveInterval = nil
+            let mux = YamuxMultiplexer(configuration: configuration) { channel in
+                stream = channel
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            let channel = EmbeddedChannel()
+            try channel.pipeline.syncOperations.addHandler(mux)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            var frame = ByteBuffer()
+            frame.writeYamuxHeader(.data(YamuxStreamID(1), flags: [.syn], length: 100))
+            frame.writeString("only the first of 100 bytes")
+            try channel.writeInbound(frame)
+            XCTAssertNotNil(stream, "the frame opened a stream")
+            _ = try channel.finish()
+            channel.embeddedEventLoop.run()
+            multiplexer = mux
+            link = channel
+        }()
+        XCTAssertNil(stream, "the stream channel outlived its link")
+        XCTAssertNil(multiplexer, "the multiplexer outlived its link")
+        XCTAssertNil(link, "the link channel was never freed")
+    }
 }
