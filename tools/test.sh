@@ -17,3 +17,6 @@ swift test --skip-build
 
 echo "== interop with HashiCorp yamux"
 bash tools/interop/run.sh
+
+echo "== bench smoke run (debug build, tiny sizes)"
+bash tools/bench-smoke.sh

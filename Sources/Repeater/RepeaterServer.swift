@@ -135,6 +135,10 @@ public final class RepeaterServer: @unchecked Sendable {
             .serverChannelOption(.backlog, value: configuration.listenBacklog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
+            // At most two reads (of up to 64 KiB) per client per event-loop tick: a bulk client
+            // then cannot hold the loop for long while a small session's bytes wait for their turn
+            // (head-of-line: ping-pong p50 beside bulk 1.7 → 1.0 ms; NIO's default is 4; 1 cost throughput).
+            .childChannelOption(.maxMessagesPerRead, value: 2)
             .childChannelInitializer { channel in
                 self.accept(channel)
             }
