@@ -57,7 +57,7 @@ public final class RepeaterServer: @unchecked Sendable {
     public let links: [Link]
     private var linkByLoop: [ObjectIdentifier: Link] = [:]
     /// The listening sockets: one per event loop on TCP, one in all on a Unix socket.
-    private var serverChannels: [Channel] = []
+    private(set) var serverChannels: [Channel] = []
     private let sessions = NIOLockedValueBox(SessionTable())
     /// The old HTTP relay, when `configuration.legacyHTTP` is set.
     public private(set) var legacyRelay: LegacyHTTPRelay?
