@@ -10,11 +10,12 @@ import NIOCore
 ///   written while the link channel is writable. So control frames wait behind at most the link's
 ///   write watermark of data, never behind a stream's backlog.
 /// - Streams with data take turns, one frame each, round-robin: a bulk stream cannot starve a small one.
-/// - Frames written while handling a read are flushed once at the read's end. A stream's flush
-///   outside a link read (its application or its relayed socket finished a read) flushes the link
-///   at once, as a 1:1 relay would: deferring it to the end of the event-loop tick cost a task per
-///   message on the latency path. Other frames (control frames, writability) are flushed once per
-///   tick. Never a flush per frame.
+/// - Frames written while handling a read are flushed once at the read's end; frames written
+///   otherwise are flushed once at the end of the current event-loop iteration (a task NIO runs
+///   right after this iteration's I/O, before it waits again: no extra tick, no extra system
+///   call), so new streams opened by many clients in one iteration share one write. Never a flush
+///   per frame. (Flushing at once on every stream flush was tried and measured: no latency gain,
+///   and fewer sessions opened per second; docs/bench/NOTES.md.)
 /// - A small Data frame goes out as one buffer, header and payload together (one iovec, and the
 ///   payload's buffer is released at once).
 public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandler {
@@ -317,9 +318,6 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     func streamHasSendableData(_ channel: YamuxStreamChannel) {
         enqueueForSend(channel)
         pumpSendQueue()
-        // The stream was flushed: outside a link read nothing else will flush this tick's frames
-        // sooner than now (inside one, channelReadComplete does).
-        if !inReadCycle { flushIfNeeded() }
     }
 
     func streamConsumed(_ channel: YamuxStreamChannel, bytes: Int) {
