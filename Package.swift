@@ -78,7 +78,10 @@ let package = Package(
         ),
         .testTarget(
             name: "RepeaterTests",
-            dependencies: ["Repeater", "Yamux", "LegacyRelay", nioCore, nioPosix, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: [
+                "Repeater", "Yamux", "LegacyRelay", nioCore, nioPosix, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "TransportProtocolTests",

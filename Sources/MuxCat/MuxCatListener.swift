@@ -172,6 +172,8 @@ public final class MuxCatListener: @unchecked Sendable {
         var bootstrap = ClientBootstrap(group: stream.eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
+            // Short turns on the shared event loop, as for repeaterd's clients (head-of-line).
+            .channelOption(.maxMessagesPerRead, value: 2)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(targetGlue) }
             }

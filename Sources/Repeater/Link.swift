@@ -16,8 +16,9 @@ public final class Link: @unchecked Sendable {
         public var connectTimeout: TimeAmount = .seconds(5)
         public var initialBackoff: TimeAmount = .milliseconds(100)
         public var maximumBackoff: TimeAmount = .seconds(5)
-        /// The link's outbound buffer: large enough to batch many frames per write system call.
-        public var writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 * 1024, high: 1024 * 1024)
+        /// The link's outbound buffer in NIO: small, so frames wait in their streams, where
+        /// round-robin orders them, rather than in a FIFO below the multiplexer (see `LinkSocketTuning`).
+        public var writeBufferWaterMark = LinkSocketTuning.writeBufferWaterMark
 
         public init(backend: LinkAddress, yamux: YamuxConfiguration) {
             self.backend = backend
@@ -143,18 +144,15 @@ public final class Link: @unchecked Sendable {
         }
         let yamux = configuration.yamux
         let logger = self.logger
-        var bootstrap = ClientBootstrap(group: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
-            .channelOption(.writeBufferWaterMark, value: configuration.writeBufferWaterMark)
+            .linkSocketOptions(for: configuration.backend, writeBufferWaterMark: configuration.writeBufferWaterMark)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         YamuxMultiplexer(configuration: yamux, logger: logger))
                 }
             }
-        if !configuration.backend.isUnix {
-            bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1)
-        }
         bootstrap.connect(to: address).whenComplete { result in
             self.connectCompleted(result)
         }

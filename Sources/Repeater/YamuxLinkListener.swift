@@ -44,7 +44,7 @@ public final class YamuxLinkListener: @unchecked Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .linkSocketOptions(for: address)
             .childChannelInitializer { channel in
                 self.acceptLink(channel)
             }

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import XCTest
@@ -91,6 +92,50 @@ final class RepeaterRelayTests: XCTestCase {
             let channel = try XCTUnwrap(try link.eventLoop.submit { link.channel }.wait())
             let value = try channel.getOption(.tcpOption(.tcp_nodelay)).wait()
             XCTAssertNotEqual(value, 0, "TCP_NODELAY is off on the link")
+        }
+    }
+
+    /// Head-of-line: bytes already below the multiplexer are one FIFO, so both ends of a link keep
+    /// it shallow (TCP_NOTSENT_LOWAT and a small write watermark; see `LinkSocketTuning`).
+    func testLinkSocketsKeepTheirUnsentQueueShallowOnBothEnds() throws {
+        let accepted = NIOLockedValueBox<Channel?>(nil)
+        let fixture = try RepeaterFixture(threads: 1) { stream in
+            accepted.withLockedValue { $0 = stream.parent }
+            return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                try stream.pipeline.syncOperations.addHandler(StreamEchoHandler())
+            }
+        }
+        defer { fixture.shutdown() }
+        let socket = try BlockingSocket(port: fixture.port)
+        defer { socket.close() }
+        socket.send([1, 2, 3])
+        XCTAssertEqual(socket.receive(3), [1, 2, 3])
+
+        let link = fixture.repeater.links[0]
+        let dialed = try XCTUnwrap(try link.eventLoop.submit { link.channel }.wait())
+        let acceptedLink = try XCTUnwrap(accepted.withLockedValue { $0 })
+        for (end, channel) in [("dialing", dialed), ("accepting", acceptedLink)] {
+            XCTAssertEqual(
+                try channel.getOption(LinkSocketTuning.notSentLowWatermarkOption).wait(),
+                LinkSocketTuning.notSentLowWatermark, "TCP_NOTSENT_LOWAT on the \(end) end")
+            let waterMark = try channel.getOption(.writeBufferWaterMark).wait()
+            XCTAssertEqual(waterMark.high, LinkSocketTuning.writeBufferWaterMark.high, "write watermark on the \(end) end")
+            XCTAssertEqual(waterMark.low, LinkSocketTuning.writeBufferWaterMark.low, "write watermark on the \(end) end")
+        }
+    }
+
+    /// Every event loop has its own listening socket on the same port (SO_REUSEPORT), so a client
+    /// is never handed from one loop to another on accept; every one of them is relayed.
+    func testEveryEventLoopListensAndRelays() throws {
+        let fixture = try RepeaterFixture(threads: 2)
+        defer { fixture.shutdown() }
+        XCTAssertEqual(fixture.repeater.serverChannels.count, 2)
+        XCTAssertEqual(Set(fixture.repeater.serverChannels.map { $0.localAddress?.port }), [fixture.port])
+        for i in 0..<20 {
+            let socket = try BlockingSocket(port: fixture.port)
+            socket.send([UInt8(i), 1, 2])
+            XCTAssertEqual(socket.receive(3), [UInt8(i), 1, 2])
+            socket.close()
         }
     }
 

@@ -26,6 +26,21 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertEqual(pair.serverMux.openStreamCount, 0)
     }
 
+    /// A small Data frame goes to the link as one buffer, header and payload together.
+    func testASmallFrameGoesToTheLinkAsOneBuffer() throws {
+        let pair = try LinkedPair()
+        let (stream, _) = try pair.openStream()
+        stream.writeAndFlush(ByteBuffer(string: "ping"), promise: nil)
+        (pair.client.eventLoop as! EmbeddedEventLoop).run()
+        var frame = try XCTUnwrap(try pair.client.readOutbound(as: ByteBuffer.self), "nothing was flushed")
+        XCTAssertEqual(frame.readableBytes, YamuxFrameHeader.size + 4)
+        let header = try XCTUnwrap(try YamuxHeaderCodec.decode(from: &frame))
+        XCTAssertEqual(header.type, .data)
+        XCTAssertEqual(header.length, 4)
+        XCTAssertEqual(String(buffer: frame), "ping")
+        XCTAssertNil(try pair.client.readOutbound(as: ByteBuffer.self))
+    }
+
     func testManyStreamsStayIndependent() throws {
         let pair = try LinkedPair()
         var streams: [(Channel, CollectingHandler, ByteBuffer)] = []
