@@ -32,11 +32,10 @@ final class PacedWriter: ChannelDuplexHandler {
     }
 
     func flush(context: ChannelHandlerContext) {
-        if self.pending.isEmpty {
-            context.flush()
-        } else {
-            self.drain(context: context)
-        }
+        // What went straight through (ahead of anything pending) leaves now, even while the
+        // pending slices wait for writability.
+        context.flush()
+        self.drain(context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
