@@ -190,7 +190,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         let large = outcome.response.result.data.count >= Self.offloadedSerializationBytes
         let written = previous.flatMap { () -> EventLoopFuture<ByteBuffer?> in
             guard large else { return loop.makeSucceededFuture(nil) }
-            // One at a time: the next large response is serialized only after this one is written.
+            // One at a time: the next large response is serialized only once this one is handed on.
             return NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
                 try outcome.response.serializedByteBuffer()
             }.map { Optional($0) }
@@ -222,16 +222,17 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Writes an already serialized response below the message encoder: its prefix, then its bytes.
+    /// Hands an already serialized response to the message encoder, which frames it as it frames
+    /// every other response.
     private func writeSerialized(_ payload: ByteBuffer, context: ChannelHandlerContext) {
-        guard
-            let encoder = try? context.pipeline.syncOperations.context(
-                handlerType: LengthPrefixedMessageEncoder<RuntimeManagerResponse>.self)
-        else { return }
-        var prefix = context.channel.allocator.buffer(capacity: LengthPrefixFrameDecoder.prefixLength)
-        writeLengthPrefix(payload.readableBytes, into: &prefix)
-        encoder.write(NIOAny(prefix), promise: nil)
-        encoder.writeAndFlush(NIOAny(payload), promise: nil)
+        typealias Encoder = LengthPrefixedMessageEncoder<RuntimeManagerResponse>
+        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: Encoder.self) else {
+            self.logger.error("no message encoder in the session pipeline; closing session")
+            self.close(context: context)
+            return
+        }
+        Encoder.writeFramed(payload, context: encoder, promise: nil)
+        encoder.flush()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

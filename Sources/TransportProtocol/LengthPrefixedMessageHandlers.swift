@@ -149,9 +149,16 @@ public final class LengthPrefixedMessageEncoder<Message: SwiftProtobuf.Message>:
             promise?.fail(error)
             return
         }
+        Self.writeFramed(payload, context: context, promise: promise)
+    }
+
+    /// Writes a payload serialized elsewhere (for example on a thread pool, for a large message)
+    /// from this encoder's `context`: the prefix, then the payload, exactly as ``write`` frames a
+    /// message. The caller flushes.
+    public static func writeFramed(_ payload: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         var prefix = context.channel.allocator.buffer(capacity: LengthPrefixFrameDecoder.prefixLength)
         writeLengthPrefix(payload.readableBytes, into: &prefix)
-        context.write(self.wrapOutboundOut(prefix), promise: nil)
-        context.write(self.wrapOutboundOut(payload), promise: promise)
+        context.write(NIOAny(prefix), promise: nil)
+        context.write(NIOAny(payload), promise: promise)
     }
 }
