@@ -28,10 +28,12 @@ let package = Package(
             ],
             exclude: ["transport_protocol.proto"]
         ),
+        /// The libFuzzer driver and the corpus replay every fuzzer shares.
+        .target(name: "FuzzDriver"),
         .executableTarget(
             name: "YamuxFuzzer",
             dependencies: [
-                "Yamux",
+                "FuzzDriver", "Yamux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
@@ -39,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "LengthPrefixFuzzer",
             dependencies: [
-                "TransportProtocol",
+                "FuzzDriver", "TransportProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

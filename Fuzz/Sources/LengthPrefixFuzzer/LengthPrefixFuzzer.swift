@@ -1,3 +1,4 @@
+import FuzzDriver
 import NIOCore
 import NIOEmbedded
 import SwiftProtobuf
@@ -177,43 +178,13 @@ public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) ->
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
-) -> Int32
-
-/// SwiftPM names an executable's entry point `<Target>_main`; hand control to libFuzzer's driver.
 @_cdecl("LengthPrefixFuzzer_main")
-public func fuzzerMain(
-    _ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-) -> Int32 {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, LLVMFuzzerTestOneInput)
+public func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    runFuzzerDriver(argc, argv, LLVMFuzzerTestOneInput)
 }
 #else
-import Foundation
-
-/// Without libFuzzer: replays files (a corpus, or crash inputs kept as regression tests).
 @main
 struct Replay {
-    static func main() throws {
-        var count = 0
-        for path in CommandLine.arguments.dropFirst() {
-            var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            let files =
-                isDirectory.boolValue
-                ? (try FileManager.default.contentsOfDirectory(atPath: path)).sorted().map { path + "/" + $0 } : [path]
-            for file in files {
-                let data = try Data(contentsOf: URL(fileURLWithPath: file))
-                data.withUnsafeBytes { fuzzOne($0) }
-                count += 1
-            }
-        }
-        print("replayed \(count) inputs without a crash")
-    }
+    static func main() throws { try replayFiles(fuzzOne) }
 }
 #endif
