@@ -134,7 +134,17 @@ public final class MuxCatListener: @unchecked Sendable {
     private func initializeStream(_ stream: Channel) -> EventLoopFuture<Void> {
         let link = linkNumber(of: stream)
         let id = (stream as? YamuxStreamChannel)?.streamID ?? .session
-        return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing { [self] in
+        // Synchronously where the channel allows it (a yamux stream does): a future per stream
+        // costs connection rate.
+        let halfClosureSet: EventLoopFuture<Void>
+        if let options = stream.syncOptions {
+            halfClosureSet = stream.eventLoop.makeCompletedFuture {
+                try options.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            }
+        } else {
+            halfClosureSet = stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        }
+        return halfClosureSet.flatMapThrowing { [self] in
             let pipeline = stream.pipeline.syncOperations
             if configuration.verbose {
                 try pipeline.addHandler(StreamReporter(tally: StreamTally(link: link, stream: id), sink: diagnostics))
@@ -151,7 +161,7 @@ public final class MuxCatListener: @unchecked Sendable {
         }.flatMap { [self] in
             switch configuration.mode {
             case .forward(let target):
-                return forward(stream, label: "link \(link) stream \(id)", to: target)
+                return forward(stream, label: StreamLabel(link: link, stream: id), to: target)
             case .exec(let command):
                 return exec(command, stream: stream, link: link, id: id)
             case .print, .echo:
@@ -164,7 +174,7 @@ public final class MuxCatListener: @unchecked Sendable {
     /// joins the two with `RelayGlue`. The stream is accepted only once the target accepted:
     /// if the target refuses, the repeater's stream is refused (RST) and its client closed,
     /// which is what would have happened with the target as the runtime manager.
-    private func forward(_ stream: Channel, label: String, to target: LinkAddress) -> EventLoopFuture<Void> {
+    private func forward(_ stream: Channel, label: StreamLabel, to target: LinkAddress) -> EventLoopFuture<Void> {
         let logger = self.logger
         let (streamGlue, targetGlue) = RelayGlue.matchedPair(first: "stream", second: "target") { reason in
             logger.debug("\(label): relay ended: \(reason)")
@@ -230,6 +240,13 @@ extension MuxCatListener.Mode: CustomStringConvertible {
         case .exec(let command): return "exec \(command)"
         }
     }
+}
+
+/// "link 1 stream 3", formatted only when a line is written (not once per stream opened).
+struct StreamLabel: CustomStringConvertible {
+    var link: Int
+    var stream: YamuxStreamID
+    var description: String { "link \(link) stream \(stream)" }
 }
 
 /// Closes a channel once its input ended: for `--exec`, the command's stdout closing means the

@@ -33,15 +33,21 @@ public final class RelayGlue: ChannelDuplexHandler {
     private var onEnd: ((EndReason) -> Void)?
     /// The first reason seen wins: later ones are consequences.
     private var ended = false
+    /// Marked on every read, either side, for an idle timeout (`IdleSweeper`).
+    private let activity: RelayActivity?
 
-    private init(side: String) { self.side = side }
+    private init(side: String, activity: RelayActivity?) {
+        self.side = side
+        self.activity = activity
+    }
 
-    /// Two handlers, one for each channel. `onEnd` is called once, with the first reason either side reports.
+    /// Two handlers, one for each channel. `onEnd` is called once, with the first reason either
+    /// side reports; `activity`, if given, is marked on every read either way.
     public static func matchedPair(
-        first: String, second: String, onEnd: ((EndReason) -> Void)? = nil
+        first: String, second: String, activity: RelayActivity? = nil, onEnd: ((EndReason) -> Void)? = nil
     ) -> (RelayGlue, RelayGlue) {
-        let a = RelayGlue(side: first)
-        let b = RelayGlue(side: second)
+        let a = RelayGlue(side: first, activity: activity)
+        let b = RelayGlue(side: second, activity: activity)
         a.partner = b
         b.partner = a
         a.onEnd = onEnd
@@ -126,6 +132,7 @@ public final class RelayGlue: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        activity?.sawTraffic = true
         partner?.partnerWrite(data)
     }
 

@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// Outbound user events a stream channel understands.
 public enum YamuxStreamEvent: Sendable {
@@ -46,13 +46,12 @@ public final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable
     /// stream never outlives its link's teardown (which closes every stream).
     private let multiplexer: YamuxMultiplexer
 
-    private struct Flags {
-        var isActive = false
-        var isWritable = true
-    }
-    private let flags = NIOLockedValueBox(Flags())
-    public var isActive: Bool { flags.withLockedValue { $0.isActive } }
-    public var isWritable: Bool { flags.withLockedValue { $0.isWritable } }
+    /// Atomics, not a lock: other threads may ask (the `Channel` contract), but the relay asks
+    /// on every read and write, and a lock there showed up in the profile.
+    private let activeFlag = Atomic<Bool>(false)
+    private let writableFlag = Atomic<Bool>(true)
+    public var isActive: Bool { activeFlag.load(ordering: .relaxed) }
+    public var isWritable: Bool { writableFlag.load(ordering: .relaxed) }
 
     private var state: State = .idle
     private var autoRead = true
@@ -110,7 +109,7 @@ public final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable
                     return
                 }
                 self.state = .active
-                self.flags.withLockedValue { $0.isActive = true }
+                self.activeFlag.store(true, ordering: .relaxed)
                 self.multiplexer.streamActivated(self)
                 self.pipeline.fireChannelRegistered()
                 self.pipeline.fireChannelActive()
@@ -200,10 +199,10 @@ public final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable
         let low = multiplexer.configuration.streamWriteLowWatermark
         let wasWritable = isWritable
         if wasWritable && bufferedBytes > high {
-            flags.withLockedValue { $0.isWritable = false }
+            writableFlag.store(false, ordering: .relaxed)
             pipeline.fireChannelWritabilityChanged()
         } else if !wasWritable && bufferedBytes < low && state != .closed {
-            flags.withLockedValue { $0.isWritable = true }
+            writableFlag.store(true, ordering: .relaxed)
             pipeline.fireChannelWritabilityChanged()
         }
     }
@@ -348,6 +347,23 @@ public final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable
         return eventLoop.submit { try self.getOption0(option) }
     }
 
+    /// Options set on the event loop without a future (one per stream opened, on the connection-rate path).
+    public var syncOptions: NIOSynchronousChannelOptions? { SynchronousOptions(channel: self) }
+
+    private struct SynchronousOptions: NIOSynchronousChannelOptions {
+        let channel: YamuxStreamChannel
+
+        func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
+            channel.eventLoop.preconditionInEventLoop()
+            try channel.setOption0(option, value: value)
+        }
+
+        func getOption<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+            channel.eventLoop.preconditionInEventLoop()
+            return try channel.getOption0(option)
+        }
+    }
+
     private func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
         switch option {
         case _ as ChannelOptions.Types.AutoReadOption:
@@ -425,9 +441,7 @@ public final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable
         guard state != .closed else { return }
         let wasActive = state == .active || state == .closing
         state = .closed
-        flags.withLockedValue {
-            $0.isActive = false
-        }
+        activeFlag.store(false, ordering: .relaxed)
         let failure = error ?? ChannelError.ioOnClosedChannel
         while let write = pendingWrites.popFirst() {
             write.promise?.fail(failure)

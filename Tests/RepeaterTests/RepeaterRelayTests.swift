@@ -222,6 +222,20 @@ final class RepeaterRelayTests: XCTestCase {
         XCTAssertLessThan(elapsed, 5)
     }
 
+    func testAClientThatKeepsTalkingOutlivesTheIdleTimeout() throws {
+        let fixture = try RepeaterFixture(threads: 1, configure: { $0.idleTimeout = .milliseconds(300) })
+        defer { fixture.shutdown() }
+        let socket = try BlockingSocket(port: fixture.port)
+        defer { socket.close() }
+        // A byte each way every 100 ms for 1.2 s: four idle timeouts, never 300 ms of silence.
+        for byte in UInt8(0)..<12 {
+            socket.send([byte])
+            XCTAssertEqual(socket.receive(1), [byte], "the session is still open after \(byte) × 100 ms")
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertEqual(fixture.repeater.sessionCount, 1)
+    }
+
     func testGracefulShutdownLetsOpenSessionsFinish() throws {
         let fixture = try RepeaterFixture(threads: 1, configure: { $0.drainTimeout = .seconds(5) })
         defer { fixture.shutdown() }

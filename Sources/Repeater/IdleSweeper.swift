@@ -1,0 +1,94 @@
+import NIOCore
+
+/// Whether a relayed session carried bytes lately: `RelayGlue` sets it on every read, either way,
+/// and an `IdleSweeper` reads and clears it. A plain stored flag, because it is set per message.
+public final class RelayActivity {
+    /// Set on every read since the sweeper last looked.
+    public var sawTraffic = true
+    /// Consecutive looks that found no traffic.
+    var quietSweeps = 0
+
+    public init() {}
+}
+
+/// Closes the sessions of one event loop that were silent both ways for the idle timeout, with
+/// one repeated task for all of them.
+///
+/// Why not `IdleStateHandler` per connection: it schedules a timer per connection (a heap insert
+/// at accept, a cancel at close) and attaches a promise to every write to note the time, which
+/// cost connection rate and per-message latency (docs/bench/NOTES.md). Here a read costs one
+/// store into `RelayActivity`.
+///
+/// Every `timeout / sweepsPerTimeout` the sweeper looks at each session: one that saw traffic
+/// since the last look starts counting again; one found quiet `sweepsPerTimeout` times in a row is
+/// closed. A session is therefore closed between `timeout` and `timeout × (1 + 1/sweepsPerTimeout)`
+/// after its last byte (or after it connected, if it never sent or received one).
+///
+/// Confined to its event loop: `add`, `remove` and `stop` must be called on it.
+final class IdleSweeper {
+    static let sweepsPerTimeout = 4
+
+    private struct Session {
+        var channel: Channel
+        var activity: RelayActivity
+    }
+
+    let eventLoop: EventLoop
+    let timeout: TimeAmount
+    private let onIdle: (UInt64, Channel) -> Void
+    private var sessions: [UInt64: Session] = [:]
+    private var task: RepeatedTask?
+
+    /// `onIdle` is called (on the loop) for each session found idle, before it is closed.
+    init(eventLoop: EventLoop, timeout: TimeAmount, onIdle: @escaping (UInt64, Channel) -> Void) {
+        self.eventLoop = eventLoop
+        self.timeout = timeout
+        self.onIdle = onIdle
+    }
+
+    var sessionCount: Int { sessions.count }
+
+    func add(_ id: UInt64, channel: Channel, activity: RelayActivity) {
+        eventLoop.assertInEventLoop()
+        activity.sawTraffic = true
+        activity.quietSweeps = 0
+        sessions[id] = Session(channel: channel, activity: activity)
+        if task == nil {
+            let interval = TimeAmount.nanoseconds(max(timeout.nanoseconds / Int64(Self.sweepsPerTimeout), 1_000_000))
+            task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+                self?.sweep()
+            }
+        }
+    }
+
+    func remove(_ id: UInt64) {
+        eventLoop.assertInEventLoop()
+        sessions[id] = nil
+    }
+
+    func stop() {
+        eventLoop.assertInEventLoop()
+        task?.cancel()
+        task = nil
+    }
+
+    /// One look at every session (normally run by the repeated task).
+    func sweep() {
+        var idle: [(UInt64, Channel)] = []
+        for (id, session) in sessions {
+            let activity = session.activity
+            if activity.sawTraffic {
+                activity.sawTraffic = false
+                activity.quietSweeps = 0
+            } else {
+                activity.quietSweeps += 1
+                if activity.quietSweeps >= Self.sweepsPerTimeout { idle.append((id, session.channel)) }
+            }
+        }
+        for (id, channel) in idle {
+            sessions[id] = nil
+            onIdle(id, channel)
+            channel.close(promise: nil)
+        }
+    }
+}
