@@ -4,6 +4,7 @@
 //	benchkit connrate -target ADDR -duration S -c N        new connections per second, one 64-byte exchange each
 //	benchkit delay    -listen ADDR -target ADDR -delay-ms D one-way delay D per direction (RTT = 2·D)
 //	benchkit scale    -target ADDR -n N -pid PID           N concurrent sessions: open rate, RSS of PID, active-session latency
+//	benchkit pingpong -target ADDR -size B -duration S     one connection, write B bytes / read B back in a loop: round-trip percentiles
 //
 // Every command prints one JSON object on stdout when it has a result.
 package main
@@ -35,7 +36,7 @@ func emit(v interface{}) {
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: benchkit echo|connrate|delay|scale [flags]")
+		die("usage: benchkit echo|connrate|delay|scale|pingpong [flags]")
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	switch cmd {
@@ -47,6 +48,8 @@ func main() {
 		delayMain(args)
 	case "scale":
 		scaleMain(args)
+	case "pingpong":
+		pingpongMain(args)
 	default:
 		die("unknown command %q", cmd)
 	}
@@ -363,4 +366,72 @@ func max1(v int) int {
 		return 1
 	}
 	return v
+}
+
+// ---------------------------------------------------------------- pingpong
+
+// pingpongMain: one TCP connection (TCP_NODELAY); write -size bytes, read exactly -size bytes back,
+// again and again for -duration seconds after -warmup seconds of the same (not recorded). Each round
+// trip is timed with the monotonic clock (time.Now carries it; time.Since uses it).
+func pingpongMain(args []string) {
+	fs := flag.NewFlagSet("pingpong", flag.ExitOnError)
+	target := fs.String("target", "", "address")
+	size := fs.Int("size", 64, "bytes per message")
+	duration := fs.Float64("duration", 3, "seconds measured")
+	warmup := fs.Float64("warmup", 0.5, "seconds of round trips before measuring (not recorded)")
+	timeout := fs.Float64("timeout", 5, "seconds one round trip may take before the run fails")
+	fs.Parse(args)
+	if *target == "" || *size < 1 || *duration <= 0 {
+		die("pingpong: need -target, -size ≥ 1 and -duration > 0")
+	}
+	c, err := net.DialTimeout("tcp", *target, 5*time.Second)
+	if err != nil {
+		die("pingpong: dial %s: %v", *target, err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetNoDelay(true)
+	msg := make([]byte, *size)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	reply := make([]byte, *size)
+	perTrip := time.Duration(*timeout * float64(time.Second))
+	samples := make([]float64, 0, 1<<16)
+	warmed := 0
+	trip := func(record bool) {
+		c.SetDeadline(time.Now().Add(perTrip))
+		t := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			die("pingpong: write to %s after %d measured and %d warm-up round trips: %v", *target, len(samples), warmed, err)
+		}
+		if _, err := io.ReadFull(c, reply); err != nil {
+			die("pingpong: read from %s after %d measured and %d warm-up round trips (nothing came back?): %v",
+				*target, len(samples), warmed, err)
+		}
+		el := time.Since(t)
+		if record {
+			samples = append(samples, float64(el.Nanoseconds())/1000)
+		} else {
+			warmed++
+		}
+	}
+	end := time.Now().Add(time.Duration(*warmup * float64(time.Second)))
+	for time.Now().Before(end) {
+		trip(false)
+	}
+	end = time.Now().Add(time.Duration(*duration * float64(time.Second)))
+	for time.Now().Before(end) {
+		trip(true)
+	}
+	if len(samples) == 0 {
+		die("pingpong: no round trip completed with %s", *target)
+	}
+	sum := 0.0
+	for _, v := range samples {
+		sum += v
+	}
+	mean := sum / float64(len(samples))
+	sort.Float64s(samples)
+	emit(map[string]interface{}{"count": len(samples), "p50_us": pct(samples, 50), "p99_us": pct(samples, 99),
+		"p999_us": pct(samples, 99.9), "mean_us": mean, "size": *size, "warmup_count": warmed})
 }
