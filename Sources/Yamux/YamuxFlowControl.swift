@@ -71,6 +71,16 @@ public struct YamuxReceiveWindow: Hashable, Sendable {
         buffered += Int(length)
     }
 
+    /// The round-trip time auto-tuning assumes at least. A ping on loopback or a LAN comes back in
+    /// tens of µs, but the credit loop is longer under load: the peer's event loop must get round
+    /// to the Window Update, and the application here consumes in bursts (a runtime manager parses
+    /// and stores an 8 MiB chunk before it reads on). With the bare ping RTT a window never grew on
+    /// loopback, and a 256 MiB put through the repeater ran at 0.76× of a direct connection (whose
+    /// kernel buffers take megabytes while the application is busy); with this floor, 0.82×
+    /// (medians of 5, docs/bench/NOTES.md). A window still only grows while the application drains
+    /// it fast, and never past `maximumTarget`.
+    public static let minimumTuningRoundTrip = TimeAmount.milliseconds(4)
+
     /// Records that the application consumed `count` bytes. Returns the delta of a Window Update to
     /// send now, or nil while the credit is still too small to be worth a frame.
     public mutating func consume(_ count: Int, now: NIODeadline, roundTripTime: TimeAmount?) -> UInt32? {
@@ -79,7 +89,7 @@ public struct YamuxReceiveWindow: Hashable, Sendable {
         guard pendingCredit >= target / 2 else { return nil }
         var delta = pendingCredit
         if let rtt = roundTripTime, let last = lastUpdate, target < maximumTarget,
-            now - last < rtt * 2
+            now - last < max(rtt, Self.minimumTuningRoundTrip) * 2
         {
             let grown = min(target * 2, maximumTarget)
             delta += grown - target

@@ -208,6 +208,28 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         XCTAssertEqual(third.length, 262_144)
     }
 
+    func testWindowAutoTunesOnLoopbackWhereThePingRoundTripIsTiny() throws {
+        // A loopback ping comes back in ~50 µs; the credit loop under load is milliseconds. Draining
+        // half a window every 2 ms is fast (64 MiB/s): the window must still grow.
+        var server = Machine(role: .server, maximumStreamWindow: 1 << 20)
+        let id = YamuxStreamID(1)
+        _ = server.receive(.windowUpdate(id, flags: .syn, delta: 0))
+        let start = NIODeadline.now()
+        let rtt = TimeAmount.microseconds(50)
+        _ = server.receive(.data(id, length: 131_072))
+        _ = try XCTUnwrap(server.consumed(id, 131_072, now: start, roundTripTime: rtt))
+        _ = server.receive(.data(id, length: 131_072))
+        let second = try XCTUnwrap(server.consumed(id, 131_072, now: start + .milliseconds(2), roundTripTime: rtt))
+        XCTAssertEqual(second.length, 131_072 + 262_144, "drained within 2 × the tuning floor: the window doubles")
+        XCTAssertEqual(server.state(of: id)?.receiveWindow.target, 524_288)
+        // Half a window per 100 ms (1.3 MB/s) is slow: no growth.
+        _ = server.receive(.data(id, length: 262_144))
+        let third = try XCTUnwrap(
+            server.consumed(id, 262_144, now: start + .milliseconds(102), roundTripTime: rtt))
+        XCTAssertEqual(third.length, 262_144)
+        XCTAssertEqual(server.state(of: id)?.receiveWindow.target, 524_288)
+    }
+
     func testWindowUpdateOverflowIsAProtocolError() throws {
         var client = Machine(role: .client)
         let (id, _) = try client.open()
