@@ -273,7 +273,6 @@ final class SessionLog {
     }
 
     func debug(_ message: @autoclosure () -> Logger.Message) { logger.debug(message(), metadata: metadata) }
-    func info(_ message: @autoclosure () -> Logger.Message) { logger.info(message(), metadata: metadata) }
     func warning(_ message: @autoclosure () -> Logger.Message) { logger.warning(message(), metadata: metadata) }
 }
 
