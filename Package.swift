@@ -1,8 +1,25 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The module graph, from the wire up (docs/ARCHITECTURE.md draws it):
+//
+//   Yamux ─► YamuxLink ─┬─► Repeater ────────────► repeaterd
+//                       ├─► LegacyRelayServer ───► repeaterd (--legacy-http)
+//                       ├─► RuntimeManager ──────► runtime-manager
+//                       └─► MuxCat ──────────────► muxcat
+//   TransportProtocol ──┬─► RuntimeManager
+//                       └─► RuntimeClient ───────► runtime-client
+//   LegacyRelay ────────┬─► LegacyRelayServer
+//                       └─► RuntimeClient (--legacy-http)
+//   CommandLineSupport ────► every executable (and nothing else)
+//
+// The trusted side (RuntimeManager, RuntimeClient) never links the untrusted relay (Repeater),
+// and nothing but the legacy relay pulls in NIOHTTP1.
+
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioEmbedded: Target.Dependency = .product(name: "NIOEmbedded", package: "swift-nio")
+let nioConcurrencyHelpers: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
@@ -12,9 +29,9 @@ let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", pac
 
 let package = Package(
     name: "Repeater",
-    platforms: [.macOS(.v13)],
     products: [
         .library(name: "Yamux", targets: ["Yamux"]),
+        .library(name: "YamuxLink", targets: ["YamuxLink"]),
         .library(name: "Repeater", targets: ["Repeater"]),
         .executable(name: "repeaterd", targets: ["repeaterd"]),
         .executable(name: "runtime-manager", targets: ["runtime-manager"]),
@@ -31,14 +48,30 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // MARK: Libraries
+        // MARK: The link both sides share
 
         /// yamux version 0: frame codec, state machines (no I/O), and the NIO multiplexer with child channels.
         .target(name: "Yamux", dependencies: [nioCore, logging]),
-        /// The repeater: client listener, links to the runtime manager (dial, redial, pool), relay glue.
-        .target(name: "Repeater", dependencies: ["Yamux", "LegacyRelay", nioCore, nioPosix, nioHTTP1, logging]),
-        /// The old HTTP relay's wire format (bodies, base64), shared by repeaterd and runtime-client.
-        .target(name: "LegacyRelay", dependencies: [nioCore]),
+        /// A yamux link over TCP or a Unix socket, for both of its ends: dialing with redial
+        /// (`Link`), accepting (`YamuxLinkListener`), addresses, the socket tuning both ends share,
+        /// and the glue that relays one stream to one socket.
+        .target(name: "YamuxLink", dependencies: ["Yamux", nioCore, nioPosix, logging]),
+
+        // MARK: The untrusted host side
+
+        /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
+        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, logging]),
+        /// The old HTTP relay's wire format (bodies, base64) and its client transport (TLS records
+        /// as `POST /runtime_manager` bodies), used by runtime-client `--legacy-http`.
+        .target(name: "LegacyRelay", dependencies: ["TransportProtocol", nioCore, nioHTTP1, nioTLS]),
+        /// The old HTTP relay's server side, served by repeaterd `--legacy-http` beside the repeater.
+        .target(
+            name: "LegacyRelayServer",
+            dependencies: ["LegacyRelay", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioConcurrencyHelpers, logging]
+        ),
+
+        // MARK: The trusted side
+
         /// Application messages (protobuf) and the 8-byte length-prefix codec.
         .target(
             name: "TransportProtocol",
@@ -49,64 +82,82 @@ let package = Package(
         .target(
             name: "RuntimeManager",
             dependencies: [
-                "TransportProtocol", "Repeater", "Yamux", nioCore, nioPosix, nioSSL, nioTLS, logging,
+                "TransportProtocol", "YamuxLink", "Yamux", nioCore, nioPosix, nioSSL, nioTLS, logging,
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
-        /// The client side: TLS over plain TCP, requests, chunked uploads.
+        /// The client side: TLS over plain TCP (or over the old HTTP relay), requests, chunked uploads.
         .target(
             name: "RuntimeClient",
-            dependencies: ["TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, logging]
+            dependencies: ["TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, logging]
         ),
+
+        // MARK: Debugging
+
         /// muxcat: netcat for the multiplexed link, and the frame decoder for captures.
-        .target(name: "MuxCat", dependencies: ["Yamux", "Repeater", nioCore, nioPosix, logging]),
+        .target(name: "MuxCat", dependencies: ["Yamux", "YamuxLink", nioCore, nioPosix, nioConcurrencyHelpers, logging]),
 
         // MARK: Executables (thin command lines over the libraries)
 
-        .executableTarget(name: "repeaterd", dependencies: ["Repeater", argumentParser, logging, serviceLifecycle]),
+        /// What every command line shares (logging setup, limits, option parsing); executables only.
+        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", nioCore, logging, argumentParser]),
         .executableTarget(
-            name: "runtime-manager", dependencies: ["RuntimeManager", "Repeater", "Yamux", argumentParser, logging, serviceLifecycle]
-        ),
-        .executableTarget(name: "runtime-client", dependencies: ["RuntimeClient", "Repeater", "TransportProtocol", argumentParser, logging]),
-        .executableTarget(name: "muxcat", dependencies: ["MuxCat", argumentParser, logging]),
-
-        // MARK: Tests
-
-        .testTarget(
-            name: "YamuxTests",
-            dependencies: ["Yamux", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
-        ),
-        .testTarget(
-            name: "RepeaterTests",
+            name: "repeaterd",
             dependencies: [
-                "Repeater", "Yamux", "LegacyRelay", nioCore, nioPosix, nioHTTP1, .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "Repeater", "LegacyRelayServer", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging,
+                serviceLifecycle,
             ]
         ),
-        .testTarget(
-            name: "TransportProtocolTests",
-            dependencies: ["TransportProtocol", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]
+        .executableTarget(
+            name: "runtime-manager",
+            dependencies: [
+                "RuntimeManager", "YamuxLink", "Yamux", "TransportProtocol", "CommandLineSupport", nioCore, nioPosix,
+                argumentParser, logging, serviceLifecycle,
+            ]
         ),
+        .executableTarget(
+            name: "runtime-client",
+            dependencies: ["RuntimeClient", "TransportProtocol", "CommandLineSupport", "YamuxLink", argumentParser, logging]
+        ),
+        .executableTarget(
+            name: "muxcat",
+            dependencies: ["MuxCat", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging]
+        ),
+
+        // MARK: Tests (a target per module; ReliabilityTests run the real processes)
+
+        .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioEmbedded]),
+        .testTarget(
+            name: "RepeaterTests",
+            dependencies: ["Repeater", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging]
+        ),
+        .testTarget(
+            name: "LegacyRelayTests",
+            dependencies: [
+                "LegacyRelay", "LegacyRelayServer", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging,
+            ]
+        ),
+        .testTarget(name: "TransportProtocolTests", dependencies: ["TransportProtocol", nioCore, nioEmbedded]),
         .testTarget(
             name: "RuntimeManagerTests",
             dependencies: [
-                "RuntimeManager", "RuntimeClient", "Repeater", "Yamux", "TransportProtocol", "LegacyRelay", nioCore, nioPosix,
-                nioSSL, nioHTTP1, logging, .product(name: "NIOEmbedded", package: "swift-nio"),
+                "RuntimeManager", "RuntimeClient", "Repeater", "LegacyRelayServer", "YamuxLink", "Yamux", "TransportProtocol",
+                "LegacyRelay", "ProcessTestSupport", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioEmbedded,
+                nioConcurrencyHelpers, logging,
             ]
         ),
-        .testTarget(name: "MuxCatTests", dependencies: ["MuxCat", "Yamux", "Repeater", "ProcessTestSupport", nioCore, nioPosix]),
-        /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
-        .target(
-            name: "ProcessTestSupport",
-            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
-            path: "Tests/ProcessTestSupport"
+        .testTarget(
+            name: "MuxCatTests",
+            dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix]
         ),
+        /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
+        .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport"),
         /// The fault matrix and hostile-input tables of docs/RELIABILITY.md, against real processes.
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
-                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "Yamux", "TransportProtocol",
-                nioCore, nioPosix, nioSSL, nioTLS, logging, .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "YamuxLink", "Yamux", "TransportProtocol",
+                nioCore, nioPosix, nioSSL, nioTLS, logging, nioConcurrencyHelpers,
             ]
         ),
     ],

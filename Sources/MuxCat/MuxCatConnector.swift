@@ -3,7 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import Repeater
+import YamuxLink
 import Yamux
 
 #if canImport(Glibc)

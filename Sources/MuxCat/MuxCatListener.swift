@@ -2,7 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import Repeater
+import YamuxLink
 import Yamux
 
 /// `muxcat listen`: stands in for the runtime manager. Accepts any number of repeater links

@@ -1,15 +1,5 @@
 import NIOCore
-
-/// Whether a relayed session carried bytes lately: `RelayGlue` sets it on every read, either way,
-/// and an `IdleSweeper` reads and clears it. A plain stored flag, because it is set per message.
-public final class RelayActivity {
-    /// Set on every read since the sweeper last looked.
-    public var sawTraffic = true
-    /// Consecutive looks that found no traffic.
-    var quietSweeps = 0
-
-    public init() {}
-}
+import YamuxLink
 
 /// Closes the sessions of one event loop that were silent both ways for the idle timeout, with
 /// one repeated task for all of them.
@@ -31,6 +21,8 @@ final class IdleSweeper {
     private struct Session {
         var channel: Channel
         var activity: RelayActivity
+        /// Consecutive looks that found no traffic.
+        var quietSweeps = 0
     }
 
     let eventLoop: EventLoop
@@ -51,7 +43,6 @@ final class IdleSweeper {
     func add(_ id: UInt64, channel: Channel, activity: RelayActivity) {
         eventLoop.assertInEventLoop()
         activity.sawTraffic = true
-        activity.quietSweeps = 0
         sessions[id] = Session(channel: channel, activity: activity)
         if task == nil {
             let interval = TimeAmount.nanoseconds(max(timeout.nanoseconds / Int64(Self.sweepsPerTimeout), 1_000_000))
@@ -75,14 +66,16 @@ final class IdleSweeper {
     /// One look at every session (normally run by the repeated task).
     func sweep() {
         var idle: [(UInt64, Channel)] = []
-        for (id, session) in sessions {
-            let activity = session.activity
+        for index in sessions.indices {
+            let activity = sessions.values[index].activity
             if activity.sawTraffic {
                 activity.sawTraffic = false
-                activity.quietSweeps = 0
+                sessions.values[index].quietSweeps = 0
             } else {
-                activity.quietSweeps += 1
-                if activity.quietSweeps >= Self.sweepsPerTimeout { idle.append((id, session.channel)) }
+                sessions.values[index].quietSweeps += 1
+                if sessions.values[index].quietSweeps >= Self.sweepsPerTimeout {
+                    idle.append((sessions.keys[index], sessions.values[index].channel))
+                }
             }
         }
         for (id, channel) in idle {

@@ -10,6 +10,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Yamux
+import YamuxLink
 
 /// The repeater: accepts plain TCP clients and relays each one, byte for byte, as one yamux
 /// stream on a link to the runtime manager.
@@ -33,10 +34,6 @@ public final class RepeaterServer: @unchecked Sendable {
         public var keepAliveTimeout: TimeAmount = .seconds(10)
         public var maximumStreamWindow = 16 * 1024 * 1024
         public var listenBacklog: Int32 = 4096
-        /// Where the old HTTP relay (`POST /runtime_manager`) listens, for old clients and as the
-        /// benchmark baseline; nil (the default) turns it off.
-        public var legacyHTTP: LinkAddress?
-        public var legacyHTTPRelay = LegacyHTTPRelay.Configuration()
 
         public init() {}
 
@@ -61,8 +58,6 @@ public final class RepeaterServer: @unchecked Sendable {
     /// The listening sockets: one per event loop on TCP, one in all on a Unix socket.
     private(set) var serverChannels: [Channel] = []
     private let sessions = NIOLockedValueBox(SessionTable())
-    /// The old HTTP relay, when `configuration.legacyHTTP` is set.
-    public private(set) var legacyRelay: LegacyHTTPRelay?
 
     private struct SessionTable {
         var nextID: UInt64 = 1
@@ -91,13 +86,11 @@ public final class RepeaterServer: @unchecked Sendable {
             }
         }
         self.links = links
-        if configuration.legacyHTTP != nil {
-            let linkByLoop = self.linkByLoop
-            legacyRelay = LegacyHTTPRelay(
-                configuration: configuration.legacyHTTPRelay, group: group, logger: logger,
-                linkForLoop: { linkByLoop[ObjectIdentifier($0)] })
-        }
     }
+
+    /// The link that serves clients accepted on `loop` (one per event loop); the old HTTP relay
+    /// opens its sessions' streams on it too.
+    public func link(for loop: EventLoop) -> Link? { linkByLoop[ObjectIdentifier(loop)] }
 
     /// Number of client sessions open right now.
     public var sessionCount: Int { sessions.withLockedValue { $0.open.count } }
@@ -124,7 +117,7 @@ public final class RepeaterServer: @unchecked Sendable {
         } else {
             bound = bind(on: group, to: configuration.listen, reusePort: false).map { [$0] }
         }
-        let listening = bound.map { channels in
+        return bound.map { channels in
             self.serverChannels = channels
             self.logger.info(
                 "repeater listening",
@@ -134,8 +127,6 @@ public final class RepeaterServer: @unchecked Sendable {
                     "listeners": "\(channels.count)",
                 ])
         }
-        guard let legacyRelay, let address = configuration.legacyHTTP else { return listening }
-        return listening.flatMap { legacyRelay.start(listen: address) }
     }
 
     private func bind(on group: EventLoopGroup, to address: LinkAddress, reusePort: Bool) -> EventLoopFuture<Channel> {
@@ -231,7 +222,6 @@ public final class RepeaterServer: @unchecked Sendable {
         if openNow == 0 { drained.succeed(()) }
         logger.info("shutting down: draining \(openNow) session(s) for up to \(configuration.drainTimeout)")
         let closeListener = EventLoopFuture.andAllComplete(serverChannels.map { $0.close() }, on: loop)
-            .and(legacyRelay?.shutdown() ?? loop.makeSucceededVoidFuture()).map { _ in }
         for link in links { link.goAway() }
         let timeout = loop.scheduleTask(in: configuration.drainTimeout) {
             let left = self.sessions.withLockedValue { Array($0.open.values) }

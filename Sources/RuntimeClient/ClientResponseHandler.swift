@@ -1,3 +1,4 @@
+import LegacyRelay
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOTLS

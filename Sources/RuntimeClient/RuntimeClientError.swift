@@ -1,3 +1,4 @@
+import LegacyRelay
 import Foundation
 import NIOCore
 import NIOPosix

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
-import Repeater
+import YamuxLink
 import Yamux
 import NIOPosix
 import NIOSSL

@@ -7,7 +7,8 @@ import Logging
 import MuxCat
 import NIOCore
 import NIOPosix
-import Repeater
+import CommandLineSupport
+import YamuxLink
 
 /// muxcat: netcat for the repeater's multiplexed (yamux) link. Everything it does lives in the
 /// MuxCat library; this file only turns command lines into calls.
@@ -26,8 +27,8 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: [.short, .customLong("verbose")], help: "Print link and per-stream open/close lines on stderr.")
     var verbose = false
 
-    @Option(help: "Log level of the yamux internals: trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "warning"
+    @Option(help: "Log level of the yamux internals.")
+    var logLevel: Logger.Level = .warning
 }
 
 struct Listen: ParsableCommand {
@@ -39,8 +40,8 @@ struct Listen: ParsableCommand {
             text, anything else as a hex dump. The peer's FIN is answered with FIN.
             """)
 
-    @Argument(help: "Where to listen: HOST:PORT or unix:PATH.")
-    var address: String
+    @Argument(help: "Where to listen: HOST:PORT or unix:PATH.", transform: LinkAddress.parseArgument)
+    var address: LinkAddress
 
     @Flag(help: "Print every chunk as a hex dump, even text.")
     var hex = false
@@ -50,8 +51,8 @@ struct Listen: ParsableCommand {
 
     @Option(name: .customLong("forward"), help: ArgumentHelp(
         "Relay every stream to a new TCP connection (TCP_NODELAY) to this address, with half-close and backpressure.",
-        valueName: "HOST:PORT"))
-    var forwardTarget: String?
+        valueName: "HOST:PORT"), transform: LinkAddress.parseArgument)
+    var forwardTarget: LinkAddress?
 
     @Option(name: .customLong("exec"), help: ArgumentHelp(
         "Run '/bin/sh -c COMMAND' per stream, the stream as its stdin/stdout (MUXCAT_LINK and MUXCAT_STREAM set); the stream ends when its stdout closes.",
@@ -70,13 +71,12 @@ struct Listen: ParsableCommand {
     }
 
     func run() throws {
-        let address = try parseLinkAddress(address)
-        _ = try CommandLineSupport.bootstrapLogging(level: common.logLevel)
+        CommandLineSupport.bootstrapLogging(level: common.logLevel)
         let mode: MuxCatListener.Mode
         if echo {
             mode = .echo
         } else if let forwardTarget {
-            mode = .forward(try parseLinkAddress(forwardTarget))
+            mode = .forward(forwardTarget)
         } else if let command {
             mode = .exec(command: command)
         } else {
@@ -94,11 +94,11 @@ struct Listen: ParsableCommand {
         do {
             try listener.start().wait()
         } catch let error as MuxCatError {
-            throw Failure(error.description)
+            throw CommandLineFailure(error.description)
         } catch let error as CaptureFileError {
-            throw Failure(error.description)
+            throw CommandLineFailure(error.description)
         } catch {
-            throw Failure("cannot listen on \(address): \(error); is another process using it?")
+            throw CommandLineFailure("cannot listen on \(address): \(error); is another process using it?")
         }
         stop.wait()
         try? listener.stop().wait()
@@ -114,8 +114,8 @@ struct Connect: ParsableCommand {
             what comes back is counted, not printed, and a totals line goes to stderr.
             """)
 
-    @Argument(help: "The link to dial: HOST:PORT or unix:PATH.")
-    var address: String
+    @Argument(help: "The link to dial: HOST:PORT or unix:PATH.", transform: LinkAddress.parseArgument)
+    var address: LinkAddress
 
     @Option(help: "Open this many streams in parallel, each fed the same stdin.")
     var streams = 1
@@ -130,8 +130,7 @@ struct Connect: ParsableCommand {
     }
 
     func run() throws {
-        let address = try parseLinkAddress(address)
-        _ = try CommandLineSupport.bootstrapLogging(level: common.logLevel)
+        CommandLineSupport.bootstrapLogging(level: common.logLevel)
         var configuration = MuxCatConnector.Configuration(address: address)
         configuration.streams = streams
         configuration.verbose = common.verbose
@@ -146,9 +145,9 @@ struct Connect: ParsableCommand {
         do {
             outcome = try connector.run(interrupt: interrupt.futureResult)
         } catch let error as MuxCatError {
-            throw Failure(error.description)
+            throw CommandLineFailure(error.description)
         } catch let error as CaptureFileError {
-            throw Failure(error.description)
+            throw CommandLineFailure(error.description)
         }
         if streams > 1 { OutputSink.standardError.line("muxcat: \(outcome.totalsLine)") }
         if !outcome.succeeded {
@@ -181,7 +180,7 @@ struct Decode: ParsableCommand {
         } else {
             descriptor = open(file, O_RDONLY | O_CLOEXEC)
             guard descriptor >= 0 else {
-                throw Failure("cannot open \(file): \(String(cString: strerror(errno)))")
+                throw CommandLineFailure("cannot open \(file): \(String(cString: strerror(errno)))")
             }
         }
         defer { if descriptor != 0 { close(descriptor) } }
@@ -191,7 +190,7 @@ struct Decode: ParsableCommand {
         while true {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw Failure("cannot read \(file): \(String(cString: strerror(errno)))") }
+            guard count >= 0 else { throw CommandLineFailure("cannot read \(file): \(String(cString: strerror(errno)))") }
             if count == 0 { break }
             let lines = run.feed(ByteBuffer(bytes: chunk[0..<count]))
             if !lines.isEmpty { out.write(lines.joined(separator: "\n") + "\n") }
@@ -200,29 +199,16 @@ struct Decode: ParsableCommand {
         out.write(last.joined(separator: "\n") + "\n")
         if let first = run.problems.first {
             let more = run.problems.count > 1 ? " (and \(run.problems.count - 1) more problems, listed above)" : ""
-            throw Failure("decode: \(first.message)\(more)")
+            throw CommandLineFailure("decode: \(first.message)\(more)")
         }
     }
 }
 
-/// An error already worded for the user: printed as `muxcat: <message>`, exit status 1.
-struct Failure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-func parseLinkAddress(_ address: String) throws -> LinkAddress {
-    do {
-        return try LinkAddress(parsing: address)
-    } catch {
-        throw Failure("\(error)")
-    }
-}
 
 do {
     var command = try MuxCatCommand.parseAsRoot()
     try command.run()
-} catch let failure as Failure {
+} catch let failure as CommandLineFailure {
     OutputSink.standardError.line("muxcat: \(failure)")
     exit(1)
 } catch {

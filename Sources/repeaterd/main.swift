@@ -2,7 +2,10 @@ import ArgumentParser
 import Logging
 import NIOCore
 import NIOPosix
+import CommandLineSupport
+import LegacyRelayServer
 import Repeater
+import YamuxLink
 import ServiceLifecycle
 
 /// repeaterd: relays every client TCP connection as one yamux stream on a long-lived link to the
@@ -19,16 +22,17 @@ struct RepeaterDaemon: AsyncParsableCommand {
             Go Away, let open sessions finish for up to --drain-timeout, exit 0.
             """)
 
-    @Option(help: "Where clients connect: HOST:PORT or unix:PATH.")
-    var listen = "127.0.0.1:3011"
+    @Option(help: "Where clients connect: HOST:PORT or unix:PATH.", transform: LinkAddress.parseArgument)
+    var listen: LinkAddress = .tcp(host: "127.0.0.1", port: 3011)
 
-    @Option(help: "The runtime manager's link: HOST:PORT or unix:PATH.")
-    var backend = "127.0.0.1:6000"
+    @Option(help: "The runtime manager's link: HOST:PORT or unix:PATH.", transform: LinkAddress.parseArgument)
+    var backend: LinkAddress = .tcp(host: "127.0.0.1", port: 6000)
 
     @Option(
         name: .customLong("legacy-http"),
-        help: "Also serve the old HTTP relay (POST /runtime_manager) at HOST:PORT or unix:PATH, for old clients. Off by default.")
-    var legacyHTTP: String?
+        help: "Also serve the old HTTP relay (POST /runtime_manager) at HOST:PORT or unix:PATH, for old clients. Off by default.",
+        transform: LinkAddress.parseArgument)
+    var legacyHTTP: LinkAddress?
 
     @Option(help: "Client sessions served at once; more are closed at once.")
     var maxSessions = 16_384
@@ -51,11 +55,11 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(help: "Event loops, and so links (one per loop). Default: one per CPU.")
     var threads = System.coreCount
 
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel = "info"
+    @Option(help: "How much to log.")
+    var logLevel: Logger.Level = .info
 
     func run() async throws {
-        _ = try CommandLineSupport.bootstrapLogging(level: logLevel)
+        CommandLineSupport.bootstrapLogging(level: logLevel)
         let logger = Logger(label: "repeaterd")
         let descriptors = CommandLineSupport.raiseFileDescriptorLimit()
         // One descriptor per client session (streams share the links), plus links and listeners.
@@ -65,21 +69,28 @@ struct RepeaterDaemon: AsyncParsableCommand {
             )
         }
         var configuration = RepeaterServer.Configuration()
-        configuration.listen = try LinkAddress(parsing: listen)
-        configuration.backend = try LinkAddress(parsing: backend)
+        configuration.listen = listen
+        configuration.backend = backend
         configuration.maximumSessions = maxSessions
         configuration.idleTimeout = CommandLineSupport.seconds(idleTimeout)
         configuration.drainTimeout = CommandLineSupport.seconds(drainTimeout)
-        configuration.keepAliveInterval = keepaliveInterval > 0 ? CommandLineSupport.seconds(keepaliveInterval) : nil
+        configuration.keepAliveInterval = CommandLineSupport.secondsOrOff(keepaliveInterval)
         configuration.keepAliveTimeout = CommandLineSupport.seconds(keepaliveTimeout)
         configuration.maximumStreamWindow = maxStreamWindow
-        configuration.legacyHTTP = try legacyHTTP.map { try LinkAddress(parsing: $0) }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         let server = RepeaterServer(configuration: configuration, group: group, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: RepeaterService(server: server))]
+        if let legacyHTTP {
+            // The old relay's sessions use the repeater's links: one per event loop, as its clients'.
+            let relay = LegacyHTTPRelay(
+                configuration: LegacyHTTPRelay.Configuration(), group: group, logger: logger,
+                linkForLoop: { [server] in server.link(for: $0) })
+            services.append(.init(service: LegacyHTTPRelayService(relay: relay, address: legacyHTTP)))
+        }
         let serviceGroup = ServiceGroup(
             configuration: .init(
-                services: [RepeaterService(server: server)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         do {
@@ -100,5 +111,17 @@ struct RepeaterService: Service {
         try await server.start().get()
         try? await gracefulShutdown()
         try await server.shutdown().get()
+    }
+}
+
+/// Serves the old HTTP relay beside the repeater until a graceful shutdown is requested.
+struct LegacyHTTPRelayService: Service {
+    let relay: LegacyHTTPRelay
+    let address: LinkAddress
+
+    func run() async throws {
+        try await relay.start(listen: address).get()
+        try? await gracefulShutdown()
+        try await relay.shutdown().get()
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import Repeater
+import CommandLineSupport
+import YamuxLink
 import RuntimeClient
 import TransportProtocol
 
@@ -19,8 +20,10 @@ struct RuntimeClientCommand: AsyncParsableCommand {
 
 /// Flags every command shares.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "Where to connect: the repeater, or runtime-manager --direct (HOST:PORT).")
-    var connect: String = "\(RuntimeClient.defaultHost):\(RuntimeClient.defaultPort)"
+    @Option(
+        help: "Where to connect: the repeater, or runtime-manager --direct (HOST:PORT).",
+        transform: LinkAddress.parseTCPArgument)
+    var connect: LinkAddress = .tcp(host: RuntimeClient.defaultHost, port: RuntimeClient.defaultPort)
 
     @Option(help: "This client's certificate (PEM).")
     var cert: String
@@ -48,13 +51,12 @@ struct ConnectionOptions: ParsableArguments {
     var maxMessageBytes = LengthPrefixFrameDecoder.defaultMaximumMessageBytes
 
     func validate() throws {
-        _ = try self.hostAndPort()
         guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
     }
 
     func hostAndPort() throws -> (host: String, port: Int) {
-        guard case .tcp(let host, let port) = try? LinkAddress(parsing: self.connect), port > 0 else {
-            throw ValidationError("--connect expects HOST:PORT (e.g. 127.0.0.1:3011), got \"\(self.connect)\"")
+        guard let (host, port) = self.connect.hostAndPort, port > 0 else {
+            throw ValidationError("--connect expects HOST:PORT with a port above 0 (e.g. 127.0.0.1:3011), got \"\(self.connect)\"")
         }
         return (host, port)
     }

@@ -2,7 +2,8 @@ import ArgumentParser
 import Logging
 import NIOCore
 import NIOPosix
-import Repeater
+import CommandLineSupport
+import YamuxLink
 import RuntimeManager
 import ServiceLifecycle
 import TransportProtocol
@@ -22,11 +23,15 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Accept direct TLS clients (no repeater) on HOST:PORT, e.g. 127.0.0.1:3012.")
-    var direct: String?
+    @Option(
+        help: "Accept direct TLS clients (no repeater) on HOST:PORT, e.g. 127.0.0.1:3012.",
+        transform: LinkAddress.parseTCPArgument)
+    var direct: LinkAddress?
 
-    @Option(help: "Accept repeaters' yamux links on HOST:PORT or unix:PATH ('none' to accept direct clients only).")
-    var listen = "127.0.0.1:6000"
+    @Option(
+        help: "Accept repeaters' yamux links on HOST:PORT or unix:PATH ('none' to accept direct clients only).",
+        transform: { $0 == "none" ? nil : try LinkAddress.parseArgument($0) })
+    var listen: LinkAddress? = .tcp(host: "127.0.0.1", port: 6000)
 
     @Option(help: "Streams one link may have open at once; more are refused with RST.")
     var maxStreams = 16_384
@@ -61,41 +66,27 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a session may be silent both ways before it is closed.")
     var idleTimeout = 300.0
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @Option(help: "How much to log.")
+    var logLevel: Logger.Level = .info
 
     func validate() throws {
-        guard Logger.Level(rawValue: self.logLevel) != nil else {
-            throw ValidationError("unknown --log-level \(self.logLevel); use trace, debug, info, notice, warning, error or critical")
-        }
         guard self.maxStoreBytes >= 0 else { throw ValidationError("--max-store-bytes must not be negative") }
         guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
         guard self.messageTimeout > 0 else { throw ValidationError("--message-timeout must be positive") }
         guard self.idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
-        if let direct = self.direct { _ = try Self.directAddress(direct) }
-        if self.listen != "none" {
-            do { _ = try LinkAddress(parsing: self.listen) } catch { throw ValidationError("--listen: \(error)") }
-        } else if self.direct == nil {
+        if self.listen == nil && self.direct == nil {
             throw ValidationError("nothing to listen on: --listen none needs --direct HOST:PORT")
         }
     }
 
-    /// `--direct` takes TCP only: TLS clients connect there without a repeater.
-    static func directAddress(_ text: String) throws -> (host: String, port: Int) {
-        guard case .tcp(let host, let port) = try? LinkAddress(parsing: text) else {
-            throw ValidationError("--direct expects HOST:PORT (e.g. 127.0.0.1:3012), got \"\(text)\"")
-        }
-        return (host, port)
-    }
-
     func run() async throws {
-        _ = try CommandLineSupport.bootstrapLogging(level: self.logLevel)
+        CommandLineSupport.bootstrapLogging(level: self.logLevel)
         let logger = Logger(label: "runtime-manager")
         let configuration = RuntimeManagerConfiguration(
             certificatePath: self.cert, keyPath: self.key, clientCAPath: self.clientCA, policyPath: self.policy,
             maximumStoreBytes: self.maxStoreBytes, maximumMessageBytes: self.maxMessageBytes,
-            messageTimeout: .nanoseconds(Int64(self.messageTimeout * 1e9)),
-            idleTimeout: .nanoseconds(Int64(self.idleTimeout * 1e9))
+            messageTimeout: CommandLineSupport.seconds(self.messageTimeout),
+            idleTimeout: CommandLineSupport.seconds(self.idleTimeout)
         )
         let server: RuntimeManagerServer
         do {
@@ -103,15 +94,14 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
                 configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: logger
             )
         } catch {
-            throw Failure("\(error)")
+            throw CommandLineFailure("\(error)")
         }
-        let directAddress = try self.direct.map(Self.directAddress)
+        let directAddress = self.direct?.hostAndPort
         var yamux = YamuxConfiguration(role: .server)
         yamux.maximumInboundStreams = self.maxStreams
-        yamux.keepAliveInterval = self.keepaliveInterval > 0 ? .nanoseconds(Int64(self.keepaliveInterval * 1e9)) : nil
-        yamux.keepAliveTimeout = .nanoseconds(Int64(self.keepaliveTimeout * 1e9))
-        let link = self.listen == "none" ? nil : try LinkAddress(parsing: self.listen)
-        let service = RuntimeManagerService(server: server, direct: directAddress, link: link, yamux: yamux)
+        yamux.keepAliveInterval = CommandLineSupport.secondsOrOff(self.keepaliveInterval)
+        yamux.keepAliveTimeout = CommandLineSupport.seconds(self.keepaliveTimeout)
+        let service = RuntimeManagerService(server: server, direct: directAddress, link: self.listen, yamux: yamux)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -135,14 +125,14 @@ struct RuntimeManagerService: Service {
             do {
                 try await self.server.bindLinks(address: link, yamux: self.yamux)
             } catch {
-                throw Failure("--listen: \(error)")
+                throw CommandLineFailure("--listen: \(error)")
             }
         }
         if let direct {
             do {
                 try await self.server.bindDirect(host: direct.host, port: direct.port)
             } catch {
-                throw Failure("--direct: \(error)")
+                throw CommandLineFailure("--direct: \(error)")
             }
         }
         await withGracefulShutdownHandler {
@@ -154,8 +144,3 @@ struct RuntimeManagerService: Service {
     }
 }
 
-/// A startup failure, printed as one line without a stack of wrappers.
-struct Failure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

@@ -9,6 +9,7 @@ import Repeater
 import RuntimeClient
 import RuntimeManager
 import TransportProtocol
+import YamuxLink
 import XCTest
 
 #if canImport(Glibc)

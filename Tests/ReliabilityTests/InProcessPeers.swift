@@ -5,7 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Repeater
+import YamuxLink
 import RuntimeClient
 import RuntimeManager
 

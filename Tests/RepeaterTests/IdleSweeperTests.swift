@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import XCTest
+import YamuxLink
 
 @testable import Repeater
 

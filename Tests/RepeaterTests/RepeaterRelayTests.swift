@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import XCTest
+import YamuxLink
 import Yamux
 
 @testable import Repeater

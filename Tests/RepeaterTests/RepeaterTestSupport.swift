@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import XCTest
+import YamuxLink
 import Yamux
 
 @testable import Repeater

@@ -1,10 +1,12 @@
 import Foundation
 import LegacyRelay
+import LegacyRelayServer
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RuntimeClient
 import XCTest
+import YamuxLink
 
 /// The old HTTP relay end to end: a client running TLS over `POST /runtime_manager` →
 /// `repeaterd --legacy-http` → a yamux stream → the runtime manager.
@@ -20,7 +22,7 @@ final class LegacyHTTPThroughRepeaterTests: XCTestCase {
         let policyHash = try await client.policyHash()
         XCTAssertEqual(Array(policyHash), path.server.policy.sha256)
         await client.close()
-        XCTAssertEqual(path.repeater.legacyRelay!.sessionCount, 1, "the old protocol has no close: the session idles out")
+        XCTAssertEqual(path.legacyRelay!.sessionCount, 1, "the old protocol has no close: the session idles out")
         await path.stop()
     }
 
@@ -51,7 +53,7 @@ final class LegacyHTTPThroughRepeaterTests: XCTestCase {
         let path = try await RepeaterPath(legacyHTTP: true)
         let client = try await path.connectLegacy()
         // Kill every session behind the client's back: its next request meets 404/410.
-        path.repeater.legacyRelay!.expireIdleSessions(now: .now() + .hours(1))
+        path.legacyRelay!.expireIdleSessions(now: .now() + .hours(1))
         do {
             _ = try await client.policyHash()
             XCTFail("a request on an expired session succeeded")

@@ -5,10 +5,12 @@ import NIOCore
 import NIOEmbedded
 import NIOPosix
 import NIOSSL
+import LegacyRelayServer
 import Repeater
 import RuntimeClient
 import RuntimeManager
 import TransportProtocol
+import YamuxLink
 import XCTest
 import Yamux
 
@@ -19,6 +21,8 @@ final class RepeaterPath {
     let server: RuntimeManagerServer
     let repeater: RepeaterServer
     let tap: RecordingTap?
+    /// The old HTTP relay beside the repeater (with `legacyHTTP: true`).
+    let legacyRelay: LegacyHTTPRelay?
     let logs = LogCollector()
 
     /// - Parameter legacyHTTP: also serve the old HTTP relay (`repeaterd --legacy-http`).
@@ -38,12 +42,22 @@ final class RepeaterPath {
         var configuration = RepeaterServer.Configuration()
         configuration.listen = .tcp(host: "127.0.0.1", port: 0)
         configuration.backend = .tcp(host: "127.0.0.1", port: backendPort)
-        if legacyHTTP { configuration.legacyHTTP = .tcp(host: "127.0.0.1", port: 0) }
         var logger = Logger(label: "repeater")
         logger.logLevel = .warning
-        repeater = RepeaterServer(configuration: configuration, group: group, logger: logger)
+        let repeater = RepeaterServer(configuration: configuration, group: group, logger: logger)
+        self.repeater = repeater
         try await repeater.start().get()
         try await repeater.linksUp().get()
+        if legacyHTTP {
+            // As repeaterd --legacy-http composes them: the old relay's sessions use the repeater's links.
+            let relay = LegacyHTTPRelay(
+                configuration: LegacyHTTPRelay.Configuration(), group: group, logger: logger,
+                linkForLoop: { repeater.link(for: $0) })
+            try await relay.start(listen: .tcp(host: "127.0.0.1", port: 0)).get()
+            legacyRelay = relay
+        } else {
+            legacyRelay = nil
+        }
     }
 
     var port: Int { repeater.localAddress!.port! }
@@ -54,7 +68,7 @@ final class RepeaterPath {
     }
 
     /// The old HTTP relay's port (with `legacyHTTP: true`).
-    var legacyPort: Int { repeater.legacyRelay!.localAddress!.port! }
+    var legacyPort: Int { legacyRelay!.localAddress!.port! }
 
     /// A client speaking TLS over the old HTTP relay, as `runtime-client --legacy-http` does.
     func connectLegacy(_ who: String = "client") async throws -> RuntimeClient {
@@ -64,6 +78,7 @@ final class RepeaterPath {
     }
 
     func stop() async {
+        _ = try? await legacyRelay?.shutdown().get()
         _ = try? await repeater.shutdown().get()
         await server.shutdown()
         try? await tap?.stop()

@@ -1,8 +1,7 @@
-import LegacyRelay
 import NIOCore
 import XCTest
 
-@testable import RuntimeClient
+@testable import LegacyRelay
 
 final class LegacyHTTPClientStateTests: XCTestCase {
     /// A TLS record: header (type, version 3.3, length) and `length` body bytes.

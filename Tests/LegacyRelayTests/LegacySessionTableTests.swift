@@ -1,7 +1,7 @@
 import NIOCore
 import XCTest
 
-@testable import Repeater
+@testable import LegacyRelayServer
 
 /// A fixed sequence for id allocation, so collisions can be provoked.
 struct ScriptedGenerator: RandomNumberGenerator {

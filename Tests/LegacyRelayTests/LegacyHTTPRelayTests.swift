@@ -4,7 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import XCTest
 
-@testable import Repeater
+@testable import LegacyRelayServer
 
 /// A minimal HTTP/1.1 client for the relay: one request at a time on one kept-alive connection.
 final class HTTPTestClient: @unchecked Sendable {
@@ -101,14 +101,11 @@ struct RawLegacySession {
 }
 
 final class LegacyHTTPRelayTests: XCTestCase {
-    private func makeFixture(_ configure: (inout LegacyHTTPRelay.Configuration) -> Void = { _ in }) throws -> RepeaterFixture {
-        try RepeaterFixture { configuration in
-            configuration.legacyHTTP = .tcp(host: "127.0.0.1", port: 0)
-            configure(&configuration.legacyHTTPRelay)
-        }
+    private func makeFixture(_ configure: (inout LegacyHTTPRelay.Configuration) -> Void = { _ in }) throws -> LegacyRelayFixture {
+        try LegacyRelayFixture(configure: configure)
     }
 
-    private func port(_ fixture: RepeaterFixture) -> Int { fixture.repeater.legacyRelay!.localAddress!.port! }
+    private func port(_ fixture: LegacyRelayFixture) -> Int { fixture.port }
 
     func testASessionIsOneStreamBothWays() throws {
         let fixture = try makeFixture()
@@ -121,7 +118,7 @@ final class LegacyHTTPRelayTests: XCTestCase {
         try session.post(Array("runtime manager".utf8))
         try session.collect(22)
         XCTAssertEqual(String(decoding: session.received, as: UTF8.self), "hello, runtime manager", "echoed in order")
-        XCTAssertEqual(fixture.repeater.legacyRelay!.sessionCount, 1)
+        XCTAssertEqual(fixture.relay.sessionCount, 1)
     }
 
     func testAPollWaitsForBytesThenTimesOutEmpty() throws {
@@ -189,7 +186,7 @@ final class LegacyHTTPRelayTests: XCTestCase {
         XCTAssertTrue(wrongPath.body.contains("POST /runtime_manager"), wrongPath.body)
         let wrongMethod = try client.request("", method: .GET)
         XCTAssertEqual(wrongMethod.status, .methodNotAllowed)
-        XCTAssertEqual(fixture.repeater.legacyRelay!.sessionCount, 0, "refused requests open nothing")
+        XCTAssertEqual(fixture.relay.sessionCount, 0, "refused requests open nothing")
         let large = try client.request("0 " + String(repeating: "A", count: 2000))
         XCTAssertEqual(large.status, .payloadTooLarge)
         XCTAssertTrue(large.body.contains("over 1000 bytes"), large.body)
@@ -202,9 +199,9 @@ final class LegacyHTTPRelayTests: XCTestCase {
         defer { client.close() }
         var session = RawLegacySession(client: client)
         try session.post(Array("x".utf8))
-        XCTAssertEqual(fixture.repeater.legacyRelay!.sessionCount, 1)
-        try waitUntil { fixture.repeater.legacyRelay!.sessionCount == 0 }
-        try waitUntil { fixture.repeater.links.allSatisfy { link in
+        XCTAssertEqual(fixture.relay.sessionCount, 1)
+        try waitUntil { fixture.relay.sessionCount == 0 }
+        try waitUntil { fixture.links.allSatisfy { link in
             (try? link.eventLoop.submit { link.multiplexer?.openStreamCount ?? 0 }.wait()) == 0 } }
         // The idle HTTP connection was closed too (same timeout); a new one learns the session expired.
         let later = try HTTPTestClient(port: port(fixture), group: fixture.group)

@@ -30,7 +30,7 @@ public enum LinkSocketTuning {
         low: 32 * 1024, high: 64 * 1024)
 
     /// `TCP_NOTSENT_LOWAT` as a NIO channel option (NIO has no name for it).
-    static var notSentLowWatermarkOption: ChannelOptions.Types.SocketOption {
+    public static var notSentLowWatermarkOption: ChannelOptions.Types.SocketOption {
         ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: CInt(TCP_NOTSENT_LOWAT)))
     }
 }

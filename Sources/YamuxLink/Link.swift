@@ -74,7 +74,7 @@ public final class Link: @unchecked Sendable {
     }
 
     /// The live link channel, if any (call on the event loop).
-    var channel: Channel? {
+    public var channel: Channel? {
         if case .up(let channel, _) = state { return channel }
         return nil
     }

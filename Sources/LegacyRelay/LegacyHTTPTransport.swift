@@ -29,11 +29,11 @@ public struct LegacyHTTPRelayError: Error, CustomStringConvertible, Sendable {
 ///
 /// Above it the pipeline is the same as over a socket, so `RuntimeClient`'s request code does not
 /// know which transport it runs on. The logic is `LegacyHTTPClientState`.
-final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = HTTPClientRequestPart
+public final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
+    public typealias InboundIn = HTTPClientResponsePart
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = HTTPClientRequestPart
 
     /// The relay's answers are bounded by what it holds per session (1 MiB of TLS bytes, in base64).
     static let maximumResponseBytes = 16 * 1024 * 1024
@@ -46,11 +46,11 @@ final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
     private let host: String
 
     /// - Parameter host: the relay's address, for the Host header.
-    init(host: String) { self.host = host }
+    public init(host: String) { self.host = host }
 
     // MARK: Outbound: ciphertext from TLS
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if let failure {
             promise?.fail(failure)
             return
@@ -64,11 +64,11 @@ final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
         }
     }
 
-    func flush(context: ChannelHandlerContext) {
+    public func flush(context: ChannelHandlerContext) {
         pump(context: context)
     }
 
-    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+    public func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
         guard case .awaitingReply(let awaiting)? = event as? LegacyHTTPTransportEvent else {
             context.triggerUserOutboundEvent(event, promise: promise)
             return
@@ -78,7 +78,7 @@ final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
         pump(context: context)
     }
 
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         if mode == .all { failWrites(ChannelError.ioOnClosedChannel) }
         context.close(mode: mode, promise: promise)
     }
@@ -106,7 +106,7 @@ final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
 
     // MARK: Inbound: the relay's answers
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             responseHead = head
@@ -156,7 +156,7 @@ final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
         pump(context: context)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
         if error is HTTPParserError {
             fail(context: context, LegacyHTTPRelayError(message: "the peer does not answer in HTTP (\(error))"))
         } else {
@@ -164,7 +164,7 @@ final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         failWrites(ChannelError.ioOnClosedChannel)
         context.fireChannelInactive()
     }
@@ -189,38 +189,40 @@ final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
 ///
 /// The signal goes down after the flush (or close) that carries the bytes, so their first
 /// record is already in flight when polling starts, rather than queued behind a poll.
-final class LegacyExchangeTracker: ChannelDuplexHandler {
-    typealias InboundIn = RuntimeManagerResponse
-    typealias OutboundIn = RuntimeManagerRequest
+public final class LegacyExchangeTracker: ChannelDuplexHandler {
+    public typealias InboundIn = RuntimeManagerResponse
+    public typealias OutboundIn = RuntimeManagerRequest
 
     private var handshaking = true
     private var outstanding = 0
     private var closing = false
     private var signalled = true
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    public init() {}
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         outstanding += 1
         context.write(data, promise: promise)
     }
 
-    func flush(context: ChannelHandlerContext) {
+    public func flush(context: ChannelHandlerContext) {
         context.flush()
         signal(context: context)
     }
 
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         context.close(mode: mode, promise: promise)
         closing = true
         signal(context: context)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         outstanding = max(0, outstanding - 1)
         signal(context: context)
         context.fireChannelRead(data)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event {
             handshaking = false
             signal(context: context)

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import YamuxLink
 
 /// The old HTTP relay (`POST /runtime_manager`), kept so old clients work while a deployment
 /// moves to plain TCP, and as the "before" of every benchmark.
@@ -30,13 +31,16 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
 
     public let configuration: Configuration
     private let group: EventLoopGroup
-    private let linkForLoop: (EventLoop) -> Link?
+    private let linkForLoop: @Sendable (EventLoop) -> Link?
     private let logger: Logger
     private let table: NIOLockedValueBox<LegacySessionTable<LegacyRelaySession>>
     private var listener: Channel?
     private var expiryTask: RepeatedTask?
 
-    init(configuration: Configuration, group: EventLoopGroup, logger: Logger, linkForLoop: @escaping (EventLoop) -> Link?) {
+    public init(
+        configuration: Configuration, group: EventLoopGroup, logger: Logger,
+        linkForLoop: @escaping @Sendable (EventLoop) -> Link?
+    ) {
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -52,7 +56,7 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
     public var localAddress: SocketAddress? { listener?.localAddress }
 
     /// Binds the HTTP listener and starts the idle-expiry clock.
-    func start(listen address: LinkAddress) -> EventLoopFuture<Void> {
+    public func start(listen address: LinkAddress) -> EventLoopFuture<Void> {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -78,7 +82,7 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
     }
 
     /// Stops listening and closes every session.
-    func shutdown() -> EventLoopFuture<Void> {
+    public func shutdown() -> EventLoopFuture<Void> {
         expiryTask?.cancel()
         let loop = group.next()
         let closed = listener?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()

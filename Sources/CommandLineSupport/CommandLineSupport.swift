@@ -1,0 +1,93 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import YamuxLink
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Small pieces every executable of the project shares, and nothing else links.
+public enum CommandLineSupport {
+    /// Sets up swift-log to write to stderr at `level`.
+    public static func bootstrapLogging(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    /// Raises the open-file limit to its hard maximum: every client session costs descriptors.
+    /// Returns the limit now in force (-1 if it cannot be read).
+    @discardableResult
+    public static func raiseFileDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return -1 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { return Int(raised.rlim_cur) }
+        }
+        return Int(limit.rlim_cur)
+    }
+
+    /// Seconds from a command line (fractions allowed) as a `TimeAmount`: the one way every
+    /// executable turns `--…-timeout`/`--…-interval` values into NIO time.
+    public static func seconds(_ value: Double) -> TimeAmount {
+        .nanoseconds(Int64((value * 1_000_000_000).rounded()))
+    }
+
+    /// An interval option where 0 means "off".
+    public static func secondsOrOff(_ value: Double) -> TimeAmount? {
+        value > 0 ? seconds(value) : nil
+    }
+}
+
+/// A failure already worded for the user: the executable prints `NAME: <message>` and exits 1,
+/// without a stack of wrappers.
+public struct CommandLineFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// `--log-level trace|debug|info|notice|warning|error|critical`: parsed, checked and listed in
+/// `--help` by swift-argument-parser.
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension LinkAddress: ExpressibleByArgument {
+    /// `HOST:PORT`, `[IPv6]:PORT` or `unix:PATH`; a bad value is refused with `LinkAddressError`'s
+    /// reason by the options that use `LinkAddress.parseArgument`.
+    public init?(argument: String) {
+        guard let address = try? LinkAddress(parsing: argument) else { return nil }
+        self = address
+    }
+
+    /// For `@Option(transform:)`: parses, and says why a value is refused.
+    @Sendable public static func parseArgument(_ text: String) throws -> LinkAddress {
+        do {
+            return try LinkAddress(parsing: text)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// For options that take TCP only (`runtime-client --connect`, `runtime-manager --direct`).
+    @Sendable public static func parseTCPArgument(_ text: String) throws -> LinkAddress {
+        let address = try parseArgument(text)
+        guard case .tcp = address else {
+            throw ValidationError("invalid address '\(text)': expected HOST:PORT (TCP), e.g. 127.0.0.1:3011")
+        }
+        return address
+    }
+
+    /// Host and port of a TCP address (a Unix-socket address has none).
+    public var hostAndPort: (host: String, port: Int)? {
+        guard case .tcp(let host, let port) = self else { return nil }
+        return (host, port)
+    }
+}
