@@ -64,4 +64,36 @@ final class IdleSweeperTests: XCTestCase {
         XCTAssertTrue(channel.isActive)
         sweeper.stop()
     }
+
+    /// The activity a sweeper reads is the one `RelayGlue` marks, for bytes in either direction: a
+    /// client that only downloads (sends nothing) is as alive as one that only uploads.
+    func testBytesEitherWayThroughTheRelayKeepASessionOpen() throws {
+        for clientSends in [true, false] {
+            let direction = clientSends ? "client to runtime manager" : "runtime manager to client"
+            let loop = EmbeddedEventLoop()
+            let sweeper = IdleSweeper(eventLoop: loop, timeout: timeout) { _, _ in }
+            let activity = RelayActivity()
+            let (clientGlue, streamGlue) = RelayGlue.matchedPair(first: "client", second: "stream", activity: activity)
+            let client = EmbeddedChannel(handler: clientGlue, loop: loop)
+            let stream = EmbeddedChannel(handler: streamGlue, loop: loop)
+            for channel in [client, stream] { try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait() }
+            sweeper.add(1, channel: client, activity: activity)
+            let (sender, receiver) = clientSends ? (client, stream) : (stream, client)
+
+            // A byte every half sweep interval for three timeouts.
+            for _ in 0..<(3 * 2 * IdleSweeper.sweepsPerTimeout) {
+                try sender.writeInbound(ByteBuffer(string: "x"))
+                loop.advanceTime(by: .nanoseconds(step.nanoseconds / 2))
+            }
+            XCTAssertTrue(client.isActive, "\(direction): traffic must keep the session open")
+            var relayed = 0
+            while let bytes = try receiver.readOutbound(as: ByteBuffer.self) { relayed += bytes.readableBytes }
+            XCTAssertEqual(relayed, 3 * 2 * IdleSweeper.sweepsPerTimeout, "\(direction): every byte is relayed")
+
+            // Then silence: closed within a timeout and a sweep.
+            loop.advanceTime(by: timeout + step)
+            XCTAssertFalse(client.isActive, "\(direction): a silent session is closed")
+            XCTAssertEqual(sweeper.sessionCount, 0)
+        }
+    }
 }

@@ -142,7 +142,8 @@ func pattern(_ count: Int, seed: Int = 0) -> ByteBuffer {
     return ByteBuffer(bytes: bytes)
 }
 
-/// A blocking TCP socket, for tests about exact write patterns (write, write, read).
+/// A blocking TCP socket, for tests about exact write patterns (write, write, read). Every wait
+/// has a deadline: a broken relay fails the test instead of hanging it.
 struct BlockingSocket {
     let fd: Int32
 
@@ -157,29 +158,76 @@ struct BlockingSocket {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard result == 0 else { throw POSIXError(code: errno) }
+        guard result == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw POSIXError(code: code)
+        }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// Sends every byte (MSG_NOSIGNAL: a peer that closed makes this a no-op, not a SIGPIPE).
     func send(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    /// Reads exactly `count` bytes (or fewer at EOF).
-    func receive(_ count: Int) -> [UInt8] {
+    /// Waits up to `timeout` for the socket to become readable (data, EOF or an error).
+    private func readable(by deadline: Date) -> Bool {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { return false }
+            if poll(&poller, 1, Int32(max(1, left * 1000))) > 0 { return true }
+        }
+    }
+
+    /// Reads exactly `count` bytes (or fewer at EOF or on a reset). Fails the test if they have
+    /// not all arrived, and the peer has not closed, within `timeout`.
+    func receive(_ count: Int, timeout: TimeInterval = 30, file: StaticString = #filePath, line: UInt = #line) -> [UInt8] {
+        let deadline = Date().addingTimeInterval(timeout)
         var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: max(count, 1))
+        var buffer = [UInt8](repeating: 0, count: min(max(count, 1), 1 << 20))
         while result.count < count {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, count - result.count, 0) }
+            guard readable(by: deadline) else {
+                XCTFail("\(result.count) of \(count) bytes arrived within \(timeout) s, and the peer did not close", file: file, line: line)
+                break
+            }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, count - result.count), 0) }
             if n <= 0 { break }
             result += buffer[0..<n]
         }
         return result
     }
 
+    /// Waits for the peer to close (EOF or reset): true if it did within `timeout`, false if the
+    /// socket is still open then or bytes arrived instead.
+    func waitForClose(timeout: TimeInterval) -> Bool {
+        guard readable(by: Date().addingTimeInterval(timeout)) else { return false }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) <= 0
+    }
+
     func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
     func close() { _ = Glibc.close(fd) }
+}
+
+/// Polls `condition` every 10 ms until it holds; fails the test saying `what` did not happen if it
+/// still does not hold after `timeout` (a deadline far beyond the expected time: it only bounds a
+/// broken run).
+@discardableResult
+func waitUntil(
+    _ what: String, timeout: TimeInterval = 20, file: StaticString = #filePath, line: UInt = #line,
+    _ condition: () throws -> Bool
+) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(10_000)
+    }
+    if try condition() { return true }
+    XCTFail("\(what) did not happen within \(timeout) s", file: file, line: line)
+    return false
 }
 
 struct POSIXError: Error {
