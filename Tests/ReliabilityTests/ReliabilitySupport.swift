@@ -201,7 +201,8 @@ func residentKiB(pid: Int32) -> Int? {
     return nil
 }
 
-/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+/// Polls `condition` every 20 ms until it holds or `timeout` passes. The timeout is a deadline
+/// for a broken run, never a measurement: make it generous.
 func eventually(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
@@ -209,6 +210,37 @@ func eventually(timeout: TimeInterval, _ condition: () -> Bool) -> Bool {
         usleep(20_000)
     }
     return condition()
+}
+
+/// `eventually` for conditions that must be awaited (an in-process server's statistics).
+func eventuallyAsync(timeout: TimeInterval, _ condition: () async -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(nanoseconds: 20_000_000)
+    }
+    return await condition()
+}
+
+/// The kernel's queues of the loopback TCP socket bound to `localPort` and connected to
+/// `remotePort`, from /proc/net/tcp (every socket of this network namespace, other processes'
+/// too): `sent` is what was written but not yet acknowledged by the peer, `unread` what arrived
+/// but was not yet read by the socket's owner. Nil if there is no such socket.
+func tcpQueues(localPort: Int, remotePort: Int) -> (sent: Int, unread: Int)? {
+    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+    let local = String(format: "0100007F:%04X", localPort)
+    let remote = String(format: "0100007F:%04X", remotePort)
+    for line in table.split(separator: "\n").dropFirst() {
+        // sl local_address rem_address st tx_queue:rx_queue ...
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard fields.count > 4, fields[1] == local, fields[2] == remote else { continue }
+        let queues = fields[4].split(separator: ":")
+        guard queues.count == 2, let sent = Int(queues[0], radix: 16), let unread = Int(queues[1], radix: 16) else {
+            return nil
+        }
+        return (sent, unread)
+    }
+    return nil
 }
 
 /// The deployment pieces as processes: runtime-manager, repeaterd, runtime-client.
