@@ -185,9 +185,11 @@ final class EndToEndTests: ProcessTestCase {
         let (_, port) = try startListener(["--echo"])
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
+        let echoCounter = DataPayloadCounter()
         let link = try ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(echoCounter)
                     try channel.pipeline.syncOperations.addHandler(
                         YamuxMultiplexer(configuration: YamuxConfiguration(role: .client)))
                 }
@@ -209,7 +211,15 @@ final class EndToEndTests: ProcessTestCase {
         for index in 0..<(4 * 1024 * 1024 / 4) { payload.writeInteger(UInt32(index)) }
         stream.writeAndFlush(payload, promise: nil)
         stream.close(mode: .output, promise: nil)
-        usleep(500_000)
+        // Read nothing until muxcat has sent a whole receive window of echo: from then on its echo
+        // stream can only queue, and holds its reads once that queue passes its watermark.
+        let deadline = Date().addingTimeInterval(30)
+        var echoedBeforeReading = 0
+        while echoedBeforeReading < YamuxWindow.initial, Date() < deadline {
+            echoedBeforeReading = try link.eventLoop.submit { echoCounter.payloadBytes }.wait()
+            usleep(10_000)
+        }
+        XCTAssertGreaterThanOrEqual(echoedBeforeReading, YamuxWindow.initial, "muxcat should fill the receive window with echo")
         try stream.setOption(ChannelOptions.autoRead, value: true).wait()
         let echoed = try done.futureResult.wait()
         XCTAssertEqual(echoed.readableBytes, payload.readableBytes)
@@ -267,6 +277,22 @@ final class EndToEndTests: ProcessTestCase {
             go away: none
 
             """)
+    }
+}
+
+/// Counts the Data payload bytes arriving on a link, before the multiplexer sees them.
+/// Confined to the link's event loop.
+final class DataPayloadCounter: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private var decoder = YamuxFrameDecoder()
+    private(set) var payloadBytes = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        decoder.append(unwrapInboundIn(data))
+        while let item = try? decoder.next() {
+            if case .payload(let bytes, _) = item { payloadBytes += bytes.readableBytes }
+        }
+        context.fireChannelRead(data)
     }
 }
 
