@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import ProcessTestSupport
 import XCTest
 
 /// The two executables as a user runs them: exit codes, one-line errors,
@@ -8,14 +9,9 @@ import XCTest
 final class CommandLineTests: XCTestCase {
     private let certs = TestCertificates.shared
 
-    /// Built next to the test bundle by `swift build` / `swift test`.
-    private func executable(_ name: String) throws -> String {
-        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let path = directory.appendingPathComponent(name).path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw XCTSkip("\(path) not built; run `swift build` first")
-        }
-        return path
+    /// Built by `swift build`; a missing one fails the test, saying how to build it.
+    private func executable(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        try Binaries.path(name, file: file, line: line)
     }
 
     private func freePort() throws -> Int {
@@ -53,8 +49,10 @@ final class CommandLineTests: XCTestCase {
         process.terminate()
         let output = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTFail("runtime-manager did not start listening:\n\(output)")
-        throw XCTSkip("runtime-manager did not start")
+        throw NotStarted()
     }
+
+    private struct NotStarted: Error {}
 
     private func client(_ who: String, port: Int, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         try runProcess(

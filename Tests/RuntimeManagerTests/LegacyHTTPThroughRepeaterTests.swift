@@ -4,6 +4,7 @@ import LegacyRelayServer
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ProcessTestSupport
 import RuntimeClient
 import XCTest
 import YamuxLink
@@ -68,11 +69,7 @@ final class LegacyHTTPThroughRepeaterTests: XCTestCase {
 
     /// `runtime-client --legacy-http` as a user runs it, through the in-process repeater.
     func testTheRuntimeClientExecutableOverTheLegacyRelay() async throws {
-        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let executable = directory.appendingPathComponent("runtime-client").path
-        guard FileManager.default.isExecutableFile(atPath: executable) else {
-            throw XCTSkip("\(executable) not built; run `swift build` first")
-        }
+        let executable = try Binaries.path("runtime-client")
         let path = try await RepeaterPath(legacyHTTP: true)
         let certs = TestCertificates.shared
         let local = FileManager.default.temporaryDirectory.appendingPathComponent("legacy-\(UUID().uuidString)").path

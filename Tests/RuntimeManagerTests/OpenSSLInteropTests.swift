@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import ProcessTestSupport
 import TransportProtocol
 import XCTest
 
@@ -24,7 +25,7 @@ func assertOpenSSLClientGetsPolicyHash(
 ) async throws {
         let certs = TestCertificates.shared
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.executableURL = URL(fileURLWithPath: try Binaries.system("openssl", package: "openssl", file: file, line: line))
         process.arguments = [
             "s_client", "-connect", "127.0.0.1:\(port)", "-tls1_3", "-brief",
             "-cert", certs.path("client.pem"), "-key", certs.path("client.key"), "-CAfile", certs.path("ca.pem"),
