@@ -44,9 +44,10 @@ final class LengthPrefixedMessageHandlerTests: XCTestCase {
         let decoded = try XCTUnwrap(try channel.readInbound(as: RuntimeManagerRequest.self))
         XCTAssertEqual(decoded.writeFile.data, contents)
         XCTAssertNil(try channel.readInbound(as: RuntimeManagerRequest.self))
-        // Linear gathering takes well under a second even in debug builds; copying
-        // or re-parsing the growing buffer on each of the 2049 reads takes far longer.
-        XCTAssertLessThan(elapsed, 3, "gathering 32 MiB took \(elapsed) s")
+        // Re-parsing on each read is what the count above rules out. The cost of gathering (in
+        // place, versus a copy per read) is measured by the micro-benchmarks (tools/bench micro:
+        // "32 MB in 16 KB chunks"), not asserted on this shared machine's clock.
+        print("gathering 32 MiB in \(reads) reads took \(String(format: "%.2f", elapsed)) s (information only)")
         XCTAssertTrue(try channel.finish().isClean)
     }
 
