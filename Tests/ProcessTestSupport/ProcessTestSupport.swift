@@ -115,9 +115,10 @@ public final class RunningProcess: @unchecked Sendable {
     }
 
     /// Waits until `text` shows up on stdout or stderr; fails the test (showing both) if it does not.
+    /// The timeout only bounds a broken run (never a measurement), so it is generous.
     @discardableResult
     public func waitFor(
-        _ text: String, onStderr: Bool = false, timeout: TimeInterval = 10, file: StaticString = #filePath,
+        _ text: String, onStderr: Bool = false, timeout: TimeInterval = 20, file: StaticString = #filePath,
         line: UInt = #line
     ) -> Bool {
         let output = onStderr ? stderr : stdout
@@ -134,7 +135,7 @@ public final class RunningProcess: @unchecked Sendable {
     }
 
     /// The exit status, or nil (and a test failure) if the process is still running after `timeout`.
-    public func waitForExit(timeout: TimeInterval = 10, file: StaticString = #filePath, line: UInt = #line) -> Int32? {
+    public func waitForExit(timeout: TimeInterval = 20, file: StaticString = #filePath, line: UInt = #line) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         guard !process.isRunning else {
