@@ -288,7 +288,7 @@ final class FaultMatrixTests: XCTestCase {
     func testAFloodOfStreamOpensIsRefusedWithRSTAndTheLinkSurvives() throws {
         let linkPort = freePort()
         let manager = try deployment.runtimeManager(linkPort: linkPort, ["--max-streams", "100"])
-        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let (_, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
 
         let flood = try RawSocket.connect(port: linkPort)
         defer { flood.close() }

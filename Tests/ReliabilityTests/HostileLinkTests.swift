@@ -109,7 +109,7 @@ final class HostileLinkTests: XCTestCase {
     func testRuntimeManagerRefusesEveryHostileLinkAndKeepsServingAGoodSession() async throws {
         let linkPort = freePort()
         let manager = try deployment.runtimeManager(linkPort: linkPort)
-        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let (_, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
         // A real client session through a real repeater on another link, alive across the attacks.
         let client = try await RuntimeClient.connect(
             host: "127.0.0.1", port: frontPort,

@@ -84,12 +84,12 @@ final class RepeaterRelayTests: XCTestCase {
     /// the client leg, and both ends of the link.
     func testTCPNoDelayIsOnEverySocketOfASession() throws {
         let accepted = NIOLockedValueBox<Channel?>(nil)
-        let fixture = try RepeaterFixture(threads: 1) { stream in
+        let fixture = try RepeaterFixture(threads: 1, streamInitializer: { stream in
             accepted.withLockedValue { $0 = stream.parent }
             return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
                 try stream.pipeline.syncOperations.addHandler(StreamEchoHandler())
             }
-        }
+        })
         defer { fixture.shutdown() }
         let socket = try BlockingSocket(port: fixture.port)
         defer { socket.close() }
@@ -116,12 +116,12 @@ final class RepeaterRelayTests: XCTestCase {
     /// it shallow (TCP_NOTSENT_LOWAT and a small write watermark; see `LinkSocketTuning`).
     func testLinkSocketsKeepTheirUnsentQueueShallowOnBothEnds() throws {
         let accepted = NIOLockedValueBox<Channel?>(nil)
-        let fixture = try RepeaterFixture(threads: 1) { stream in
+        let fixture = try RepeaterFixture(threads: 1, streamInitializer: { stream in
             accepted.withLockedValue { $0 = stream.parent }
             return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
                 try stream.pipeline.syncOperations.addHandler(StreamEchoHandler())
             }
-        }
+        })
         defer { fixture.shutdown() }
         let socket = try BlockingSocket(port: fixture.port)
         defer { socket.close() }
