@@ -26,6 +26,7 @@ let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
 
 let package = Package(
     name: "Repeater",
@@ -41,6 +42,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -89,7 +91,10 @@ let package = Package(
         /// The client side: TLS over plain TCP (or over the old HTTP relay), requests, chunked uploads.
         .target(
             name: "RuntimeClient",
-            dependencies: ["TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, logging]
+            dependencies: [
+                "TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, nioExtras,
+                logging,
+            ]
         ),
 
         // MARK: Debugging
