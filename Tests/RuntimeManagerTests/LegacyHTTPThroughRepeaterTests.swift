@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RuntimeClient
+import RuntimeManager
 import XCTest
 import YamuxLink
 

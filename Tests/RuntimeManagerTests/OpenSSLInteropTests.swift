@@ -1,6 +1,8 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import RuntimeManager
+import SwiftProtobuf
 import TransportProtocol
 import XCTest
 
