@@ -181,7 +181,8 @@ public final class RuntimeClient: Sendable {
         progress: ((_ sent: Int, _ total: Int) -> Void)? = nil
     ) async throws {
         guard let file = FileHandle(forReadingAtPath: localPath) else {
-            throw RuntimeClientError.localFile(path: localPath, reason: Self.whyUnreadable(localPath))
+            throw RuntimeClientError.localFile(
+                path: localPath, reason: Self.whyUnreadable(localPath) ?? "cannot be read (permissions?)")
         }
         defer { try? file.close() }
         let total = (try? FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int) ?? 0
@@ -246,10 +247,13 @@ public final class RuntimeClient: Sendable {
         try? await self.channel.close()
     }
 
-    private static func whyUnreadable(_ path: String) -> String {
+    /// Why a local file cannot be uploaded, or nil if it can be read. The command line asks
+    /// before it connects, so that no session is opened for nothing; ``put`` says the same.
+    public static func whyUnreadable(_ path: String) -> String? {
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
         if isDirectory.boolValue { return "is a directory, not a file" }
-        return "cannot be read (permissions?)"
+        if !FileManager.default.isReadableFile(atPath: path) { return "cannot be read (permissions?)" }
+        return nil
     }
 }
