@@ -26,6 +26,12 @@ let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
+let swiftProtobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: "swift-protobuf")
+
+/// Swift 6 language mode, and imports that must name every module whose members a file uses.
+/// The trusted side's targets have it already; the package as a whole still says `.v5`.
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6), .enableUpcomingFeature("MemberImportVisibility")]
 
 let package = Package(
     name: "Repeater",
@@ -41,6 +47,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -75,21 +82,27 @@ let package = Package(
         /// Application messages (protobuf) and the 8-byte length-prefix codec.
         .target(
             name: "TransportProtocol",
-            dependencies: [nioCore, .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-            exclude: ["transport_protocol.proto"]
+            dependencies: [nioCore, swiftProtobuf],
+            exclude: ["transport_protocol.proto"],
+            swiftSettings: swift6
         ),
         /// The runtime manager: file store, policy, request handling, TLS per stream.
         .target(
             name: "RuntimeManager",
             dependencies: [
-                "TransportProtocol", "YamuxLink", "Yamux", nioCore, nioPosix, nioSSL, nioTLS, logging,
+                "TransportProtocol", "YamuxLink", "Yamux", nioCore, nioPosix, nioSSL, nioTLS, logging, swiftProtobuf,
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            swiftSettings: swift6
         ),
         /// The client side: TLS over plain TCP (or over the old HTTP relay), requests, chunked uploads.
         .target(
             name: "RuntimeClient",
-            dependencies: ["TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, logging]
+            dependencies: [
+                "TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, nioExtras,
+                logging, swiftProtobuf,
+            ],
+            swiftSettings: swift6
         ),
 
         // MARK: Debugging
@@ -112,12 +125,14 @@ let package = Package(
             name: "runtime-manager",
             dependencies: [
                 "RuntimeManager", "YamuxLink", "Yamux", "TransportProtocol", "CommandLineSupport", nioCore, nioPosix,
-                argumentParser, logging, serviceLifecycle,
-            ]
+                argumentParser, logging, serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swift6
         ),
         .executableTarget(
             name: "runtime-client",
-            dependencies: ["RuntimeClient", "TransportProtocol", "CommandLineSupport", "YamuxLink", argumentParser, logging]
+            dependencies: ["RuntimeClient", "TransportProtocol", "CommandLineSupport", "YamuxLink", argumentParser, logging],
+            swiftSettings: swift6
         ),
         .executableTarget(
             name: "muxcat",
@@ -137,14 +152,17 @@ let package = Package(
                 "LegacyRelay", "LegacyRelayServer", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging,
             ]
         ),
-        .testTarget(name: "TransportProtocolTests", dependencies: ["TransportProtocol", nioCore, nioEmbedded]),
+        .testTarget(
+            name: "TransportProtocolTests", dependencies: ["TransportProtocol", nioCore, nioEmbedded, swiftProtobuf],
+            swiftSettings: swift6),
         .testTarget(
             name: "RuntimeManagerTests",
             dependencies: [
                 "RuntimeManager", "RuntimeClient", "Repeater", "LegacyRelayServer", "YamuxLink", "Yamux", "TransportProtocol",
                 "LegacyRelay", "ProcessTestSupport", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioEmbedded,
-                nioConcurrencyHelpers, logging,
-            ]
+                nioConcurrencyHelpers, logging, swiftProtobuf,
+            ],
+            swiftSettings: swift6
         ),
         .testTarget(
             name: "MuxCatTests",

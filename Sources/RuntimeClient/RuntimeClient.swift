@@ -1,10 +1,13 @@
-import LegacyRelay
 import Foundation
+import LegacyRelay
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOPosix
+import NIOExtras
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
+import SwiftProtobuf
+import Synchronization
 import TransportProtocol
 
 /// A connection to a runtime manager (directly or through a repeater):
@@ -21,13 +24,17 @@ public final class RuntimeClient: Sendable {
 
     public let address: String
     public let configuration: RuntimeClientConfiguration
-    private let channel: Channel
-    private let context = RequestCounter()
-    /// Why the connection failed, as the response handler saw it (outlives the handler).
+    private let channel: any Channel
+    /// The `context` of the last request sent; responses echo it, so they can be checked against requests.
+    private let lastContext = Atomic<UInt32>(0)
+    /// Why the connection failed, as ``ClientConnectionMonitor`` saw it (outlives the pipeline).
     private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
 
+    /// Matches responses to requests in order (NIOExtras), behind the handlers that explain failures.
+    typealias ResponseQueue = RequestResponseHandler<RuntimeManagerRequest, RuntimeManagerResponse>
+
     private init(
-        channel: Channel, address: String, configuration: RuntimeClientConfiguration,
+        channel: any Channel, address: String, configuration: RuntimeClientConfiguration,
         firstFailure: NIOLockedValueBox<RuntimeClientError?>
     ) {
         self.channel = channel
@@ -43,7 +50,7 @@ public final class RuntimeClient: Sendable {
         host: String = defaultHost,
         port: Int = defaultPort,
         configuration: RuntimeClientConfiguration,
-        group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         downloadProgress: (@Sendable (_ received: Int, _ expected: Int) -> Void)? = nil
     ) async throws -> RuntimeClient {
         let sslContext = try configuration.makeSSLContext()
@@ -53,7 +60,7 @@ public final class RuntimeClient: Sendable {
         let overLegacyHTTP = configuration.transport == .legacyHTTP
         let handshake = group.next().makePromise(of: Void.self)
         let firstFailure = NIOLockedValueBox<RuntimeClientError?>(nil)
-        let channel: Channel
+        let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: handshake.futureResult.eventLoop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -75,7 +82,9 @@ public final class RuntimeClient: Sendable {
                         )
                         if overLegacyHTTP { try sync.addHandler(LegacyExchangeTracker()) }
                         try sync.addHandler(
-                            ClientResponseHandler(handshake: handshake, address: address, firstFailure: firstFailure))
+                            ClientConnectionMonitor(handshake: handshake, address: address, firstFailure: firstFailure))
+                        try sync.addHandler(ResponseQueue())
+                        try sync.addHandler(UnrequestedResponseHandler(firstFailure: firstFailure))
                     }
                 }
                 .connect(host: host, port: port)
@@ -101,22 +110,18 @@ public final class RuntimeClient: Sendable {
     /// Sends one request and waits for its response, whatever its status.
     public func send(_ request: RuntimeManagerRequest) async throws -> RuntimeManagerResponse {
         var request = request
-        request.context = self.context.next()
+        request.context = self.lastContext.wrappingAdd(1, ordering: .relaxed).newValue
         let promise = self.channel.eventLoop.makePromise(of: RuntimeManagerResponse.self)
-        // A write that never reaches the response handler (the connection closed and its
+        // A write that never reaches the response queue (the connection closed and its
         // handlers are gone) must still fail the request instead of leaving it waiting forever.
-        let written = self.channel.eventLoop.makePromise(of: Void.self)
-        let address = self.address
-        let firstFailure = self.firstFailure
-        written.futureResult.whenFailure { error in
-            let reason: RuntimeClientError =
-                firstFailure.withLockedValue { $0 } ?? (error as? RuntimeClientError)
-                ?? (error as? LegacyHTTPRelayError).map { .relayFailed("\($0)") }
-                ?? .connectionClosed(address: address)
-            promise.fail(reason)
+        // (Failing a promise the queue already failed changes nothing.)
+        self.channel.writeAndFlush((request, promise)).whenFailure { promise.fail($0) }
+        let response: RuntimeManagerResponse
+        do {
+            response = try await promise.futureResult.get()
+        } catch {
+            throw self.explain(error)
         }
-        self.channel.writeAndFlush(PendingRequest(request: request, promise: promise), promise: written)
-        let response = try await promise.futureResult.get()
         guard response.context == request.context else {
             if response.status != .success, let message = response.errorMessage {
                 // The runtime manager refused the stream itself (e.g. a message over its
@@ -128,6 +133,18 @@ public final class RuntimeClient: Sendable {
             )
         }
         return response
+    }
+
+    /// Why a request failed, in the words of the connection's first failure when there was one:
+    /// the queue fails waiting requests with NIOExtras' `ClosedBeforeReceivingResponse` and a
+    /// write after the close fails with `ioOnClosedChannel`, neither of which says why.
+    private func explain(_ error: any Error) -> RuntimeClientError {
+        if let first = self.firstFailure.withLockedValue({ $0 }) { return first }
+        switch error {
+        case let error as RuntimeClientError: return error
+        case let error as LegacyHTTPRelayError: return .relayFailed("\(error)")
+        default: return .connectionClosed(address: self.address)
+        }
     }
 
     /// Sends a request and returns the response if it succeeded.
@@ -164,7 +181,8 @@ public final class RuntimeClient: Sendable {
         progress: ((_ sent: Int, _ total: Int) -> Void)? = nil
     ) async throws {
         guard let file = FileHandle(forReadingAtPath: localPath) else {
-            throw RuntimeClientError.localFile(path: localPath, reason: Self.whyUnreadable(localPath))
+            throw RuntimeClientError.localFile(
+                path: localPath, reason: Self.whyUnreadable(localPath) ?? "cannot be read (permissions?)")
         }
         defer { try? file.close() }
         let total = (try? FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int) ?? 0
@@ -229,23 +247,13 @@ public final class RuntimeClient: Sendable {
         try? await self.channel.close()
     }
 
-    private static func whyUnreadable(_ path: String) -> String {
+    /// Why a local file cannot be uploaded, or nil if it can be read. The command line asks
+    /// before it connects, so that no session is opened for nothing; ``put`` says the same.
+    public static func whyUnreadable(_ path: String) -> String? {
         var isDirectory: ObjCBool = false
         if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
         if isDirectory.boolValue { return "is a directory, not a file" }
-        return "cannot be read (permissions?)"
-    }
-}
-
-/// Numbers requests so responses can be checked against them (the `context` field).
-final class RequestCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: UInt32 = 0
-
-    func next() -> UInt32 {
-        self.lock.withLock {
-            self.value &+= 1
-            return self.value
-        }
+        if !FileManager.default.isReadableFile(atPath: path) { return "cannot be read (permissions?)" }
+        return nil
     }
 }

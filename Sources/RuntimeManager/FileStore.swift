@@ -1,24 +1,28 @@
 import Foundation
+import Synchronization
 
 /// The runtime manager's files: in memory, shared by all sessions, with a
 /// limit on the total size.
 ///
-/// Why a class behind a lock and not an actor: sessions run on different event
+/// Why a class behind a mutex and not an actor: sessions run on different event
 /// loops and handle one request at a time synchronously; an actor would make
 /// every request hop executors for operations that take microseconds (or a
-/// memcpy). The lock is held only for dictionary updates and the copy of an
+/// memcpy). The mutex is held only for dictionary updates and the copy of an
 /// appended chunk. Reads return the stored `Data` by reference (copy-on-write),
-/// so readers never hold the lock while sending.
+/// so readers never hold the mutex while sending.
 ///
 /// File names are opaque keys: "a/../b" is just a name, there is no directory
 /// tree to escape from.
-public final class FileStore: @unchecked Sendable {
+public final class FileStore: Sendable {
     /// The largest total of all file sizes, in bytes.
     public let maximumTotalBytes: Int
 
-    private let lock = NSLock()
-    private var files: [String: Data] = [:]
-    private var usedBytes = 0
+    private struct Contents {
+        var files: [String: Data] = [:]
+        var usedBytes = 0
+    }
+
+    private let contents = Mutex(Contents())
 
     public init(maximumTotalBytes: Int) {
         precondition(maximumTotalBytes >= 0)
@@ -26,46 +30,43 @@ public final class FileStore: @unchecked Sendable {
     }
 
     /// Creates or replaces a file.
-    public func write(_ name: String, data: Data) throws {
-        try self.lock.withLock {
-            let old = self.files[name]?.count ?? 0
-            let newTotal = self.usedBytes - old + data.count
-            guard newTotal <= self.maximumTotalBytes else {
-                throw FileStoreError.storeFull(
-                    name: name, requested: data.count, used: self.usedBytes - old, limit: self.maximumTotalBytes
-                )
+    public func write(_ name: String, data: Data) throws(FileStoreError) {
+        let limit = self.maximumTotalBytes
+        try self.contents.withLock { (contents) throws(FileStoreError) in
+            let old = contents.files[name]?.count ?? 0
+            let newTotal = contents.usedBytes - old + data.count
+            guard newTotal <= limit else {
+                throw .storeFull(name: name, requested: data.count, used: contents.usedBytes - old, limit: limit)
             }
-            self.files[name] = data
-            self.usedBytes = newTotal
+            contents.files[name] = data
+            contents.usedBytes = newTotal
         }
     }
 
     /// Appends to an existing file. Appending to a missing file is an error:
     /// it usually means the write that should have created it failed.
-    public func append(_ name: String, data: Data) throws {
-        try self.lock.withLock {
-            guard self.files[name] != nil else { throw FileStoreError.appendToMissingFile(name: name) }
-            guard self.usedBytes + data.count <= self.maximumTotalBytes else {
-                throw FileStoreError.storeFull(
-                    name: name, requested: data.count, used: self.usedBytes, limit: self.maximumTotalBytes
-                )
+    public func append(_ name: String, data: Data) throws(FileStoreError) {
+        let limit = self.maximumTotalBytes
+        try self.contents.withLock { (contents) throws(FileStoreError) in
+            guard contents.files[name] != nil else { throw .appendToMissingFile(name: name) }
+            guard contents.usedBytes + data.count <= limit else {
+                throw .storeFull(name: name, requested: data.count, used: contents.usedBytes, limit: limit)
             }
-            self.files[name]!.append(data)
-            self.usedBytes += data.count
+            contents.files[name]!.append(data)
+            contents.usedBytes += data.count
         }
     }
 
     /// The contents of a file.
-    public func read(_ name: String) throws -> Data {
-        try self.lock.withLock {
-            guard let data = self.files[name] else { throw FileStoreError.noSuchFile(name: name) }
-            return data
-        }
+    public func read(_ name: String) throws(FileStoreError) -> Data {
+        let data = self.contents.withLock { $0.files[name] }
+        guard let data else { throw .noSuchFile(name: name) }
+        return data
     }
 
     /// The total size of all files, in bytes.
     public var totalBytes: Int {
-        self.lock.withLock { self.usedBytes }
+        self.contents.withLock { $0.usedBytes }
     }
 }
 

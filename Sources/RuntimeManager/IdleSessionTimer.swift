@@ -2,9 +2,11 @@ import NIOCore
 
 /// Closes a channel that carried no bytes either way for `timeout`.
 ///
-/// NIO's `IdleStateHandler` reads the wall clock, so it cannot be driven by an
-/// `EmbeddedEventLoop`'s virtual time; this one uses `eventLoop.now` and one
-/// timer per idle stretch (re-armed for the remainder, not per read or write).
+/// Why not NIO's `IdleStateHandler` (`allTimeout`), which fires the same kind of event: it
+/// measures idleness with `NIODeadline.now()`, the wall clock (checked in swift-nio 2.101.3), so
+/// an `EmbeddedEventLoop`'s virtual time can fire its timer but never makes the channel look
+/// idle, and the idle-session tests would need real sleeps. This one uses `eventLoop.now` and
+/// one timer per idle stretch (re-armed for the remainder, not per read or write).
 /// On expiry it fires ``IdleSessionTimer/Expired`` inbound, so the session
 /// handler can log why before it closes.
 final class IdleSessionTimer: ChannelDuplexHandler {
@@ -51,9 +53,8 @@ final class IdleSessionTimer: ChannelDuplexHandler {
     }
 
     private func schedule(context: ChannelHandlerContext, in delay: TimeAmount) {
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.check = context.eventLoop.scheduleTask(in: delay) { [self] in
-            let context = loopBound.value
+        // The timer runs on this handler's own event loop: it may use the handler and its context.
+        self.check = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             let idle = context.eventLoop.now - self.lastActivity
             if idle < self.timeout {
                 self.schedule(context: context, in: self.timeout - idle)

@@ -75,10 +75,10 @@ final class PacedWriter: ChannelDuplexHandler {
     private func scheduleDrain(context: ChannelHandlerContext) {
         guard !self.drainScheduled else { return }
         self.drainScheduled = true
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.eventLoop.execute { [self] in
+        // Runs on this handler's own event loop, on a later turn: it may use the handler and its context.
+        context.eventLoop.assumeIsolated().execute {
             self.drainScheduled = false
-            self.drain(context: loopBound.value)
+            self.drain(context: context)
         }
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SwiftProtobuf
 import TransportProtocol
 
 /// Answers one request of one client: the runtime manager's whole behaviour

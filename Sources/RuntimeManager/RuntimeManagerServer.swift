@@ -1,11 +1,17 @@
-import Foundation
 import Logging
 import NIOCore
-import YamuxLink
-import Yamux
 import NIOPosix
 import NIOSSL
+import Synchronization
 import TransportProtocol
+import Yamux
+import YamuxLink
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What a runtime manager is started with; mirrors the command-line flags.
 public struct RuntimeManagerConfiguration: Sendable {
@@ -54,9 +60,9 @@ public struct RuntimeManagerConfiguration: Sendable {
 /// accepted stream with ``RuntimeManagerSession/configure(channel:context:)``
 /// using ``sessionContext`` and hands its listening channel to
 /// ``addListener(_:)`` so that shutdown closes it too.
-public final class RuntimeManagerServer: @unchecked Sendable {
+public final class RuntimeManagerServer: Sendable {
     public let configuration: RuntimeManagerConfiguration
-    public let group: EventLoopGroup
+    public let group: any EventLoopGroup
     /// Pass this to ``RuntimeManagerSession/configure(channel:context:)`` for every stream.
     public let sessionContext: RuntimeManagerSessionContext
     public let store: FileStore
@@ -64,12 +70,16 @@ public final class RuntimeManagerServer: @unchecked Sendable {
     private let logger: Logger
     private let shutdownSignal = ShutdownSignal()
 
-    private let lock = NSLock()
-    private var listeners: [Channel] = []
-    private var linkListeners: [YamuxLinkListener] = []
+    /// What shutdown must close: bound from any task, taken once by ``shutdown()``.
+    private struct Listening {
+        var listeners: [any Channel] = []
+        var linkListeners: [YamuxLinkListener] = []
+    }
+
+    private let listening = Mutex(Listening())
 
     /// Loads the certificates, key and policy; fails with a message naming the bad file.
-    public init(configuration: RuntimeManagerConfiguration, group: EventLoopGroup, logger: Logger) throws {
+    public init(configuration: RuntimeManagerConfiguration, group: any EventLoopGroup, logger: Logger) throws {
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -103,7 +113,7 @@ public final class RuntimeManagerServer: @unchecked Sendable {
     @discardableResult
     public func bindDirect(host: String, port: Int) async throws -> SocketAddress {
         let context = self.sessionContext
-        let channel: Channel
+        let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 256)
@@ -120,7 +130,9 @@ public final class RuntimeManagerServer: @unchecked Sendable {
             throw RuntimeManagerSetupError("cannot listen on \(host):\(port): permission denied (ports below 1024 need privileges)")
         }
         self.addListener(channel)
-        let address = channel.localAddress!
+        guard let address = channel.localAddress else {
+            throw RuntimeManagerSetupError("cannot listen on \(host):\(port): the listening socket has no local address")
+        }
         self.logger.notice("accepting direct TLS clients on \(address)")
         return address
     }
@@ -144,14 +156,14 @@ public final class RuntimeManagerServer: @unchecked Sendable {
         } catch let error as IOError where error.errnoCode == EACCES {
             throw RuntimeManagerSetupError("cannot listen on \(address): permission denied")
         }
-        self.lock.withLock { self.linkListeners.append(listener) }
+        self.listening.withLock { $0.linkListeners.append(listener) }
         self.logger.notice("accepting repeater links on \(listener.localAddress.map { "\($0)" } ?? "\(address)")")
         return listener.localAddress
     }
 
     /// Links from repeaters connected right now, and the streams open on them.
     public func linkStatistics() async -> (links: Int, streams: Int) {
-        let listeners = self.lock.withLock { self.linkListeners }
+        let listeners = self.listening.withLock { $0.linkListeners }
         var links = 0
         var streams = 0
         for listener in listeners {
@@ -162,8 +174,8 @@ public final class RuntimeManagerServer: @unchecked Sendable {
     }
 
     /// Registers a listening channel (for example the yamux link listener) to be closed on shutdown.
-    public func addListener(_ channel: Channel) {
-        self.lock.withLock { self.listeners.append(channel) }
+    public func addListener(_ channel: any Channel) {
+        self.listening.withLock { $0.listeners.append(channel) }
     }
 
     /// Asks the server to stop; ``waitForShutdownRequest()`` returns. Safe from any thread, idempotent.
@@ -178,17 +190,14 @@ public final class RuntimeManagerServer: @unchecked Sendable {
 
     /// Graceful stop: accept nothing new, then close every session with a TLS close_notify.
     public func shutdown() async {
-        let listeners = self.lock.withLock { () -> [Channel] in
-            defer { self.listeners = [] }
-            return self.listeners
+        let taken = self.listening.withLock { listening in
+            defer { listening = Listening() }
+            return listening
         }
-        for listener in listeners {
+        for listener in taken.listeners {
             try? await listener.close()
         }
-        let linkListeners = self.lock.withLock { () -> [YamuxLinkListener] in
-            defer { self.linkListeners = [] }
-            return self.linkListeners
-        }
+        let linkListeners = taken.linkListeners
         // Go Away first: repeaters open no new streams while the open sessions are closed.
         for linkListener in linkListeners { linkListener.goAway() }
         let open = self.sessionContext.sessions.count
@@ -202,25 +211,28 @@ public final class RuntimeManagerServer: @unchecked Sendable {
 }
 
 /// A one-shot signal any number of tasks can wait for; triggering twice is harmless.
-final class ShutdownSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var triggered = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+final class ShutdownSignal: Sendable {
+    private struct State {
+        var triggered = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
 
     func trigger() {
-        let waiters: [CheckedContinuation<Void, Never>] = self.lock.withLock {
-            self.triggered = true
-            defer { self.waiters = [] }
-            return self.waiters
+        let waiters = self.state.withLock { state in
+            state.triggered = true
+            defer { state.waiters = [] }
+            return state.waiters
         }
         for waiter in waiters { waiter.resume() }
     }
 
     func wait() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let already: Bool = self.lock.withLock {
-                if self.triggered { return true }
-                self.waiters.append(continuation)
+            let already = self.state.withLock { state in
+                if state.triggered { return true }
+                state.waiters.append(continuation)
                 return false
             }
             if already { continuation.resume() }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -59,19 +60,22 @@ public struct RuntimeManagerSessionContext: Sendable {
 ///           ⇄ NIOSSLServerHandler (TLS 1.3, client cert required)
 ///           ⇄ PacedWriter (large responses go to TLS in slices, paced by writability)
 ///           ⇄ BackPressureHandler (no reading while responses cannot be written)
-///           ⇄ LengthPrefixedMessageEncoder / LengthPrefixedMessageDecoder
+///           ⇄ LengthPrefixedPayloadEncoder / LengthPrefixedMessageDecoder
 ///           ⇄ RuntimeManagerSessionHandler (identity, policy, file store)
+///
+/// The session handler serializes each response itself, inline or (for a large one) on a thread
+/// pool, and writes the bytes through its own context; the payload encoder below frames them.
 public enum RuntimeManagerSession {
     /// Adds the session handlers to `channel`. Call it from the channel's
     /// initializer; the returned future completes once the handlers are added.
-    public static func configure(channel: Channel, context: RuntimeManagerSessionContext) -> EventLoopFuture<Void> {
+    public static func configure(channel: any Channel, context: RuntimeManagerSessionContext) -> EventLoopFuture<Void> {
         if channel.eventLoop.inEventLoop {
             return channel.eventLoop.makeCompletedFuture { try self.addHandlers(to: channel, context: context) }
         }
         return channel.eventLoop.submit { try self.addHandlers(to: channel, context: context) }
     }
 
-    private static func addHandlers(to channel: Channel, context: RuntimeManagerSessionContext) throws {
+    private static func addHandlers(to channel: any Channel, context: RuntimeManagerSessionContext) throws {
         let sync = channel.pipeline.syncOperations
         // Silence both ways (ciphertext counts) for idleTimeout ends the session.
         try sync.addHandler(IdleSessionTimer(timeout: context.idleTimeout))
@@ -81,7 +85,7 @@ public enum RuntimeManagerSession {
         // A client that sends requests without reading the answers must not make
         // responses pile up in memory: stop reading while the channel cannot write.
         try sync.addHandler(BackPressureHandler())
-        try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerResponse>())
+        try sync.addHandler(LengthPrefixedPayloadEncoder())
         try sync.addHandler(
             LengthPrefixedMessageDecoder<RuntimeManagerRequest>(
                 maximumMessageBytes: context.maximumMessageBytes, stallTimeout: context.messageTimeout)
@@ -92,9 +96,12 @@ public enum RuntimeManagerSession {
 
 /// The last handler of a session: learns the client's identity when the TLS
 /// handshake completes, answers requests in order, reports failures.
+///
+/// It writes each response as its serialized protobuf bytes (``LengthPrefixedPayloadEncoder``
+/// frames them), so that it alone decides where serialization happens.
 final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     typealias InboundIn = RuntimeManagerRequest
-    typealias OutboundOut = RuntimeManagerResponse
+    typealias OutboundOut = ByteBuffer
 
     private let sessionContext: RuntimeManagerSessionContext
     private var logger: Logger
@@ -112,11 +119,11 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         self.logger[metadataKey: "peer"] = "\(peer)"
         self.sessionContext.sessions.add(context.channel)
         let timeout = self.sessionContext.handshakeTimeout
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.handshakeTimer = context.eventLoop.scheduleTask(in: timeout) { [self] in
+        // The timer runs on this session's event loop: it may use the handler and its context.
+        self.handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             guard self.identity == nil else { return }
             self.logger.warning("TLS handshake not finished after \(timeout.nanoseconds / 1_000_000_000) s; closing session")
-            self.close(context: loopBound.value)
+            self.close(context: context)
         }
     }
 
@@ -184,55 +191,67 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
 
     private func answerInOrder(context: ChannelHandlerContext, outcome: RequestOutcome, identity: ClientIdentity) {
         let loop = context.eventLoop
-        let loopBound = NIOLoopBound(context, eventLoop: loop)
         let previous = self.lastResponseWritten ?? loop.makeSucceededVoidFuture()
         self.responsesInFlight += 1
         let large = outcome.response.result.data.count >= Self.offloadedSerializationBytes
+        // Everything but the serialization itself runs on this session's event loop (isolated),
+        // so the continuations may use the handler and its context.
         let written = previous.flatMap { () -> EventLoopFuture<ByteBuffer?> in
             guard large else { return loop.makeSucceededFuture(nil) }
             // One at a time: the next large response is serialized only once this one is handed on.
             return NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
                 try outcome.response.serializedByteBuffer()
             }.map { Optional($0) }
-        }.map { [self] (serialized: ByteBuffer?) -> Void in
+        }.assumeIsolated().map { (serialized: ByteBuffer?) -> Void in
             self.responsesInFlight -= 1
-            let context = loopBound.value
             guard !self.closing, context.channel.isActive else { return }
             if let payload = serialized {
                 self.writeSerialized(payload, context: context)
             } else {
                 self.write(outcome, identity: identity, context: context)
             }
-        }.recover { [self] error in
+        }.recover { error in
             self.logger.warning("could not serialize a response: \(error); closing session")
-            self.close(context: loopBound.value)
-        }
+            self.close(context: context)
+        }.nonisolated()
         self.lastResponseWritten = written
     }
 
+    /// Serializes a response here, on the event loop (small ones), and writes it.
     private func write(_ outcome: RequestOutcome, identity: ClientIdentity, context: ChannelHandlerContext) {
+        let payload: ByteBuffer
+        do {
+            payload = try outcome.response.serializedByteBuffer()
+        } catch {
+            self.logger.warning("could not serialize a response: \(error); closing session")
+            self.close(context: context)
+            return
+        }
         if outcome.shutdownRequested {
             self.logger.notice("authorized shutdown requested")
             let promise = context.eventLoop.makePromise(of: Void.self)
             let onShutdown = self.sessionContext.onShutdownRequest
             promise.futureResult.whenComplete { _ in onShutdown(identity) }
-            context.writeAndFlush(self.wrapOutboundOut(outcome.response), promise: promise)
+            self.writeSerialized(payload, context: context, promise: promise)
         } else {
-            context.writeAndFlush(self.wrapOutboundOut(outcome.response), promise: nil)
+            self.writeSerialized(payload, context: context)
         }
     }
 
-    /// Hands an already serialized response to the message encoder, which frames it as it frames
-    /// every other response.
-    private func writeSerialized(_ payload: ByteBuffer, context: ChannelHandlerContext) {
-        typealias Encoder = LengthPrefixedMessageEncoder<RuntimeManagerResponse>
-        guard let encoder = try? context.pipeline.syncOperations.context(handlerType: Encoder.self) else {
-            self.logger.error("no message encoder in the session pipeline; closing session")
-            self.close(context: context)
-            return
+    /// Writes a serialized response through this handler's context; the payload encoder below frames it.
+    private func writeSerialized(_ payload: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        context.writeAndFlush(self.wrapOutboundOut(payload), promise: promise)
+    }
+
+    /// Serializes a response that the session sends on its own (a framing failure) and writes it.
+    private func writeResponse(
+        _ response: RuntimeManagerResponse, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil
+    ) {
+        do {
+            self.writeSerialized(try response.serializedByteBuffer(), context: context, promise: promise)
+        } catch {
+            promise?.fail(error)
         }
-        Encoder.writeFramed(payload, context: encoder, promise: nil)
-        encoder.flush()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -248,10 +267,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
                 self.sendFailureAndClose(context: context, message: "\(framing)")
             case .malformedMessage:
                 self.logger.info("\(framing)")
-                context.writeAndFlush(
-                    self.wrapOutboundOut(.failure(.failedInvalidRequest, context: 0, message: "\(framing)")),
-                    promise: nil
-                )
+                self.writeResponse(.failure(.failedInvalidRequest, context: 0, message: "\(framing)"), context: context)
             case .truncatedMessage:
                 self.logger.info("\(framing)")
             }
@@ -277,9 +293,10 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     private func sendFailureAndClose(context: ChannelHandlerContext, message: String) {
         guard !self.closing else { return }
         let response = RuntimeManagerResponse.failure(.failedInvalidRequest, context: 0, message: message)
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(self.wrapOutboundOut(response)).whenComplete { [self] _ in
-            self.close(context: loopBound.value)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        self.writeResponse(response, context: context, promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            self.close(context: context)
         }
     }
 

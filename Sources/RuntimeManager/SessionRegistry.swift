@@ -1,33 +1,38 @@
-import Foundation
 import NIOCore
+import Synchronization
 
 /// The open sessions of a server, whatever carries them.
 ///
 /// Why: a graceful shutdown must close every session (with a TLS close_notify),
 /// including sessions on yamux streams that the server did not accept itself.
-/// Sessions add and remove themselves; the lock makes that safe from any event loop.
-public final class SessionRegistry: @unchecked Sendable {
-    private let lock = NSLock()
-    private var channels: [ObjectIdentifier: Channel] = [:]
+/// Sessions add and remove themselves from their own event loops; the mutex makes that safe.
+///
+/// Why not NIOExtras' `ServerQuiescingHelper`: it tracks the children of one `ServerBootstrap`'s
+/// server channel, which covers only `--direct`. The sessions that matter most are streams on
+/// repeaters' yamux links, child channels of a multiplexer that no server channel accepts, so
+/// they would still need this table; one table for both kinds keeps one way to drain. (It would
+/// also pull NIOHTTP1, which NIOExtras links, into the runtime manager.)
+public final class SessionRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
     public init() {}
 
-    func add(_ channel: Channel) {
-        self.lock.withLock { self.channels[ObjectIdentifier(channel)] = channel }
+    func add(_ channel: any Channel) {
+        self.channels.withLock { $0[ObjectIdentifier(channel)] = channel }
     }
 
-    func remove(_ channel: Channel) {
-        self.lock.withLock { _ = self.channels.removeValue(forKey: ObjectIdentifier(channel)) }
+    func remove(_ channel: any Channel) {
+        _ = self.channels.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
     /// How many sessions are open now.
     public var count: Int {
-        self.lock.withLock { self.channels.count }
+        self.channels.withLock { $0.count }
     }
 
     /// Closes every open session and waits until they are closed.
     public func closeAll() async {
-        let open = self.lock.withLock { Array(self.channels.values) }
+        let open = self.channels.withLock { Array($0.values) }
         // In parallel: each close waits for the peer's close_notify (or a timeout).
         await withTaskGroup(of: Void.self) { group in
             for channel in open {

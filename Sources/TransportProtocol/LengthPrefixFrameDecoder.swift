@@ -184,3 +184,11 @@ public func writeLengthPrefix(_ length: Int, into buffer: inout ByteBuffer) {
     precondition(length >= 0)
     buffer.writeInteger(UInt64(length), endianness: .big)
 }
+
+/// The prefix that goes on the wire before `payload`, as a buffer of its own: the one framing
+/// step both encoders share (the payload follows as a second write, so it is never copied).
+public func lengthPrefix(for payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    var prefix = allocator.buffer(capacity: LengthPrefixFrameDecoder.prefixLength)
+    writeLengthPrefix(payload.readableBytes, into: &prefix)
+    return prefix
+}

@@ -64,13 +64,13 @@ public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>:
     }
 
     private func scheduleStallCheck(context: ChannelHandlerContext, in delay: TimeAmount) {
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.stallCheck = context.eventLoop.scheduleTask(in: delay) { [self] in
+        // The timer runs on this handler's own event loop, so it may use the handler and its context.
+        self.stallCheck = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             self.stallCheck = nil
             guard let timeout = self.stallTimeout, !self.failed, self.frames.isMidMessage else { return }
-            let waited = loopBound.value.eventLoop.now - self.lastProgress
+            let waited = context.eventLoop.now - self.lastProgress
             if waited < timeout {
-                self.scheduleStallCheck(context: loopBound.value, in: timeout - waited)
+                self.scheduleStallCheck(context: context, in: timeout - waited)
                 return
             }
             self.failed = true
@@ -78,7 +78,7 @@ public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>:
             var received = 0
             var expected: Int?
             if case let .truncatedMessage(r, e)? = partial { (received, expected) = (r, e) }
-            loopBound.value.fireErrorCaught(
+            context.fireErrorCaught(
                 TransportProtocolError.stalledMessage(
                     received: received, expected: expected, seconds: Int(timeout.nanoseconds / 1_000_000_000)))
         }
@@ -149,16 +149,27 @@ public final class LengthPrefixedMessageEncoder<Message: SwiftProtobuf.Message>:
             promise?.fail(error)
             return
         }
-        Self.writeFramed(payload, context: context, promise: promise)
+        context.write(self.wrapOutboundOut(lengthPrefix(for: payload, allocator: context.channel.allocator)), promise: nil)
+        context.write(self.wrapOutboundOut(payload), promise: promise)
     }
+}
 
-    /// Writes a payload serialized elsewhere (for example on a thread pool, for a large message)
-    /// from this encoder's `context`: the prefix, then the payload, exactly as ``write`` frames a
-    /// message. The caller flushes.
-    public static func writeFramed(_ payload: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        var prefix = context.channel.allocator.buffer(capacity: LengthPrefixFrameDecoder.prefixLength)
-        writeLengthPrefix(payload.readableBytes, into: &prefix)
-        context.write(NIOAny(prefix), promise: nil)
-        context.write(NIOAny(payload), promise: promise)
+/// Outbound handler: payloads that are already serialized in, length-prefixed bytes out.
+///
+/// Why it exists beside ``LengthPrefixedMessageEncoder``: a handler that chooses *where* a
+/// message is serialized (the runtime manager serializes a large response on a thread pool,
+/// away from the event loop every stream of its link shares) writes the serialized bytes, and
+/// this handler frames them exactly as the message encoder frames a message: the prefix, then
+/// the payload as its own buffer, uncopied.
+public final class LengthPrefixedPayloadEncoder: ChannelOutboundHandler {
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    public init() {}
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let payload = self.unwrapOutboundIn(data)
+        context.write(self.wrapOutboundOut(lengthPrefix(for: payload, allocator: context.channel.allocator)), promise: nil)
+        context.write(data, promise: promise)
     }
 }

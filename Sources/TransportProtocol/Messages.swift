@@ -1,4 +1,5 @@
 import Foundation
+import SwiftProtobuf
 
 /// Short names for the generated message types.
 ///

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Errors of the length-prefixed message framing.
 ///
 /// They are values (Equatable) so tests and the session handler can match on

@@ -208,17 +208,7 @@ func hex(_ data: Data) -> String {
 /// Fails before connecting when the file to upload cannot be read, so no
 /// session is opened for nothing.
 func checkReadable(_ path: String) throws {
-    var isDirectory: ObjCBool = false
-    let reason: String
-    if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-        reason = "no such file"
-    } else if isDirectory.boolValue {
-        reason = "is a directory, not a file"
-    } else if !FileManager.default.isReadableFile(atPath: path) {
-        reason = "cannot be read (permissions?)"
-    } else {
-        return
-    }
+    guard let reason = RuntimeClient.whyUnreadable(path) else { return }
     var standardError = FileHandle.standardError
     print("runtime-client: \(path): \(reason)", to: &standardError)
     throw ExitCode(1)

@@ -1,13 +1,14 @@
 import ArgumentParser
+import CommandLineSupport
 import Logging
 import NIOCore
 import NIOPosix
-import CommandLineSupport
-import YamuxLink
 import RuntimeManager
 import ServiceLifecycle
 import TransportProtocol
+import UnixSignals
 import Yamux
+import YamuxLink
 
 /// The runtime manager's command line: parses flags, starts the server, and
 /// stops it gracefully on SIGTERM/SIGINT or an authorized request_shutdown.

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import RuntimeClient
 import RuntimeManager
+import SwiftProtobuf
 import TransportProtocol
 import XCTest
 

@@ -3,7 +3,9 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOSSL
+import RuntimeClient
 import RuntimeManager
+import SwiftProtobuf
 import TransportProtocol
 import XCTest
 

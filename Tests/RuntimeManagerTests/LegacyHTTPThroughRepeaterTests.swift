@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import ProcessTestSupport
 import RuntimeClient
+import RuntimeManager
 import XCTest
 import YamuxLink
 

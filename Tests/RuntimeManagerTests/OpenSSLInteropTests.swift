@@ -2,6 +2,8 @@ import Foundation
 import NIOCore
 import NIOPosix
 import ProcessTestSupport
+import RuntimeManager
+import SwiftProtobuf
 import TransportProtocol
 import XCTest
 

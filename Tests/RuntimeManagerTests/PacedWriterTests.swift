@@ -12,7 +12,7 @@ final class PacedWriterTests: XCTestCase {
         for i in 0..<(1_100_000 / 4) { large.writeInteger(UInt32(i)) }
         let largeWritten = channel.eventLoop.makePromise(of: Void.self)
         var done = false
-        largeWritten.futureResult.whenSuccess { done = true }
+        largeWritten.futureResult.assumeIsolated().whenSuccess { done = true }
         channel.write(large, promise: largeWritten)
         channel.write(ByteBuffer(string: "after"), promise: nil)
         channel.flush()
@@ -47,7 +47,7 @@ final class PacedWriterTests: XCTestCase {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let promise = channel.eventLoop.makePromise(of: Void.self)
         var failed = false
-        promise.futureResult.whenFailure { _ in failed = true }
+        promise.futureResult.assumeIsolated().whenFailure { _ in failed = true }
         channel.write(ByteBuffer(repeating: 1, count: 4 << 20), promise: promise)
         channel.flush()
         _ = try channel.finish(acceptAlreadyClosed: true)

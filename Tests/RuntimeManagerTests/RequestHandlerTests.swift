@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import RuntimeManager
+import SwiftProtobuf
 import TransportProtocol
 import XCTest
 

@@ -9,6 +9,7 @@ import LegacyRelayServer
 import Repeater
 import RuntimeClient
 import RuntimeManager
+import SwiftProtobuf
 import TransportProtocol
 import YamuxLink
 import XCTest
@@ -16,7 +17,7 @@ import Yamux
 
 /// The whole path: runtime-client → repeaterd (yamux client) → link → runtime manager (yamux
 /// server, TLS per stream), in process on loopback. Optionally with a recording tap on the link.
-final class RepeaterPath {
+final class RepeaterPath: Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let server: RuntimeManagerServer
     let repeater: RepeaterServer
@@ -191,7 +192,7 @@ final class ThroughRepeaterTests: XCTestCase {
             }
         }
         var openedStream: Channel?
-        opened.whenSuccess { openedStream = $0 }
+        opened.assumeIsolated().whenSuccess { openedStream = $0 }
         pumpLinks(clientLink, serverLink, until: { openedStream != nil })
         let stream = try XCTUnwrap(openedStream, "the stream did not open")
         stream.writeAndFlush(
@@ -229,7 +230,7 @@ private func pumpLinks(_ a: EmbeddedChannel, _ b: EmbeddedChannel) {
             (from.eventLoop as! EmbeddedEventLoop).run()
             while let bytes = try? from.readOutbound(as: ByteBuffer.self) {
                 moved = true
-                try? to.writeInbound(bytes)
+                _ = try? to.writeInbound(bytes)
             }
         }
     }

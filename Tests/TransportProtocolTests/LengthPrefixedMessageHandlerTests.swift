@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOEmbedded
+import SwiftProtobuf
 import TransportProtocol
 import XCTest
 

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SwiftProtobuf
 import TransportProtocol
 import XCTest
 

@@ -1,0 +1,100 @@
+import LegacyRelay
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOExtras
+import NIOTLS
+import TransportProtocol
+
+/// What a client connection tells its owner beyond the responses themselves: when the TLS
+/// handshake is done, and why the connection failed.
+///
+/// Sits just before NIOExtras' `RequestResponseHandler`, which matches responses to requests in
+/// order and, on an error, fails every waiting request with that error and closes. This handler
+/// turns each error into a ``RuntimeClientError`` first (so those requests fail with a line the
+/// CLI can print), remembers the first one (it outlives the pipeline), and fails `connect`'s
+/// handshake promise with the TLS reason instead of leaving it to the first request.
+final class ClientConnectionMonitor: ChannelInboundHandler {
+    typealias InboundIn = RuntimeManagerResponse
+    typealias InboundOut = RuntimeManagerResponse
+
+    private let handshake: EventLoopPromise<Void>
+    private let address: String
+    private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
+    private var handshakeDone = false
+
+    init(handshake: EventLoopPromise<Void>, address: String, firstFailure: NIOLockedValueBox<RuntimeClientError?>) {
+        self.handshake = handshake
+        self.address = address
+        self.firstFailure = firstFailure
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event, !self.handshakeDone {
+            self.handshakeDone = true
+            self.handshake.succeed(())
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let failure = self.record(Self.explain(error))
+        context.fireErrorCaught(failure)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.record(.connectionClosed(address: self.address))
+        context.fireChannelInactive()
+    }
+
+    /// Remembers the first failure, fails the handshake with it if still pending; returns it.
+    @discardableResult
+    private func record(_ error: RuntimeClientError) -> RuntimeClientError {
+        let first = self.firstFailure.withLockedValue { first in
+            if first == nil { first = error }
+            return first!
+        }
+        if !self.handshakeDone {
+            self.handshakeDone = true
+            self.handshake.fail(first)
+        }
+        return first
+    }
+
+    /// A pipeline error as the user should read it.
+    static func explain(_ error: any Error) -> RuntimeClientError {
+        switch error {
+        case let error as RuntimeClientError: return error
+        case let error as TransportProtocolError: return .unexpectedResponse("\(error)")
+        case let error as LegacyHTTPRelayError: return .relayFailed("\(error)")
+        default: return .tls(error)
+        }
+    }
+}
+
+/// The last handler of a client connection: a response that arrives while no request waits
+/// fails the connection, as it did before NIOExtras' `RequestResponseHandler` took over the queue.
+///
+/// Why: `RequestResponseHandler` reports such a response as `ResponsePromiseBufferEmpty` to the
+/// handler after it and otherwise carries on; a runtime manager that answers what was not asked
+/// is broken or hostile, and its next answer could be taken for another request's.
+final class UnrequestedResponseHandler: ChannelInboundHandler {
+    typealias InboundIn = Never
+
+    private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
+
+    init(firstFailure: NIOLockedValueBox<RuntimeClientError?>) {
+        self.firstFailure = firstFailure
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is NIOExtrasErrors.ResponsePromiseBufferEmpty else {
+            context.fireErrorCaught(error)
+            return
+        }
+        let failure = RuntimeClientError.unexpectedResponse("a response arrived while no request was waiting for one")
+        self.firstFailure.withLockedValue { first in
+            if first == nil { first = failure }
+        }
+        context.close(promise: nil)
+    }
+}
