@@ -26,6 +26,10 @@ let nioTLS: Target.Dependency = .product(name: "NIOTLS", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let subprocess: Target.Dependency = .product(name: "Subprocess", package: "swift-subprocess")
+let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+/// The targets already in Swift 6 mode (the package follows once every target is).
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6), .enableUpcomingFeature("MemberImportVisibility")]
 
 let package = Package(
     name: "Repeater",
@@ -46,6 +50,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // muxcat --exec (its default SubprocessFoundation trait links FoundationEssentials on Linux;
+        // turning traits off needs tools version 6.1).
+        .package(url: "https://github.com/apple/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // MARK: The link both sides share
@@ -95,7 +103,11 @@ let package = Package(
         // MARK: Debugging
 
         /// muxcat: netcat for the multiplexed link, and the frame decoder for captures.
-        .target(name: "MuxCat", dependencies: ["Yamux", "YamuxLink", nioCore, nioPosix, nioConcurrencyHelpers, logging]),
+        .target(
+            name: "MuxCat",
+            dependencies: ["Yamux", "YamuxLink", nioCore, nioPosix, nioConcurrencyHelpers, logging, subprocess, systemPackage],
+            swiftSettings: swift6
+        ),
 
         // MARK: Executables (thin command lines over the libraries)
 
@@ -121,7 +133,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "muxcat",
-            dependencies: ["MuxCat", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging]
+            dependencies: [
+                "MuxCat", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging, serviceLifecycle,
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swift6
         ),
 
         // MARK: Tests (a target per module; ReliabilityTests run the real processes)
@@ -148,7 +164,8 @@ let package = Package(
         ),
         .testTarget(
             name: "MuxCatTests",
-            dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix]
+            dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix, logging],
+            swiftSettings: swift6
         ),
         /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
         .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport"),
