@@ -241,12 +241,11 @@ private final class StreamServer: Sendable {
         ) { pipe in
             pipe.eventLoop.makeCompletedFuture {
                 try pipe.pipeline.syncOperations.addHandlers(processGlue.value, CloseOnInputClosed())
-                // The stream's side now, before the pipe channel registers: a command that writes
-                // and exits at once is read (EOF and all) as soon as it is registered, and its
-                // output must find the stream's side in place.
-                try stream.pipeline.syncOperations.addHandler(streamGlue.value)
             }
-        }.map { _ in
+        }.flatMapThrowing { _ in
+            // In the same event-loop turn as the pipe channel's registration, before it first reads
+            // (and before the stream is active, which it becomes when this future completes).
+            try stream.pipeline.syncOperations.addHandler(streamGlue.value)
         }.flatMapErrorThrowing { [diagnostics] error in
             diagnostics.line("muxcat: \(label): \(error); refusing the stream (RST)")
             throw error

@@ -21,6 +21,12 @@ import SystemPackage
 ///   (`.fileDescriptor`, closed in muxcat once spawned), and hands its own ends straight to
 ///   `NIOPipeBootstrap`: one channel, with backpressure and half-close, that `RelayGlue` joins
 ///   to the stream.
+///
+/// Measured against the hand-written spawn it replaced (debug builds, same run, 3 × 200 parallel
+/// `--exec cat` streams): wall time the same (0.28–0.34 s per 200 both ways); muxcat listen's CPU
+/// per command ~0.64 ms before, ~0.9–1.0 ms now (a task and swift-subprocess's bookkeeping per
+/// spawn), and 10 threads instead of 4 (the concurrency pool and swift-subprocess's monitor
+/// thread). A debugging tool may pay that for not owning a spawn, a reaper and signal resets.
 public enum ProcessBridge {
     /// How long a child may run on after its stream is gone before it gets SIGTERM.
     public static let graceUntilTerminate: Duration = .seconds(2)
@@ -28,8 +34,9 @@ public enum ProcessBridge {
     public static let graceUntilKill: Duration = .seconds(3)
 
     /// Spawns `command` with the extra `environment` and wraps its stdin/stdout in a pipe channel
-    /// on `eventLoop`; `initializer` runs on the channel before it is registered (and so before it
-    /// reads: a command that has already exited is read at once, EOF and all). The channel's output
+    /// on `eventLoop`; `initializer` runs on the channel before it reads. The returned future
+    /// completes in the event-loop turn in which the channel is registered, before it first reads,
+    /// so its callbacks can put the other side of a relay in place without losing a byte. The channel's output
     /// close (`close(mode: .output)`) gives the child EOF; its input closes when the child's
     /// stdout does. Once the channel is closed, the child has `graceUntilTerminate` to exit,
     /// then it is ended; its exit status is collected either way (`logger`, at debug level).
@@ -86,15 +93,19 @@ public enum ProcessBridge {
                 error: .currentStandardError
             ) { _ in
                 handedOver = true
-                // `opened` completes as the channel does, on its event loop (not after a hop to
-                // this task). What must be in place before the channel first reads goes in
-                // `initializer`.
-                let channelOpened = NIOPipeBootstrap(group: eventLoop)
-                    .channelOption(.allowRemoteHalfClosure, value: true)
-                    .channelInitializer(initializer)
-                    .takingOwnershipOfDescriptors(input: stdout.readEnd.rawValue, output: stdin.writeEnd.rawValue)
-                    .flatMapErrorThrowing { error in throw SpawnError(command: command, reason: "\(error)") }
-                channelOpened.cascade(to: opened)
+                // Bootstrapped on the event loop, so that `opened` is completed in the very turn the
+                // channel is registered, before it first reads: its callbacks put the stream's side
+                // of the relay in place. (Attached from this task instead, it could come a few
+                // turns late, and a command that writes and exits at once would lose its output.)
+                let channelOpened = eventLoop.flatSubmit {
+                    let bootstrapped = NIOPipeBootstrap(group: eventLoop)
+                        .channelOption(.allowRemoteHalfClosure, value: true)
+                        .channelInitializer(initializer)
+                        .takingOwnershipOfDescriptors(input: stdout.readEnd.rawValue, output: stdin.writeEnd.rawValue)
+                        .flatMapErrorThrowing { error -> Channel in throw SpawnError(command: command, reason: "\(error)") }
+                    bootstrapped.cascade(to: opened)
+                    return bootstrapped
+                }
                 let channel: Channel
                 do {
                     channel = try await channelOpened.get()

@@ -75,12 +75,17 @@ final class ExecTests: ProcessTestCase {
         XCTAssertTrue(waitUntilGone(pid, timeout: 12), "the command (pid \(pid)) survived SIGTERM and SIGKILL")
     }
 
-    func testACommandThatExitsAtOnceEndsItsStreamCleanly() throws {
-        let (listener, port) = try startListener(["--exec", "exit 3"])
-        let result = try runMuxcat(["connect", "127.0.0.1:\(port)"], input: Data("ignored\n".utf8))
-        XCTAssertEqual(result.status, 0, "a command that exits at once closes its stream cleanly: \(result.stderr)")
-        XCTAssertEqual(result.stdout.count, 0)
-        listener.waitFor("link 1 stream 1: closed", onStderr: true)
+    /// A command that writes and exits at once, before muxcat has even registered its pipes: its
+    /// output and the FIN after it must still reach the stream (a race once lost one in ~40).
+    func testACommandThatWritesAndExitsAtOnceEndsItsStreamCleanly() throws {
+        let (listener, port) = try startListener(["--exec", "echo bye; exit 3"])
+        for attempt in 1...40 {
+            let result = try runMuxcat(["connect", "127.0.0.1:\(port)"], input: Data("ignored\n".utf8))
+            XCTAssertEqual(result.status, 0, "attempt \(attempt): \(result.stderr)")
+            XCTAssertEqual(String(decoding: result.stdout, as: UTF8.self), "bye\n", "attempt \(attempt): \(result.stderr)")
+            if result.status != 0 { break }
+        }
+        listener.waitFor("link 40 stream 1: closed", onStderr: true)
     }
 
     // MARK: muxcat connect's stdin
