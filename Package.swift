@@ -29,8 +29,9 @@ let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", pac
 let nioExtras: Target.Dependency = .product(name: "NIOExtras", package: "swift-nio-extras")
 let swiftProtobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: "swift-protobuf")
 
-/// Swift 6 language mode, and imports that must name every module whose members a file uses.
-/// The trusted side's targets have it already; the package as a whole still says `.v5`.
+let subprocess: Target.Dependency = .product(name: "Subprocess", package: "swift-subprocess")
+let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+/// The targets already in Swift 6 mode (the package follows once every target is).
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6), .enableUpcomingFeature("MemberImportVisibility")]
 
 let package = Package(
@@ -53,6 +54,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // muxcat --exec (its default SubprocessFoundation trait links FoundationEssentials on Linux;
+        // turning traits off needs tools version 6.1).
+        .package(url: "https://github.com/apple/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // MARK: The link both sides share
@@ -108,7 +113,11 @@ let package = Package(
         // MARK: Debugging
 
         /// muxcat: netcat for the multiplexed link, and the frame decoder for captures.
-        .target(name: "MuxCat", dependencies: ["Yamux", "YamuxLink", nioCore, nioPosix, nioConcurrencyHelpers, logging]),
+        .target(
+            name: "MuxCat",
+            dependencies: ["Yamux", "YamuxLink", nioCore, nioPosix, nioConcurrencyHelpers, logging, subprocess, systemPackage],
+            swiftSettings: swift6
+        ),
 
         // MARK: Executables (thin command lines over the libraries)
 
@@ -136,7 +145,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "muxcat",
-            dependencies: ["MuxCat", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging]
+            dependencies: [
+                "MuxCat", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging, serviceLifecycle,
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swift6
         ),
 
         // MARK: Tests (a target per module; ReliabilityTests run the real processes)
@@ -166,7 +179,8 @@ let package = Package(
         ),
         .testTarget(
             name: "MuxCatTests",
-            dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix]
+            dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix, logging],
+            swiftSettings: swift6
         ),
         /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
         .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport"),

@@ -14,72 +14,76 @@ import Darwin
 /// `write(2)` when the buffer passes 64 KiB or when a link finishes a read or flushes — so a
 /// capture costs one system call per burst rather than per frame, and little is lost if
 /// muxcat is killed. (A local file write is short; a debugging tool may pay for it on the loop.)
-public final class CaptureFile: @unchecked Sendable {
+public final class CaptureFile: Sendable {
     public let path: String
-    private let lock = NIOLock()
-    private var descriptor: CInt
-    private var buffer = ByteBuffer()
-    private var failure: String?
+    private let state: NIOLockedValueBox<State>
+
+    private struct State {
+        var descriptor: CInt
+        var buffer = ByteBuffer()
+        var failure: String?
+
+        mutating func write() {
+            guard descriptor >= 0, buffer.readableBytes > 0 else { return }
+            defer { buffer.clear() }
+            guard failure == nil else { return }
+            let descriptor = self.descriptor
+            failure = buffer.withUnsafeReadableBytes { bytes -> String? in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                    if n > 0 {
+                        offset += n
+                    } else if n < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        return String(cString: strerror(errno))
+                    }
+                }
+                return nil
+            }
+        }
+    }
 
     /// Creates (or truncates) the file and writes the file header.
     public init(path: String, role: CaptureRole) throws {
         self.path = path
-        descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw CaptureFileError(path: path, reason: String(cString: strerror(errno)))
         }
-        CaptureFormat.writeFileHeader(role: role, into: &buffer)
+        var state = State(descriptor: descriptor)
+        CaptureFormat.writeFileHeader(role: role, into: &state.buffer)
+        self.state = NIOLockedValueBox(state)
         flush()
     }
 
     /// Appends one record, stamped now.
     public func record(_ direction: CaptureDirection, link: Int, bytes: ByteBuffer, unframed: Bool = false) {
-        lock.withLock {
+        state.withLockedValue { state in
             let record = CaptureRecord(
                 direction: direction, unframed: unframed, link: UInt32(truncatingIfNeeded: link),
                 timestamp: CaptureFile.now(), bytes: bytes)
-            CaptureFormat.writeRecord(record, into: &buffer)
-            if buffer.readableBytes >= 64 * 1024 { writeLocked() }
+            CaptureFormat.writeRecord(record, into: &state.buffer)
+            if state.buffer.readableBytes >= 64 * 1024 { state.write() }
         }
     }
 
     public func flush() {
-        lock.withLock { writeLocked() }
+        state.withLockedValue { $0.write() }
     }
 
     /// Writes what is buffered and closes the file. Returns the first write error, if any.
     @discardableResult
     public func close() -> String? {
-        lock.withLock {
-            writeLocked()
-            if descriptor >= 0 {
-                _ = systemClose(descriptor)
-                descriptor = -1
+        state.withLockedValue { state in
+            state.write()
+            if state.descriptor >= 0 {
+                _ = systemClose(state.descriptor)
+                state.descriptor = -1
             }
-            return failure.map { "cannot write the capture file \(path): \($0)" }
+            return state.failure.map { "cannot write the capture file \(path): \($0)" }
         }
-    }
-
-    private func writeLocked() {
-        guard descriptor >= 0, buffer.readableBytes > 0 else { return }
-        defer { buffer.clear() }
-        guard failure == nil else { return }
-        let ok: Bool = buffer.withUnsafeReadableBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if n > 0 {
-                    offset += n
-                } else if n < 0 && errno == EINTR {
-                    continue
-                } else {
-                    failure = String(cString: strerror(errno))
-                    return false
-                }
-            }
-            return true
-        }
-        _ = ok
     }
 
     /// Microseconds since the Unix epoch.

@@ -1,3 +1,4 @@
+import NIOCore
 import Yamux
 
 #if canImport(Glibc)
@@ -55,7 +56,8 @@ public enum FrameLine {
         var line = fields.joined(separator: " ") + " " + value(of: header)
         if !frame.preview.isEmpty {
             let more = header.payloadLength > frame.preview.count ? " ..." : ""
-            line += "  \(HexDump.hex(frame.preview)) |\(HexDump.ascii(frame.preview))|\(more)"
+            let preview = ByteBuffer(bytes: frame.preview)
+            line += "  \(preview.hexDump(format: .plain)) |\(FrameLine.printable(frame.preview))|\(more)"
         }
         return line
     }
@@ -90,6 +92,11 @@ public enum FrameLine {
         gmtime_r(&seconds, &parts)
         let date = "\(parts.tm_year + 1900)-\(two(UInt64(parts.tm_mon + 1)))-\(two(UInt64(parts.tm_mday)))"
         return "\(date) \(timeOfDay(microseconds).prefix(8)) UTC"
+    }
+
+    /// Printable ASCII as itself, anything else as `.` (the right-hand column of `hexdump -C`).
+    static func printable(_ bytes: [UInt8]) -> String {
+        String(decoding: bytes.map { (0x20...0x7E).contains($0) ? $0 : UInt8(ascii: ".") }, as: UTF8.self)
     }
 
     private static func two(_ value: UInt64) -> String { value < 10 ? "0\(value)" : "\(value)" }

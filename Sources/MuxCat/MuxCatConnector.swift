@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -17,7 +16,7 @@ import Darwin
 ///
 /// Stdin's EOF half-closes every stream (FIN); the peer's FIN on a stream means the other side
 /// is done, so muxcat closes that stream too; muxcat returns once every stream is closed.
-public final class MuxCatConnector: @unchecked Sendable {
+public final class MuxCatConnector: Sendable {
     public struct Configuration: Sendable {
         public var address: LinkAddress
         /// Streams opened at once, each fed the same stdin (a quick load check).
@@ -64,7 +63,7 @@ public final class MuxCatConnector: @unchecked Sendable {
     }
 
     public let configuration: Configuration
-    private let eventLoop: EventLoop
+    public let eventLoop: EventLoop
     private let logger: Logger
     private let output: OutputSink
     private let diagnostics: OutputSink
@@ -81,8 +80,8 @@ public final class MuxCatConnector: @unchecked Sendable {
     }
 
     /// Connects, runs the streams until they are all closed (or `interrupt` is signalled), and
-    /// reports how it went. Blocks the calling thread; reads `input` on a dispatch worker.
-    public func run(input: CInt = 0, interrupt: EventLoopFuture<Void>? = nil) throws -> Outcome {
+    /// reports how it went. Reads `input` (stdin) through `InputReader`.
+    public func run(input: CInt = 0, interrupt: EventLoopFuture<Void>? = nil) async throws -> Outcome {
         let started = NIODeadline.now()
         let address: SocketAddress
         do {
@@ -93,13 +92,13 @@ public final class MuxCatConnector: @unchecked Sendable {
         let capture = try configuration.capturePath.map { try CaptureFile(path: $0, role: .client) }
         defer { if let problem = capture?.close() { diagnostics.line("muxcat: \(problem)") } }
 
-        let link = try connect(to: address, capture: capture)
+        let link = try await connect(to: address, capture: capture)
         if configuration.verbose { diagnostics.line("muxcat: link 1 connected to \(configuration.address)") }
 
         let tallies = NIOLockedValueBox([StreamTally]())
-        let streams = try eventLoop.flatSubmit {
+        let streams = try await eventLoop.flatSubmit {
             self.openStreams(on: link, tallies: tallies)
-        }.wait()
+        }.get()
 
         let allClosed = EventLoopFuture.andAllComplete(streams.map { $0.closeFuture }, on: eventLoop)
         let interrupted = NIOLockedValueBox(false)
@@ -114,22 +113,33 @@ public final class MuxCatConnector: @unchecked Sendable {
                 self.diagnostics.line("muxcat: link 1 closed")
             }
         }
-        pumpInput(input, to: streams)
-        try? allClosed.wait()
-        // Every stream is done: leave politely.
-        try? eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
+        let reader = try await InputReader.start(
+            descriptor: input, eventLoop: eventLoop,
+            feed: { chunk in self.feed(chunk, to: streams) },
+            finished: {
+                // EOF: half-close every stream (-N semantics).
+                for stream in streams { stream.close(mode: .output, promise: nil) }
+            })
+        try? await allClosed.get()
+        // Every stream is done, whether stdin is or not: stop reading it.
+        await reader.stop()
+        // Leave politely.
+        try? await eventLoop.flatSubmit { () -> EventLoopFuture<Void> in
             (try? link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.goAway(.normal)
             return link.close().recover { _ in }
-        }.wait()
+        }.get()
         let result = tallies.withLockedValue { $0 }.sorted { $0.stream < $1.stream }
         return Outcome(tallies: result, interrupted: interrupted.withLockedValue { $0 }, elapsed: .now() - started)
     }
 
-    private func connect(to address: SocketAddress, capture: CaptureFile?) throws -> Channel {
+    /// Dials with the link socket options repeaterd uses (`linkSocketOptions(for:)`: TCP_NODELAY,
+    /// TCP_NOTSENT_LOWAT and the link write watermark), since muxcat connect stands in for it.
+    func connect(to address: SocketAddress, capture: CaptureFile?) async throws -> Channel {
         let yamux = configuration.yamux
         let logger = self.logger
-        var bootstrap = ClientBootstrap(group: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
+            .linkSocketOptions(for: configuration.address)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let capture {
@@ -138,9 +148,8 @@ public final class MuxCatConnector: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(YamuxMultiplexer(configuration: yamux, logger: logger))
                 }
             }
-        if !configuration.address.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
         do {
-            return try bootstrap.connect(to: address).wait()
+            return try await bootstrap.connect(to: address).get()
         } catch {
             throw MuxCatError(
                 "cannot connect to \(configuration.address): \(error); is the runtime manager (or muxcat listen) listening there?")
@@ -173,26 +182,14 @@ public final class MuxCatConnector: @unchecked Sendable {
         }
     }
 
-    /// Feeds `input` to every stream, one chunk at a time: the next chunk is read only once the
-    /// last one is on the link for every stream, so a slow peer slows the reader down.
-    private func pumpInput(_ input: CInt, to streams: [Channel]) {
-        let loop = eventLoop
-        DispatchQueue.global().async {
-            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-            while true {
-                let count = chunk.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 { break }
-                let bytes = ByteBuffer(bytes: chunk[0..<count])
-                let written = streams.map { $0.writeAndFlush(bytes) }
-                let live = EventLoopFuture.whenAllComplete(written, on: loop)
-                guard (try? live.wait())?.contains(where: { if case .success = $0 { return true } else { return false } }) == true
-                else {
-                    return  // every stream is gone: nothing left to feed
-                }
+    /// Writes one chunk of stdin to every stream; succeeds once it is on the link for every
+    /// stream still open, fails when none is.
+    private func feed(_ chunk: ByteBuffer, to streams: [Channel]) -> EventLoopFuture<Void> {
+        let written = streams.map { $0.writeAndFlush(chunk) }
+        return EventLoopFuture.whenAllComplete(written, on: eventLoop).flatMapThrowing { results in
+            guard results.contains(where: { if case .success = $0 { return true } else { return false } }) else {
+                throw MuxCatError("no stream is left to take stdin")
             }
-            // EOF: half-close every stream (-N semantics).
-            for stream in streams { stream.close(mode: .output, promise: nil) }
         }
     }
 }

@@ -7,7 +7,7 @@ import Yamux
 
 /// `muxcat listen`: stands in for the runtime manager. Accepts any number of repeater links
 /// (through `YamuxLinkListener`) and does one thing with every stream the repeater opens.
-public final class MuxCatListener: @unchecked Sendable {
+public final class MuxCatListener: Sendable {
     /// What happens to each stream.
     public enum Mode: Sendable, Equatable {
         /// Print what arrives, marked with link and stream (text as text, else a hex dump).
@@ -38,14 +38,80 @@ public final class MuxCatListener: @unchecked Sendable {
     }
 
     public let configuration: Configuration
-    private let group: EventLoopGroup
-    private let logger: Logger
-    private let diagnostics: OutputSink
-    private let output: OutputSink
-    private var listener: YamuxLinkListener?
-    private var capture: CaptureFile?
+    private let listener: YamuxLinkListener
+    private let streams: StreamServer
+
+    /// Resolves `--forward`'s target and creates the capture file (so a bad value fails before
+    /// anything listens); `start()` binds.
+    public init(
+        configuration: Configuration, group: EventLoopGroup, logger: Logger,
+        output: OutputSink = .standardOutput, diagnostics: OutputSink = .standardError
+    ) throws {
+        var forwardTarget: SocketAddress?
+        if case .forward(let target) = configuration.mode {
+            do {
+                forwardTarget = try target.resolve()
+            } catch {
+                throw MuxCatError("cannot resolve the --forward target \(target): \(error)")
+            }
+        }
+        let capture = try configuration.capturePath.map { try CaptureFile(path: $0, role: .server) }
+        let streams = StreamServer(
+            configuration: configuration, forwardTarget: forwardTarget, capture: capture, logger: logger,
+            output: output, diagnostics: diagnostics)
+        let listener = YamuxLinkListener(
+            address: configuration.address, group: group, configuration: configuration.yamux, logger: logger,
+            streamInitializer: { stream in streams.initializeStream(stream) })
+        listener.linkInitializer = { channel in try streams.initializeLink(channel) }
+        self.configuration = configuration
+        self.listener = listener
+        self.streams = streams
+    }
+
+    /// The bound address (with the real port when 0 was asked for).
+    public var localAddress: SocketAddress? { listener.localAddress }
+
+    /// Binds and starts accepting links.
+    public func start() -> EventLoopFuture<Void> {
+        listener.start().map { [listener, configuration, streams] in
+            if configuration.verbose {
+                let bound = listener.localAddress.map(MuxCatListener.describe) ?? "\(configuration.address)"
+                streams.diagnostics.line("muxcat: listening on \(bound) (\(configuration.mode))")
+            }
+        }
+    }
+
+    /// Ctrl-C: says Go Away on every link, then closes them, then flushes and closes the capture
+    /// file (reporting a write error on stderr).
+    public func stop() -> EventLoopFuture<Void> {
+        listener.goAway()
+        return listener.stop().map { [streams] in streams.closeCapture() }
+    }
+
+    /// `127.0.0.1:6000` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:6000`.
+    static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        case .unixDomainSocket:
+            // The connecting end of a Unix socket usually has no name.
+            guard let path = address.pathname, !path.isEmpty else { return "a Unix socket peer" }
+            return "unix:\(path)"
+        }
+    }
+}
+
+/// What `muxcat listen` does with every link and stream: the state the link and stream
+/// initializers share across event loops (all of it immutable, but the link numbers, which sit
+/// behind a lock).
+private final class StreamServer: Sendable {
+    let configuration: MuxCatListener.Configuration
     /// `--forward`'s target, resolved once: resolving on every stream costs connection rate.
-    private var forwardTarget: SocketAddress?
+    let forwardTarget: SocketAddress?
+    let capture: CaptureFile?
+    let logger: Logger
+    let output: OutputSink
+    let diagnostics: OutputSink
     /// Link numbers by link channel, so every stream line can say which link it came on.
     private let linkNumbers = NIOLockedValueBox(LinkTable())
 
@@ -54,60 +120,23 @@ public final class MuxCatListener: @unchecked Sendable {
         var numbers: [ObjectIdentifier: Int] = [:]
     }
 
-    public init(
-        configuration: Configuration, group: EventLoopGroup, logger: Logger,
-        output: OutputSink = .standardOutput, diagnostics: OutputSink = .standardError
+    init(
+        configuration: MuxCatListener.Configuration, forwardTarget: SocketAddress?, capture: CaptureFile?, logger: Logger,
+        output: OutputSink, diagnostics: OutputSink
     ) {
         self.configuration = configuration
-        self.group = group
+        self.forwardTarget = forwardTarget
+        self.capture = capture
         self.logger = logger
         self.output = output
         self.diagnostics = diagnostics
     }
 
-    /// The bound address (with the real port when 0 was asked for).
-    public var localAddress: SocketAddress? { listener?.localAddress }
-
-    /// Binds and starts accepting links.
-    public func start() -> EventLoopFuture<Void> {
-        do {
-            if case .forward(let target) = configuration.mode {
-                do {
-                    forwardTarget = try target.resolve()
-                } catch {
-                    throw MuxCatError("cannot resolve the --forward target \(target): \(error)")
-                }
-            }
-            if let path = configuration.capturePath { capture = try CaptureFile(path: path, role: .server) }
-        } catch {
-            return group.next().makeFailedFuture(error)
-        }
-        let listener = YamuxLinkListener(
-            address: configuration.address, group: group, configuration: configuration.yamux, logger: logger,
-            streamInitializer: { [self] stream in self.initializeStream(stream) })
-        listener.linkInitializer = { [self] channel in try self.initializeLink(channel) }
-        self.listener = listener
-        return listener.start().map {
-            if self.configuration.verbose {
-                let bound = listener.localAddress.map(MuxCatListener.describe) ?? "\(self.configuration.address)"
-                self.diagnostics.line("muxcat: listening on \(bound) (\(self.configuration.mode))")
-            }
-        }
-    }
-
-    /// Ctrl-C: says Go Away on every link, then closes them.
-    public func stop() -> EventLoopFuture<Void> {
-        guard let listener else { return group.next().makeSucceededVoidFuture() }
-        listener.goAway()
-        return listener.stop().map { self.closeCapture() }
-    }
-
-    /// Flushes and closes the capture file (reporting a write error on stderr).
-    private func closeCapture() {
+    func closeCapture() {
         if let problem = capture?.close() { diagnostics.line("muxcat: \(problem)") }
     }
 
-    private func initializeLink(_ channel: Channel) throws {
+    func initializeLink(_ channel: Channel) throws {
         let key = ObjectIdentifier(channel)
         let number = linkNumbers.withLockedValue { table -> Int in
             defer { table.next += 1 }
@@ -131,7 +160,7 @@ public final class MuxCatListener: @unchecked Sendable {
         return linkNumbers.withLockedValue { $0.numbers[ObjectIdentifier(parent)] ?? 0 }
     }
 
-    private func initializeStream(_ stream: Channel) -> EventLoopFuture<Void> {
+    func initializeStream(_ stream: Channel) -> EventLoopFuture<Void> {
         let link = linkNumber(of: stream)
         let id = (stream as? YamuxStreamChannel)?.streamID ?? .session
         // Synchronously where the channel allows it (a yamux stream does): a future per stream
@@ -176,20 +205,21 @@ public final class MuxCatListener: @unchecked Sendable {
     /// which is what would have happened with the target as the runtime manager.
     private func forward(_ stream: Channel, label: StreamLabel, to target: LinkAddress) -> EventLoopFuture<Void> {
         let logger = self.logger
-        let (streamGlue, targetGlue) = RelayGlue.matchedPair(first: "stream", second: "target") { reason in
-            logger.debug("\(label): relay ended: \(reason)")
-        }
+        let (streamGlue, targetGlue) = loopBound(
+            RelayGlue.matchedPair(first: "stream", second: "target") { reason in
+                logger.debug("\(label): relay ended: \(reason)")
+            }, to: stream.eventLoop)
         var bootstrap = ClientBootstrap(group: stream.eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             // Short turns on the shared event loop, as for repeaterd's clients (head-of-line).
             .channelOption(.maxMessagesPerRead, value: 2)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(targetGlue) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(targetGlue.value) }
             }
         if !target.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
         return bootstrap.connect(to: forwardTarget!).flatMapThrowing { _ in
-            try stream.pipeline.syncOperations.addHandler(streamGlue)
+            try stream.pipeline.syncOperations.addHandler(streamGlue.value)
         }.flatMapErrorThrowing { [diagnostics] error in
             diagnostics.line("muxcat: \(label): cannot connect to \(target): \(error); refusing the stream (RST)")
             throw error
@@ -201,32 +231,24 @@ public final class MuxCatListener: @unchecked Sendable {
     private func exec(_ command: String, stream: Channel, link: Int, id: YamuxStreamID) -> EventLoopFuture<Void> {
         let logger = self.logger
         let label = "link \(link) stream \(id)"
-        let (streamGlue, processGlue) = RelayGlue.matchedPair(first: "stream", second: "command") { reason in
-            logger.debug("\(label): relay ended: \(reason)")
-        }
+        let (streamGlue, processGlue) = loopBound(
+            RelayGlue.matchedPair(first: "stream", second: "command") { reason in
+                logger.debug("\(label): relay ended: \(reason)")
+            }, to: stream.eventLoop)
         let environment = ["MUXCAT_LINK": "\(link)", "MUXCAT_STREAM": "\(id)"]
-        return ProcessBridge.spawn(command: command, environment: environment, eventLoop: stream.eventLoop) { pipe in
+        return ProcessBridge.spawn(
+            command: command, environment: environment, eventLoop: stream.eventLoop, logger: logger
+        ) { pipe in
             pipe.eventLoop.makeCompletedFuture {
-                try pipe.pipeline.syncOperations.addHandlers(processGlue, CloseOnInputClosed())
+                try pipe.pipeline.syncOperations.addHandlers(processGlue.value, CloseOnInputClosed())
             }
-        }.flatMapThrowing { process in
-            process.channel.closeFuture.whenComplete { _ in ProcessBridge.reap(process.pid, on: stream.eventLoop) }
-            try stream.pipeline.syncOperations.addHandler(streamGlue)
+        }.flatMapThrowing { _ in
+            // In the same event-loop turn as the pipe channel's registration, before it first reads
+            // (and before the stream is active, which it becomes when this future completes).
+            try stream.pipeline.syncOperations.addHandler(streamGlue.value)
         }.flatMapErrorThrowing { [diagnostics] error in
             diagnostics.line("muxcat: \(label): \(error); refusing the stream (RST)")
             throw error
-        }
-    }
-
-    /// `127.0.0.1:6000` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:6000`.
-    static func describe(_ address: SocketAddress) -> String {
-        switch address {
-        case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
-        case .unixDomainSocket:
-            // The connecting end of a Unix socket usually has no name.
-            guard let path = address.pathname, !path.isEmpty else { return "a Unix socket peer" }
-            return "unix:\(path)"
         }
     }
 }
@@ -243,7 +265,7 @@ extension MuxCatListener.Mode: CustomStringConvertible {
 }
 
 /// "link 1 stream 3", formatted only when a line is written (not once per stream opened).
-struct StreamLabel: CustomStringConvertible {
+struct StreamLabel: Sendable, CustomStringConvertible {
     var link: Int
     var stream: YamuxStreamID
     var description: String { "link \(link) stream \(stream)" }
@@ -258,6 +280,14 @@ final class CloseOnInputClosed: ChannelInboundHandler {
         context.fireUserInboundEventTriggered(event)
         if case ChannelEvent.inputClosed = event { context.close(promise: nil) }
     }
+}
+
+/// The two handlers of a relay, made on the stream's event loop, where both channels' initializers
+/// (the only places that touch them) run: the other channel is made on the stream's loop too.
+private func loopBound(
+    _ pair: (RelayGlue, RelayGlue), to eventLoop: EventLoop
+) -> (NIOLoopBound<RelayGlue>, NIOLoopBound<RelayGlue>) {
+    (NIOLoopBound(pair.0, eventLoop: eventLoop), NIOLoopBound(pair.1, eventLoop: eventLoop))
 }
 
 /// A failure already worded for the person at the terminal.

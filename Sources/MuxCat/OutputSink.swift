@@ -3,6 +3,8 @@ import NIOCore
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -13,14 +15,14 @@ import Darwin
 /// muxcat is a debugging tool, and a terminal or pipe that reads slowly should slow the streams
 /// down rather than make muxcat buffer without bound. Regular files work too, which is why this
 /// is a plain `write(2)` loop and not a NIO pipe channel (epoll refuses regular files).
-public final class OutputSink: @unchecked Sendable {
+public final class OutputSink: Sendable {
     public static let standardOutput = OutputSink(descriptor: 1)
     public static let standardError = OutputSink(descriptor: 2)
 
     private let descriptor: CInt
-    private let lock = NIOLock()
-    /// Set once a write failed (e.g. EPIPE: the reader went away); later writes are dropped.
-    private var broken = false
+    /// Held across each whole write. True once a write failed (e.g. EPIPE: the reader went away);
+    /// later writes are dropped.
+    private let broken = NIOLockedValueBox(false)
 
     public init(descriptor: CInt) {
         self.descriptor = descriptor
@@ -30,7 +32,7 @@ public final class OutputSink: @unchecked Sendable {
     @discardableResult
     public func write(_ buffer: ByteBuffer) -> Bool {
         buffer.withUnsafeReadableBytes { bytes in
-            lock.withLock { writeLocked(bytes) }
+            broken.withLockedValue { writeLocked(bytes, broken: &$0) }
         }
     }
 
@@ -38,7 +40,7 @@ public final class OutputSink: @unchecked Sendable {
     public func write(_ text: String) -> Bool {
         var text = text
         return text.withUTF8 { bytes in
-            lock.withLock { writeLocked(UnsafeRawBufferPointer(bytes)) }
+            broken.withLockedValue { writeLocked(UnsafeRawBufferPointer(bytes), broken: &$0) }
         }
     }
 
@@ -46,7 +48,7 @@ public final class OutputSink: @unchecked Sendable {
     @discardableResult
     public func line(_ text: String) -> Bool { write(text + "\n") }
 
-    private func writeLocked(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    private func writeLocked(_ bytes: UnsafeRawBufferPointer, broken: inout Bool) -> Bool {
         guard !broken else { return false }
         var offset = 0
         while offset < bytes.count {
@@ -56,7 +58,8 @@ public final class OutputSink: @unchecked Sendable {
             } else if n < 0 && errno == EINTR {
                 continue
             } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                // A descriptor someone else made non-blocking: wait until it drains.
+                // Non-blocking (a terminal shares its flags with stdin, which `muxcat connect`
+                // reads through NIO): wait until it drains.
                 var waiter = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
                 _ = poll(&waiter, 1, -1)
             } else {
@@ -70,6 +73,8 @@ public final class OutputSink: @unchecked Sendable {
 
 #if canImport(Glibc)
 private let systemWrite = Glibc.write
+#elseif canImport(Musl)
+private let systemWrite = Musl.write
 #elseif canImport(Darwin)
 private let systemWrite = Darwin.write
 #endif

@@ -38,7 +38,7 @@ public enum LinkSocketTuning {
 extension ClientBootstrap {
     /// The options of a link socket dialed to `address` (TCP_NODELAY and TCP_NOTSENT_LOWAT on TCP;
     /// the write watermark on both TCP and Unix sockets).
-    func linkSocketOptions(
+    public func linkSocketOptions(
         for address: LinkAddress,
         writeBufferWaterMark: ChannelOptions.Types.WriteBufferWaterMark = LinkSocketTuning.writeBufferWaterMark
     ) -> ClientBootstrap {

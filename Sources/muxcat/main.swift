@@ -1,18 +1,24 @@
 import ArgumentParser
-import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
+import CommandLineSupport
 import Logging
 import MuxCat
 import NIOCore
 import NIOPosix
-import CommandLineSupport
+import ServiceLifecycle
+import UnixSignals
 import YamuxLink
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// muxcat: netcat for the repeater's multiplexed (yamux) link. Everything it does lives in the
 /// MuxCat library; this file only turns command lines into calls.
-struct MuxCatCommand: ParsableCommand {
+struct MuxCatCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "muxcat",
         abstract: "netcat for the repeater's yamux link: stand in for either end, and decode captures.",
@@ -31,7 +37,7 @@ struct CommonOptions: ParsableArguments {
     var logLevel: Logger.Level = .warning
 }
 
-struct Listen: ParsableCommand {
+struct Listen: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stand in for the runtime manager: accept repeater links and serve every stream they open.",
         discussion: """
@@ -70,7 +76,7 @@ struct Listen: ParsableCommand {
         if hex && modes > 0 { throw ValidationError("--hex only applies to printing (no --echo, --forward or --exec)") }
     }
 
-    func run() throws {
+    func run() async throws {
         CommandLineSupport.bootstrapLogging(level: common.logLevel)
         let mode: MuxCatListener.Mode
         if echo {
@@ -86,26 +92,38 @@ struct Listen: ParsableCommand {
         configuration.verbose = common.verbose
         configuration.capturePath = capture
 
-        let stop = DispatchSemaphore(value: 0)
-        TerminationSignal.install { _ in stop.signal() }
+        let logger = Logger(label: "muxcat")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        defer { try? group.syncShutdownGracefully() }
-        let listener = MuxCatListener(configuration: configuration, group: group, logger: Logger(label: "muxcat"))
+        let listener: MuxCatListener
         do {
-            try listener.start().wait()
-        } catch let error as MuxCatError {
-            throw CommandLineFailure(error.description)
-        } catch let error as CaptureFileError {
-            throw CommandLineFailure(error.description)
+            listener = try MuxCatListener(configuration: configuration, group: group, logger: logger)
         } catch {
-            throw CommandLineFailure("cannot listen on \(address): \(error); is another process using it?")
+            try? await group.shutdownGracefully()
+            throw CommandLineFailure.describing(error)
         }
-        stop.wait()
-        try? listener.stop().wait()
+        try await MuxCatCommand.runUntilShutdown(ListenService(listener: listener, address: address), group: group, logger: logger)
     }
 }
 
-struct Connect: ParsableCommand {
+/// Serves links until Ctrl-C or SIGTERM, then says Go Away on them, closes them and flushes the
+/// capture file.
+struct ListenService: Service {
+    let listener: MuxCatListener
+    let address: LinkAddress
+
+    func run() async throws {
+        do {
+            try await listener.start().get()
+        } catch {
+            throw CommandLineFailure.describing(
+                error, otherwise: "cannot listen on \(address): \(error); is another process using it?")
+        }
+        try? await gracefulShutdown()
+        try await listener.stop().get()
+    }
+}
+
+struct Connect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stand in for the repeater: dial a runtime manager's link and bridge one stream to stdin/stdout.",
         discussion: """
@@ -129,35 +147,78 @@ struct Connect: ParsableCommand {
         guard streams >= 1 else { throw ValidationError("--streams must be at least 1") }
     }
 
-    func run() throws {
+    func run() async throws {
         CommandLineSupport.bootstrapLogging(level: common.logLevel)
         var configuration = MuxCatConnector.Configuration(address: address)
         configuration.streams = streams
         configuration.verbose = common.verbose
         configuration.capturePath = capture
 
+        let logger = Logger(label: "muxcat")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let interrupt = loop.makePromise(of: Void.self)
-        TerminationSignal.install { _ in interrupt.succeed(()) }
-        let connector = MuxCatConnector(configuration: configuration, eventLoop: loop, logger: Logger(label: "muxcat"))
+        let connector = MuxCatConnector(configuration: configuration, eventLoop: group.next(), logger: logger)
+        try await MuxCatCommand.runUntilShutdown(ConnectService(connector: connector), group: group, logger: logger)
+    }
+}
+
+/// Runs `muxcat connect` until every stream is closed; Ctrl-C or SIGTERM ends it early (Go Away,
+/// capture flushed, exit 0). Prints the closing lines; a stream that did not end cleanly makes
+/// the exit status 1.
+struct ConnectService: Service {
+    let connector: MuxCatConnector
+
+    func run() async throws {
+        let interrupt = connector.eventLoop.makePromise(of: Void.self)
         let outcome: MuxCatConnector.Outcome
         do {
-            outcome = try connector.run(interrupt: interrupt.futureResult)
-        } catch let error as MuxCatError {
-            throw CommandLineFailure(error.description)
-        } catch let error as CaptureFileError {
-            throw CommandLineFailure(error.description)
+            outcome = try await withGracefulShutdownHandler {
+                try await connector.run(interrupt: interrupt.futureResult)
+            } onGracefulShutdown: {
+                interrupt.succeed()
+            }
+        } catch {
+            interrupt.fail(CancellationError())
+            throw CommandLineFailure.describing(error)
         }
-        if streams > 1 { OutputSink.standardError.line("muxcat: \(outcome.totalsLine)") }
+        interrupt.fail(CancellationError())
+        if connector.configuration.streams > 1 { OutputSink.standardError.line("muxcat: \(outcome.totalsLine)") }
         if !outcome.succeeded {
             for tally in outcome.tallies where !MuxCatConnector.endedCleanly(tally) {
                 OutputSink.standardError.line("muxcat: \(tally.closedLine)")
             }
-            // The stdin reader may still be blocked in read(2); exit without waiting for it.
-            Glibc.exit(1)
+            throw ExitCode.failure
         }
-        Glibc.exit(0)
+    }
+}
+
+extension MuxCatCommand {
+    /// Runs `service` in a service group that turns SIGTERM and SIGINT (Ctrl-C) into a graceful
+    /// shutdown, then shuts the event loops down.
+    static func runUntilShutdown(_ service: some Service, group: MultiThreadedEventLoopGroup, logger: Logger) async throws {
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        do {
+            try await serviceGroup.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+}
+
+extension CommandLineFailure {
+    /// MuxCat's errors are already worded for the user; anything else gets `otherwise`.
+    static func describing(_ error: Error, otherwise: String? = nil) -> Error {
+        switch error {
+        case let error as MuxCatError: return CommandLineFailure(error.description)
+        case let error as CaptureFileError: return CommandLineFailure(error.description)
+        case let error as CommandLineFailure: return error
+        default: return otherwise.map(CommandLineFailure.init) ?? error
+        }
     }
 }
 
@@ -205,9 +266,20 @@ struct Decode: ParsableCommand {
 }
 
 
-do {
+/// Parses the command line and runs the subcommand. A function, not top-level code: top-level code
+/// ranks ParsableCommand's synchronous `run()` (which only prints the usage) above
+/// AsyncParsableCommand's `run() async`.
+func runCommandLine() async throws {
     var command = try MuxCatCommand.parseAsRoot()
-    try command.run()
+    if var asyncCommand = command as? AsyncParsableCommand {
+        try await asyncCommand.run()
+    } else {
+        try command.run()
+    }
+}
+
+do {
+    try await runCommandLine()
 } catch let failure as CommandLineFailure {
     OutputSink.standardError.line("muxcat: \(failure)")
     exit(1)
@@ -217,8 +289,8 @@ do {
     let message = MuxCatCommand.fullMessage(for: error)
     if code == .success {
         if !message.isEmpty { OutputSink.standardOutput.line(message) }
-        Glibc.exit(0)
+        exit(0)
     }
-    OutputSink.standardError.line(message)
+    if !message.isEmpty { OutputSink.standardError.line(message) }
     exit(1)
 }

@@ -284,14 +284,16 @@ final class FormattingTests: XCTestCase {
         XCTAssertEqual(
             dump,
             "[link 2 stream 1] 0000000a  16 03 01 61 62 63 64 65  66 67 68 69 6a 6b 6c 6d  |...abcdefghijklm|\n"
-                + "[link 2 stream 1] 0000001a  6e 6f 70                                          |nop|\n")
+                + "[link 2 stream 1] 0000001a  6e 6f 70                                          |nop|\n"
+                + "[link 2 stream 1] 0000001d\n")
+        XCTAssertEqual(formatter.streamOffset, 0x1d)
     }
 
     func testHexIsForcedWhenAsked() {
         var formatter = ChunkFormatter(link: 1, stream: 1, forceHex: true)
         XCTAssertEqual(
             formatter.format(ByteBuffer(string: "hi")),
-            "[link 1 stream 1] 00000000  68 69                                             |hi|\n")
+            "[link 1 stream 1] 00000000  68 69                                             |hi|\n[link 1 stream 1] 00000002\n")
     }
 
     func testInvalidUTF8IsNotText() {
