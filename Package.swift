@@ -123,6 +123,7 @@ let package = Package(
             name: "muxcat",
             dependencies: ["MuxCat", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging]
         ),
+        .executableTarget(name: "nio-relay", dependencies: [nioCore, nioPosix], path: "tools/nio-relay"),
 
         // MARK: Tests (a target per module; ReliabilityTests run the real processes)
 
