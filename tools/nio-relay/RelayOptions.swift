@@ -20,9 +20,6 @@ struct RelayOptions {
         var threads = 1
         var rest = arguments[...]
         while let flag = rest.popFirst() {
-            if flag == "--help" || flag == "-h" {
-                throw UsageError(description: Self.usage)
-            }
             guard let value = rest.popFirst() else {
                 throw UsageError(description: "\(flag) needs a value\n\(Self.usage)")
             }

@@ -59,6 +59,10 @@ func relay(_ accepted: Channel, to target: SocketAddress) -> EventLoopFuture<Voi
 
 /// Parses the command line, listens, and relays until killed; returns the exit status on failure.
 func run(arguments: [String]) -> Int32 {
+    if arguments.contains("--help") || arguments.contains("-h") {
+        print(RelayOptions.usage)
+        return 0
+    }
     let options: RelayOptions
     do {
         options = try RelayOptions(arguments: arguments)
