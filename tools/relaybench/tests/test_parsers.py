@@ -63,8 +63,10 @@ def test_condense_micro_benchmarks():
 def test_templates_fill_every_name():
     cfg = render("haproxy.cfg", front=1000, target=2000, splice_options="    option splice-request\n")
     assert "bind 127.0.0.1:1000" in cfg and "server s1 127.0.0.1:2000" in cfg
-    assert "option splice-request\nfrontend fe" in cfg
+    assert "option splice-request\nfrontend fe" in cfg and cfg.count("option splice-request") == 1
+    assert cfg.count("127.0.0.1:1000") == 1
     conf = render("nginx.conf", front=1000, target=2000, dir="/tmp/x")
+    assert conf.count("/tmp/x") == 2
     assert "listen 127.0.0.1:1000 reuseport" in conf and "proxy_pass 127.0.0.1:2000;" in conf
     assert "pid /tmp/x/nginx.pid;" in conf and "events { worker_connections 9000; multi_accept on; }" in conf
     with pytest.raises(KeyError):
