@@ -151,6 +151,7 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
+        .executableTarget(name: "nio-relay", dependencies: [nioCore, nioPosix], path: "tools/nio-relay"),
 
         // MARK: Tests (a target per module; ReliabilityTests run the real processes)
 

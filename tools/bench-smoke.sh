@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-echo "== bench smoke: apt-get update (tools/bench installs sockperf, iperf3, haproxy, nginx, socat, go)"
+echo "== bench smoke: apt-get update (tools/bench runs tools/install-deps.sh --bench: sockperf, iperf3, haproxy, nginx, socat, go)"
 $SUDO apt-get update -q >/dev/null
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 

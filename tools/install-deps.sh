@@ -1,19 +1,55 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the project's tests, demo and interop runs need (idempotent).
-# Swift itself and the Swift packages come with the machine; nothing else is downloaded.
+# Installs what the project's tests, demo and interop runs need (idempotent): Debian packages, and
+# pytest for the bench library's tests (tools/relaybench/tests).
+#
+#   tools/install-deps.sh                      what the tests need
+#   tools/install-deps.sh --bench [--no-plots] also tools/bench's peers and tools (sockperf, iperf3,
+#                                              haproxy, nginx + its stream module, socat, go) and,
+#                                              unless --no-plots, matplotlib (pip) for its plots
+#
+# Swift itself and the Swift packages come with the machine; nothing else is downloaded. PYTHON
+# names the interpreter pip installs for (default: python3 on PATH).
 set -euo pipefail
+bench=0
+plots=1
+for arg in "$@"; do
+  case "$arg" in
+    --bench) bench=1 ;;
+    --no-plots) plots=0 ;;
+    *) echo "usage: tools/install-deps.sh [--bench [--no-plots]]" >&2; exit 2 ;;
+  esac
+done
+PYTHON=${PYTHON:-python3}
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+
 packages=(
   golang-go golang-github-hashicorp-yamux-dev  # the reference yamux, for interop
   netcat-openbsd openssl                       # real peers: nc, openssl s_client / s_server
   protobuf-compiler                            # only to regenerate the committed protobuf code
 )
+if [ "$bench" -eq 1 ]; then
+  packages+=(
+    sockperf iperf3                              # latency and throughput clients and servers
+    haproxy nginx-light libnginx-mod-stream socat  # the peer relays
+    util-linux procps                            # taskset, chrt; /proc readers
+  )
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+# The bench library's tests (tools/test.sh runs them).
+if ! "$PYTHON" -m pytest --version >/dev/null 2>&1; then
+  echo "installing: pytest (pip)"
+  "$PYTHON" -m pip install -q pytest
+fi
+if [ "$bench" -eq 1 ] && [ "$plots" -eq 1 ] && ! "$PYTHON" -c "import matplotlib" >/dev/null 2>&1; then
+  echo "installing: matplotlib (pip)"
+  "$PYTHON" -m pip install -q matplotlib
 fi

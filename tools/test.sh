@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh clone: installs what is missing, builds, runs the Swift test
 # suite (unit, embedded-channel, real-socket and real-process tests), then the interop runs
-# against HashiCorp's Go yamux, a smoke run of the benchmark (tools/bench-smoke.sh), then each
-# libFuzzer target for a minute (tools/fuzz.sh).
+# against HashiCorp's Go yamux, the bench library's unit tests (pytest), a smoke run of the
+# benchmark (tools/bench-smoke.sh), then each libFuzzer target for a minute (tools/fuzz.sh).
 # Exits non-zero if anything fails.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +19,9 @@ swift test --skip-build
 
 echo "== interop with HashiCorp yamux"
 bash tools/interop/run.sh
+
+echo "== bench library tests (pytest: summaries, ratios, tables, CPU accounting)"
+python3 -m pytest -q tools/relaybench/tests
 
 echo "== bench smoke run (debug build, tiny sizes)"
 bash tools/bench-smoke.sh
