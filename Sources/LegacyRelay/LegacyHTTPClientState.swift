@@ -1,4 +1,3 @@
-import LegacyRelay
 import NIOCore
 
 /// The lock-step of an old relay client, as data: one request in flight at a time, each carrying

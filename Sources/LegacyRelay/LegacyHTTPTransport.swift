@@ -1,5 +1,4 @@
 import Foundation
-import LegacyRelay
 import NIOCore
 import NIOHTTP1
 import NIOTLS

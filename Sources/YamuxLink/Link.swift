@@ -166,7 +166,13 @@ public final class Link: @unchecked Sendable {
         }
         switch result {
         case .success(let channel):
-            let mux = try! channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self)
+            // The channel initializer added the multiplexer; a channel closed before we look has
+            // lost its handlers, which counts as a failed dial.
+            guard let mux = try? channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self) else {
+                channel.close(promise: nil)
+                connectCompleted(.failure(ChannelError.ioOnClosedChannel))
+                return
+            }
             failures = 0
             state = .up(channel, mux)
             logger.info("link up", metadata: ["backend": "\(configuration.backend)"])

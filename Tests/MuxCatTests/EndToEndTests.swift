@@ -198,7 +198,10 @@ final class EndToEndTests: ProcessTestCase {
         defer { link.close(promise: nil) }
         let done = link.eventLoop.makePromise(of: ByteBuffer.self)
         let stream = try link.eventLoop.flatSubmit {
-            let mux = try! link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self)
+            let mux: YamuxMultiplexer
+            do { mux = try link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self) } catch {
+                return link.eventLoop.makeFailedFuture(error)
+            }
             return mux.createStream { stream in
                 stream.setOption(ChannelOptions.autoRead, value: false).flatMap {
                     stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
@@ -282,7 +285,8 @@ final class EndToEndTests: ProcessTestCase {
 
 /// Counts the Data payload bytes arriving on a link, before the multiplexer sees them.
 /// Confined to the link's event loop.
-final class DataPayloadCounter: ChannelInboundHandler {
+// Safe: touched only on the link's event loop (added by the channel initializer, read through `eventLoop.submit`).
+final class DataPayloadCounter: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     private var decoder = YamuxFrameDecoder()
     private(set) var payloadBytes = 0
@@ -351,7 +355,7 @@ final class UppercasingServer {
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
             guard case ChannelEvent.inputClosed = event else { return }
             let upper = String(decoding: received.readableBytesView, as: UTF8.self).uppercased()
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: upper))).whenComplete { _ in
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: upper))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         }
