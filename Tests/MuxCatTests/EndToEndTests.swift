@@ -197,7 +197,7 @@ final class EndToEndTests: ProcessTestCase {
             .connect(host: "127.0.0.1", port: port).wait()
         defer { link.close(promise: nil) }
         let done = link.eventLoop.makePromise(of: ByteBuffer.self)
-        let stream = try link.eventLoop.flatSubmit {
+        let stream = try link.eventLoop.flatSubmit { () -> EventLoopFuture<Channel> in
             let mux: YamuxMultiplexer
             do { mux = try link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self) } catch {
                 return link.eventLoop.makeFailedFuture(error)
