@@ -31,7 +31,7 @@ let swiftProtobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: 
 
 let subprocess: Target.Dependency = .product(name: "Subprocess", package: "swift-subprocess")
 let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
-/// The targets already in Swift 6 mode (the package follows once every target is).
+/// Every target: Swift 6 language mode, and imports that name every module whose members a file uses.
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6), .enableUpcomingFeature("MemberImportVisibility")]
 
 let package = Package(
@@ -63,23 +63,23 @@ let package = Package(
         // MARK: The link both sides share
 
         /// yamux version 0: frame codec, state machines (no I/O), and the NIO multiplexer with child channels.
-        .target(name: "Yamux", dependencies: [nioCore, logging]),
+        .target(name: "Yamux", dependencies: [nioCore, logging], swiftSettings: swift6),
         /// A yamux link over TCP or a Unix socket, for both of its ends: dialing with redial
         /// (`Link`), accepting (`YamuxLinkListener`), addresses, the socket tuning both ends share,
         /// and the glue that relays one stream to one socket.
-        .target(name: "YamuxLink", dependencies: ["Yamux", nioCore, nioPosix, logging]),
+        .target(name: "YamuxLink", dependencies: ["Yamux", nioCore, nioPosix, logging], swiftSettings: swift6),
 
         // MARK: The untrusted host side
 
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
-        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, logging]),
+        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, logging], swiftSettings: swift6),
         /// The old HTTP relay's wire format (bodies, base64) and its client transport (TLS records
         /// as `POST /runtime_manager` bodies), used by runtime-client `--legacy-http`.
-        .target(name: "LegacyRelay", dependencies: ["TransportProtocol", nioCore, nioHTTP1, nioTLS]),
+        .target(name: "LegacyRelay", dependencies: ["TransportProtocol", nioCore, nioHTTP1, nioTLS], swiftSettings: swift6),
         /// The old HTTP relay's server side, served by repeaterd `--legacy-http` beside the repeater.
         .target(
             name: "LegacyRelayServer",
-            dependencies: ["LegacyRelay", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioConcurrencyHelpers, logging]
+            dependencies: ["LegacyRelay", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioConcurrencyHelpers, logging], swiftSettings: swift6
         ),
 
         // MARK: The trusted side
@@ -122,13 +122,13 @@ let package = Package(
         // MARK: Executables (thin command lines over the libraries)
 
         /// What every command line shares (logging setup, limits, option parsing); executables only.
-        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", nioCore, logging, argumentParser]),
+        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", nioCore, logging, argumentParser], swiftSettings: swift6),
         .executableTarget(
             name: "repeaterd",
             dependencies: [
                 "Repeater", "LegacyRelayServer", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging,
-                serviceLifecycle,
-            ]
+                serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ], swiftSettings: swift6
         ),
         .executableTarget(
             name: "runtime-manager",
@@ -151,20 +151,20 @@ let package = Package(
             ],
             swiftSettings: swift6
         ),
-        .executableTarget(name: "nio-relay", dependencies: [nioCore, nioPosix], path: "tools/nio-relay"),
+        .executableTarget(name: "nio-relay", dependencies: [nioCore, nioPosix], path: "tools/nio-relay", swiftSettings: swift6),
 
         // MARK: Tests (a target per module; ReliabilityTests run the real processes)
 
-        .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioEmbedded]),
+        .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioEmbedded], swiftSettings: swift6),
         .testTarget(
             name: "RepeaterTests",
-            dependencies: ["Repeater", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging]
+            dependencies: ["Repeater", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6
         ),
         .testTarget(
             name: "LegacyRelayTests",
             dependencies: [
                 "LegacyRelay", "LegacyRelayServer", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging,
-            ]
+            ], swiftSettings: swift6
         ),
         .testTarget(
             name: "TransportProtocolTests", dependencies: ["TransportProtocol", nioCore, nioEmbedded, swiftProtobuf],
@@ -184,15 +184,15 @@ let package = Package(
             swiftSettings: swift6
         ),
         /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
-        .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport"),
+        .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport", swiftSettings: swift6),
         /// The fault matrix and hostile-input tables of docs/RELIABILITY.md, against real processes.
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
                 "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "YamuxLink", "Yamux", "TransportProtocol",
-                nioCore, nioPosix, nioSSL, nioTLS, logging, nioConcurrencyHelpers,
-            ]
+                nioCore, nioPosix, nioSSL, nioTLS, logging, nioConcurrencyHelpers, swiftProtobuf,
+            ], swiftSettings: swift6
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

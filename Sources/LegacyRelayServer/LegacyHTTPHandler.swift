@@ -57,7 +57,7 @@ final class LegacyHTTPHandler: ChannelInboundHandler {
             state = .receiving(head, body)
         case (.end, .receiving(let head, let body)):
             state = .answering
-            relay.handle(body: body, on: context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
+            relay.handle(body: body, on: context.eventLoop).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success(let response):
                     var out = context.channel.allocator.buffer(capacity: response.encodedLength)
@@ -104,7 +104,7 @@ final class LegacyHTTPHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if case .discarding = state {} else { state = .idle }
-        if !keepAlive { written.whenComplete { _ in context.close(promise: nil) } }
+        if !keepAlive { written.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 
     static func status(_ kind: LegacyRelayFailure.Kind) -> HTTPResponseStatus {

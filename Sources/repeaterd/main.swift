@@ -7,6 +7,7 @@ import LegacyRelayServer
 import Repeater
 import YamuxLink
 import ServiceLifecycle
+import UnixSignals
 
 /// repeaterd: relays every client TCP connection as one yamux stream on a long-lived link to the
 /// runtime manager. Byte-transparent: it never parses what a stream carries.

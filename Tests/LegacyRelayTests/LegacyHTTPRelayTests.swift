@@ -3,6 +3,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import XCTest
+import Yamux
+import YamuxLink
 
 @testable import LegacyRelayServer
 

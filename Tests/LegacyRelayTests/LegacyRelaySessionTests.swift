@@ -21,7 +21,7 @@ final class LegacyRelaySessionTests: XCTestCase {
     func testAPollWithNothingToCollectIsHeldForThePollWaitThenAnsweredEmpty() throws {
         let (loop, stream, session) = try makeSession()
         var answer: LegacySessionInbox.Decision?
-        session.exchange(ByteBuffer()).whenSuccess { answer = $0 }
+        session.exchange(ByteBuffer()).assumeIsolated().whenSuccess { answer = $0 }
         loop.advanceTime(by: pollWait - .nanoseconds(1))
         XCTAssertNil(answer, "a poll is held for the whole poll wait")
         loop.advanceTime(by: .nanoseconds(1))
@@ -32,7 +32,7 @@ final class LegacyRelaySessionTests: XCTestCase {
     func testAHeldPollIsAnsweredAsSoonAsBytesArrive() throws {
         let (loop, stream, session) = try makeSession()
         var answer: LegacySessionInbox.Decision?
-        session.exchange(ByteBuffer()).whenSuccess { answer = $0 }
+        session.exchange(ByteBuffer()).assumeIsolated().whenSuccess { answer = $0 }
         loop.advanceTime(by: .milliseconds(100))
         XCTAssertNil(answer)
         try stream.writeInbound(ByteBuffer(string: "from the runtime manager"))
@@ -47,7 +47,7 @@ final class LegacyRelaySessionTests: XCTestCase {
         let (_, stream, session) = try makeSession()
         try stream.writeInbound(ByteBuffer(string: "early"))
         var answer: LegacySessionInbox.Decision?
-        session.exchange(ByteBuffer()).whenSuccess { answer = $0 }
+        session.exchange(ByteBuffer()).assumeIsolated().whenSuccess { answer = $0 }
         XCTAssertEqual(answer, .answer([ByteBuffer(string: "early")]), "no virtual time passed")
         _ = try? stream.finish()
     }

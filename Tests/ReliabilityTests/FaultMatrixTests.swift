@@ -8,6 +8,7 @@ import ProcessTestSupport
 import Repeater
 import RuntimeClient
 import RuntimeManager
+import SwiftProtobuf
 import TransportProtocol
 import YamuxLink
 import XCTest

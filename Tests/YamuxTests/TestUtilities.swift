@@ -23,7 +23,8 @@ func pump(_ a: EmbeddedChannel, _ b: EmbeddedChannel, file: StaticString = #file
 }
 
 /// Echoes every byte; after the peer's FIN, finishes with FIN of its own.
-final class EchoHandler: ChannelInboundHandler {
+// Safe: these tests run on EmbeddedChannels, one thread, so handlers are never shared across threads.
+final class EchoHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -44,7 +45,8 @@ final class EchoHandler: ChannelInboundHandler {
 }
 
 /// Collects every byte and event a stream delivers.
-final class CollectingHandler: ChannelInboundHandler {
+// Safe: used on EmbeddedChannels only (one thread).
+final class CollectingHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
 
     var received = ByteBuffer()
