@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A one-line progress bar on stderr for long transfers.
 ///
@@ -6,15 +7,14 @@ import Foundation
 /// file or a pipe), the transfer is large enough to take a while, and the user
 /// did not ask for `--quiet`. Updates are throttled so a fast transfer does not
 /// spend its time printing. Safe to call from any thread.
-public final class ProgressBar: @unchecked Sendable {
+public final class ProgressBar: Sendable {
     /// Transfers smaller than this finish too fast for a bar to be useful.
     public static let minimumBytes = 4 * 1024 * 1024
 
     private let label: String
     private let enabled: Bool
-    private let lock = NSLock()
-    private var lastDraw = Date.distantPast
-    private var drawn = false
+    /// When it last drew, and whether a line is open: updates come from NIO's threads.
+    private let drawing = Mutex((lastDraw: Date.distantPast, drawn: false))
     private let started = Date()
 
     /// - Parameter quiet: `--quiet` was given.
@@ -26,11 +26,11 @@ public final class ProgressBar: @unchecked Sendable {
     /// Reports progress; draws if the transfer is large and the last draw is not too recent.
     public func update(done: Int, total: Int) {
         guard self.enabled, total >= Self.minimumBytes else { return }
-        self.lock.withLock {
+        self.drawing.withLock { state in
             let now = Date()
-            guard done >= total || now.timeIntervalSince(self.lastDraw) >= 0.1 else { return }
-            self.lastDraw = now
-            self.drawn = true
+            guard done >= total || now.timeIntervalSince(state.lastDraw) >= 0.1 else { return }
+            state.lastDraw = now
+            state.drawn = true
             FileHandle.standardError.write(Data(Self.render(label: self.label, done: done, total: total,
                                                             elapsed: now.timeIntervalSince(self.started)).utf8))
         }
@@ -38,10 +38,10 @@ public final class ProgressBar: @unchecked Sendable {
 
     /// Ends the bar's line so later messages start on a fresh line.
     public func finish() {
-        self.lock.withLock {
-            if self.drawn {
+        self.drawing.withLock { state in
+            if state.drawn {
                 FileHandle.standardError.write(Data("\n".utf8))
-                self.drawn = false
+                state.drawn = false
             }
         }
     }
