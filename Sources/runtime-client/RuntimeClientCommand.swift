@@ -21,7 +21,7 @@ struct RuntimeClientCommand: AsyncParsableCommand {
 /// Flags every command shares.
 struct ConnectionOptions: ParsableArguments {
     @Option(
-        help: "Where to connect: the repeater, or runtime-manager --direct (HOST:PORT).",
+        help: "Where to connect: the repeater, or runtime-manager --direct (HOST:PORT). (default: 127.0.0.1:3011)",
         transform: LinkAddress.parseTCPArgument)
     var connect: LinkAddress = .tcp(host: RuntimeClient.defaultHost, port: RuntimeClient.defaultPort)
 
