@@ -155,7 +155,7 @@ let package = Package(
 
         // MARK: Tests (a target per module; ReliabilityTests run the real processes)
 
-        .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioEmbedded], swiftSettings: swift6),
+        .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers], swiftSettings: swift6),
         .testTarget(
             name: "RepeaterTests",
             dependencies: ["Repeater", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6

@@ -59,9 +59,15 @@ public final class MuxCatListener: Sendable {
         let streams = StreamServer(
             configuration: configuration, forwardTarget: forwardTarget, capture: capture, logger: logger,
             output: output, diagnostics: diagnostics)
+        // --forward relays each stream straight to its target socket (the lean stream: no child
+        // channel); with --verbose it keeps a child channel, whose pipeline reports each stream.
+        var relayConnector: (@Sendable (YamuxSocketRelay) -> EventLoopFuture<Void>)?
+        if case .forward = configuration.mode, !configuration.verbose {
+            relayConnector = { relay in streams.connectRelay(relay) }
+        }
         let listener = YamuxLinkListener(
             address: configuration.address, group: group, configuration: configuration.yamux, logger: logger,
-            streamInitializer: { stream in streams.initializeStream(stream) })
+            streamInitializer: { stream in streams.initializeStream(stream) }, relayConnector: relayConnector)
         listener.linkInitializer = { channel in try streams.initializeLink(channel) }
         self.configuration = configuration
         self.listener = listener
@@ -157,7 +163,11 @@ private final class StreamServer: Sendable {
 
     private func linkNumber(of stream: Channel) -> Int {
         guard let parent = stream.parent else { return 0 }
-        return linkNumbers.withLockedValue { $0.numbers[ObjectIdentifier(parent)] ?? 0 }
+        return linkNumber(ofLink: parent)
+    }
+
+    private func linkNumber(ofLink link: Channel) -> Int {
+        linkNumbers.withLockedValue { $0.numbers[ObjectIdentifier(link)] ?? 0 }
     }
 
     func initializeStream(_ stream: Channel) -> EventLoopFuture<Void> {
@@ -196,6 +206,35 @@ private final class StreamServer: Sendable {
             case .print, .echo:
                 return stream.eventLoop.makeSucceededVoidFuture()
             }
+        }
+    }
+
+    /// `--forward` with the lean stream: connects the target on the link's event loop with the
+    /// relay as its handler. The stream is accepted once the target accepted; if the target
+    /// refuses, the stream is refused (RST), as with a child channel.
+    func connectRelay(_ relay: YamuxSocketRelay) -> EventLoopFuture<Void> {
+        guard case .forward(let target) = configuration.mode, let forwardTarget else {
+            preconditionFailure("connectRelay is only used with --forward")
+        }
+        guard let link = relay.link else { return MultiThreadedEventLoopGroup.singleton.next().makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        let logger = self.logger
+        let label = StreamLabel(link: linkNumber(ofLink: link), stream: relay.streamID)
+        relay.onEnd = { reason in logger.debug("\(label): relay ended: \(reason)") }
+        // On the link's event loop: the target's channel is made there too (no hop per message).
+        let loop = link.eventLoop
+        let bound = NIOLoopBound(relay, eventLoop: loop)
+        var bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            // Short turns on the shared event loop, as for repeaterd's clients (head-of-line).
+            .channelOption(.maxMessagesPerRead, value: 2)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(bound.value) }
+            }
+        if !target.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
+        return bootstrap.connect(to: forwardTarget).map { _ in }.flatMapErrorThrowing { [diagnostics] error in
+            diagnostics.line("muxcat: \(label): cannot connect to \(target): \(error); refusing the stream (RST)")
+            throw error
         }
     }
 

@@ -1,5 +1,5 @@
 import NIOCore
-import YamuxLink
+import Yamux
 
 /// Closes the sessions of one event loop that were silent both ways for the idle timeout, with
 /// one repeated task for all of them.
@@ -46,8 +46,10 @@ final class IdleSweeper {
         sessions[id] = Session(channel: channel, activity: activity)
         if task == nil {
             let interval = TimeAmount.nanoseconds(max(timeout.nanoseconds / Int64(Self.sweepsPerTimeout), 1_000_000))
-            task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
-                self?.sweep()
+            // The task runs on this loop, where the sweeper lives: bound to it, not Sendable.
+            let sweep = NIOLoopBound({ [weak self] in self?.sweep() }, eventLoop: eventLoop)
+            task = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+                sweep.value()
             }
         }
     }

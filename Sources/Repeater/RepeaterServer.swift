@@ -54,7 +54,8 @@ public final class RepeaterServer: @unchecked Sendable {
     public let links: [Link]
     private var linkByLoop: [ObjectIdentifier: Link] = [:]
     /// Each loop's idle timeout for its clients: one timer per loop, not one per connection.
-    private var sweeperByLoop: [ObjectIdentifier: IdleSweeper] = [:]
+    /// Each loop's sweeper, only touched on its loop.
+    private var sweeperByLoop: [ObjectIdentifier: NIOLoopBoundBox<IdleSweeper>] = [:]
     /// The listening sockets: one per event loop on TCP, one in all on a Unix socket.
     private(set) var serverChannels: [Channel] = []
     private let sessions = NIOLockedValueBox(SessionTable())
@@ -78,12 +79,13 @@ public final class RepeaterServer: @unchecked Sendable {
                 logger: logger)
             links.append(link)
             linkByLoop[ObjectIdentifier(loop)] = link
-            sweeperByLoop[ObjectIdentifier(loop)] = IdleSweeper(eventLoop: loop, timeout: configuration.idleTimeout) {
+            let sweeper = IdleSweeper(eventLoop: loop, timeout: configuration.idleTimeout) {
                 [logger] id, channel in
                 logger.info(
                     "closing idle client connection (no traffic within the idle timeout)",
                     metadata: ["session": "\(id)", "client": "\(PeerDescription(address: channel.remoteAddress))"])
             }
+            sweeperByLoop[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(sweeper, eventLoop: loop)
         }
         self.links = links
     }
@@ -170,31 +172,25 @@ public final class RepeaterServer: @unchecked Sendable {
         let log = SessionLog(logger: logger, session: sessionID, client: client.remoteAddress)
         let sweeper = sweeperByLoop[ObjectIdentifier(loop)]!
         let activity = RelayActivity()
-        sweeper.add(sessionID, channel: client, activity: activity)
+        sweeper.value.add(sessionID, channel: client, activity: activity)
         client.closeFuture.whenComplete { _ in
-            sweeper.remove(sessionID)
+            sweeper.value.remove(sessionID)
             self.sessionEnded(sessionID)
         }
 
         let link = linkByLoop[ObjectIdentifier(loop)]!
-        let (clientGlue, streamGlue) = RelayGlue.matchedPair(
-            first: "client", second: "runtime manager", activity: activity
-        ) { reason in
-            log.debug("session ended: \(reason)")
-        }
-        let stream = link.openStream { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.syncOptions!.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                try stream.pipeline.syncOperations.addHandler(streamGlue)
+        do {
+            // The lean stream: the client socket's own handler is the stream's end (no child
+            // channel, no second pipeline per session).
+            let relay = try link.openRelayStream(to: client, activity: activity) { reason in
+                log.debug("session ended: \(reason)")
             }
-        }
-        return stream.flatMapThrowing { stream in
-            log.stream = (stream as? YamuxStreamChannel)?.streamID
+            log.stream = relay.streamID
             log.debug("session open")
-            try client.pipeline.syncOperations.addHandler(clientGlue)
-        }.flatMapErrorThrowing { error in
+            return loop.makeSucceededVoidFuture()
+        } catch {
             log.warning("closing client at once: \(error)")
-            throw error
+            return loop.makeFailedFuture(error)
         }
     }
 
@@ -233,7 +229,7 @@ public final class RepeaterServer: @unchecked Sendable {
         }
         return closeListener.flatMap { drained.futureResult }.flatMap { _ in
             timeout.cancel()
-            for sweeper in self.sweeperByLoop.values { sweeper.eventLoop.execute { sweeper.stop() } }
+            for sweeper in self.sweeperByLoop.values { sweeper.eventLoop.execute { sweeper.value.stop() } }
             return EventLoopFuture.andAllComplete(self.links.map { $0.stop() }, on: loop)
         }
     }

@@ -83,10 +83,13 @@ public struct YamuxReceiveWindow: Hashable, Sendable {
 
     /// Records that the application consumed `count` bytes. Returns the delta of a Window Update to
     /// send now, or nil while the credit is still too small to be worth a frame.
-    public mutating func consume(_ count: Int, now: NIODeadline, roundTripTime: TimeAmount?) -> UInt32? {
+    public mutating func consume(
+        _ count: Int, now nowClock: @autoclosure () -> NIODeadline, roundTripTime: TimeAmount?
+    ) -> UInt32? {
         buffered -= min(count, buffered)
         pendingCredit += count
         guard pendingCredit >= target / 2 else { return nil }
+        let now = nowClock()
         var delta = pendingCredit
         if let rtt = roundTripTime, let last = lastUpdate, target < maximumTarget,
             now - last < max(rtt, Self.minimumTuningRoundTrip) * 2

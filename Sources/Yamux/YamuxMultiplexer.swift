@@ -2,8 +2,13 @@ import Logging
 import NIOCore
 
 /// The yamux session on a link channel: decodes frames, keeps the session state machine, and
-/// makes every stream a `YamuxStreamChannel` (streams we open with `createStream`, streams the
-/// peer opens through the inbound initializer).
+/// gives every stream a local end of one of two kinds (`YamuxStreamEndpoint`):
+/// - a `YamuxStreamChannel`, a real child channel (streams we open with `createStream`, streams
+///   the peer opens through the inbound initializer), for TLS and codecs;
+/// - a `YamuxSocketRelay`, a handler in a socket's own pipeline (streams we open with
+///   `createRelayStream`, streams the peer opens through the inbound relay connector), for
+///   streams that only copy bytes between a socket and the link: no pipeline per stream, each
+///   payload written straight into the socket.
 ///
 /// Scheduling rules, which are what keep the link fast and fair:
 /// - Control frames (window updates, pings, RST, Go Away) are written at once; Data is only
@@ -25,28 +30,48 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     public typealias OutboundOut = ByteBuffer
 
     public typealias StreamInitializer = (Channel) -> EventLoopFuture<Void>
+    /// Connects the socket a stream opened by the peer is relayed to, with the relay installed in
+    /// the socket's pipeline (before its first read). The stream is accepted once this succeeds,
+    /// and refused (RST) if it fails.
+    public typealias RelayConnector = (YamuxSocketRelay) -> EventLoopFuture<Void>
 
     public let configuration: YamuxConfiguration
     private var session: YamuxSessionStateMachine
     private var decoder: YamuxFrameDecoder
     private let inboundStreamInitializer: StreamInitializer?
+    private let inboundRelayConnector: RelayConnector?
     private var logger: Logger
 
     private var context: ChannelHandlerContext?
     /// The link's loop, kept after the handler is removed so late callers get a failed future.
     private var eventLoop: EventLoop?
-    private var channels: [YamuxStreamID: YamuxStreamChannel] = [:]
+    /// Every stream's local end, of either kind.
+    private var endpoints: [YamuxStreamID: any YamuxStreamEndpoint] = [:]
     /// Streams that received bytes or FIN during the current read cycle.
-    private var touchedStreams: [YamuxStreamChannel] = []
+    private var touchedStreams: [any YamuxStreamEndpoint] = []
+    /// The list being delivered at a read cycle's end (swapped with `touchedStreams`, so neither
+    /// list is copied or reallocated per read).
+    private var deliveringStreams: [any YamuxStreamEndpoint] = []
     /// Streams with flushed data (or a FIN) waiting for window or link writability.
-    private var sendQueue = CircularBuffer<YamuxStreamChannel>(initialCapacity: 16)
+    private var sendQueue = CircularBuffer<any YamuxStreamEndpoint>(initialCapacity: 16)
+
+    /// Small frames (control frames, and small Data frames with their payload) written since the
+    /// last flush, in one buffer that is handed to the link channel at the flush and reused once
+    /// the socket has taken it: no allocation per frame. Handed over early past
+    /// `outputHandOverSize`, so the link channel's write watermark sees it.
+    private var output = ByteBuffer()
+    private var outputPromise: EventLoopPromise<Void>?
+    /// `output` was handed to the channel: clear it (reusing its memory if the channel is done
+    /// with it) before the next frame.
+    private var outputHandedOver = false
+    private static let outputHandOverSize = 16 * 1024
 
     /// Where the payload of the Data frame being decoded goes.
     private struct PayloadTarget {
         /// Receives the payload (nil: the payload is dropped).
-        var deliverTo: YamuxStreamChannel?
+        var deliverTo: (any YamuxStreamEndpoint)?
         /// The stream the frame belongs to, told of FIN/close/reset once the payload is through.
-        var channel: YamuxStreamChannel?
+        var endpoint: (any YamuxStreamEndpoint)?
         var finishAfter: Bool
         var closedAfter: Bool
         var resetAfter: Bool
@@ -70,10 +95,13 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// Called (on the event loop) when the peer says Go Away.
     public var onGoAway: ((UInt32) -> Void)?
 
+    /// `inboundRelayConnector`, when given, makes every stream the peer opens a relayed socket
+    /// (`YamuxSocketRelay`) instead of a child channel, and `inboundStreamInitializer` is unused.
     public init(
         configuration: YamuxConfiguration,
         logger: Logger = Logger(label: "yamux"),
-        inboundStreamInitializer: StreamInitializer? = nil
+        inboundStreamInitializer: StreamInitializer? = nil,
+        inboundRelayConnector: RelayConnector? = nil
     ) {
         self.configuration = configuration
         self.session = YamuxSessionStateMachine(
@@ -83,13 +111,17 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             maximumStreamWindow: configuration.maximumStreamWindow)
         self.decoder = YamuxFrameDecoder(maximumDataLength: configuration.maximumInboundFrameSize)
         self.inboundStreamInitializer = inboundStreamInitializer
+        self.inboundRelayConnector = inboundRelayConnector
         self.logger = logger
     }
 
     // MARK: Public API (call on the link's event loop)
 
-    /// Number of streams that have a live channel.
-    public var openStreamCount: Int { channels.count }
+    /// Number of streams that have a live local end (a channel, or a relayed socket).
+    public var openStreamCount: Int { endpoints.count }
+
+    /// The link channel (nil before the handler is added and after it is removed).
+    var linkChannel: Channel? { context?.channel }
 
     /// Whether this side or the peer has said Go Away.
     public var isGoingAway: Bool { session.goAwaySent || session.goAwayReceived != nil }
@@ -112,10 +144,37 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             return promise.futureResult
         }
         let channel = YamuxStreamChannel(streamID: id, parent: context.channel, multiplexer: self)
-        channels[id] = channel
+        endpoints[id] = channel
         writeControl(syn)
         channel.configure(initializer: initializer, promise: promise)
         return promise.futureResult
+    }
+
+    /// Opens a stream relayed to `socket`, a channel on this link's event loop, without a child
+    /// channel: the relay is added to the socket's pipeline and copies bytes both ways (see
+    /// `YamuxSocketRelay`). The SYN goes out at once; data may follow without waiting for the ACK.
+    /// Call on the event loop; throws when the link is going away or gone.
+    public func createRelayStream(
+        to socket: Channel, socketSide: String = "client", streamSide: String = "stream",
+        activity: RelayActivity? = nil, onEnd: ((RelayEndReason) -> Void)? = nil
+    ) throws -> YamuxSocketRelay {
+        guard let context, !closed else { throw YamuxError(.linkClosed) }
+        context.eventLoop.preconditionInEventLoop()
+        let (id, syn) = try session.open()
+        let relay = YamuxSocketRelay(
+            streamID: id, multiplexer: self, started: true, socketSide: socketSide, streamSide: streamSide)
+        relay.activity = activity
+        relay.onEnd = onEnd
+        endpoints[id] = relay
+        writeControl(syn)
+        do {
+            try socket.pipeline.syncOperations.addHandler(relay)
+        } catch {
+            resetStream(relay)
+            relay.receiveReset(error: error)
+            throw error
+        }
+        return relay
     }
 
     /// Sends a ping and reports the round-trip time when its reply arrives.
@@ -188,10 +247,12 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
+        // Deliver while still in the read cycle: what the streams write in reply is flushed once,
+        // below, instead of scheduling a flush task each.
+        swap(&touchedStreams, &deliveringStreams)
+        for endpoint in deliveringStreams { endpoint.parentReadComplete() }
+        deliveringStreams.removeAll(keepingCapacity: true)
         inReadCycle = false
-        let touched = touchedStreams
-        touchedStreams.removeAll(keepingCapacity: true)
-        for channel in touched { channel.parentReadComplete() }
         flushIfNeeded()
         context.fireChannelReadComplete()
     }
@@ -214,13 +275,13 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         case .stream(let event):
             handleStreamEvent(event, payload: header.payloadLength)
         case .ignore(let payloadBytes):
-            if payloadBytes > 0 { payloadTarget = PayloadTarget(deliverTo: nil, channel: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
+            if payloadBytes > 0 { payloadTarget = PayloadTarget(deliverTo: nil, endpoint: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
         case .refuse(let reply, let payloadBytes, let reason):
             logger.info(
                 "refused stream opened by the peer",
                 metadata: ["stream": "\(header.streamID)", "reason": "\(reason)"])
             writeControl(reply)
-            if payloadBytes > 0 { payloadTarget = PayloadTarget(deliverTo: nil, channel: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
+            if payloadBytes > 0 { payloadTarget = PayloadTarget(deliverTo: nil, endpoint: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
         case .pingRequest(let reply):
             writeControl(reply)
         case .pingReply(let opaque):
@@ -248,133 +309,163 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     private func handleStreamEvent(_ event: YamuxSessionStateMachine.StreamEvent, payload: Int) {
         let id = event.streamID
+        let endpoint: (any YamuxStreamEndpoint)?
         if event.opened, let context {
-            let channel = YamuxStreamChannel(streamID: id, parent: context.channel, multiplexer: self)
-            channels[id] = channel
-            channel.configure(initializer: inboundStreamInitializer, promise: nil)
+            endpoint = openInbound(id, context: context)
+        } else {
+            endpoint = endpoints[id]
         }
         if let update = event.windowUpdate { writeControl(update) }
         if event.closed || event.reset { cancelLinger(id) }
-        let channel = channels[id]
         if payload > 0 {
             payloadTarget = PayloadTarget(
-                deliverTo: event.deliverBytes > 0 ? channel : nil, channel: channel,
+                deliverTo: event.deliverBytes > 0 ? endpoint : nil, endpoint: endpoint,
                 finishAfter: event.remoteFinished, closedAfter: event.closed, resetAfter: event.reset)
         } else {
-            finishStreamEvent(channel: channel, finished: event.remoteFinished, closed: event.closed, reset: event.reset)
+            finishStreamEvent(endpoint, finished: event.remoteFinished, closed: event.closed, reset: event.reset)
         }
-        if event.windowIncreased || event.acknowledged, let channel, channel.sendableBytes > 0 || channel.wantsToSendFinish {
-            enqueueForSend(channel)
+        if event.windowIncreased || event.acknowledged, let endpoint,
+            endpoint.sendableBytes > 0 || endpoint.wantsToSendFinish
+        {
+            enqueueForSend(endpoint)
             pumpSendQueue()
         }
     }
 
+    /// The local end of a stream the peer just opened: a relayed socket when this link relays
+    /// streams to sockets, a child channel otherwise.
+    private func openInbound(_ id: YamuxStreamID, context: ChannelHandlerContext) -> any YamuxStreamEndpoint {
+        if let connector = inboundRelayConnector {
+            let relay = YamuxSocketRelay(
+                streamID: id, multiplexer: self, started: false, socketSide: "target", streamSide: "stream")
+            endpoints[id] = relay
+            connector(relay).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success:
+                    relay.start()
+                case .failure(let error):
+                    self.resetStream(relay)
+                    relay.receiveReset(error: error)
+                }
+            }
+            return relay
+        }
+        let channel = YamuxStreamChannel(streamID: id, parent: context.channel, multiplexer: self)
+        endpoints[id] = channel
+        channel.configure(initializer: inboundStreamInitializer, promise: nil)
+        return channel
+    }
+
     private func handlePayload(_ bytes: ByteBuffer, isLast: Bool) {
         guard let target = payloadTarget else { return }
-        if let channel = target.deliverTo {
-            channel.receiveData(bytes)
-            touch(channel)
+        if let endpoint = target.deliverTo {
+            endpoint.receiveData(bytes)
+            touch(endpoint)
         }
         if isLast {
             payloadTarget = nil
             finishStreamEvent(
-                channel: target.channel, finished: target.finishAfter, closed: target.closedAfter,
-                reset: target.resetAfter)
+                target.endpoint, finished: target.finishAfter, closed: target.closedAfter, reset: target.resetAfter)
         }
     }
 
-    private func finishStreamEvent(channel: YamuxStreamChannel?, finished: Bool, closed: Bool, reset: Bool) {
-        guard let channel else { return }
-        let id = channel.streamID
+    private func finishStreamEvent(_ endpoint: (any YamuxStreamEndpoint)?, finished: Bool, closed: Bool, reset: Bool) {
+        guard let endpoint else { return }
+        let id = endpoint.streamID
         if reset {
             cancelLinger(id)
-            channel.receiveReset(error: YamuxError(.streamReset(stream: id)))
+            endpoint.receiveReset(error: YamuxError(.streamReset(stream: id)))
             return
         }
         if finished {
-            channel.receiveFinish()
-            touch(channel)
+            endpoint.receiveFinish()
+            touch(endpoint)
         }
         if closed {
             cancelLinger(id)
-            channel.streamClosedOnWire()
+            endpoint.streamClosedOnWire()
         }
     }
 
-    private func touch(_ channel: YamuxStreamChannel) {
-        if !channel.hasNewInbound {
-            channel.hasNewInbound = true
-            touchedStreams.append(channel)
+    private func touch(_ endpoint: any YamuxStreamEndpoint) {
+        if !endpoint.hasNewInbound {
+            endpoint.hasNewInbound = true
+            touchedStreams.append(endpoint)
         }
         if !inReadCycle {
             // Delivered outside a parent read (cannot normally happen): deliver now.
             touchedStreams.removeAll()
-            channel.parentReadComplete()
+            endpoint.parentReadComplete()
         }
     }
 
-    // MARK: Calls from stream channels
+    // MARK: Calls from stream ends (channels and relays)
 
-    func streamActivated(_ channel: YamuxStreamChannel) {
-        if let ack = session.accept(channel.streamID) { writeControl(ack) }
+    func streamActivated(_ endpoint: any YamuxStreamEndpoint) {
+        if let ack = session.accept(endpoint.streamID) { writeControl(ack) }
     }
 
-    func streamHasSendableData(_ channel: YamuxStreamChannel) {
-        enqueueForSend(channel)
+    func streamHasSendableData(_ endpoint: any YamuxStreamEndpoint) {
+        enqueueForSend(endpoint)
         pumpSendQueue()
     }
 
-    func streamConsumed(_ channel: YamuxStreamChannel, bytes: Int) {
-        if let update = session.consumed(channel.streamID, bytes, roundTripTime: roundTripTime) {
+    func streamConsumed(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {
+        if let update = session.consumed(endpoint.streamID, bytes, roundTripTime: roundTripTime) {
             writeControl(update)
         }
     }
 
-    func streamDiscarded(_ channel: YamuxStreamChannel, bytes: Int) {
+    func streamDiscarded(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {
         // Bytes dropped before the application saw them still free window for the peer.
-        if let update = session.stopReading(channel.streamID, unreadBytes: bytes) { writeControl(update) }
+        if let update = session.stopReading(endpoint.streamID, unreadBytes: bytes) { writeControl(update) }
     }
 
-    func streamStoppedReading(_ channel: YamuxStreamChannel) {
-        if let update = session.stopReading(channel.streamID, unreadBytes: 0) { writeControl(update) }
+    func streamStoppedReading(_ endpoint: any YamuxStreamEndpoint) {
+        if let update = session.stopReading(endpoint.streamID, unreadBytes: 0) { writeControl(update) }
     }
 
     /// A closing stream must not wait forever for window or for the peer's FIN.
-    func streamIsClosing(_ channel: YamuxStreamChannel) {
-        let id = channel.streamID
+    ///
+    /// The task holds the multiplexer strongly (a weak reference gives the object a side table,
+    /// and every retain and release on the data path then takes the slow path); every linger
+    /// task is cancelled when its stream ends and at teardown, which breaks the cycle.
+    func streamIsClosing(_ endpoint: any YamuxStreamEndpoint) {
+        let id = endpoint.streamID
         guard let context, lingerTasks[id] == nil else { return }
-        lingerTasks[id] = context.eventLoop.scheduleTask(in: configuration.streamCloseTimeout) { [weak self] in
-            guard let self else { return }
+        lingerTasks[id] = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.streamCloseTimeout) {
             self.lingerTasks[id] = nil
             if let reset = self.session.reset(id) {
                 self.logger.debug("stream close timed out; resetting", metadata: ["stream": "\(id)"])
                 self.writeControl(reset)
             }
-            self.channels[id]?.receiveReset(error: YamuxError(.streamReset(stream: id)))
+            self.endpoints[id]?.receiveReset(error: YamuxError(.streamReset(stream: id)))
         }
     }
 
-    func resetStream(_ channel: YamuxStreamChannel) {
-        if let reset = session.reset(channel.streamID) { writeControl(reset) }
-        cancelLinger(channel.streamID)
+    func resetStream(_ endpoint: any YamuxStreamEndpoint) {
+        if let reset = session.reset(endpoint.streamID) { writeControl(reset) }
+        cancelLinger(endpoint.streamID)
     }
 
-    func streamChannelClosed(_ channel: YamuxStreamChannel) {
-        let id = channel.streamID
-        if channels[id] === channel { channels[id] = nil }
+    /// A stream's local end is done: a channel closed (by the application, or after the wire
+    /// closed), or a relay whose stream closed on the wire or was reset.
+    func endpointClosed(_ endpoint: any YamuxStreamEndpoint) {
+        let id = endpoint.streamID
+        if let current = endpoints[id], current === endpoint { endpoints[id] = nil }
         if session.state(of: id) == nil { cancelLinger(id) } else if lingerTasks[id] == nil, !closed {
             // Closed by the application while the peer may still send: linger, then reset.
-            streamIsClosing(channel)
+            streamIsClosing(endpoint)
         }
-        if channels.isEmpty { idleWaiters.forEach { $0.succeed(()) }; idleWaiters.removeAll() }
+        if endpoints.isEmpty { idleWaiters.forEach { $0.succeed(()) }; idleWaiters.removeAll() }
     }
 
     private var idleWaiters: [EventLoopPromise<Void>] = []
 
-    /// Completes once no stream channel is open (for draining on shutdown).
+    /// Completes once no stream is open (for draining on shutdown).
     public func allStreamsClosed() -> EventLoopFuture<Void> {
         guard let eventLoop else { preconditionFailure("YamuxMultiplexer is not in a pipeline") }
-        if channels.isEmpty { return eventLoop.makeSucceededVoidFuture() }
+        if endpoints.isEmpty { return eventLoop.makeSucceededVoidFuture() }
         let promise = eventLoop.makePromise(of: Void.self)
         idleWaiters.append(promise)
         return promise.futureResult
@@ -386,10 +477,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     // MARK: Outbound
 
-    private func enqueueForSend(_ channel: YamuxStreamChannel) {
-        guard !channel.isQueuedForSend else { return }
-        channel.isQueuedForSend = true
-        sendQueue.append(channel)
+    private func enqueueForSend(_ endpoint: any YamuxStreamEndpoint) {
+        guard !endpoint.isQueuedForSend else { return }
+        endpoint.isQueuedForSend = true
+        sendQueue.append(endpoint)
     }
 
     /// Set while `pumpSendQueue` runs; a nested call only asks for another round.
@@ -425,10 +516,11 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         var rounds = sendQueue.count
         while rounds > 0, let channel = sendQueue.popFirst() {
             rounds -= 1
+            let isWritable = context.channel.isWritable
             channel.isQueuedForSend = false
             let id = channel.streamID
             if channel.sendableBytes > 0 {
-                guard context.channel.isWritable else {
+                guard isWritable else {
                     // Keep our place; resume on writability.
                     channel.isQueuedForSend = true
                     sendQueue.prepend(channel)
@@ -467,28 +559,26 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         scheduleFlush()
     }
 
-    /// Writes one Data frame: its header and the pieces in `pieces`.
+    /// Writes one Data frame: its header and the pieces in `pieces`. A small one is copied into
+    /// `output` (one iovec with its neighbours, and the payload's buffer is released at once).
     private func writeDataFrame(_ id: YamuxStreamID, length: Int, context: ChannelHandlerContext) {
         let header = YamuxFrameHeader.data(id, length: UInt32(length))
+        prepareOutput()
+        output.writeYamuxHeader(header)
         if length <= Self.coalescedPayloadLimit {
-            var frame = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size + length)
-            frame.writeYamuxHeader(header)
-            var promise: EventLoopPromise<Void>?
             for (var bytes, piecePromise) in pieces {
-                frame.writeBuffer(&bytes)
+                output.writeBuffer(&bytes)
                 guard let piecePromise else { continue }
-                if let promise {
-                    promise.futureResult.cascade(to: piecePromise)
+                if let outputPromise {
+                    outputPromise.futureResult.cascade(to: piecePromise)
                 } else {
-                    promise = piecePromise
+                    outputPromise = piecePromise
                 }
             }
-            context.write(wrapOutboundOut(frame), promise: promise)
+            if output.readableBytes >= Self.outputHandOverSize { handOverOutput(context) }
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
-        buffer.writeYamuxHeader(header)
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        handOverOutput(context)
         for (bytes, promise) in pieces {
             context.write(wrapOutboundOut(bytes), promise: promise)
         }
@@ -497,17 +587,35 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// Writes a control frame now: it never waits behind queued stream data.
     private func writeControl(_ header: YamuxFrameHeader) {
         guard let context, !closed else { return }
-        var buffer = context.channel.allocator.buffer(capacity: YamuxFrameHeader.size)
-        buffer.writeYamuxHeader(header)
-        context.write(wrapOutboundOut(buffer), promise: nil)
+        prepareOutput()
+        output.writeYamuxHeader(header)
+        if output.readableBytes >= Self.outputHandOverSize { handOverOutput(context) }
         needsFlush = true
         scheduleFlush()
+    }
+
+    /// Makes `output` ready for more frames: after a hand-over it is cleared, which reuses its
+    /// memory when the channel has written it out (and allocates anew only when it has not).
+    private func prepareOutput() {
+        if outputHandedOver {
+            outputHandedOver = false
+            output.clear()
+        }
+    }
+
+    /// Passes the small frames gathered in `output` to the link channel (in order with the
+    /// large frames written after them).
+    private func handOverOutput(_ context: ChannelHandlerContext) {
+        guard !outputHandedOver, output.readableBytes > 0 else { return }
+        context.write(wrapOutboundOut(output), promise: outputPromise)
+        outputPromise = nil
+        outputHandedOver = true
     }
 
     private func scheduleFlush() {
         guard needsFlush, !inReadCycle, !flushScheduled, let context else { return }
         flushScheduled = true
-        context.eventLoop.execute {
+        context.eventLoop.assumeIsolated().execute {
             self.flushScheduled = false
             self.flushIfNeeded()
         }
@@ -516,6 +624,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private func flushIfNeeded() {
         guard needsFlush, let context else { return }
         needsFlush = false
+        handOverOutput(context)
         context.flush()
     }
 
@@ -525,9 +634,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         guard keepAliveTask == nil, let interval = configuration.keepAliveInterval else { return }
         // One ping at once measures the round-trip time for window auto-tuning.
         sendPing(promise: nil)
-        keepAliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) {
-            [weak self] _ in
-            self?.sendPing(promise: nil)
+        // Strong captures (see `streamIsClosing`): teardown cancels both tasks.
+        let multiplexer = NIOLoopBound(self, eventLoop: context.eventLoop)
+        keepAliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            multiplexer.value.sendPing(promise: nil)
         }
     }
 
@@ -542,8 +652,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         writeControl(.ping(flags: .syn, opaque: opaque))
         if keepAliveTimeoutTask == nil {
             let timeout = configuration.keepAliveTimeout
-            keepAliveTimeoutTask = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
-                guard let self, !self.pendingPings.isEmpty else { return }
+            keepAliveTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                guard !self.pendingPings.isEmpty else { return }
                 let error = YamuxError(.keepAliveTimeout(milliseconds: timeout.nanoseconds / 1_000_000))
                 self.logger.warning("\(error)")
                 self.failSession(error, goAwayCode: nil)
@@ -587,9 +697,11 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         // channel alive forever (a reference cycle; found by the fuzzer under LeakSanitizer).
         payloadTarget = nil
         touchedStreams.removeAll()
-        let open = Array(channels.values)
-        for channel in open { channel.receiveReset(error: error) }
-        channels.removeAll()
+        let open = Array(endpoints.values)
+        for endpoint in open { endpoint.receiveReset(error: error) }
+        endpoints.removeAll()
+        outputPromise?.fail(error)
+        outputPromise = nil
         idleWaiters.forEach { $0.succeed(()) }
         idleWaiters.removeAll()
     }

@@ -130,7 +130,7 @@ public struct YamuxSessionStateMachine: Sendable {
 
     /// Interprets one inbound frame header. Payload bytes (for Data) are handled by the caller
     /// according to the result: delivered, or dropped.
-    public mutating func receive(_ header: YamuxFrameHeader, now: NIODeadline = .now()) -> InboundResult {
+    public mutating func receive(_ header: YamuxFrameHeader) -> InboundResult {
         switch header.type {
         case .ping:
             if header.flags.contains(.syn) {
@@ -282,10 +282,9 @@ public struct YamuxSessionStateMachine: Sendable {
 
     /// How many of `wanted` bytes may go out on the stream now; the send window is charged for them.
     public mutating func reserveSend(_ id: YamuxStreamID, upTo wanted: Int) -> Int {
-        guard var stream = streams[id], !stream.localFinSent else { return 0 }
-        let granted = stream.sendWindow.take(upTo: wanted)
-        streams[id] = stream
-        return granted
+        // One hash lookup, then the window is changed in place (no copy of the state out and back).
+        guard let index = streams.index(forKey: id), !streams.values[index].localFinSent else { return 0 }
+        return streams.values[index].sendWindow.take(upTo: wanted)
     }
 
     /// The send window currently available on a stream (0 for unknown streams).
@@ -294,14 +293,16 @@ public struct YamuxSessionStateMachine: Sendable {
     }
 
     /// The application consumed `count` bytes of a stream: returns a Window Update to send, if due.
+    ///
+    /// `now` is only read when an update is due (a clock read per consumed chunk showed in profiles).
     public mutating func consumed(
-        _ id: YamuxStreamID, _ count: Int, now: NIODeadline = .now(), roundTripTime: TimeAmount? = nil
+        _ id: YamuxStreamID, _ count: Int, now: @autoclosure () -> NIODeadline = .now(),
+        roundTripTime: TimeAmount? = nil
     ) -> YamuxFrameHeader? {
-        guard var stream = streams[id] else { return nil }
+        guard let index = streams.index(forKey: id) else { return nil }
+        let delta = streams.values[index].receiveWindow.consume(count, now: now(), roundTripTime: roundTripTime)
         // No credit after the peer's FIN: it cannot send any more anyway.
-        let delta = stream.receiveWindow.consume(count, now: now, roundTripTime: roundTripTime)
-        streams[id] = stream
-        guard let delta, !stream.remoteFinReceived else { return nil }
+        guard let delta, !streams.values[index].remoteFinReceived else { return nil }
         return .windowUpdate(id, delta: delta)
     }
 

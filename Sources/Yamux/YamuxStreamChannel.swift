@@ -20,7 +20,7 @@ public enum YamuxStreamEvent: Sendable {
 /// `allowRemoteHalfClosure` is on (else the channel closes, as a socket does).
 ///
 /// All state is confined to the parent's event loop.
-public final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
+public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint, @unchecked Sendable {
     private enum State {
         /// Created, initializer running; inbound bytes are held.
         case idle
@@ -451,7 +451,7 @@ public final class YamuxStreamChannel: Channel, ChannelCore, @unchecked Sendable
         bufferedBytes = 0
         let promises = closePromises
         closePromises = []
-        multiplexer.streamChannelClosed(self)
+        multiplexer.endpointClosed(self)
         if let error, wasActive { pipeline.fireErrorCaught(error) }
         for promise in promises { promise.succeed(()) }
         if wasActive {

@@ -94,6 +94,19 @@ public final class Link: @unchecked Sendable {
         return mux.createStream(initializer: initializer)
     }
 
+    /// Opens a stream relayed to `socket`, a channel on this link's event loop, without a child
+    /// channel (`YamuxSocketRelay`: the relay joins the socket's pipeline). Throws at once while
+    /// the link is down. Call on the event loop.
+    public func openRelayStream(
+        to socket: Channel, socketSide: String = "client", streamSide: String = "runtime manager",
+        activity: RelayActivity? = nil, onEnd: ((RelayEndReason) -> Void)? = nil
+    ) throws -> YamuxSocketRelay {
+        eventLoop.preconditionInEventLoop()
+        guard case .up(_, let mux) = state else { throw LinkDownError(backend: configuration.backend) }
+        return try mux.createRelayStream(
+            to: socket, socketSide: socketSide, streamSide: streamSide, activity: activity, onEnd: onEnd)
+    }
+
     /// Says Go Away on the link (no new streams), for a graceful shutdown.
     public func goAway() {
         eventLoop.execute {

@@ -1,16 +1,6 @@
 import NIOCore
 import Yamux
 
-/// Whether a relayed session carried bytes lately: `RelayGlue` sets it on every read, either way,
-/// and an idle sweep (repeaterd's `IdleSweeper`) reads and clears it. A plain stored flag, because
-/// it is set per message; confined to the session's event loop.
-public final class RelayActivity {
-    /// Set on every read since the sweeper last looked.
-    public var sawTraffic = true
-
-    public init() {}
-}
-
 /// Joins two channels into a byte pipe: a read on one side is a write on the other,
 /// read-complete is a flush, a half-close (input closed) becomes `close(mode: .output)` on the
 /// other side, and a side only reads while its partner is writable — so a slow reader on either
@@ -23,18 +13,7 @@ public final class RelayGlue: ChannelDuplexHandler {
     public typealias OutboundIn = NIOAny
     public typealias OutboundOut = NIOAny
 
-    /// Why a relayed session ended, for the log.
-    public enum EndReason: Sendable, CustomStringConvertible {
-        case closed(side: String)
-        case error(side: String, Error)
-
-        public var description: String {
-            switch self {
-            case .closed(let side): return "\(side) closed"
-            case .error(let side, let error): return "\(side) failed: \(error)"
-            }
-        }
-    }
+    public typealias EndReason = RelayEndReason
 
     private var partner: RelayGlue?
     private var context: ChannelHandlerContext?

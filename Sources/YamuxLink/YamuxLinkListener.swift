@@ -6,7 +6,9 @@ import Yamux
 
 /// The accepting side of yamux links: listens on TCP or a Unix socket, runs a yamux server
 /// session on every connection (any number of links, at once or one after another, each
-/// independent), and hands every stream the peer opens to `streamInitializer`.
+/// independent), and hands every stream the peer opens to `streamInitializer` — or, with a
+/// `relayConnector`, relays every stream to a socket that the connector connects (no child
+/// channel per stream: `YamuxSocketRelay`).
 ///
 /// The runtime manager and `muxcat listen` are both this, with different stream initializers.
 public final class YamuxLinkListener: @unchecked Sendable {
@@ -15,6 +17,7 @@ public final class YamuxLinkListener: @unchecked Sendable {
     private let configuration: YamuxConfiguration
     private let logger: Logger
     private let streamInitializer: @Sendable (Channel) -> EventLoopFuture<Void>
+    private let relayConnector: (@Sendable (YamuxSocketRelay) -> EventLoopFuture<Void>)?
     private var serverChannel: Channel?
     private let links = NIOLockedValueBox([ObjectIdentifier: Channel]())
     private let linkCounter = NIOLockedValueBox(0)
@@ -24,7 +27,8 @@ public final class YamuxLinkListener: @unchecked Sendable {
     public init(
         address: LinkAddress, group: EventLoopGroup, configuration: YamuxConfiguration = YamuxConfiguration(role: .server),
         logger: Logger = Logger(label: "yamux-listener"),
-        streamInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>
+        streamInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>,
+        relayConnector: (@Sendable (YamuxSocketRelay) -> EventLoopFuture<Void>)? = nil
     ) {
         precondition(configuration.role == .server, "a link listener is the yamux server side")
         self.address = address
@@ -32,6 +36,7 @@ public final class YamuxLinkListener: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.streamInitializer = streamInitializer
+        self.relayConnector = relayConnector
     }
 
     /// The bound address (with the real port when 0 was asked for).
@@ -70,10 +75,13 @@ public final class YamuxLinkListener: @unchecked Sendable {
             logger.info("link closed")
         }
         let initializer = streamInitializer
+        let connector = relayConnector
         return channel.eventLoop.makeCompletedFuture {
             try self.linkInitializer?(channel)
             try channel.pipeline.syncOperations.addHandler(
-                YamuxMultiplexer(configuration: configuration, logger: logger, inboundStreamInitializer: initializer))
+                YamuxMultiplexer(
+                    configuration: configuration, logger: logger, inboundStreamInitializer: initializer,
+                    inboundRelayConnector: connector))
         }
     }
 

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import XCTest
+import Yamux
 import YamuxLink
 
 @testable import Repeater

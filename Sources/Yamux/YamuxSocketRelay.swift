@@ -1,0 +1,311 @@
+import NIOCore
+
+/// One yamux stream relayed to one socket, without a child channel: the lean stream end for
+/// programs that only copy bytes (repeaterd's clients, `muxcat listen --forward`'s targets).
+///
+/// It is a handler in the socket's own pipeline and the stream's end in the multiplexer at once:
+/// - socket → stream: each read is queued here and handed to the multiplexer, which writes the
+///   Data frame at once when the window is open and the link writable. The socket is only read
+///   while less than the stream write watermark is queued, so a full window or a busy link stops
+///   this client and nobody else.
+/// - stream → socket: the link's payload is written straight into the socket when it is
+///   writable, and queued here (uncredited) while it is not. The receive window is credited only
+///   for bytes the socket took, so memory stays bounded by one window plus the socket's write
+///   watermark, as with a child channel and `RelayGlue`.
+///
+/// Closing follows `RelayGlue`'s rules: the socket's half-close becomes FIN after every queued
+/// byte, and the peer's FIN becomes the socket's half-close after every byte written; the socket
+/// is closed once both directions are done. A socket error resets the stream (a failure must not
+/// look like a complete message); a reset stream, or a link that goes away, closes the socket.
+/// A socket that goes away first gets its queued bytes sent, then FIN, and the stream lingers
+/// for the peer's FIN (inbound bytes credited and dropped) until the close timeout resets it.
+///
+/// All state is confined to the link's event loop, which must also be the socket's.
+public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    public let streamID: YamuxStreamID
+    private let multiplexer: YamuxMultiplexer
+    private var context: ChannelHandlerContext?
+
+    /// The link channel this stream is on (nil once the link is gone).
+    public var link: Channel? { multiplexer.linkChannel }
+
+    /// Marked on every read either way, for an idle timeout. Set before the relay starts.
+    public var activity: RelayActivity?
+    /// Called once, with the first reason the session ends for. Set before the relay starts.
+    public var onEnd: ((RelayEndReason) -> Void)?
+    /// Names of the two sides in `onEnd`'s reasons ("client", "runtime manager", ...).
+    private let socketSide: String
+    private let streamSide: String
+
+    /// The stream is accepted and the socket connected: bytes flow. (A stream the peer opens is
+    /// not, until its socket has connected.)
+    private var started: Bool
+    private var socketOpen = true
+    /// The stream exists on the wire (not closed both ways, not reset, link up).
+    private var streamOpen = true
+
+    // Socket → stream
+    private var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    private(set) var sendableBytes = 0
+    /// The socket's input ended: FIN follows the queued bytes.
+    private var socketInputEnded = false
+    private var localFinishSent = false
+    /// A read the socket asked for, held back while the queue is over the watermark.
+    private var readHeld = false
+
+    // Stream → socket
+    private var inbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    /// Bytes written into the socket since its last flush, credited to the peer at the flush.
+    private var unflushedBytes = 0
+    private var remoteFinished = false
+    private var remoteFinishDelivered = false
+    /// Completes once the socket's output is closed after every byte written to it.
+    private var socketOutputClosed: EventLoopFuture<Void>?
+    private var delivering = false
+    /// The socket's writability came back while `deliverInbound` was flushing.
+    private var deliverAgain = false
+
+    var hasNewInbound = false
+    var isQueuedForSend = false
+
+    init(
+        streamID: YamuxStreamID, multiplexer: YamuxMultiplexer, started: Bool, socketSide: String,
+        streamSide: String
+    ) {
+        self.streamID = streamID
+        self.multiplexer = multiplexer
+        self.started = started
+        self.socketSide = socketSide
+        self.streamSide = streamSide
+    }
+
+    private var highWatermark: Int { multiplexer.configuration.streamWriteHighWatermark }
+    private var lowWatermark: Int { multiplexer.configuration.streamWriteLowWatermark }
+
+    private func report(_ reason: RelayEndReason) {
+        guard let onEnd else { return }
+        self.onEnd = nil
+        onEnd(reason)
+    }
+
+    // MARK: Started by the multiplexer (streams the peer opened)
+
+    /// The socket connected: accept the stream, and let what waited on either side move.
+    func start() {
+        guard !started else { return }
+        guard streamOpen else {
+            // The link went away while the socket connected.
+            context?.close(promise: nil)
+            return
+        }
+        guard socketOpen else {
+            // The socket went away before the stream was accepted: refuse it.
+            multiplexer.resetStream(self)
+            streamEnded()
+            return
+        }
+        started = true
+        multiplexer.streamActivated(self)
+        if sendableBytes > 0 || socketInputEnded { multiplexer.streamHasSendableData(self) }
+        deliverInbound()
+    }
+
+    // MARK: ChannelHandler (the socket)
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        activity?.sawTraffic = true
+        guard streamOpen, !localFinishSent else { return }
+        let bytes = unwrapInboundIn(data)
+        sendableBytes += bytes.readableBytes
+        outbound.append(bytes)
+        if started { multiplexer.streamHasSendableData(self) }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if sendableBytes < highWatermark {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event, !socketInputEnded {
+            socketInputEnded = true
+            if started && streamOpen { multiplexer.streamHasSendableData(self) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { deliverInbound() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        socketOpen = false
+        socketInputEnded = true
+        report(.closed(side: socketSide))
+        let unread = inbound.reduce(unflushedBytes) { $0 + $1.readableBytes }
+        inbound.removeAll()
+        unflushedBytes = 0
+        if streamOpen && started {
+            // Nothing can take the peer's bytes any more: credit and drop them until its FIN;
+            // send what the socket sent, then FIN; reset if the peer never finishes.
+            multiplexer.streamDiscarded(self, bytes: unread)
+            multiplexer.streamHasSendableData(self)
+            if streamOpen { multiplexer.streamIsClosing(self) }
+        }
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        report(.error(side: socketSide, error))
+        if streamOpen {
+            // A failure must not look like a complete message to the far end: RST, not FIN.
+            multiplexer.resetStream(self)
+            streamEnded()
+        }
+        context.close(promise: nil)
+    }
+
+    // MARK: YamuxStreamEndpoint (the stream)
+
+    func receiveData(_ buffer: ByteBuffer) {
+        guard streamOpen else { return }
+        activity?.sawTraffic = true
+        if started, socketOpen, inbound.isEmpty, !delivering, let context, context.channel.isWritable {
+            unflushedBytes += buffer.readableBytes
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        } else {
+            inbound.append(buffer)
+        }
+    }
+
+    func receiveFinish() {
+        remoteFinished = true
+    }
+
+    func parentReadComplete() {
+        hasNewInbound = false
+        deliverInbound()
+    }
+
+    func receiveReset(error: Error) {
+        guard streamOpen else { return }
+        streamEnded()
+        if socketOpen {
+            report(.error(side: streamSide, error))
+            context?.close(promise: nil)
+        }
+    }
+
+    func localFinishWasSent(streamClosed: Bool) {
+        localFinishSent = true
+        if streamClosed { streamClosedOnWire() }
+    }
+
+    func streamClosedOnWire() {
+        guard streamOpen else { return }
+        streamOpen = false
+        multiplexer.endpointClosed(self)
+        closeSocketIfDone()
+    }
+
+    var wantsToSendFinish: Bool { started && streamOpen && socketInputEnded && !localFinishSent && sendableBytes == 0 }
+
+    func takeSendable(upTo limit: Int, into pieces: inout [(ByteBuffer, EventLoopPromise<Void>?)]) -> Int {
+        var taken = 0
+        while taken < limit, let first = outbound.first {
+            let wanted = limit - taken
+            if first.readableBytes <= wanted {
+                outbound.removeFirst()
+                taken += first.readableBytes
+                pieces.append((first, nil))
+            } else {
+                let slice = outbound[outbound.startIndex].readSlice(length: wanted)!
+                taken += wanted
+                pieces.append((slice, nil))
+            }
+        }
+        sendableBytes -= taken
+        if readHeld, sendableBytes < lowWatermark, socketOpen, let context {
+            readHeld = false
+            context.read()
+        }
+        return taken
+    }
+
+    // MARK: Private
+
+    /// Writes what waited for the socket, flushes, credits the peer for it, and passes the
+    /// peer's FIN on once everything before it is written.
+    private func deliverInbound() {
+        guard started, socketOpen, let context else { return }
+        guard !delivering else {
+            // Called from inside the flush below (the socket turned writable again as it wrote):
+            // that writability change is the only one there will be, so go round once more.
+            deliverAgain = true
+            return
+        }
+        delivering = true
+        defer { delivering = false }
+        repeat {
+            deliverAgain = false
+            var written = unflushedBytes
+            unflushedBytes = 0
+            while !inbound.isEmpty, context.channel.isWritable {
+                let next = inbound.removeFirst()
+                written += next.readableBytes
+                context.write(wrapOutboundOut(next), promise: nil)
+            }
+            if written > 0 {
+                context.flush()
+                if streamOpen { multiplexer.streamConsumed(self, bytes: written) }
+            }
+        } while deliverAgain && socketOpen
+        if remoteFinished, inbound.isEmpty, !remoteFinishDelivered, socketOpen {
+            remoteFinishDelivered = true
+            // A socket whose peer already half-closed turns close(mode: .output) into a full
+            // close that drops queued writes; so first wait for an empty write, which completes
+            // only after every earlier one, then close.
+            let channel = context.channel
+            socketOutputClosed = context.writeAndFlush(wrapOutboundOut(ByteBuffer())).flatMap {
+                channel.close(mode: .output)
+            }
+            closeSocketIfDone()
+        }
+    }
+
+    /// Both directions are done: close the socket once its last bytes are written.
+    private func closeSocketIfDone() {
+        guard !streamOpen, socketOpen, remoteFinishDelivered, let context else { return }
+        let channel = context.channel
+        (socketOutputClosed ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    /// The stream is gone (reset, refused, link closed): nothing more moves either way.
+    private func streamEnded() {
+        streamOpen = false
+        outbound.removeAll()
+        sendableBytes = 0
+        inbound.removeAll()
+        unflushedBytes = 0
+        multiplexer.endpointClosed(self)
+    }
+}
+

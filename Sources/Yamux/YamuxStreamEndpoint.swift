@@ -1,0 +1,39 @@
+import NIOCore
+
+/// The local end of one stream, as the multiplexer drives it. There are two kinds, on one link
+/// and one state machine:
+/// - `YamuxStreamChannel`: a real child `Channel`, for streams that run TLS or a codec
+///   (runtime-manager, `muxcat --echo/--exec/print`).
+/// - `YamuxSocketRelay`: a handler in a socket's own pipeline, for streams that only copy bytes
+///   between that socket and the link (repeaterd, `muxcat --forward`): no pipeline per stream.
+///
+/// Every call is made on the link's event loop.
+protocol YamuxStreamEndpoint: AnyObject {
+    var streamID: YamuxStreamID { get }
+
+    /// Listed for delivery at the end of the link's current read cycle.
+    var hasNewInbound: Bool { get set }
+    /// In the multiplexer's send queue.
+    var isQueuedForSend: Bool { get set }
+
+    /// Payload bytes for this stream arrived (within the receive window).
+    func receiveData(_ buffer: ByteBuffer)
+    /// The peer half-closed the stream.
+    func receiveFinish()
+    /// The link finished a read cycle: deliver what arrived.
+    func parentReadComplete()
+    /// The stream was reset by the peer, refused, timed out while closing, or the link went away.
+    func receiveReset(error: Error)
+    /// Our FIN went out (after every byte queued before it).
+    func localFinishWasSent(streamClosed: Bool)
+    /// Both directions are finished on the wire; the stream's state is gone.
+    func streamClosedOnWire()
+
+    /// Bytes ready to go out as Data frames.
+    var sendableBytes: Int { get }
+    /// Whether FIN should follow once the sendable bytes are gone.
+    var wantsToSendFinish: Bool { get }
+    /// Takes up to `limit` sendable bytes for one Data frame (slices, no copy), with the promises
+    /// of the writes they complete.
+    func takeSendable(upTo limit: Int, into pieces: inout [(ByteBuffer, EventLoopPromise<Void>?)]) -> Int
+}
