@@ -14,6 +14,7 @@
 # Scenario 1: plain TCP clients -> repeaterd -> Go yamux server (echo);
 #   1c: small requests the Go server accepts late, so it never ACKs them.
 # Scenario 2: Go yamux client -> muxcat listen --echo.
+# Scenario 3: Go yamux client -> muxcat listen --forward -> TCP echo (not in --self-test).
 # See docs/INTEROP.md.
 set -u
 
@@ -318,6 +319,34 @@ if need_bin muxcat "2a" "2b" "2c"; then
     fail "2c: muxcat did not start"
   fi
   cleanup
+fi
+
+# --- scenario 3: Go yamux client -> muxcat listen --forward -> TCP echo -------
+# muxcat --forward relays each stream straight to its target socket (YamuxSocketRelay, no child
+# channel): the same relay endpoint as repeaterd's, here with the peer opening the streams.
+if [ "$SELF_TEST" = 0 ]; then
+  echo "== scenario 3: Go yamux client -> muxcat listen --forward -> TCP echo"
+  if need_bin muxcat "3a" "3b"; then
+    if launch tcpecho "$LOGDIR/tcpecho.log" "$PEER" tcpecho --listen "127.0.0.1:@PORT@"; then
+      P_ECHO=$LASTPORT
+      if launch muxcat-forward "$LOGDIR/muxcat-forward.log" \
+           "$BIN/muxcat" listen "127.0.0.1:@PORT@" --forward "127.0.0.1:$P_ECHO"; then
+        MUX_PID=$LASTPID P_MUX=$LASTPORT
+        D="muxcat:$MUX_PID:$LOGDIR/muxcat-forward.log"
+        run_case "3a 64 streams x 1 MiB through --forward, window 1 MiB" ok "$D" "" \
+          "$PEER" client --connect "127.0.0.1:$P_MUX" --streams 64 --bytes 1048576 --window 1048576 --timeout "$TIMEOUT" -v
+        run_case "3b 2 streams x 32 MiB through --forward, window 256 KiB" ok "$D" "" \
+          "$PEER" client --connect "127.0.0.1:$P_MUX" --streams 2 --bytes 33554432 --timeout "$TIMEOUT" -v
+      else
+        fail "3a: muxcat did not start"
+        fail "3b: muxcat did not start"
+      fi
+    else
+      fail "3a: yamux-peer tcpecho did not start"
+      fail "3b: yamux-peer tcpecho did not start"
+    fi
+    cleanup
+  fi
 fi
 
 # --- self-test only: the checkers must catch corruption -----------------------
