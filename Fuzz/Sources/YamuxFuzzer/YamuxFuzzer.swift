@@ -5,7 +5,8 @@ import Yamux
 
 /// Feeds arbitrary bytes to a yamux server session as if they came from the link: first the
 /// pure decoder and state machine (acting on every result as the multiplexer would), then the
-/// real `YamuxMultiplexer` on an embedded channel with echoing streams. Any crash, hang or
+/// real `YamuxMultiplexer` on an embedded channel, once with echoing child-channel streams and
+/// once with every stream relayed to an echoing (embedded) socket. Any crash, hang or
 /// unbounded allocation is a bug; errors are the expected outcome for garbage.
 func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
     let input = ByteBuffer(bytes: bytes)
@@ -52,22 +53,55 @@ func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
         }
     }
 
-    // 2. The real handler, with echoing streams, on an embedded link.
+    // 2. The real handler on an embedded link, with each kind of stream end: echoing child
+    //    channels, then relays to (embedded) sockets that echo.
+    fuzzMultiplexer(input, relayed: false)
+    fuzzMultiplexer(input, relayed: true)
+}
+
+private func fuzzMultiplexer(_ input: ByteBuffer, relayed: Bool) {
     let channel = EmbeddedChannel()
+    let loop = channel.embeddedEventLoop
     var configuration = YamuxConfiguration(role: .server)
     configuration.maximumInboundStreams = 16
     configuration.keepAliveInterval = nil
-    let mux = YamuxMultiplexer(configuration: configuration) { stream in
-        stream.pipeline.addHandler(EchoStream())
+    var sockets: [EmbeddedChannel] = []
+    let mux: YamuxMultiplexer
+    if relayed {
+        mux = YamuxMultiplexer(
+            configuration: configuration,
+            inboundRelayConnector: { relay in
+                let socket = EmbeddedChannel(loop: loop)
+                sockets.append(socket)
+                do {
+                    try socket.pipeline.syncOperations.addHandler(relay)
+                    return socket.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 2))
+                } catch {
+                    return loop.makeFailedFuture(error)
+                }
+            })
+    } else {
+        mux = YamuxMultiplexer(configuration: configuration) { stream in
+            stream.pipeline.addHandler(EchoStream())
+        }
     }
     try? channel.pipeline.syncOperations.addHandler(mux)
     _ = try? channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     _ = try? channel.writeInbound(input)
-    channel.embeddedEventLoop.run()
+    loop.run()
+    // Each socket echoes what the relay wrote into it, once (the peer's window bounds it).
+    for socket in sockets where socket.isActive {
+        while let bytes = try? socket.readOutbound(as: ByteBuffer.self) {
+            _ = try? socket.writeInbound(bytes)
+        }
+        socket.pipeline.fireChannelReadComplete()
+    }
+    loop.run()
     while (try? channel.readOutbound(as: ByteBuffer.self)) != nil {}
     _ = try? channel.finish()
+    for socket in sockets { _ = try? socket.finish() }
     // Closed stream channels drop their handlers on a later loop turn: let it happen.
-    channel.embeddedEventLoop.run()
+    loop.run()
 }
 
 final class EchoStream: ChannelInboundHandler {
