@@ -84,12 +84,12 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var closed = false
 
     // Keep-alive and ping
-    private var nextPingOpaque: UInt32 = 1
-    private var pendingPings: [UInt32: (sent: NIODeadline, promise: EventLoopPromise<TimeAmount>?)] = [:]
+    /// Pings out and the round-trip time they measured (a value type, tested alone).
+    private var pings = YamuxPingTracker()
     private var keepAliveTask: RepeatedTask?
     private var keepAliveTimeoutTask: Scheduled<Void>?
     /// Smoothed round-trip time from ping replies (feeds window auto-tuning).
-    public private(set) var roundTripTime: TimeAmount?
+    public var roundTripTime: TimeAmount? { pings.roundTripTime }
     private var lingerTasks: [YamuxStreamID: Scheduled<Void>] = [:]
 
     /// Called (on the event loop) when the peer says Go Away.
@@ -285,11 +285,9 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         case .pingRequest(let reply):
             writeControl(reply)
         case .pingReply(let opaque):
-            if let pending = pendingPings.removeValue(forKey: opaque) {
-                let rtt = NIODeadline.now() - pending.sent
-                roundTripTime = roundTripTime.map { .nanoseconds(($0.nanoseconds * 7 + rtt.nanoseconds) / 8) } ?? rtt
-                pending.promise?.succeed(rtt)
-                if pendingPings.isEmpty {
+            if let reply = pings.receiveReply(opaque: opaque, now: .now()) {
+                reply.promise?.succeed(reply.roundTrip)
+                if reply.allAnswered {
                     keepAliveTimeoutTask?.cancel()
                     keepAliveTimeoutTask = nil
                 }
@@ -646,14 +644,11 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             promise?.fail(YamuxError(.linkClosed))
             return
         }
-        let opaque = nextPingOpaque
-        nextPingOpaque &+= 1
-        pendingPings[opaque] = (.now(), promise)
-        writeControl(.ping(flags: .syn, opaque: opaque))
+        writeControl(pings.ping(now: .now(), promise: promise))
         if keepAliveTimeoutTask == nil {
             let timeout = configuration.keepAliveTimeout
             keepAliveTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-                guard !self.pendingPings.isEmpty else { return }
+                guard self.pings.isAwaitingReply else { return }
                 let error = YamuxError(.keepAliveTimeout(milliseconds: timeout.nanoseconds / 1_000_000))
                 self.logger.warning("\(error)")
                 self.failSession(error, goAwayCode: nil)
@@ -688,8 +683,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         keepAliveTimeoutTask = nil
         for (_, task) in lingerTasks { task.cancel() }
         lingerTasks.removeAll()
-        for (_, pending) in pendingPings { pending.promise?.fail(error) }
-        pendingPings.removeAll()
+        for promise in pings.abandonAll() { promise.fail(error) }
         _ = session.closeAll()
         sendQueue.removeAll()
         // Streams hold the multiplexer strongly: drop every other reference to them, or a link

@@ -397,7 +397,7 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
         while let buffer = pendingReads.popFirst() {
             delivered += buffer.readableBytes
             pendingReadBytes -= buffer.readableBytes
-            pipeline.fireChannelRead(NIOAny(buffer))
+            pipeline.fireChannelRead(buffer)
             guard state == .active else { return }
         }
         if delivered > 0 {
