@@ -79,6 +79,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var payloadTarget: PayloadTarget?
 
     private var inReadCycle = false
+    /// Relayed sockets in the middle of a read cycle: the link is flushed when the last one
+    /// ends (`relayReadCycleEnded`), not by a task at the end of the loop turn — one
+    /// `eventLoop.execute` per client message showed in repeaterd's profile.
+    private var openRelayReadCycles = 0
     private var needsFlush = false
     private var flushScheduled = false
     private var closed = false
@@ -408,6 +412,19 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         pumpSendQueue()
     }
 
+    /// A relayed socket started a read cycle: hold the link's flush until it ends.
+    func relayReadCycleBegan() {
+        openRelayReadCycles += 1
+    }
+
+    /// A relayed socket's read cycle ended (read complete, or the socket's input or the socket
+    /// went away): flush what its reads queued, once for all of them.
+    func relayReadCycleEnded() {
+        openRelayReadCycles -= 1
+        assert(openRelayReadCycles >= 0)
+        if openRelayReadCycles == 0, !inReadCycle { flushIfNeeded() }
+    }
+
     func streamConsumed(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {
         if let update = session.consumed(endpoint.streamID, bytes, roundTripTime: roundTripTime) {
             writeControl(update)
@@ -611,7 +628,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func scheduleFlush() {
-        guard needsFlush, !inReadCycle, !flushScheduled, let context else { return }
+        guard needsFlush, !inReadCycle, openRelayReadCycles == 0, !flushScheduled, let context else { return }
         flushScheduled = true
         context.eventLoop.assumeIsolated().execute {
             self.flushScheduled = false

@@ -56,6 +56,9 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     private var localFinishSent = false
     /// A read the socket asked for, held back while the queue is over the watermark.
     private var readHeld = false
+    /// Between the socket's first read of a cycle and its read complete: the multiplexer
+    /// flushes the link once at the end instead of scheduling a flush per read.
+    private var inSocketReadCycle = false
 
     // Stream → socket
     private var inbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
@@ -121,16 +124,35 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        endSocketReadCycle()
         self.context = nil
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         activity?.sawTraffic = true
         guard streamOpen, !localFinishSent else { return }
+        if !inSocketReadCycle {
+            inSocketReadCycle = true
+            multiplexer.relayReadCycleBegan()
+        }
         let bytes = unwrapInboundIn(data)
         sendableBytes += bytes.readableBytes
         outbound.append(bytes)
         if started { multiplexer.streamHasSendableData(self) }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        endSocketReadCycle()
+        context.fireChannelReadComplete()
+    }
+
+    /// Ends the socket's read cycle, if one is open: on read complete, and on every way a cycle
+    /// can end without one (input closed, error, the socket or this handler gone), since a
+    /// cycle left open would hold the link's flush for every stream.
+    private func endSocketReadCycle() {
+        guard inSocketReadCycle else { return }
+        inSocketReadCycle = false
+        multiplexer.relayReadCycleEnded()
     }
 
     public func read(context: ChannelHandlerContext) {
@@ -142,6 +164,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { endSocketReadCycle() }
         if case ChannelEvent.inputClosed = event, !socketInputEnded {
             socketInputEnded = true
             if started && streamOpen { multiplexer.streamHasSendableData(self) }
@@ -155,6 +178,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        endSocketReadCycle()
         socketOpen = false
         socketInputEnded = true
         report(.closed(side: socketSide))
@@ -172,6 +196,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        endSocketReadCycle()
         report(.error(side: socketSide, error))
         if streamOpen {
             // A failure must not look like a complete message to the far end: RST, not FIN.
