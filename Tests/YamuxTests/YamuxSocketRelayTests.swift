@@ -32,11 +32,19 @@ final class YamuxSocketRelayTests: XCTestCase {
         let nearMux: NIOLoopBoundBox<YamuxMultiplexer?>
         let front: Channel
         let farLinkChannels: NIOLockedValueBox<[Channel]>
+        /// The relays made for the front's sockets, in accept order.
+        let relays: NIOLoopBoundBox<[YamuxSocketRelay]>
+        /// The far end's stream channels, in open order.
+        let farStreams: NIOLockedValueBox<[Channel]>
     }
 
-    private func makeRig(streamHandler: @escaping @Sendable () -> ChannelHandler & Sendable) throws -> Rig {
+    private func makeRig(
+        farAutoRead: Bool = true, streamHandler: @escaping @Sendable () -> ChannelHandler & Sendable
+    ) throws -> Rig {
         let loop = self.loop
         let farLinkChannels = NIOLockedValueBox([Channel]())
+        let farStreams = NIOLockedValueBox([Channel]())
+        let relays = NIOLoopBoundBox.makeBoxSendingValue([YamuxSocketRelay](), eventLoop: loop)
         let farLinks = try ServerBootstrap(group: loop)
             .childChannelInitializer { link in
                 farLinkChannels.withLockedValue { $0.append(link) }
@@ -45,7 +53,10 @@ final class YamuxSocketRelayTests: XCTestCase {
                         YamuxMultiplexer(
                             configuration: YamuxConfiguration(role: .server),
                             inboundStreamInitializer: { stream in
-                                stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMap {
+                                farStreams.withLockedValue { $0.append(stream) }
+                                return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMap {
+                                    stream.setOption(ChannelOptions.autoRead, value: farAutoRead)
+                                }.flatMap {
                                     stream.pipeline.addHandler(streamHandler())
                                 }
                             }))
@@ -66,11 +77,14 @@ final class YamuxSocketRelayTests: XCTestCase {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { socket in
                 socket.eventLoop.makeCompletedFuture {
-                    _ = try nearMux.value!.createRelayStream(to: socket, socketSide: "user", streamSide: "far end")
+                    relays.value.append(
+                        try nearMux.value!.createRelayStream(to: socket, socketSide: "user", streamSide: "far end"))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
-        return Rig(farLinks: farLinks, nearLink: nearLink, nearMux: nearMux, front: front, farLinkChannels: farLinkChannels)
+        return Rig(
+            farLinks: farLinks, nearLink: nearLink, nearMux: nearMux, front: front, farLinkChannels: farLinkChannels,
+            relays: relays, farStreams: farStreams)
     }
 
     private func connectUser(to rig: Rig, collector: SocketCollector, linger: Bool = false) throws -> Channel {
@@ -124,6 +138,51 @@ final class YamuxSocketRelayTests: XCTestCase {
         XCTAssertEqual(try childCollector.received(), ByteBuffer(string: "child stream"))
         try child.closeFuture.wait()
 
+        try waitUntil { try self.openStreamCount(rig) == 0 }
+        try rig.front.close().wait()
+        try rig.nearLink.close().wait()
+        try rig.farLinks.close().wait()
+    }
+
+    /// The far end stops reading: the stream's window closes, and the relay holds back reads on
+    /// the user's socket once its queue passes the stream write watermark, so what repeaterd
+    /// holds for this client stays bounded (TCP pushes back on the user) — then every byte
+    /// arrives, in order, once the far end reads again.
+    func testAFarEndThatStopsReadingHoldsTheUserBackWithBoundedMemory() throws {
+        let farEnd = SocketCollector(eventLoop: loop)
+        let rig = try makeRig(farAutoRead: false) { farEnd }
+        let user = SocketCollector(eventLoop: loop)
+        let userChannel = try connectUser(to: rig, collector: user)
+        // More than the kernel's socket buffers on both sides of the front can absorb.
+        let payload = pattern(32 << 20, seed: 3)
+        userChannel.writeAndFlush(payload, promise: nil)
+
+        let configuration = try loop.submit { rig.nearMux.value!.configuration }.wait()
+        // The relay holds back the socket's next read once its queue passes the watermark; the
+        // read cycle under way may still finish (NIO reads up to 4 buffers of up to 64 KiB per
+        // cycle by default): allow twice that on top.
+        let bound = configuration.streamWriteHighWatermark + 8 * 64 * 1024
+        var largest = 0
+        for _ in 0..<40 {
+            let queued = try loop.submit { rig.relays.value.first?.sendableBytes ?? -1 }.wait()
+            XCTAssertGreaterThanOrEqual(queued, 0, "the relay exists")
+            largest = max(largest, queued)
+            try loop.scheduleTask(in: .milliseconds(10)) {}.futureResult.wait()
+        }
+        XCTAssertLessThanOrEqual(largest, bound, "the relay's queue from the user stays bounded")
+        XCTAssertGreaterThan(largest, 0, "the far end's closed window left bytes queued at the relay")
+        XCTAssertFalse(try loop.submit { userChannel.isWritable }.wait(), "TCP pushes back on the user")
+
+        let farStream = try XCTUnwrap(rig.farStreams.withLockedValue { $0.first })
+        try farStream.setOption(ChannelOptions.autoRead, value: true).wait()
+        farStream.read()
+        try userChannel.close(mode: .output).wait()
+        try farEnd.inputClosed.futureResult.wait()
+        XCTAssertEqual(try farEnd.received(), payload, "every byte, in order, once the far end reads")
+        // The far end ends its side too; the user, whose output and input are then both closed,
+        // is closed by NIO.
+        try farStream.close().wait()
+        try userChannel.closeFuture.wait()
         try waitUntil { try self.openStreamCount(rig) == 0 }
         try rig.front.close().wait()
         try rig.nearLink.close().wait()
