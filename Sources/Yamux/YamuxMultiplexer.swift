@@ -193,6 +193,9 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     public func goAway(_ code: YamuxGoAwayCode = .normal) {
         guard let header = session.goAway(code) else { return }
         writeControl(header)
+        // Out at once: a close often follows in the same turn, and would drop a frame still
+        // waiting in `output` for the end of the turn.
+        flushIfNeeded()
     }
 
     private func eventLoopFuture<T>(failing error: Error) -> EventLoopFuture<T> {
@@ -264,6 +267,13 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { pumpSendQueue() }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Frames gathered in `output` go out before the link closes (a Go Away, an RST, the last
+    /// window update): a close drops what was never written to the channel.
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if mode != .input { flushIfNeeded() }
+        context.close(mode: mode, promise: promise)
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {

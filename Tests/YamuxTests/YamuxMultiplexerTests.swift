@@ -41,6 +41,25 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertNil(try pair.client.readOutbound(as: ByteBuffer.self))
     }
 
+    /// Go Away and a close in the same event-loop turn (as `muxcat connect` leaves): the Go Away
+    /// still reaches the link, although control frames otherwise wait for the end of the turn.
+    func testGoAwayReachesTheLinkWhenTheLinkClosesInTheSameTurn() throws {
+        let channel = EmbeddedChannel()
+        var configuration = YamuxConfiguration(role: .client)
+        configuration.keepAliveInterval = nil
+        let mux = YamuxMultiplexer(configuration: configuration)
+        try channel.pipeline.syncOperations.addHandler(mux)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        mux.goAway(.normal)
+        try channel.close().wait()
+        var headers: [YamuxFrameHeader] = []
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            while let header = try YamuxHeaderCodec.decode(from: &buffer) { headers.append(header) }
+        }
+        XCTAssertEqual(headers.map(\.type), [.goAway], "the Go Away, written and flushed before the close")
+        XCTAssertEqual(headers.first?.length, YamuxGoAwayCode.normal.rawValue)
+    }
+
     func testManyStreamsStayIndependent() throws {
         let pair = try LinkedPair()
         var streams: [(Channel, CollectingHandler, ByteBuffer)] = []
