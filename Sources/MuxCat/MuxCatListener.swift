@@ -216,23 +216,35 @@ private final class StreamServer: Sendable {
         guard case .forward(let target) = configuration.mode, let forwardTarget else {
             preconditionFailure("connectRelay is only used with --forward")
         }
-        guard let link = relay.link else { return MultiThreadedEventLoopGroup.singleton.next().makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        // The multiplexer asks while it is on its link; were it gone, any loop can say so.
+        guard let link = relay.link else {
+            return MultiThreadedEventLoopGroup.singleton.next().makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
         let logger = self.logger
         let label = StreamLabel(link: linkNumber(ofLink: link), stream: relay.streamID)
         relay.onEnd = { reason in logger.debug("\(label): relay ended: \(reason)") }
         // On the link's event loop: the target's channel is made there too (no hop per message).
-        let loop = link.eventLoop
-        let bound = NIOLoopBound(relay, eventLoop: loop)
-        var bootstrap = ClientBootstrap(group: loop)
+        return connectTarget(
+            target, at: forwardTarget, label: label, handler: NIOLoopBound(relay, eventLoop: link.eventLoop)
+        ).map { _ in }
+    }
+
+    /// Connects the `--forward` target on `handler`'s event loop with `handler` as its pipeline:
+    /// TCP_NODELAY, half-close, short read turns. A refusal is reported on stderr and fails the
+    /// future, which refuses the stream (RST).
+    private func connectTarget(
+        _ target: LinkAddress, at address: SocketAddress, label: StreamLabel, handler: NIOLoopBound<some ChannelHandler>
+    ) -> EventLoopFuture<Channel> {
+        var bootstrap = ClientBootstrap(group: handler.eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             // Short turns on the shared event loop, as for repeaterd's clients (head-of-line).
             .channelOption(.maxMessagesPerRead, value: 2)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(bound.value) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
             }
         if !target.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
-        return bootstrap.connect(to: forwardTarget).map { _ in }.flatMapErrorThrowing { [diagnostics] error in
+        return bootstrap.connect(to: address).flatMapErrorThrowing { [diagnostics] error in
             diagnostics.line("muxcat: \(label): cannot connect to \(target): \(error); refusing the stream (RST)")
             throw error
         }
@@ -248,20 +260,8 @@ private final class StreamServer: Sendable {
             RelayGlue.matchedPair(first: "stream", second: "target") { reason in
                 logger.debug("\(label): relay ended: \(reason)")
             }, to: stream.eventLoop)
-        var bootstrap = ClientBootstrap(group: stream.eventLoop)
-            .connectTimeout(configuration.connectTimeout)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            // Short turns on the shared event loop, as for repeaterd's clients (head-of-line).
-            .channelOption(.maxMessagesPerRead, value: 2)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(targetGlue.value) }
-            }
-        if !target.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
-        return bootstrap.connect(to: forwardTarget!).flatMapThrowing { _ in
+        return connectTarget(target, at: forwardTarget!, label: label, handler: targetGlue).flatMapThrowing { _ in
             try stream.pipeline.syncOperations.addHandler(streamGlue.value)
-        }.flatMapErrorThrowing { [diagnostics] error in
-            diagnostics.line("muxcat: \(label): cannot connect to \(target): \(error); refusing the stream (RST)")
-            throw error
         }
     }
 

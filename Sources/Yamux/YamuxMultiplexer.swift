@@ -193,9 +193,6 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     public func goAway(_ code: YamuxGoAwayCode = .normal) {
         guard let header = session.goAway(code) else { return }
         writeControl(header)
-        // Out at once: a close often follows in the same turn, and would drop a frame still
-        // waiting in `output` for the end of the turn.
-        flushIfNeeded()
     }
 
     private func eventLoopFuture<T>(failing error: Error) -> EventLoopFuture<T> {

@@ -22,9 +22,9 @@ func pump(_ a: EmbeddedChannel, _ b: EmbeddedChannel, file: StaticString = #file
     }
 }
 
-/// Echoes every byte; after the peer's FIN, finishes with FIN of its own.
-// Safe: these tests run on EmbeddedChannels, one thread, so handlers are never shared across threads.
-final class EchoHandler: ChannelInboundHandler, @unchecked Sendable {
+/// Echoes every byte; after the peer's FIN, finishes with FIN of its own. Stateless, so one may
+/// serve any channel on any thread.
+final class EchoHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 

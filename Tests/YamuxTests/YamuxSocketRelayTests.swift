@@ -102,6 +102,13 @@ final class YamuxSocketRelayTests: XCTestCase {
         return channel
     }
 
+    /// Closes the rig's listeners and its link (which a test may have lost already).
+    private func close(_ rig: Rig) throws {
+        try rig.front.close().wait()
+        rig.nearLink.close(promise: nil)
+        try rig.farLinks.close().wait()
+    }
+
     private func openStreamCount(_ rig: Rig) throws -> Int {
         try loop.submit { rig.nearMux.value?.openStreamCount ?? -1 }.wait()
     }
@@ -110,7 +117,7 @@ final class YamuxSocketRelayTests: XCTestCase {
     /// updates) and its half-close come back whole and in order, then the socket closes and the
     /// stream is gone from the multiplexer; the child stream on the same link answers meanwhile.
     func testRelayedSocketAndChildStreamShareOneLink() throws {
-        let rig = try makeRig { EchoStreamHandler() }
+        let rig = try makeRig { EchoHandler() }
         let user = SocketCollector(eventLoop: loop)
         let userChannel = try connectUser(to: rig, collector: user)
 
@@ -139,9 +146,7 @@ final class YamuxSocketRelayTests: XCTestCase {
         try child.closeFuture.wait()
 
         try waitUntil { try self.openStreamCount(rig) == 0 }
-        try rig.front.close().wait()
-        try rig.nearLink.close().wait()
-        try rig.farLinks.close().wait()
+        try close(rig)
     }
 
     /// The far end stops reading: the stream's window closes, and the relay holds back reads on
@@ -184,9 +189,7 @@ final class YamuxSocketRelayTests: XCTestCase {
         try farStream.close().wait()
         try userChannel.closeFuture.wait()
         try waitUntil { try self.openStreamCount(rig) == 0 }
-        try rig.front.close().wait()
-        try rig.nearLink.close().wait()
-        try rig.farLinks.close().wait()
+        try close(rig)
     }
 
     /// The user socket fails (a TCP reset): the far end sees the stream reset, not a FIN that
@@ -204,9 +207,7 @@ final class YamuxSocketRelayTests: XCTestCase {
         XCTAssertFalse(outcome.sawFinish, "the far end must not see a clean FIN")
         XCTAssertTrue(outcome.sawError, "the far end sees the reset as an error")
         try waitUntil { try self.openStreamCount(rig) == 0 }
-        try rig.front.close().wait()
-        try rig.nearLink.close().wait()
-        try rig.farLinks.close().wait()
+        try close(rig)
     }
 
     /// The link goes away: the relayed socket is closed at once, and the front keeps serving.
@@ -222,8 +223,7 @@ final class YamuxSocketRelayTests: XCTestCase {
         // The relayed socket is closed: the user (which allows half-closure) sees its input end.
         try user.inputClosed.futureResult.wait()
         try waitUntil { try self.openStreamCount(rig) == 0 }
-        try rig.front.close().wait()
-        try rig.farLinks.close().wait()
+        try close(rig)
     }
 
     private func waitUntil(_ condition: () throws -> Bool, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -232,24 +232,6 @@ final class YamuxSocketRelayTests: XCTestCase {
             try loop.scheduleTask(in: .milliseconds(5)) {}.futureResult.wait()
         }
         XCTFail("condition not met within 10 s", file: file, line: line)
-    }
-}
-
-/// Echoes a stream; after the peer's FIN, answers with its own.
-private final class EchoStreamHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.write(data, promise: nil)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        context.flush()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event { context.close(mode: .output, promise: nil) }
-        context.fireUserInboundEventTriggered(event)
     }
 }
 
