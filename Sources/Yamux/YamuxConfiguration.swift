@@ -3,7 +3,7 @@ import NIOCore
 /// The knobs of one yamux session. Defaults follow the reference implementation where it has
 /// one, except that the receive window auto-tunes up to `maximumStreamWindow`.
 public struct YamuxConfiguration: Sendable {
-    public var role: YamuxSessionStateMachine.Role
+    public var role: YamuxRole
     /// Streams the peer may have open at once; SYNs past it are answered with RST.
     public var maximumInboundStreams = 16_384
     /// Streams opened by the peer whose initializer has not finished yet; SYNs past it get RST.
@@ -27,7 +27,7 @@ public struct YamuxConfiguration: Sendable {
     /// last bytes) before it is reset, so a peer that never closes cannot leak streams.
     public var streamCloseTimeout: TimeAmount = .seconds(60)
 
-    public init(role: YamuxSessionStateMachine.Role) {
+    public init(role: YamuxRole) {
         self.role = role
     }
 }

@@ -36,7 +36,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     public typealias RelayConnector = (YamuxSocketRelay) -> EventLoopFuture<Void>
 
     public let configuration: YamuxConfiguration
-    private var session: YamuxSessionStateMachine
+    /// The session's rules and every stream's slot: its state, its endpoint and its linger timer.
+    private var session: YamuxSessionStateMachine<StreamLocalEnd>
     private var decoder: YamuxFrameDecoder
     private let inboundStreamInitializer: StreamInitializer?
     private let inboundRelayConnector: RelayConnector?
@@ -45,8 +46,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var context: ChannelHandlerContext?
     /// The link's loop, kept after the handler is removed so late callers get a failed future.
     private var eventLoop: EventLoop?
-    /// Every stream's local end, of either kind.
-    private var endpoints: [YamuxStreamID: any YamuxStreamEndpoint] = [:]
+    /// Endpoints registered in a slot and not yet closed (`openStreamCount`, idle waiters).
+    private var liveEndpoints = 0
     /// Streams that received bytes or FIN during the current read cycle.
     private var touchedStreams: [any YamuxStreamEndpoint] = []
     /// The list being delivered at a read cycle's end (swapped with `touchedStreams`, so neither
@@ -66,17 +67,15 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var outputHandedOver = false
     private static let outputHandOverSize = 16 * 1024
 
-    /// Where the payload of the Data frame being decoded goes.
-    private struct PayloadTarget {
-        /// Receives the payload (nil: the payload is dropped).
-        var deliverTo: (any YamuxStreamEndpoint)?
-        /// The stream the frame belongs to, told of FIN/close/reset once the payload is through.
+    /// What is left to do for the Data frame being decoded: where its payload goes, and the
+    /// stream's ending (steps 3 and 4 of the state machine's `StreamFrame`) once it is through.
+    private struct FrameInProgress {
+        /// The stream the frame belongs to (nil: its payload is dropped, nothing follows).
         var endpoint: (any YamuxStreamEndpoint)?
-        var finishAfter: Bool
-        var closedAfter: Bool
-        var resetAfter: Bool
+        var deliver: Bool
+        var ending: YamuxSessionStateMachine<StreamLocalEnd>.Ending
     }
-    private var payloadTarget: PayloadTarget?
+    private var frameInProgress: FrameInProgress?
 
     private var inReadCycle = false
     /// Relayed sockets in the middle of a read cycle: the link is flushed when the last one
@@ -94,7 +93,6 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var keepAliveTimeoutTask: Scheduled<Void>?
     /// Smoothed round-trip time from ping replies (feeds window auto-tuning).
     public var roundTripTime: TimeAmount? { pings.roundTripTime }
-    private var lingerTasks: [YamuxStreamID: Scheduled<Void>] = [:]
 
     /// Called (on the event loop) when the peer says Go Away.
     public var onGoAway: ((UInt32) -> Void)?
@@ -122,7 +120,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Public API (call on the link's event loop)
 
     /// Number of streams that have a live local end (a channel, or a relayed socket).
-    public var openStreamCount: Int { endpoints.count }
+    public var openStreamCount: Int { liveEndpoints }
 
     /// The link channel (nil before the handler is added and after it is removed).
     var linkChannel: Channel? { context?.channel }
@@ -148,7 +146,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             return promise.futureResult
         }
         let channel = YamuxStreamChannel(streamID: id, parent: context.channel, multiplexer: self)
-        endpoints[id] = channel
+        register(channel)
         writeControl(syn)
         channel.configure(initializer: initializer, promise: promise)
         return promise.futureResult
@@ -169,7 +167,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             streamID: id, multiplexer: self, started: true, socketSide: socketSide, streamSide: streamSide)
         relay.activity = activity
         relay.onEnd = onEnd
-        endpoints[id] = relay
+        register(relay)
         writeControl(syn)
         do {
             try socket.pipeline.syncOperations.addHandler(relay)
@@ -283,16 +281,16 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private func handle(_ header: YamuxFrameHeader) {
         let offset = decoder.currentFrameOffset
         switch session.receive(header) {
-        case .stream(let event):
-            handleStreamEvent(event, payload: header.payloadLength)
+        case .stream(let frame):
+            handleStreamFrame(frame)
         case .ignore(let payloadBytes):
-            if payloadBytes > 0 { payloadTarget = PayloadTarget(deliverTo: nil, endpoint: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
+            if payloadBytes > 0 { frameInProgress = FrameInProgress(endpoint: nil, deliver: false, ending: .none) }
         case .refuse(let reply, let payloadBytes, let reason):
             logger.info(
                 "refused stream opened by the peer",
                 metadata: ["stream": "\(header.streamID)", "reason": "\(reason)"])
             writeControl(reply)
-            if payloadBytes > 0 { payloadTarget = PayloadTarget(deliverTo: nil, endpoint: nil, finishAfter: false, closedAfter: false, resetAfter: false) }
+            if payloadBytes > 0 { frameInProgress = FrameInProgress(endpoint: nil, deliver: false, ending: .none) }
         case .pingRequest(let reply):
             writeControl(reply)
         case .pingReply(let opaque):
@@ -316,26 +314,27 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    private func handleStreamEvent(_ event: YamuxSessionStateMachine.StreamEvent, payload: Int) {
-        let id = event.streamID
-        let endpoint: (any YamuxStreamEndpoint)?
-        if event.opened, let context {
+    /// Applies a stream frame's actions in the state machine's order (see `StreamFrame`).
+    private func handleStreamFrame(_ frame: YamuxSessionStateMachine<StreamLocalEnd>.StreamFrame) {
+        let id = frame.streamID
+        var endpoint = frame.localEnd?.endpoint
+        if frame.opened, let context {
             endpoint = openInbound(id, context: context)
-        } else {
-            endpoint = endpoints[id]
         }
-        if let update = event.windowUpdate { writeControl(update) }
-        if event.closed || event.reset { cancelLinger(id) }
-        if payload > 0 {
-            payloadTarget = PayloadTarget(
-                deliverTo: event.deliverBytes > 0 ? endpoint : nil, endpoint: endpoint,
-                finishAfter: event.remoteFinished, closedAfter: event.closed, resetAfter: event.reset)
-        } else {
-            finishStreamEvent(endpoint, finished: event.remoteFinished, closed: event.closed, reset: event.reset)
+        if let update = frame.windowUpdate { writeControl(update) }
+        switch frame.ending {
+        case .finishedAndClosed, .reset: stateWentAway(id, localEnd: frame.localEnd)
+        case .none, .finished: break
         }
-        if event.windowIncreased || event.acknowledged, let endpoint,
-            endpoint.sendableBytes > 0 || endpoint.wantsToSendFinish
-        {
+        switch frame.payload {
+        case .deliver:
+            frameInProgress = FrameInProgress(endpoint: endpoint, deliver: true, ending: frame.ending)
+        case .discard:
+            frameInProgress = FrameInProgress(endpoint: endpoint, deliver: false, ending: frame.ending)
+        case .none:
+            applyEnding(frame.ending, to: endpoint)
+        }
+        if frame.sendMayResume, let endpoint, endpoint.sendableBytes > 0 || endpoint.wantsToSendFinish {
             enqueueForSend(endpoint)
             pumpSendQueue()
         }
@@ -347,7 +346,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         if let connector = inboundRelayConnector {
             let relay = YamuxSocketRelay(
                 streamID: id, multiplexer: self, started: false, socketSide: "target", streamSide: "stream")
-            endpoints[id] = relay
+            register(relay)
             connector(relay).hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success:
@@ -360,38 +359,38 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             return relay
         }
         let channel = YamuxStreamChannel(streamID: id, parent: context.channel, multiplexer: self)
-        endpoints[id] = channel
+        register(channel)
         channel.configure(initializer: inboundStreamInitializer, promise: nil)
         return channel
     }
 
     private func handlePayload(_ bytes: ByteBuffer, isLast: Bool) {
-        guard let target = payloadTarget else { return }
-        if let endpoint = target.deliverTo {
+        guard let frame = frameInProgress else { return }
+        if frame.deliver, let endpoint = frame.endpoint {
             endpoint.receiveData(bytes)
             touch(endpoint)
         }
         if isLast {
-            payloadTarget = nil
-            finishStreamEvent(
-                target.endpoint, finished: target.finishAfter, closed: target.closedAfter, reset: target.resetAfter)
+            frameInProgress = nil
+            applyEnding(frame.ending, to: frame.endpoint)
         }
     }
 
-    private func finishStreamEvent(_ endpoint: (any YamuxStreamEndpoint)?, finished: Bool, closed: Bool, reset: Bool) {
+    private func applyEnding(
+        _ ending: YamuxSessionStateMachine<StreamLocalEnd>.Ending, to endpoint: (any YamuxStreamEndpoint)?
+    ) {
         guard let endpoint else { return }
-        let id = endpoint.streamID
-        if reset {
-            cancelLinger(id)
-            endpoint.receiveReset(error: YamuxError(.streamReset(stream: id)))
-            return
-        }
-        if finished {
+        switch ending {
+        case .none:
+            break
+        case .reset:
+            endpoint.receiveReset(error: YamuxError(.streamReset(stream: endpoint.streamID)))
+        case .finished:
             endpoint.receiveFinish()
             touch(endpoint)
-        }
-        if closed {
-            cancelLinger(id)
+        case .finishedAndClosed:
+            endpoint.receiveFinish()
+            touch(endpoint)
             endpoint.streamClosedOnWire()
         }
     }
@@ -433,7 +432,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func streamConsumed(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {
-        if let update = session.consumed(endpoint.streamID, bytes, roundTripTime: roundTripTime) {
+        if let update = session.consumed(endpoint.streamID, bytes, now: .now(), roundTripTime: roundTripTime) {
             writeControl(update)
         }
     }
@@ -447,39 +446,72 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         if let update = session.stopReading(endpoint.streamID, unreadBytes: 0) { writeControl(update) }
     }
 
-    /// A closing stream must not wait forever for window or for the peer's FIN.
+    /// A closing stream must not wait forever for window or for the peer's FIN: after the close
+    /// timeout it is reset. The timer lives in the stream's slot and is cancelled when the
+    /// stream's state goes (`stateWentAway`) and at teardown.
     ///
     /// The task holds the multiplexer strongly (a weak reference gives the object a side table,
-    /// and every retain and release on the data path then takes the slow path); every linger
-    /// task is cancelled when its stream ends and at teardown, which breaks the cycle.
+    /// and every retain and release on the data path then takes the slow path); cancelling every
+    /// linger task breaks the cycle.
     func streamIsClosing(_ endpoint: any YamuxStreamEndpoint) {
         let id = endpoint.streamID
-        guard let context, lingerTasks[id] == nil else { return }
-        lingerTasks[id] = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.streamCloseTimeout) {
-            self.lingerTasks[id] = nil
-            if let reset = self.session.reset(id) {
-                self.logger.debug("stream close timed out; resetting", metadata: ["stream": "\(id)"])
-                self.writeControl(reset)
-            }
-            self.endpoints[id]?.receiveReset(error: YamuxError(.streamReset(stream: id)))
+        guard let context, session.state(of: id) != nil, var localEnd = session.localEnd(of: id),
+            localEnd.linger == nil
+        else { return }
+        localEnd.linger = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.streamCloseTimeout) {
+            guard let (reset, localEnd) = self.session.reset(id) else { return }
+            self.logger.debug("stream close timed out; resetting", metadata: ["stream": "\(id)"])
+            self.writeControl(reset)
+            self.stateWentAway(id, localEnd: localEnd)
+            localEnd?.endpoint?.receiveReset(error: YamuxError(.streamReset(stream: id)))
         }
+        session.setLocalEnd(localEnd, for: id)
     }
 
     func resetStream(_ endpoint: any YamuxStreamEndpoint) {
-        if let reset = session.reset(endpoint.streamID) { writeControl(reset) }
-        cancelLinger(endpoint.streamID)
+        guard let (reset, localEnd) = session.reset(endpoint.streamID) else { return }
+        writeControl(reset)
+        stateWentAway(endpoint.streamID, localEnd: localEnd)
+    }
+
+    /// Gives a new endpoint its stream's slot. (A frame that opens a stream and resets it at once
+    /// leaves no slot: the endpoint is reset as soon as it is made, and is not counted.)
+    private func register(_ endpoint: any YamuxStreamEndpoint) {
+        if session.setLocalEnd(StreamLocalEnd(endpoint: endpoint), for: endpoint.streamID) {
+            liveEndpoints += 1
+        }
+    }
+
+    /// A stream's state is gone on the wire (closed both ways, or reset): its linger timer has
+    /// nothing left to wait for, and a slot whose endpoint has already closed goes too.
+    private func stateWentAway(_ id: YamuxStreamID, localEnd: StreamLocalEnd?) {
+        guard let localEnd else { return }
+        if let linger = localEnd.linger {
+            linger.cancel()
+            session.setLocalEnd(localEnd.endpoint.map { StreamLocalEnd(endpoint: $0) }, for: id)
+        } else if localEnd.endpoint == nil {
+            session.setLocalEnd(nil, for: id)
+        }
     }
 
     /// A stream's local end is done: a channel closed (by the application, or after the wire
     /// closed), or a relay whose stream closed on the wire or was reset.
     func endpointClosed(_ endpoint: any YamuxStreamEndpoint) {
         let id = endpoint.streamID
-        if let current = endpoints[id], current === endpoint { endpoints[id] = nil }
-        if session.state(of: id) == nil { cancelLinger(id) } else if lingerTasks[id] == nil, !closed {
-            // Closed by the application while the peer may still send: linger, then reset.
-            streamIsClosing(endpoint)
+        guard var localEnd = session.localEnd(of: id), let current = localEnd.endpoint, current === endpoint else {
+            return
         }
-        if endpoints.isEmpty { idleWaiters.forEach { $0.succeed(()) }; idleWaiters.removeAll() }
+        liveEndpoints -= 1
+        localEnd.endpoint = nil
+        if session.state(of: id) == nil {
+            localEnd.linger?.cancel()
+            session.setLocalEnd(nil, for: id)
+        } else {
+            session.setLocalEnd(localEnd, for: id)
+            // Closed by the application while the peer may still send: linger, then reset.
+            if localEnd.linger == nil, !closed { streamIsClosing(endpoint) }
+        }
+        if liveEndpoints == 0 { idleWaiters.forEach { $0.succeed(()) }; idleWaiters.removeAll() }
     }
 
     private var idleWaiters: [EventLoopPromise<Void>] = []
@@ -487,14 +519,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// Completes once no stream is open (for draining on shutdown).
     public func allStreamsClosed() -> EventLoopFuture<Void> {
         guard let eventLoop else { preconditionFailure("YamuxMultiplexer is not in a pipeline") }
-        if endpoints.isEmpty { return eventLoop.makeSucceededVoidFuture() }
+        if liveEndpoints == 0 { return eventLoop.makeSucceededVoidFuture() }
         let promise = eventLoop.makePromise(of: Void.self)
         idleWaiters.append(promise)
         return promise.futureResult
-    }
-
-    private func cancelLinger(_ id: YamuxStreamID) {
-        lingerTasks.removeValue(forKey: id)?.cancel()
     }
 
     // MARK: Outbound
@@ -548,10 +576,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
                     sendQueue.prepend(channel)
                     break
                 }
-                let allowed = session.reserveSend(
+                let grant = session.reserveSend(
                     id, upTo: min(channel.sendableBytes, configuration.maximumOutboundFrameSize))
-                if allowed == 0 {
-                    if session.state(of: id) == nil {
+                if grant.bytes == 0 {
+                    if grant.streamGone {
                         // The stream is gone (reset): its writes fail with it.
                         channel.receiveReset(error: YamuxError(.streamReset(stream: id)))
                     }
@@ -559,22 +587,24 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
                     continue
                 }
                 pieces.removeAll(keepingCapacity: true)
-                let taken = channel.takeSendable(upTo: allowed, into: &pieces)
-                assert(taken == allowed)
+                let taken = channel.takeSendable(upTo: grant.bytes, into: &pieces)
+                assert(taken == grant.bytes)
                 writeDataFrame(id, length: taken, context: context)
                 pieces.removeAll(keepingCapacity: true)
                 needsFlush = true
-            }
-            if channel.sendableBytes > 0 {
-                if session.sendWindow(id) > 0 {
-                    enqueueForSend(channel)
-                    rounds += 1
+                if channel.sendableBytes > 0 {
+                    if grant.windowLeft > 0 {
+                        enqueueForSend(channel)
+                        rounds += 1
+                    }
+                    continue
                 }
-            } else if channel.wantsToSendFinish {
-                if let (fin, closedNow) = session.finish(id) {
+            }
+            if channel.sendableBytes == 0, channel.wantsToSendFinish {
+                if let (fin, closedNow, closedLocalEnd) = session.finish(id) {
                     writeControl(fin)
+                    if closedNow { stateWentAway(id, localEnd: closedLocalEnd) }
                     channel.localFinishWasSent(streamClosed: closedNow)
-                    if closedNow { cancelLinger(id) }
                 }
             }
         }
@@ -705,22 +735,28 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         keepAliveTask = nil
         keepAliveTimeoutTask?.cancel()
         keepAliveTimeoutTask = nil
-        for (_, task) in lingerTasks { task.cancel() }
-        lingerTasks.removeAll()
         for promise in pings.abandonAll() { promise.fail(error) }
-        _ = session.closeAll()
+        let localEnds = session.closeAll()
+        for localEnd in localEnds { localEnd.linger?.cancel() }
         sendQueue.removeAll()
         // Streams hold the multiplexer strongly: drop every other reference to them, or a link
         // that ends in the middle of a Data frame keeps that stream, this handler and the link
         // channel alive forever (a reference cycle; found by the fuzzer under LeakSanitizer).
-        payloadTarget = nil
+        frameInProgress = nil
         touchedStreams.removeAll()
-        let open = Array(endpoints.values)
-        for endpoint in open { endpoint.receiveReset(error: error) }
-        endpoints.removeAll()
+        liveEndpoints = 0
+        for localEnd in localEnds { localEnd.endpoint?.receiveReset(error: error) }
         outputPromise?.fail(error)
         outputPromise = nil
         idleWaiters.forEach { $0.succeed(()) }
         idleWaiters.removeAll()
     }
+}
+
+/// What the multiplexer keeps in a stream's slot, beside its state.
+struct StreamLocalEnd {
+    /// The stream's end on this side (nil once it closed while the stream lingers on the wire).
+    var endpoint: (any YamuxStreamEndpoint)?
+    /// Resets the stream if it has not closed within the close timeout.
+    var linger: Scheduled<Void>?
 }

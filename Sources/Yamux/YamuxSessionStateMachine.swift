@@ -1,9 +1,17 @@
 import NIOCore
 
 /// The legality of a yamux session, as data: which streams exist, in which state, with which
-/// windows, and whether either side is going away. It performs no I/O: every method returns what
-/// the caller (the multiplexer handler) must do — frames to send, events for stream channels, or a
-/// session error — so every rule can be tested with plain calls.
+/// windows, and whether either side is going away. It performs no I/O and never reads the clock:
+/// every method returns what the caller (the multiplexer handler) must do — frames to send,
+/// actions for a stream's local end, or a session error — so every rule can be tested with plain
+/// calls.
+///
+/// Every stream has one slot, found with one lookup per frame: its protocol state and the
+/// caller's `LocalEnd` (the multiplexer keeps the stream's endpoint and linger timer there). A
+/// slot lives while either is there: the state goes when the stream is closed or reset on the
+/// wire, the local end when the caller says so (`setLocalEnd(nil, for:)`); a local end may still
+/// be finishing (delivering the last bytes) after its state is gone, and a state may linger after
+/// its local end closed, until the peer's FIN or a timeout.
 ///
 /// A stream's life, from either side:
 ///
@@ -24,13 +32,16 @@ import NIOCore
 ///
 /// Half-close is independent per direction: after our FIN we still receive (and credit) Data,
 /// after theirs we still send.
-public struct YamuxSessionStateMachine: Sendable {
-    public enum Role: Sendable, Hashable {
-        /// The dialing side: opens odd stream ids (the repeater).
-        case client
-        /// The accepting side: opens even stream ids (the runtime manager).
-        case server
-    }
+/// Which side of the link this session is.
+public enum YamuxRole: Sendable, Hashable {
+    /// The dialing side: opens odd stream ids (the repeater).
+    case client
+    /// The accepting side: opens even stream ids (the runtime manager).
+    case server
+}
+
+public struct YamuxSessionStateMachine<LocalEnd> {
+    public typealias Role = YamuxRole
 
     public enum StreamPhase: Sendable, Hashable {
         case synSent
@@ -50,32 +61,53 @@ public struct YamuxSessionStateMachine: Sendable {
         public var isClosedBothWays: Bool { localFinSent && remoteFinReceived }
     }
 
-    /// What one inbound frame means for a stream.
-    public struct StreamEvent: Sendable, Hashable {
-        public var streamID: YamuxStreamID
-        /// The peer opened this stream with this frame: create a stream channel, then `accept` it.
-        public var opened = false
-        /// Our open was acknowledged.
-        public var acknowledged = false
-        /// The send window grew: pending writes may move.
-        public var windowIncreased = false
-        /// Payload bytes that follow and belong to the stream's reader.
-        public var deliverBytes = 0
-        /// Payload bytes that follow and are to be dropped (and were already credited).
-        public var discardBytes = 0
-        /// A Window Update to send right away (credit for discarded bytes).
-        public var windowUpdate: YamuxFrameHeader?
+    /// One stream's slot: its protocol state and the caller's local end.
+    struct Slot {
+        /// nil once the stream is closed or reset on the wire (the local end is still finishing).
+        var state: StreamState?
+        var localEnd: LocalEnd?
+    }
+
+    /// Where a Data frame's payload goes.
+    public enum Payload: Sendable, Hashable {
+        case none
+        /// To the stream's reader: that many bytes follow.
+        case deliver(Int)
+        /// Dropped: that many bytes follow, already credited (`StreamFrame.windowUpdate`) or not owed.
+        case discard(Int)
+    }
+
+    /// What a frame did to the stream's life; applied once its payload is through.
+    public enum Ending: Sendable, Hashable {
+        case none
         /// The peer half-closed: no more inbound bytes after this frame.
-        public var remoteFinished = false
+        case finished
+        /// The peer half-closed and our side had already: the stream is closed, its state gone.
+        case finishedAndClosed
         /// The peer reset the stream; its state is gone.
-        public var reset = false
-        /// Both directions are finished; its state is gone.
-        public var closed = false
+        case reset
+    }
+
+    /// What one inbound frame means for a stream, as actions the handler applies in this order:
+    /// 1. `opened`: the peer opened the stream; make its local end (`setLocalEnd`), later `accept` it;
+    /// 2. `windowUpdate`: send it now;
+    /// 3. `payload`: route the bytes that follow;
+    /// 4. `ending`: once they are through, tell the local end;
+    /// 5. `sendMayResume`: our open was acknowledged or the send window grew — queued data may move.
+    public struct StreamFrame {
+        public var streamID: YamuxStreamID
+        /// The stream's local end as kept in its slot (nil for a stream this frame opened).
+        public var localEnd: LocalEnd?
+        public var opened = false
+        public var windowUpdate: YamuxFrameHeader?
+        public var payload: Payload = .none
+        public var ending: Ending = .none
+        public var sendMayResume = false
     }
 
     /// The meaning of one inbound frame header.
-    public enum InboundResult: Sendable, Hashable {
-        case stream(StreamEvent)
+    public enum InboundResult {
+        case stream(StreamFrame)
         /// Drop the frame's payload (if any); nothing else to do (e.g. a frame for a stream that closed).
         case ignore(payloadBytes: Int)
         /// Answer with this frame (RST for a refused SYN), dropping the payload.
@@ -89,6 +121,16 @@ public struct YamuxSessionStateMachine: Sendable {
         case sessionError(YamuxError)
     }
 
+    /// What the send window allows on a stream now (`reserveSend`).
+    public struct SendGrant: Sendable, Hashable {
+        /// Bytes that may go out now; the window was charged for them.
+        public var bytes: Int
+        /// Window left after them.
+        public var windowLeft: Int
+        /// The stream's state is gone (reset or closed): nothing more will go out on it.
+        public var streamGone: Bool
+    }
+
     public let role: Role
     /// Streams the peer may have open at once; SYNs past it are refused with RST.
     public var maximumInboundStreams: Int
@@ -97,7 +139,7 @@ public struct YamuxSessionStateMachine: Sendable {
     /// Largest receive window auto-tuning may grant a stream.
     public var maximumStreamWindow: Int
 
-    public private(set) var streams: [YamuxStreamID: StreamState] = [:]
+    private var slots: [YamuxStreamID: Slot] = [:]
     public private(set) var inboundStreamCount = 0
     public private(set) var pendingAccepts = 0
     private var nextLocalID: UInt32
@@ -150,7 +192,8 @@ public struct YamuxSessionStateMachine: Sendable {
             return .sessionError(YamuxError(.frameOnWrongStream(type: header.type, stream: id)))
         }
 
-        var event = StreamEvent(streamID: id)
+        var frame = StreamFrame(streamID: id)
+        var index = slots.index(forKey: id)
         if header.flags.contains(.syn) {
             if isLocallyInitiated(id) {
                 return .sessionError(
@@ -158,7 +201,7 @@ public struct YamuxSessionStateMachine: Sendable {
             }
             // Only an id in use now is a duplicate: SYNs need not arrive in id order (Go's
             // yamux hands out ids under a lock but sends each SYN from its own goroutine).
-            if streams[id] != nil {
+            if index != nil {
                 return .sessionError(YamuxError(.invalidStreamOpen(stream: id, reason: "duplicate SYN")))
             }
             highestRemoteID = max(highestRemoteID, id.rawValue)
@@ -175,14 +218,16 @@ public struct YamuxSessionStateMachine: Sendable {
                     .windowUpdate(id, flags: .rst, delta: 0), payloadBytes: payload,
                     reason: "accept backlog of \(acceptBacklog) full")
             }
-            streams[id] = StreamState(
-                phase: .synReceived, receiveWindow: YamuxReceiveWindow(maximumTarget: maximumStreamWindow))
+            slots[id] = Slot(
+                state: StreamState(
+                    phase: .synReceived, receiveWindow: YamuxReceiveWindow(maximumTarget: maximumStreamWindow)))
+            index = slots.index(forKey: id)
             inboundStreamCount += 1
             pendingAccepts += 1
-            event.opened = true
+            frame.opened = true
         }
 
-        guard var stream = streams[id] else {
+        guard let index, slots.values[index].state != nil else {
             if wasEverOpened(id) {
                 // A late frame for a stream that is gone: the spec and the reference implementation drop it.
                 return .ignore(payloadBytes: payload)
@@ -190,12 +235,32 @@ public struct YamuxSessionStateMachine: Sendable {
             return .sessionError(
                 YamuxError(.invalidStreamOpen(stream: id, reason: "\(header.type) for a stream that was never opened")))
         }
+        frame.localEnd = slots.values[index].localEnd
+        // The state is changed in place (one lookup per frame, no copy out and back).
+        let failure = Self.apply(header, payload: payload, to: &slots.values[index].state!, frame: &frame)
+        if let failure { return failure }
 
+        if header.flags.contains(.rst) {
+            removeState(at: index)
+            frame.ending = .reset
+            frame.payload = payload > 0 ? .discard(payload) : .none
+            frame.windowUpdate = nil
+        } else if slots.values[index].state!.isClosedBothWays {
+            removeState(at: index)
+            frame.ending = .finishedAndClosed
+        }
+        return .stream(frame)
+    }
+
+    /// One frame's effect on its stream's state (ACK, window, data, FIN); a result only on failure.
+    private static func apply(
+        _ header: YamuxFrameHeader, payload: Int, to stream: inout StreamState, frame: inout StreamFrame
+    ) -> InboundResult? {
+        let id = header.streamID
         if header.flags.contains(.ack), stream.phase == .synSent {
             stream.phase = .established
-            event.acknowledged = true
+            frame.sendMayResume = true
         }
-
         switch header.type {
         case .windowUpdate:
             if header.length > 0 {
@@ -204,7 +269,7 @@ public struct YamuxSessionStateMachine: Sendable {
                 } catch let error as YamuxError {
                     return .sessionError(error)
                 } catch { preconditionFailure("unexpected \(error)") }
-                event.windowIncreased = true
+                frame.sendMayResume = true
             }
         case .data:
             if stream.remoteFinReceived && header.length > 0 {
@@ -217,44 +282,59 @@ public struct YamuxSessionStateMachine: Sendable {
                 return .sessionError(error)
             } catch { preconditionFailure("unexpected \(error)") }
             if stream.discardingInbound {
-                event.discardBytes = payload
+                if payload > 0 { frame.payload = .discard(payload) }
                 if let delta = stream.receiveWindow.discard(payload) {
-                    event.windowUpdate = .windowUpdate(id, delta: delta)
+                    frame.windowUpdate = .windowUpdate(id, delta: delta)
                 }
-            } else {
-                event.deliverBytes = payload
+            } else if payload > 0 {
+                frame.payload = .deliver(payload)
             }
         default:
             break
         }
-
-        if header.flags.contains(.rst) {
-            removeStream(id)
-            event.reset = true
-            event.deliverBytes = 0
-            event.discardBytes = payload
-            event.windowUpdate = nil
-            return .stream(event)
-        }
-        if header.flags.contains(.fin) {
+        if header.flags.contains(.fin), !header.flags.contains(.rst) {
             stream.remoteFinReceived = true
-            event.remoteFinished = true
+            frame.ending = .finished
         }
-        if stream.isClosedBothWays {
-            removeStream(id)
-            event.closed = true
-        } else {
-            streams[id] = stream
-        }
-        return .stream(event)
+        return nil
     }
 
-    private mutating func removeStream(_ id: YamuxStreamID) {
-        guard let state = streams.removeValue(forKey: id) else { return }
+    /// The stream's state is gone on the wire; its slot stays while the caller keeps a local end.
+    @discardableResult
+    private mutating func removeState(at index: Dictionary<YamuxStreamID, Slot>.Index) -> LocalEnd? {
+        let id = slots.keys[index]
+        guard let state = slots.values[index].state else { return slots.values[index].localEnd }
         if !isLocallyInitiated(id) {
             inboundStreamCount -= 1
             if state.phase == .synReceived { pendingAccepts -= 1 }
         }
+        let localEnd = slots.values[index].localEnd
+        if localEnd == nil {
+            slots.remove(at: index)
+        } else {
+            slots.values[index].state = nil
+        }
+        return localEnd
+    }
+
+    // MARK: Local ends
+
+    /// Keeps `localEnd` in the stream's slot (nil: the local end is gone; the slot goes too once
+    /// the stream's state has). Returns false for a stream with no slot.
+    @discardableResult
+    public mutating func setLocalEnd(_ localEnd: LocalEnd?, for id: YamuxStreamID) -> Bool {
+        guard let index = slots.index(forKey: id) else { return false }
+        if localEnd == nil, slots.values[index].state == nil {
+            slots.remove(at: index)
+        } else {
+            slots.values[index].localEnd = localEnd
+        }
+        return true
+    }
+
+    /// The local end kept for a stream.
+    public func localEnd(of id: YamuxStreamID) -> LocalEnd? {
+        slots[id]?.localEnd
     }
 
     // MARK: Outbound
@@ -267,73 +347,70 @@ public struct YamuxSessionStateMachine: Sendable {
         guard nextLocalID <= UInt32.max - 2 else { throw YamuxError(.streamIDsExhausted) }
         let id = YamuxStreamID(nextLocalID)
         nextLocalID += 2
-        streams[id] = StreamState(phase: .synSent, receiveWindow: YamuxReceiveWindow(maximumTarget: maximumStreamWindow))
+        slots[id] = Slot(
+            state: StreamState(phase: .synSent, receiveWindow: YamuxReceiveWindow(maximumTarget: maximumStreamWindow)))
         return (id, .windowUpdate(id, flags: .syn, delta: 0))
     }
 
     /// The application took an inbound stream: returns the ACK to send.
     public mutating func accept(_ id: YamuxStreamID) -> YamuxFrameHeader? {
-        guard var stream = streams[id], stream.phase == .synReceived else { return nil }
-        stream.phase = .established
-        streams[id] = stream
+        guard let index = slots.index(forKey: id), slots.values[index].state?.phase == .synReceived else { return nil }
+        slots.values[index].state!.phase = .established
         pendingAccepts -= 1
         return .windowUpdate(id, flags: .ack, delta: 0)
     }
 
     /// How many of `wanted` bytes may go out on the stream now; the send window is charged for them.
-    public mutating func reserveSend(_ id: YamuxStreamID, upTo wanted: Int) -> Int {
-        // One hash lookup, then the window is changed in place (no copy of the state out and back).
-        guard let index = streams.index(forKey: id), !streams.values[index].localFinSent else { return 0 }
-        return streams.values[index].sendWindow.take(upTo: wanted)
-    }
-
-    /// The send window currently available on a stream (0 for unknown streams).
-    public func sendWindow(_ id: YamuxStreamID) -> Int {
-        streams[id]?.sendWindow.available ?? 0
+    public mutating func reserveSend(_ id: YamuxStreamID, upTo wanted: Int) -> SendGrant {
+        guard let index = slots.index(forKey: id), slots.values[index].state != nil else {
+            return SendGrant(bytes: 0, windowLeft: 0, streamGone: true)
+        }
+        if slots.values[index].state!.localFinSent { return SendGrant(bytes: 0, windowLeft: 0, streamGone: false) }
+        let bytes = slots.values[index].state!.sendWindow.take(upTo: wanted)
+        return SendGrant(bytes: bytes, windowLeft: slots.values[index].state!.sendWindow.available, streamGone: false)
     }
 
     /// The application consumed `count` bytes of a stream: returns a Window Update to send, if due.
     ///
     /// `now` is only read when an update is due (a clock read per consumed chunk showed in profiles).
     public mutating func consumed(
-        _ id: YamuxStreamID, _ count: Int, now: @autoclosure () -> NIODeadline = .now(),
-        roundTripTime: TimeAmount? = nil
+        _ id: YamuxStreamID, _ count: Int, now: @autoclosure () -> NIODeadline, roundTripTime: TimeAmount? = nil
     ) -> YamuxFrameHeader? {
-        guard let index = streams.index(forKey: id) else { return nil }
-        let delta = streams.values[index].receiveWindow.consume(count, now: now(), roundTripTime: roundTripTime)
+        guard let index = slots.index(forKey: id), slots.values[index].state != nil else { return nil }
+        let delta = slots.values[index].state!.receiveWindow.consume(count, now: now(), roundTripTime: roundTripTime)
         // No credit after the peer's FIN: it cannot send any more anyway.
-        guard let delta, !streams.values[index].remoteFinReceived else { return nil }
+        guard let delta, !slots.values[index].state!.remoteFinReceived else { return nil }
         return .windowUpdate(id, delta: delta)
     }
 
-    /// Half-closes our direction: returns the FIN to send, and whether the stream is now fully closed.
-    public mutating func finish(_ id: YamuxStreamID) -> (YamuxFrameHeader, closed: Bool)? {
-        guard var stream = streams[id], !stream.localFinSent else { return nil }
-        stream.localFinSent = true
-        if stream.isClosedBothWays {
-            removeStream(id)
-            return (.windowUpdate(id, flags: .fin, delta: 0), true)
+    /// Half-closes our direction: returns the FIN to send, and whether the stream is now fully
+    /// closed (its state gone; `closedLocalEnd` is what its slot kept).
+    public mutating func finish(_ id: YamuxStreamID) -> (frame: YamuxFrameHeader, closed: Bool, closedLocalEnd: LocalEnd?)? {
+        guard let index = slots.index(forKey: id), let state = slots.values[index].state, !state.localFinSent else {
+            return nil
         }
-        streams[id] = stream
-        return (.windowUpdate(id, flags: .fin, delta: 0), false)
+        slots.values[index].state!.localFinSent = true
+        let fin = YamuxFrameHeader.windowUpdate(id, flags: .fin, delta: 0)
+        if state.remoteFinReceived {
+            return (fin, true, removeState(at: index))
+        }
+        return (fin, false, nil)
     }
 
     /// The application closed the stream while the peer may still send: discard (and credit) what
     /// arrives until the peer's FIN. Returns a Window Update crediting what was buffered, if due.
     public mutating func stopReading(_ id: YamuxStreamID, unreadBytes: Int) -> YamuxFrameHeader? {
-        guard var stream = streams[id] else { return nil }
-        stream.discardingInbound = true
-        let delta = stream.receiveWindow.discard(unreadBytes)
-        streams[id] = stream
-        guard let delta, !stream.remoteFinReceived else { return nil }
+        guard let index = slots.index(forKey: id), slots.values[index].state != nil else { return nil }
+        slots.values[index].state!.discardingInbound = true
+        let delta = slots.values[index].state!.receiveWindow.discard(unreadBytes)
+        guard let delta, !slots.values[index].state!.remoteFinReceived else { return nil }
         return .windowUpdate(id, delta: delta)
     }
 
-    /// Resets a stream: returns the RST to send (nil when the stream is already gone).
-    public mutating func reset(_ id: YamuxStreamID) -> YamuxFrameHeader? {
-        guard streams[id] != nil else { return nil }
-        removeStream(id)
-        return .windowUpdate(id, flags: .rst, delta: 0)
+    /// Resets a stream: returns the RST to send and what its slot kept (nil when the stream is already gone).
+    public mutating func reset(_ id: YamuxStreamID) -> (frame: YamuxFrameHeader, localEnd: LocalEnd?)? {
+        guard let index = slots.index(forKey: id), slots.values[index].state != nil else { return nil }
+        return (.windowUpdate(id, flags: .rst, delta: 0), removeState(at: index))
     }
 
     /// Starts going away: no new streams either way from now on. Returns the frame (once).
@@ -343,14 +420,24 @@ public struct YamuxSessionStateMachine: Sendable {
         return .goAway(code)
     }
 
-    /// Forgets every stream (the link closed). Returns their ids.
-    public mutating func closeAll() -> [YamuxStreamID] {
-        let ids = Array(streams.keys)
-        streams.removeAll()
+    /// Forgets every stream (the link closed). Returns the local ends the slots kept.
+    public mutating func closeAll() -> [LocalEnd] {
+        let ends = slots.values.compactMap(\.localEnd)
+        slots.removeAll()
         inboundStreamCount = 0
         pendingAccepts = 0
-        return ids
+        return ends
     }
 
-    public func state(of id: YamuxStreamID) -> StreamState? { streams[id] }
+    public func state(of id: YamuxStreamID) -> StreamState? { slots[id]?.state }
+
+    /// Streams with a slot (a state, a local end, or both).
+    public var slotCount: Int { slots.count }
 }
+
+extension YamuxSessionStateMachine: Sendable where LocalEnd: Sendable {}
+extension YamuxSessionStateMachine.Slot: Sendable where LocalEnd: Sendable {}
+extension YamuxSessionStateMachine.StreamFrame: Sendable where LocalEnd: Sendable {}
+extension YamuxSessionStateMachine.StreamFrame: Equatable where LocalEnd: Equatable {}
+extension YamuxSessionStateMachine.InboundResult: Sendable where LocalEnd: Sendable {}
+extension YamuxSessionStateMachine.InboundResult: Equatable where LocalEnd: Equatable {}

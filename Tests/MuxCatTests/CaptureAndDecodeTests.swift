@@ -316,7 +316,7 @@ final class FormattingTests: XCTestCase {
 
     func testSYNsOutOfIdOrderAreAccepted() {
         // Go's yamux sends SYNs from concurrent goroutines: 77 may come before 19.
-        var session = YamuxSessionStateMachine(role: .server)
+        var session = YamuxSessionStateMachine<Void>(role: .server)
         for id: UInt32 in [1, 77, 19] {
             guard case .stream(let event) = session.receive(.windowUpdate(YamuxStreamID(id), flags: .syn, delta: 0)) else {
                 return XCTFail("SYN for stream \(id) was not accepted")

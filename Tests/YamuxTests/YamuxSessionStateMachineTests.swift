@@ -5,7 +5,8 @@ import XCTest
 
 /// The behaviours of the reference implementation's session tests, as plain calls.
 final class YamuxSessionStateMachineTests: XCTestCase {
-    typealias Machine = YamuxSessionStateMachine
+    /// The local end is a label here: the multiplexer keeps its endpoint there.
+    typealias Machine = YamuxSessionStateMachine<String>
 
     func testClientOpensOddAndServerEvenIDs() throws {
         var client = Machine(role: .client)
@@ -28,7 +29,7 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         XCTAssertEqual(ack.flags, .ack)
         XCTAssertEqual(server.pendingAccepts, 0)
         let acked = try XCTUnwrap(streamEvent(client.receive(ack)))
-        XCTAssertTrue(acked.acknowledged)
+        XCTAssertTrue(acked.sendMayResume)
         XCTAssertEqual(client.state(of: id)?.phase, .established)
     }
 
@@ -81,22 +82,22 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         _ = client.receive(server.accept(id)!)
 
         // Client half-closes; server can still send.
-        let (fin, closed) = try XCTUnwrap(client.finish(id))
+        let (fin, closed, _) = try XCTUnwrap(client.finish(id))
         XCTAssertFalse(closed)
-        XCTAssertEqual(client.reserveSend(id, upTo: 10), 0, "no data after our own FIN")
+        XCTAssertEqual(client.reserveSend(id, upTo: 10).bytes, 0, "no data after our own FIN")
         let event = try XCTUnwrap(streamEvent(server.receive(fin)))
         XCTAssertTrue(event.remoteFinished)
         XCTAssertFalse(event.closed)
-        XCTAssertEqual(server.reserveSend(id, upTo: 10), 10, "the reply may still flow")
+        XCTAssertEqual(server.reserveSend(id, upTo: 10).bytes, 10, "the reply may still flow")
         XCTAssertEqual(streamEvent(client.receive(.data(id, length: 10)))?.deliverBytes, 10)
 
         // Server half-closes: now both sides are done and the state is freed.
-        let (serverFin, serverClosed) = try XCTUnwrap(server.finish(id))
+        let (serverFin, serverClosed, _) = try XCTUnwrap(server.finish(id))
         XCTAssertTrue(serverClosed)
         XCTAssertNil(server.state(of: id))
         XCTAssertEqual(streamEvent(client.receive(serverFin))?.closed, true)
         XCTAssertNil(client.state(of: id))
-        XCTAssertTrue(client.streams.isEmpty && server.streams.isEmpty)
+        XCTAssertTrue(client.slotCount == 0 && server.slotCount == 0)
     }
 
     func testResetRemovesTheStreamAtOnce() throws {
@@ -104,7 +105,7 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         var server = Machine(role: .server)
         let (id, syn) = try client.open()
         _ = server.receive(syn)
-        let rst = try XCTUnwrap(server.reset(id))
+        let rst = try XCTUnwrap(server.reset(id)).frame
         XCTAssertEqual(rst.flags, .rst)
         XCTAssertNil(server.state(of: id))
         XCTAssertEqual(server.inboundStreamCount, 0)
@@ -156,11 +157,11 @@ final class YamuxSessionStateMachineTests: XCTestCase {
     func testWindowExhaustedThenRefreshed() throws {
         var client = Machine(role: .client)
         let (id, _) = try client.open()
-        XCTAssertEqual(client.reserveSend(id, upTo: 300_000), YamuxWindow.initial)
-        XCTAssertEqual(client.reserveSend(id, upTo: 1), 0, "never send past the peer's window")
+        XCTAssertEqual(client.reserveSend(id, upTo: 300_000).bytes, YamuxWindow.initial)
+        XCTAssertEqual(client.reserveSend(id, upTo: 1).bytes, 0, "never send past the peer's window")
         let event = try XCTUnwrap(streamEvent(client.receive(.windowUpdate(id, delta: 1000))))
-        XCTAssertTrue(event.windowIncreased)
-        XCTAssertEqual(client.reserveSend(id, upTo: 5000), 1000)
+        XCTAssertTrue(event.sendMayResume)
+        XCTAssertEqual(client.reserveSend(id, upTo: 5000).bytes, 1000)
     }
 
     func testReceivingPastTheWindowIsAProtocolError() throws {
@@ -182,7 +183,7 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         _ = server.receive(.data(id, length: 200_000))
         var updates: [YamuxFrameHeader] = []
         for _ in 0..<20 {
-            if let update = server.consumed(id, 10_000) { updates.append(update) }
+            if let update = server.consumed(id, 10_000, now: .now()) { updates.append(update) }
         }
         XCTAssertEqual(updates.count, 1)
         XCTAssertEqual(updates.first?.length, 140_000, "credit for the 14 reads that crossed half the window")
@@ -263,9 +264,63 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         XCTAssertEqual(event.windowUpdate?.length, 200_000, "a closed reader must not stall the peer")
     }
 
+    func testEachFrameCarriesTheLocalEndKeptInItsSlot() throws {
+        var server = Machine(role: .server)
+        let id = YamuxStreamID(1)
+        let opened = try XCTUnwrap(streamEvent(server.receive(.windowUpdate(id, flags: .syn, delta: 0))))
+        XCTAssertTrue(opened.opened)
+        XCTAssertNil(opened.localEnd, "a stream the frame opened has no local end yet")
+        XCTAssertTrue(server.setLocalEnd("end of 1", for: id))
+        _ = server.accept(id)
+        let data = try XCTUnwrap(streamEvent(server.receive(.data(id, length: 5))))
+        XCTAssertEqual(data.localEnd, "end of 1")
+        XCTAssertEqual(data.payload, .deliver(5))
+        XCTAssertFalse(server.setLocalEnd("x", for: YamuxStreamID(3)), "no slot for a stream never opened")
+    }
+
+    func testASlotLivesWhileItsStateOrItsLocalEndDoes() throws {
+        var server = Machine(role: .server)
+        let id = YamuxStreamID(1)
+        _ = server.receive(.windowUpdate(id, flags: .syn, delta: 0))
+        server.setLocalEnd("channel", for: id)
+        _ = server.accept(id)
+        // Reset on the wire: the state goes, the local end (still delivering) keeps the slot.
+        let reset = try XCTUnwrap(streamEvent(server.receive(.windowUpdate(id, flags: .rst, delta: 0))))
+        XCTAssertEqual(reset.ending, .reset)
+        XCTAssertEqual(reset.localEnd, "channel")
+        XCTAssertNil(server.state(of: id))
+        XCTAssertEqual(server.localEnd(of: id), "channel")
+        XCTAssertEqual(server.inboundStreamCount, 0)
+        XCTAssertEqual(server.receive(.data(id, length: 3)), .ignore(payloadBytes: 3), "late frames are dropped")
+        server.setLocalEnd(nil, for: id)
+        XCTAssertEqual(server.slotCount, 0)
+
+        // Local end gone first: the state lingers until both FINs, then the slot goes.
+        let id2 = YamuxStreamID(3)
+        _ = server.receive(.windowUpdate(id2, flags: .syn, delta: 0))
+        server.setLocalEnd("relay", for: id2)
+        _ = server.accept(id2)
+        server.setLocalEnd(nil, for: id2)
+        XCTAssertEqual(server.slotCount, 1)
+        XCTAssertEqual(try XCTUnwrap(server.finish(id2)).closed, false)
+        let closed = try XCTUnwrap(streamEvent(server.receive(.windowUpdate(id2, flags: .fin, delta: 0))))
+        XCTAssertEqual(closed.ending, .finishedAndClosed)
+        XCTAssertEqual(server.slotCount, 0)
+    }
+
+    func testTheSendGrantSaysWhatIsLeftAndWhenTheStreamIsGone() throws {
+        var client = Machine(role: .client)
+        let (id, _) = try client.open()
+        XCTAssertEqual(
+            client.reserveSend(id, upTo: 1000),
+            Machine.SendGrant(bytes: 1000, windowLeft: YamuxWindow.initial - 1000, streamGone: false))
+        _ = client.reset(id)
+        XCTAssertEqual(client.reserveSend(id, upTo: 1000), Machine.SendGrant(bytes: 0, windowLeft: 0, streamGone: true))
+    }
+
     // MARK: Helpers
 
-    private func streamEvent(_ result: Machine.InboundResult) -> Machine.StreamEvent? {
+    private func streamEvent(_ result: Machine.InboundResult) -> Machine.StreamFrame? {
         if case .stream(let event) = result { return event }
         return nil
     }
@@ -280,4 +335,13 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         XCTAssertTrue(error.isProtocolViolation, file: file, line: line)
         XCTAssertTrue(matches(error.kind), "unexpected \(error)", file: file, line: line)
     }
+}
+
+/// The frame's actions read as the numbers the assertions compare.
+extension YamuxSessionStateMachine.StreamFrame {
+    var deliverBytes: Int { if case .deliver(let n) = payload { n } else { 0 } }
+    var discardBytes: Int { if case .discard(let n) = payload { n } else { 0 } }
+    var remoteFinished: Bool { ending == .finished || ending == .finishedAndClosed }
+    var closed: Bool { ending == .finishedAndClosed }
+    var reset: Bool { ending == .reset }
 }

@@ -13,7 +13,7 @@ func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
 
     // 1. Decoder + state machine, split into two reads at a data-dependent point.
     var decoder = YamuxFrameDecoder(maximumDataLength: 1 << 20)
-    var session = YamuxSessionStateMachine(role: .server, maximumInboundStreams: 8, acceptBacklog: 4)
+    var session = YamuxSessionStateMachine<Void>(role: .server, maximumInboundStreams: 8, acceptBacklog: 4)
     let split = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
     decoder.append(input.getSlice(at: 0, length: split)!)
     var pendingSecond: ByteBuffer? = input.getSlice(at: split, length: input.readableBytes - split)!
@@ -32,10 +32,20 @@ func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
             switch item {
             case .header(let header):
                 switch session.receive(header) {
-                case .stream(let event):
-                    if event.opened { _ = session.accept(event.streamID) }
-                    current = event.deliverBytes > 0 ? event.streamID : nil
-                    if event.remoteFinished { _ = session.finish(event.streamID) }
+                case .stream(let frame):
+                    if frame.opened {
+                        session.setLocalEnd((), for: frame.streamID)
+                        _ = session.accept(frame.streamID)
+                    }
+                    if case .deliver = frame.payload { current = frame.streamID } else { current = nil }
+                    switch frame.ending {
+                    case .finished:
+                        if let finish = session.finish(frame.streamID), finish.closed {
+                            session.setLocalEnd(nil, for: frame.streamID)
+                        }
+                    case .finishedAndClosed, .reset: session.setLocalEnd(nil, for: frame.streamID)
+                    case .none: break
+                    }
                 case .sessionError:
                     break loop
                 default:
@@ -44,7 +54,7 @@ func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
             case .payload(let slice, _):
                 if let id = current {
                     delivered[id, default: 0] += slice.readableBytes
-                    _ = session.consumed(id, slice.readableBytes)
+                    _ = session.consumed(id, slice.readableBytes, now: .now())
                     _ = session.reserveSend(id, upTo: slice.readableBytes)
                 }
             }
