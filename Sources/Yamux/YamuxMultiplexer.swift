@@ -54,7 +54,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// list is copied or reallocated per read).
     private var deliveringStreams: [any YamuxStreamEndpoint] = []
     /// Streams with flushed data (or a FIN) waiting for window or link writability.
-    private var sendQueue = CircularBuffer<any YamuxStreamEndpoint>(initialCapacity: 16)
+    private var sendQueue = YamuxSendQueue()
 
     /// Small frames (control frames, and small Data frames with their payload) written since the
     /// last flush, in one buffer that is handed to the link channel at the flush and reused once
@@ -528,9 +528,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Outbound
 
     private func enqueueForSend(_ endpoint: any YamuxStreamEndpoint) {
-        guard !endpoint.isQueuedForSend else { return }
-        endpoint.isQueuedForSend = true
-        sendQueue.append(endpoint)
+        sendQueue.enqueue(endpoint)
     }
 
     /// Set while `pumpSendQueue` runs; a nested call only asks for another round.
@@ -563,17 +561,13 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     private func pumpSendQueueOnce() {
         guard let context, !closed else { return }
-        var rounds = sendQueue.count
-        while rounds > 0, let channel = sendQueue.popFirst() {
-            rounds -= 1
-            let isWritable = context.channel.isWritable
-            channel.isQueuedForSend = false
+        sendQueue.startPass()
+        while let channel = sendQueue.nextTurn() {
             let id = channel.streamID
             if channel.sendableBytes > 0 {
-                guard isWritable else {
+                guard context.channel.isWritable else {
                     // Keep our place; resume on writability.
-                    channel.isQueuedForSend = true
-                    sendQueue.prepend(channel)
+                    sendQueue.keepPlace(channel)
                     break
                 }
                 let grant = session.reserveSend(
@@ -593,10 +587,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
                 pieces.removeAll(keepingCapacity: true)
                 needsFlush = true
                 if channel.sendableBytes > 0 {
-                    if grant.windowLeft > 0 {
-                        enqueueForSend(channel)
-                        rounds += 1
-                    }
+                    if grant.windowLeft > 0 { sendQueue.takeAnotherTurn(channel) }
                     continue
                 }
             }
