@@ -267,13 +267,16 @@ final class YamuxSessionStateMachineTests: XCTestCase {
     func testEachFrameCarriesTheLocalEndKeptInItsSlot() throws {
         var server = Machine(role: .server)
         let id = YamuxStreamID(1)
-        let opened = try XCTUnwrap(streamEvent(server.receive(.windowUpdate(id, flags: .syn, delta: 0))))
+        var openedLocalEnd: String? = "stale"
+        let opened = try XCTUnwrap(
+            streamEvent(server.receive(.windowUpdate(id, flags: .syn, delta: 0), localEnd: &openedLocalEnd)))
         XCTAssertTrue(opened.opened)
-        XCTAssertNil(opened.localEnd, "a stream the frame opened has no local end yet")
+        XCTAssertNil(openedLocalEnd, "a stream the frame opened has no local end yet")
         XCTAssertTrue(server.setLocalEnd("end of 1", for: id))
         _ = server.accept(id)
-        let data = try XCTUnwrap(streamEvent(server.receive(.data(id, length: 5))))
-        XCTAssertEqual(data.localEnd, "end of 1")
+        var localEnd: String?
+        let data = try XCTUnwrap(streamEvent(server.receive(.data(id, length: 5), localEnd: &localEnd)))
+        XCTAssertEqual(localEnd, "end of 1")
         XCTAssertEqual(data.payload, .deliver(5))
         XCTAssertFalse(server.setLocalEnd("x", for: YamuxStreamID(3)), "no slot for a stream never opened")
     }
@@ -285,9 +288,10 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         server.setLocalEnd("channel", for: id)
         _ = server.accept(id)
         // Reset on the wire: the state goes, the local end (still delivering) keeps the slot.
-        let reset = try XCTUnwrap(streamEvent(server.receive(.windowUpdate(id, flags: .rst, delta: 0))))
+        var localEnd: String?
+        let reset = try XCTUnwrap(streamEvent(server.receive(.windowUpdate(id, flags: .rst, delta: 0), localEnd: &localEnd)))
         XCTAssertEqual(reset.ending, .reset)
-        XCTAssertEqual(reset.localEnd, "channel")
+        XCTAssertEqual(localEnd, "channel")
         XCTAssertNil(server.state(of: id))
         XCTAssertEqual(server.localEnd(of: id), "channel")
         XCTAssertEqual(server.inboundStreamCount, 0)
@@ -338,7 +342,7 @@ final class YamuxSessionStateMachineTests: XCTestCase {
 }
 
 /// The frame's actions read as the numbers the assertions compare.
-extension YamuxSessionStateMachine.StreamFrame {
+extension YamuxStreamFrame {
     var deliverBytes: Int { if case .deliver(let n) = payload { n } else { 0 } }
     var discardBytes: Int { if case .discard(let n) = payload { n } else { 0 } }
     var remoteFinished: Bool { ending == .finished || ending == .finishedAndClosed }
