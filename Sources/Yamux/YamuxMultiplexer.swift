@@ -330,6 +330,12 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         switch frame.payload {
         case .deliver:
             frameInProgress = FrameInProgress(endpoint: endpoint, deliver: true, ending: frame.ending)
+        case .discard where frame.ending == .reset:
+            // A reset needs nothing from the payload, which is dropped: the end hears of it now.
+            // (A stream this very frame opened has no slot left by which teardown could find its
+            // end, should the link close in the middle of the payload; found by the fuzzer.)
+            frameInProgress = FrameInProgress(endpoint: nil, deliver: false, ending: .none)
+            applyEnding(.reset, to: endpoint)
         case .discard:
             frameInProgress = FrameInProgress(endpoint: endpoint, deliver: false, ending: frame.ending)
         case .none:

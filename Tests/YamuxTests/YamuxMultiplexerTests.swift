@@ -252,6 +252,23 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertTrue(pair.client.isActive && pair.server.isActive)
     }
 
+    /// Found by the fuzzer: a frame that opens and resets a stream, cut off in the middle of its
+    /// payload by the link's close, must still close the stream channel it created (it has no
+    /// slot by which the link's teardown could find it; the channel leaked with the multiplexer).
+    func testOpenAndResetCutOffMidPayloadStillClosesTheNewStream() throws {
+        let collector = CollectingHandler()
+        let pair = try LinkedPair(serverStreamInitializer: { $0.pipeline.addHandler(collector) })
+        var frame = ByteBuffer()
+        frame.writeYamuxHeader(.data(YamuxStreamID(1), flags: [.syn, .rst], length: 1000))
+        frame.writeString("only five")
+        XCTAssertNoThrow(try pair.server.writeInbound(frame))
+        (pair.server.eventLoop as! EmbeddedEventLoop).run()
+        pair.server.pipeline.fireChannelInactive()
+        (pair.server.eventLoop as! EmbeddedEventLoop).run()
+        XCTAssertTrue(collector.inactive, "the new stream's channel is closed")
+        XCTAssertEqual(pair.serverMux.openStreamCount, 0)
+    }
+
     /// Found by the fuzzer: a frame that opens a stream, carries data and resets it at once must
     /// still close the stream channel it created (it used to stay open until the link closed).
     func testOpenDataAndResetInOneFrameClosesTheNewStream() throws {
