@@ -10,9 +10,13 @@ public struct YamuxConfiguration: Sendable {
     public var acceptBacklog = 256
     /// Largest receive window a stream's auto-tuning may grant (bounds memory per stream).
     public var maximumStreamWindow = 16 * 1024 * 1024
-    /// Largest Data frame this side sends: small enough that streams interleave finely on the
-    /// link (head-of-line latency), large enough that the 12-byte header is noise.
-    public var maximumOutboundFrameSize = 16 * 1024
+    /// Largest Data frame this side sends: one socket read of a bulk client (NIO reads at most
+    /// 64 KiB), so a read goes out as one frame. At 16 KiB each read became four headers, four
+    /// writes into the link and four into the far socket: relay CPU per GiB 1.24–1.51× the NIO
+    /// floor's, 1.04–1.26× at 64 KiB (docs/bench/NOTES.md). Streams still take turns frame by
+    /// frame; a small stream's frame waits behind at most the link's write watermark and one
+    /// such frame (~50 µs on loopback).
+    public var maximumOutboundFrameSize = 64 * 1024
     /// Largest Data frame accepted from the peer (a sanity cap above any window we grant).
     public var maximumInboundFrameSize = UInt32(Int32.max)
     /// How often to ping the peer; nil turns keep-alive off.

@@ -13,7 +13,7 @@ import NIOCore
 /// Scheduling rules, which are what keep the link fast and fair:
 /// - Control frames (window updates, pings, RST, Go Away) are written at once; Data is only
 ///   written while the link channel is writable. So control frames wait behind at most the link's
-///   write watermark of data, never behind a stream's backlog.
+///   write watermark of data and one frame, never behind a stream's backlog.
 /// - Streams with data take turns, one frame each, round-robin: a bulk stream cannot starve a small one.
 /// - Frames written while handling a read are flushed once at the read's end; frames written
 ///   otherwise are flushed once at the end of the current event-loop iteration (a task NIO runs
