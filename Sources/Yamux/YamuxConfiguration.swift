@@ -10,6 +10,17 @@ public struct YamuxConfiguration: Sendable {
     public var acceptBacklog = 256
     /// Largest receive window a stream's auto-tuning may grant (bounds memory per stream).
     public var maximumStreamWindow = 16 * 1024 * 1024
+    /// The receive window a stream keeps, in place of its auto-tuned one, while another stream on
+    /// the link sent a small message within `streamActivityHorizon`: the most its bytes can queue
+    /// in the link's buffers ahead of that stream's messages, which are one FIFO (the link's kernel
+    /// buffers at both ends, and the receiver's queue). A stream alone, or beside other bulk
+    /// streams, keeps its auto-tuned window (up to `maximumStreamWindow`), so a lone transfer keeps
+    /// its speed. The default is the spec's initial window, the reference implementation's for
+    /// every stream.
+    public var sharedStreamWindow = YamuxWindow.initial
+    /// How recently another stream must have sent a small message for a stream to count as
+    /// sharing the link with it.
+    public var streamActivityHorizon: TimeAmount = .milliseconds(100)
     /// Largest Data frame this side sends: one socket read of a bulk client (NIO reads at most
     /// 64 KiB), so a read goes out as one frame. At 16 KiB each read became four headers, four
     /// writes into the link and four into the far socket: relay CPU per GiB 1.24–1.51× the NIO

@@ -37,28 +37,45 @@ public struct YamuxSendWindow: Hashable, Sendable {
 /// The window is credited back only for bytes the application has consumed (delivered to the
 /// stream's pipeline), so a reader that stops reading stops the peer on that stream alone, and
 /// memory per stream stays bounded by the window. Updates are batched: one goes out once half of
-/// the current target has been consumed (as the reference implementation does), so a bulk stream
+/// the window in force has room again (as the reference implementation does; a quarter while
+/// the window is held below its target), so a bulk stream
 /// sees one small frame per half window, not one per read.
 ///
 /// Auto-tuning: a fixed 256 KiB window caps a stream at window ÷ RTT. When the application drains
 /// a whole target window faster than two round trips, the window is the bottleneck, so the target
 /// doubles (up to `maximumTarget`) and the extra is granted in the same update.
+///
+/// Sharing: a window is also the most a stream can have in flight on the link ahead of another
+/// stream's frame, in the link's kernel buffers and the receiver's queues, which are one FIFO. So
+/// while another stream is active the caller passes a smaller `limit`, and the window in force
+/// shrinks to it: credit above it is withheld (a window is never taken back, only not refilled)
+/// until the peer's bytes in flight drain below it. The learned target is kept, and comes back at
+/// the first update after the limit is lifted.
 public struct YamuxReceiveWindow: Hashable, Sendable {
     /// Bytes the peer may still send before it must wait for an update.
     public private(set) var granted: Int
-    /// The window this side aims to keep open (grows by auto-tuning).
+    /// The window this side aims to keep open when the stream has the link to itself (grows by
+    /// auto-tuning).
     public private(set) var target: Int
+    /// The window in force: `target`, or the sharing limit while it applies.
+    public private(set) var inForce: Int
     /// Largest target auto-tuning may reach.
     public let maximumTarget: Int
-    /// Bytes received and consumed but not yet credited back to the peer.
-    public private(set) var pendingCredit = 0
     /// Bytes received but not yet consumed by the application.
     public private(set) var buffered = 0
     private var lastUpdate: NIODeadline?
 
+    /// Bytes received and consumed but not yet credited back to the peer (none while bytes in
+    /// flight exceed a window that shrank).
+    public var pendingCredit: Int { max(0, room) }
+    /// What an update would grant now to bring the peer back to the window in force; negative
+    /// while a shrunk window still has more than it in flight.
+    private var room: Int { inForce - granted - buffered }
+
     public init(maximumTarget: Int = YamuxWindow.initial) {
         self.granted = YamuxWindow.initial
         self.target = YamuxWindow.initial
+        self.inForce = YamuxWindow.initial
         self.maximumTarget = max(YamuxWindow.initial, min(maximumTarget, YamuxWindow.maximum))
     }
 
@@ -82,36 +99,48 @@ public struct YamuxReceiveWindow: Hashable, Sendable {
     public static let minimumTuningRoundTrip = TimeAmount.milliseconds(4)
 
     /// Records that the application consumed `count` bytes. Returns the delta of a Window Update to
-    /// send now, or nil while the credit is still too small to be worth a frame.
+    /// send now, or nil while the credit is still too small to be worth a frame (or withheld).
+    ///
+    /// `limit` is asked only when an update is due, with the time: the window the stream may have
+    /// now (`Int.max`: no limit; see "Sharing" above). `now` is read only then too.
     public mutating func consume(
-        _ count: Int, now nowClock: @autoclosure () -> NIODeadline, roundTripTime: TimeAmount?
+        _ count: Int, now nowClock: @autoclosure () -> NIODeadline, roundTripTime: TimeAmount?,
+        limit: (NIODeadline) -> Int = { _ in .max }
     ) -> UInt32? {
         buffered -= min(count, buffered)
-        pendingCredit += count
-        guard pendingCredit >= target / 2 else { return nil }
+        // A smaller limit only lowers the room and the threshold together, never below this test.
+        guard room > 0, room >= updateThreshold else { return nil }
         let now = nowClock()
-        var delta = pendingCredit
-        if let rtt = roundTripTime, let last = lastUpdate, target < maximumTarget,
-            now - last < max(rtt, Self.minimumTuningRoundTrip) * 2
-        {
-            let grown = min(target * 2, maximumTarget)
-            delta += grown - target
-            target = grown
+        let limit = max(1, limit(now))
+        if limit < target {
+            inForce = limit
+            guard room > 0, room >= updateThreshold else { return nil }
+        } else {
+            if inForce == target, let rtt = roundTripTime, let last = lastUpdate, target < maximumTarget,
+                now - last < max(rtt, Self.minimumTuningRoundTrip) * 2
+            {
+                target = min(target * 2, maximumTarget)
+            }
+            inForce = target
         }
         lastUpdate = now
-        pendingCredit = 0
-        granted += delta
-        return UInt32(delta)
+        return grantRoom()
     }
 
     /// Credits received bytes straight back without the application seeing them (a stream whose
     /// reader went away still has to keep the peer moving until it closes).
     public mutating func discard(_ count: Int) -> UInt32? {
         buffered -= min(count, buffered)
-        pendingCredit += count
-        guard pendingCredit >= target / 2 else { return nil }
-        let delta = pendingCredit
-        pendingCredit = 0
+        guard room > 0, room >= updateThreshold else { return nil }
+        return grantRoom()
+    }
+
+    /// Room worth an update: half the window in force; a quarter while it is held below the target,
+    /// so a stream kept at a small shared window is topped up before it runs dry.
+    private var updateThreshold: Int { inForce < target ? inForce / 4 : inForce / 2 }
+
+    private mutating func grantRoom() -> UInt32 {
+        let delta = room
         granted += delta
         return UInt32(delta)
     }

@@ -15,6 +15,11 @@ import NIOCore
 ///   written while the link channel is writable. So control frames wait behind at most the link's
 ///   write watermark of data and one frame, never behind a stream's backlog.
 /// - Streams with data take turns, one frame each, round-robin: a bulk stream cannot starve a small one.
+///   A stream that had nothing queued and now has a small message goes first, once
+///   (`YamuxSendQueue`: sparse streams first, as fq_codel serves sparse flows).
+/// - While another stream sends small messages, a stream's receive window stays at
+///   `sharedStreamWindow`: the most it can have queued in the link's buffers ahead of them
+///   (`YamuxInboundActivity`).
 /// - Frames written while handling a read are flushed once at the read's end; frames written
 ///   otherwise are flushed once at the end of the current event-loop iteration (a task NIO runs
 ///   right after this iteration's I/O, before it waits again: no extra tick, no extra system
@@ -55,6 +60,9 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var deliveringStreams: [any YamuxStreamEndpoint] = []
     /// Streams with flushed data (or a FIN) waiting for window or link writability.
     private var sendQueue = YamuxSendQueue()
+    /// Which streams sent small messages lately: whether a stream shares the link with one, for
+    /// its receive window (`YamuxConfiguration.sharedStreamWindow`).
+    private var inboundActivity = YamuxInboundActivity()
 
     /// Small frames (control frames, and small Data frames with their payload) written since the
     /// last flush, in one buffer that is handed to the link channel at the flush and reused once
@@ -328,7 +336,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         case .none, .finished: break
         }
         switch frame.payload {
-        case .deliver:
+        case .deliver(let length):
+            inboundActivity.dataArrived(on: id, length: length, now: .now())
             frameInProgress = FrameInProgress(endpoint: endpoint, deliver: true, ending: frame.ending)
         case .discard where frame.ending == .reset:
             // A reset needs nothing from the payload, which is dropped: the end hears of it now.
@@ -439,9 +448,13 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func streamConsumed(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {
-        if let update = session.consumed(endpoint.streamID, bytes, now: .now(), roundTripTime: roundTripTime) {
-            writeControl(update)
+        let id = endpoint.streamID
+        let update = session.consumed(id, bytes, now: .now(), roundTripTime: roundTripTime) { now in
+            // Asked only when an update is due.
+            inboundActivity.smallMessagesOnAnotherStream(besides: id, now: now, within: configuration.streamActivityHorizon)
+                ? configuration.sharedStreamWindow : .max
         }
+        if let update { writeControl(update) }
     }
 
     func streamDiscarded(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {
@@ -564,16 +577,17 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private func pumpSendQueueOnce() {
         guard let context, !closed else { return }
         sendQueue.startPass()
-        while let channel = sendQueue.nextTurn() {
+        while let turn = sendQueue.nextTurn() {
+            let channel = turn.stream
             let id = channel.streamID
             if channel.sendableBytes > 0 {
                 guard context.channel.isWritable else {
                     // Keep our place; resume on writability.
-                    sendQueue.keepPlace(channel)
+                    sendQueue.keepPlace(turn)
                     break
                 }
                 let grant = session.reserveSend(
-                    id, upTo: min(channel.sendableBytes, configuration.maximumOutboundFrameSize))
+                    id, upTo: min(channel.sendableBytes, configuration.maximumOutboundFrameSize, turn.byteLimit))
                 if grant.bytes == 0 {
                     if grant.streamGone {
                         // The stream is gone (reset): its writes fail with it.

@@ -1,59 +1,102 @@
 import NIOCore
 
-/// The turn-taking of streams with data (or a FIN) to send on the link: round-robin, one Data
-/// frame per turn, so a bulk stream cannot starve a small one. A stream is in the queue at most
-/// once (its `isQueuedForSend` says so: no lookup), and a stream that could not go because the
-/// link is full keeps its place at the front.
+/// The turn-taking of streams with data (or a FIN) to send on the link.
+///
+/// - **Sparse streams first**, as fq_codel serves sparse flows: a stream that had nothing queued
+///   and now has at most `sparseQuantum` bytes (a small message, a FIN) goes ahead of the streams
+///   with a backlog, once, for at most that many bytes; if it has more after that turn, it joins
+///   the round at the back. A small message then waits behind no bulk frame in this queue.
+/// - **Round-robin among the rest**, one Data frame per turn, so a bulk stream cannot starve
+///   another.
+///
+/// A stream is in the queue at most once (its `isQueuedForSend` says so: no lookup), and a stream
+/// that could not go because the link is full keeps its place at the front of its list. A pass
+/// serves the streams queued when it started.
 ///
 /// A value without I/O: the multiplexer asks it whose turn it is and says what came of the turn.
 struct YamuxSendQueue {
-    private var streams = CircularBuffer<any YamuxStreamEndpoint>(initialCapacity: 16)
-    /// Turns left in the current pass (`startPass`).
-    private var turnsLeft = 0
+    /// Most bytes of a sparse turn, and most a newly queued stream may have to count as sparse:
+    /// one small message or TLS record of one, not a bulk read (64 KiB).
+    static let sparseQuantum = 4 * 1024
 
-    var count: Int { streams.count }
-    var isEmpty: Bool { streams.isEmpty }
+    /// One turn: the stream, and the most bytes it may send in it.
+    struct Turn {
+        var stream: any YamuxStreamEndpoint
+        var byteLimit: Int
+        var isSparse: Bool { byteLimit == YamuxSendQueue.sparseQuantum }
+    }
+
+    private var sparse = CircularBuffer<any YamuxStreamEndpoint>(initialCapacity: 4)
+    private var round = CircularBuffer<any YamuxStreamEndpoint>(initialCapacity: 16)
+    /// Turns left in the current pass (`startPass`), in each list.
+    private var sparseTurnsLeft = 0
+    private var roundTurnsLeft = 0
+
+    var count: Int { sparse.count + round.count }
+    var isEmpty: Bool { sparse.isEmpty && round.isEmpty }
 
     /// Queues a stream that has something to send; a queued stream keeps its place.
     mutating func enqueue(_ stream: any YamuxStreamEndpoint) {
         guard !stream.isQueuedForSend else { return }
         stream.isQueuedForSend = true
-        streams.append(stream)
-    }
-
-    /// Starts a pass: every stream queued now gets one turn.
-    mutating func startPass() {
-        turnsLeft = streams.count
-    }
-
-    /// The stream whose turn it is (nil once the pass is over); it leaves the queue for its turn.
-    mutating func nextTurn() -> (any YamuxStreamEndpoint)? {
-        guard turnsLeft > 0, let stream = streams.popFirst() else { return nil }
-        turnsLeft -= 1
-        stream.isQueuedForSend = false
-        return stream
-    }
-
-    /// The stream sent a frame and has more, with window left: to the back, with a turn in this
-    /// pass (after every stream ahead of it has had one).
-    mutating func takeAnotherTurn(_ stream: any YamuxStreamEndpoint) {
-        enqueue(stream)
-        turnsLeft += 1
-    }
-
-    /// The link is full: the stream goes back to the front, and the pass ends (writability resumes it).
-    mutating func keepPlace(_ stream: any YamuxStreamEndpoint) {
-        if !stream.isQueuedForSend {
-            stream.isQueuedForSend = true
-            streams.prepend(stream)
+        if stream.sendableBytes <= Self.sparseQuantum {
+            sparse.append(stream)
+        } else {
+            round.append(stream)
         }
-        turnsLeft = 0
+    }
+
+    /// Starts a pass: every stream queued now gets one turn, the sparse ones first.
+    mutating func startPass() {
+        sparseTurnsLeft = sparse.count
+        roundTurnsLeft = round.count
+    }
+
+    /// Whose turn it is (nil once the pass is over); the stream leaves the queue for its turn.
+    mutating func nextTurn() -> Turn? {
+        if sparseTurnsLeft > 0, let stream = sparse.popFirst() {
+            sparseTurnsLeft -= 1
+            stream.isQueuedForSend = false
+            return Turn(stream: stream, byteLimit: Self.sparseQuantum)
+        }
+        guard roundTurnsLeft > 0, let stream = round.popFirst() else { return nil }
+        roundTurnsLeft -= 1
+        stream.isQueuedForSend = false
+        return Turn(stream: stream, byteLimit: .max)
+    }
+
+    /// The stream sent a frame and has more, with window left: to the back of the round, with a
+    /// turn in this pass (after every stream ahead of it has had one). A sparse stream joins the
+    /// round here.
+    mutating func takeAnotherTurn(_ stream: any YamuxStreamEndpoint) {
+        guard !stream.isQueuedForSend else { return }
+        stream.isQueuedForSend = true
+        round.append(stream)
+        roundTurnsLeft += 1
+    }
+
+    /// The link is full: the turn's stream goes back to the front of its list, and the pass
+    /// ends (writability resumes it).
+    mutating func keepPlace(_ turn: Turn) {
+        if !turn.stream.isQueuedForSend {
+            turn.stream.isQueuedForSend = true
+            if turn.isSparse {
+                sparse.prepend(turn.stream)
+            } else {
+                round.prepend(turn.stream)
+            }
+        }
+        sparseTurnsLeft = 0
+        roundTurnsLeft = 0
     }
 
     /// Forgets every stream (the link is gone).
     mutating func removeAll() {
-        for stream in streams { stream.isQueuedForSend = false }
-        streams.removeAll()
-        turnsLeft = 0
+        for stream in sparse { stream.isQueuedForSend = false }
+        for stream in round { stream.isQueuedForSend = false }
+        sparse.removeAll()
+        round.removeAll()
+        sparseTurnsLeft = 0
+        roundTurnsLeft = 0
     }
 }

@@ -418,14 +418,18 @@ public struct YamuxSessionStateMachine<LocalEnd> {
 
     /// The application consumed `count` bytes of a stream: returns a Window Update to send, if due.
     ///
-    /// `now` is only read when an update is due (a clock read per consumed chunk showed in profiles).
+    /// `now` is only read when an update is due (a clock read per consumed chunk showed in profiles),
+    /// and so is `limit`: the window the stream may have while it shares the link
+    /// (`YamuxReceiveWindow`'s "Sharing").
     public mutating func consumed(
-        _ id: YamuxStreamID, _ count: Int, now: @autoclosure () -> NIODeadline, roundTripTime: TimeAmount? = nil
+        _ id: YamuxStreamID, _ count: Int, now: @autoclosure () -> NIODeadline, roundTripTime: TimeAmount? = nil,
+        limit: (NIODeadline) -> Int = { _ in .max }
     ) -> YamuxFrameHeader? {
         guard let index = slots.index(forKey: id) else { return nil }
         let delta: UInt32? = Self.inPlace(&slots.values[index]) { slot in
             guard slot.state != nil else { return nil }
-            let delta = slot.state!.receiveWindow.consume(count, now: now(), roundTripTime: roundTripTime)
+            let delta = slot.state!.receiveWindow.consume(
+                count, now: now(), roundTripTime: roundTripTime, limit: limit)
             // No credit after the peer's FIN: it cannot send any more anyway.
             return slot.state!.remoteFinReceived ? nil : delta
         }
