@@ -32,4 +32,5 @@ def test_floor_for_and_hol_paths():
     assert floor_for("REPEATER") == "NIO_1TO1x2"
     assert floor_for("REPEATER_1HOP") == "NIO_1TO1"
     assert floor_for("DIRECT") is None
-    assert hol_paths(select_paths(None, None)) == ["DIRECT", "REPEATER", "HAPROXY", "NGINX"]
+    # HAPROXYx2 is the anchor of the head-of-line target (issue 21); NIO_1TO1x2 the floor with one loop per hop.
+    assert hol_paths(select_paths(None, None)) == ["DIRECT", "REPEATER", "NIO_1TO1x2", "HAPROXY", "HAPROXYx2", "NGINX"]
