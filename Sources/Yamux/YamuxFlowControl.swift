@@ -37,9 +37,9 @@ public struct YamuxSendWindow: Hashable, Sendable {
 /// The window is credited back only for bytes the application has consumed (delivered to the
 /// stream's pipeline), so a reader that stops reading stops the peer on that stream alone, and
 /// memory per stream stays bounded by the window. Updates are batched: one goes out once half of
-/// the window in force has room again (as the reference implementation does; a quarter while
-/// the window is held below its target), so a bulk stream
-/// sees one small frame per half window, not one per read.
+/// the window in force has room again (as the reference implementation does; a quarter while the
+/// window is held below its target), so a bulk stream sees one small frame per half window, not
+/// one per read.
 ///
 /// Auto-tuning: a fixed 256 KiB window caps a stream at window ÷ RTT. When the application drains
 /// a whole target window faster than two round trips, the window is the bottleneck, so the target
@@ -47,7 +47,7 @@ public struct YamuxSendWindow: Hashable, Sendable {
 ///
 /// Sharing: a window is also the most a stream can have in flight on the link ahead of another
 /// stream's frame, in the link's kernel buffers and the receiver's queues, which are one FIFO. So
-/// while another stream is active the caller passes a smaller `limit`, and the window in force
+/// while another stream sends small messages the caller passes a smaller `limit`, and the window in force
 /// shrinks to it: credit above it is withheld (a window is never taken back, only not refilled)
 /// until the peer's bytes in flight drain below it. The learned target is kept, and comes back at
 /// the first update after the limit is lifted.

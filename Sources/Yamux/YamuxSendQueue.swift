@@ -19,11 +19,12 @@ struct YamuxSendQueue {
     /// one small message or TLS record of one, not a bulk read (64 KiB).
     static let sparseQuantum = 4 * 1024
 
-    /// One turn: the stream, and the most bytes it may send in it.
+    /// One turn: the stream, and which list it came from.
     struct Turn {
         var stream: any YamuxStreamEndpoint
-        var byteLimit: Int
-        var isSparse: Bool { byteLimit == YamuxSendQueue.sparseQuantum }
+        var isSparse: Bool
+        /// The most bytes the stream may send in this turn.
+        var byteLimit: Int { isSparse ? YamuxSendQueue.sparseQuantum : .max }
     }
 
     private var sparse = CircularBuffer<any YamuxStreamEndpoint>(initialCapacity: 4)
@@ -57,12 +58,12 @@ struct YamuxSendQueue {
         if sparseTurnsLeft > 0, let stream = sparse.popFirst() {
             sparseTurnsLeft -= 1
             stream.isQueuedForSend = false
-            return Turn(stream: stream, byteLimit: Self.sparseQuantum)
+            return Turn(stream: stream, isSparse: true)
         }
         guard roundTurnsLeft > 0, let stream = round.popFirst() else { return nil }
         roundTurnsLeft -= 1
         stream.isQueuedForSend = false
-        return Turn(stream: stream, byteLimit: .max)
+        return Turn(stream: stream, isSparse: false)
     }
 
     /// The stream sent a frame and has more, with window left: to the back of the round, with a

@@ -316,4 +316,46 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertNil(multiplexer, "the multiplexer outlived its link")
         XCTAssertNil(link, "the link channel was never freed")
     }
+
+    /// Credit the server grants a bulk stream for 256 KiB that its application consumed, when the
+    /// peer sends them alone or with a small message on another stream in between.
+    private func bulkCredit(besideSmallMessages: Bool) throws -> Int {
+        var configuration = YamuxConfiguration(role: .server)
+        configuration.keepAliveInterval = nil
+        configuration.sharedStreamWindow = 64 * 1024
+        let channel = EmbeddedChannel()
+        let mux = YamuxMultiplexer(
+            configuration: configuration,
+            inboundStreamInitializer: { $0.pipeline.addHandler(CollectingHandler()) })
+        try channel.pipeline.syncOperations.addHandler(mux)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let bulk = YamuxStreamID(1)
+        let small = YamuxStreamID(3)
+        func send(_ id: YamuxStreamID, _ flags: YamuxFlags, _ payload: ByteBuffer) throws {
+            var frame = ByteBuffer()
+            frame.writeYamuxHeader(.data(id, flags: flags, length: UInt32(payload.readableBytes)))
+            frame.writeImmutableBuffer(payload)
+            try channel.writeInbound(frame)
+            (channel.eventLoop as! EmbeddedEventLoop).run()
+        }
+        try send(bulk, .syn, pattern(65_536))
+        if besideSmallMessages { try send(small, .syn, pattern(64)) }
+        for _ in 0..<3 { try send(bulk, [], pattern(65_536)) }
+        var credit = 0
+        while var out = try channel.readOutbound(as: ByteBuffer.self) {
+            while let header = try YamuxHeaderCodec.decode(from: &out) {
+                if header.type == .data { out.moveReaderIndex(forwardBy: Int(header.length)) }
+                if header.type == .windowUpdate && header.streamID == bulk { credit += Int(header.length) }
+            }
+        }
+        return credit
+    }
+
+    /// Head-of-line (issue 21): while another stream sends small messages, a bulk stream's window is
+    /// refilled only up to the shared window, so little of it can queue in the link ahead of them;
+    /// alone, it gets back all it consumed.
+    func testABulkStreamBesideSmallMessagesIsCreditedOnlyUpToTheSharedWindow() throws {
+        XCTAssertEqual(try bulkCredit(besideSmallMessages: false), 262_144, "alone: all 256 KiB consumed are credited")
+        XCTAssertEqual(try bulkCredit(besideSmallMessages: true), 65_536, "beside small messages: the shared window")
+    }
 }
