@@ -53,6 +53,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // runtime-client --server-name: RFC 6125 name matching (ServerIdentityPolicy).
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // muxcat --exec (its default SubprocessFoundation trait links FoundationEssentials on Linux;
         // turning traits off needs tools version 6.1).
@@ -105,7 +108,8 @@ let package = Package(
             name: "RuntimeClient",
             dependencies: [
                 "TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, nioExtras,
-                logging, swiftProtobuf,
+                logging, swiftProtobuf, .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swift6
         ),

@@ -1,7 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LegacyRelay
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
+import NIOSSL
 import NIOTLS
 import TransportProtocol
 
@@ -37,13 +41,33 @@ final class ClientConnectionMonitor: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let failure = self.record(Self.explain(error))
+        let failure = self.record(
+            self.handshakeDone ? Self.explain(error) : Self.explainDuringHandshake(error, address: self.address))
         context.fireErrorCaught(failure)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.record(.connectionClosed(address: self.address))
+        self.record(
+            self.handshakeDone
+                ? .connectionClosed(address: self.address)
+                : .closedDuringHandshake(address: self.address, detail: "end of stream"))
         context.fireChannelInactive()
+    }
+
+    /// Before the handshake finishes, a peer that only hangs up (a clean EOF, or a reset) is
+    /// told apart from a TLS disagreement: through a repeater it is nearly always a link that is
+    /// down, which a TLS error would hide.
+    static func explainDuringHandshake(_ error: any Error, address: String) -> RuntimeClientError {
+        switch error {
+        case NIOSSLError.uncleanShutdown:
+            return .closedDuringHandshake(address: address, detail: "end of stream")
+        case let error as IOError where error.errnoCode == ECONNRESET:
+            return .closedDuringHandshake(address: address, detail: "connection reset")
+        case let NIOSSLError.handshakeFailed(inner) where "\(inner)".contains("EOF during handshake"):
+            return .closedDuringHandshake(address: address, detail: "end of stream")
+        default:
+            return Self.explain(error)
+        }
     }
 
     /// Remembers the first failure, fails the handshake with it if still pending; returns it.

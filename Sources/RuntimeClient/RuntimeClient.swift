@@ -55,7 +55,7 @@ public final class RuntimeClient: Sendable {
     ) async throws -> RuntimeClient {
         let sslContext = try configuration.makeSSLContext()
         let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        let serverName = configuration.serverName
+        let serverNameCheck = configuration.serverName.map(ServerNameCheck.init(serverName:))
         let maximumMessageBytes = configuration.maximumMessageBytes
         let overLegacyHTTP = configuration.transport == .legacyHTTP
         let handshake = group.next().makePromise(of: Void.self)
@@ -72,7 +72,7 @@ public final class RuntimeClient: Sendable {
                             try sync.addHTTPClientHandlers()
                             try sync.addHandler(LegacyHTTPTransportHandler(host: address))
                         }
-                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverName))
+                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverNameCheck?.indicatedName))
                         try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerRequest>())
                         try sync.addHandler(
                             LengthPrefixedMessageDecoder<RuntimeManagerResponse>(
@@ -99,6 +99,13 @@ public final class RuntimeClient: Sendable {
         }
         do {
             try await handshake.futureResult.get()
+            // `connect` returns, and the first request goes out, only once the name checks.
+            if let serverNameCheck {
+                guard let leaf = try await channel.nioSSL_peerCertificate().get() else {
+                    throw RuntimeClientError.tlsFailed(reason: "the runtime manager sent no certificate to check --server-name against")
+                }
+                try await serverNameCheck.verify(leafCertificate: leaf)
+            }
         } catch {
             try? await channel.close()
             throw error

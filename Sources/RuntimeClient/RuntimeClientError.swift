@@ -13,6 +13,12 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
     case connectFailed(address: String, reason: String)
     /// The TLS handshake or a TLS record failed.
     case tlsFailed(reason: String)
+    /// The connection closed before the TLS handshake finished: through the repeater, most often
+    /// because its link to the runtime manager is down (it closes the client, having no one to
+    /// relay to, and cannot say why on a byte-transparent stream).
+    case closedDuringHandshake(address: String, detail: String)
+    /// `--server-name` names a host the runtime manager's certificate is not for.
+    case serverNameMismatch(expected: String, certificateNames: [String])
     /// The runtime manager answered a request with an error status.
     case requestFailed(request: String, status: ResponseStatus, message: String)
     /// The connection ended while a response was awaited.
@@ -34,6 +40,13 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
             return "cannot connect to \(address): \(reason)"
         case let .tlsFailed(reason):
             return "TLS failure: \(reason)"
+        case let .closedDuringHandshake(address, detail):
+            return "\(address) closed the connection before TLS finished (\(detail)); through a repeater this usually means "
+                + "its link to the runtime manager is down: is runtime-manager running, and does repeaterd's log say why?"
+        case let .serverNameMismatch(expected, names):
+            let named = names.isEmpty ? "no DNS or IP names" : names.joined(separator: ", ")
+            return "the runtime manager's certificate is not for \"\(expected)\" (it names \(named)); "
+                + "pass one of those to --server-name, or leave it out to check only the CA (--ca)"
         case let .requestFailed(request, status, message):
             return "\(request) failed: \(status.protocolName): \(message)"
         case let .connectionClosed(address):

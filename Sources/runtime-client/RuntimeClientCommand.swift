@@ -34,7 +34,9 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "The CA that issued the runtime manager's certificate (PEM).")
     var ca: String
 
-    @Option(name: .customLong("server-name"), help: "Also require this host name in the runtime manager's certificate.")
+    @Option(
+        name: .customLong("server-name"),
+        help: "Also require the runtime manager's certificate to be for NAME (a host name or IP address; its subject alternative names only).")
     var serverName: String?
 
     @Flag(

@@ -139,6 +139,23 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(output.contains("runtime manager stopped"), output)
     }
 
+    /// README: "`--server-name NAME` also checks the runtime manager's certificate against NAME".
+    func testAServerNameNotInTheCertificateFailsWithOneClearLine() throws {
+        let port = try self.freePort()
+        let (manager, _) = try self.startRuntimeManager(port: port)
+        defer { if manager.isRunning { manager.terminate() } }
+
+        let wrong = try self.client("client", port: port, ["policy-hash", "--server-name", "evil.example.com"])
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertEqual(
+            wrong.stderr.split(separator: "\n").first.map(String.init),
+            "runtime-client: the runtime manager's certificate is not for \"evil.example.com\" (it names localhost, "
+                + "127.0.0.1, 0:0:0:0:0:0:0:1); pass one of those to --server-name, or leave it out to check only the CA (--ca)"
+        )
+        let right = try self.client("client", port: port, ["policy-hash", "--server-name", "localhost"])
+        XCTAssertEqual(right.status, 0, right.stderr)
+    }
+
     func testBadStartupFilesAreOneClearLine() throws {
         let result = try runProcess(
             try self.executable("runtime-manager"),

@@ -88,6 +88,38 @@ final class RepeaterPath: Sendable {
 }
 
 final class ThroughRepeaterTests: XCTestCase {
+    /// A repeater whose link is down closes each client at once; the client says what that
+    /// usually means instead of a TLS error (issue 22: it read "TLS failure: handshake failed").
+    func testALinkThatIsDownIsReportedAsSuchNotAsATLSFailure() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let probe = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let deadPort = probe.localAddress!.port!
+        try await probe.close()
+        var configuration = RepeaterServer.Configuration()
+        configuration.listen = .tcp(host: "127.0.0.1", port: 0)
+        configuration.backend = .tcp(host: "127.0.0.1", port: deadPort)
+        var logger = Logger(label: "repeater")
+        logger.logLevel = .critical
+        let repeater = RepeaterServer(configuration: configuration, group: group, logger: logger)
+        try await repeater.start().get()
+        do {
+            let client = try await RuntimeClient.connect(
+                host: "127.0.0.1", port: repeater.localAddress!.port!, configuration: TestCertificates.shared.client("client"))
+            await client.close()
+            XCTFail("nothing is behind the repeater")
+        } catch let error as RuntimeClientError {
+            guard case .closedDuringHandshake = error else { return XCTFail("\(error)") }
+            // "(end of stream)" or "(connection reset)", as the close reaches the client.
+            XCTAssertTrue("\(error)".hasPrefix("127.0.0.1:\(repeater.localAddress!.port!) closed the connection before TLS finished ("), "\(error)")
+            XCTAssertTrue(
+                "\(error)".hasSuffix(
+                    "; through a repeater this usually means its link to the runtime manager is down: "
+                        + "is runtime-manager running, and does repeaterd's log say why?"),
+                "\(error)")
+        }
+        _ = try? await repeater.shutdown().get()
+    }
+
     func testPutAndGet32MiBThroughTheRepeaterByteExact() async throws {
         let path = try await RepeaterPath()
         let data = patternedData(count: 32 * 1024 * 1024, seed: 32)
