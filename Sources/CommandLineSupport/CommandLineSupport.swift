@@ -91,3 +91,42 @@ extension LinkAddress: ExpressibleByArgument {
         return (host, port)
     }
 }
+
+/// Range checks for numeric options, each refusing a value with one line that names the option,
+/// its valid range and what was given. Called from each command's `validate()`; the command line
+/// prints the line and exits 64 (`EX_USAGE`), as for any other usage error.
+///
+/// Numeric options are declared with `parsing: .unconditional`, so `--max-sessions -1` reaches
+/// these checks instead of argument-parser's "Missing value" (it reads `-1` as an option name).
+public enum OptionRange {
+    /// `value ≥ minimum`.
+    public static func check<Value: Comparable & CustomStringConvertible>(
+        _ option: String, _ value: Value, atLeast minimum: Value, _ why: String = ""
+    ) throws {
+        guard value >= minimum else {
+            throw ValidationError("\(option) must be at least \(minimum)\(why), got \(value)")
+        }
+    }
+
+    /// Seconds above 0, finite.
+    public static func checkSecondsAboveZero(_ option: String, _ value: Double) throws {
+        guard value.isFinite, value > 0 else {
+            throw ValidationError("\(option) must be a number of seconds above 0, got \(value.cleanDescription)")
+        }
+    }
+
+    /// Seconds from 0 on, finite; `zeroMeans` says what 0 does, where it does something.
+    public static func checkSecondsFromZero(_ option: String, _ value: Double, zeroMeans: String? = nil) throws {
+        guard value.isFinite, value >= 0 else {
+            let zero = zeroMeans.map { " (0 \($0))" } ?? ""
+            throw ValidationError("\(option) must be a number of seconds from 0 on\(zero), got \(value.cleanDescription)")
+        }
+    }
+}
+
+extension Double {
+    /// `30` rather than `30.0`, as the user typed it.
+    fileprivate var cleanDescription: String {
+        self.isFinite && self == self.rounded() && abs(self) < 1e15 ? String(Int64(self)) : "\(self)"
+    }
+}

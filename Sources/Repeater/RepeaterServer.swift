@@ -26,13 +26,16 @@ public final class RepeaterServer: @unchecked Sendable {
         public var backend: LinkAddress = .tcp(host: "127.0.0.1", port: 6000)
         /// Client connections served at once; more are closed at once.
         public var maximumSessions = 16_384
-        /// A client connection with no traffic either way for this long is closed (slowloris).
-        public var idleTimeout: TimeAmount = .seconds(300)
+        /// A client connection with no traffic either way for this long is closed (slowloris);
+        /// nil never closes one for silence.
+        public var idleTimeout: TimeAmount? = .seconds(300)
         /// On shutdown, how long open sessions may take to finish.
         public var drainTimeout: TimeAmount = .seconds(30)
         public var keepAliveInterval: TimeAmount? = .seconds(30)
         public var keepAliveTimeout: TimeAmount = .seconds(10)
         public var maximumStreamWindow = 16 * 1024 * 1024
+        /// The least `maximumStreamWindow` may be: the window every stream starts with (the spec's).
+        public static let minimumStreamWindow = YamuxWindow.initial
         public var listenBacklog: Int32 = 4096
 
         public init() {}
@@ -79,7 +82,8 @@ public final class RepeaterServer: @unchecked Sendable {
                 logger: logger)
             links.append(link)
             linkByLoop[ObjectIdentifier(loop)] = link
-            let sweeper = IdleSweeper(eventLoop: loop, timeout: configuration.idleTimeout) {
+            guard let idleTimeout = configuration.idleTimeout else { continue }
+            let sweeper = IdleSweeper(eventLoop: loop, timeout: idleTimeout) {
                 [logger] id, channel in
                 logger.info(
                     "closing idle client connection (no traffic within the idle timeout)",
@@ -170,11 +174,11 @@ public final class RepeaterServer: @unchecked Sendable {
             return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
         let log = SessionLog(logger: logger, session: sessionID, client: client.remoteAddress)
-        let sweeper = sweeperByLoop[ObjectIdentifier(loop)]!
+        let sweeper = sweeperByLoop[ObjectIdentifier(loop)]
         let activity = RelayActivity()
-        sweeper.value.add(sessionID, channel: client, activity: activity)
+        sweeper?.value.add(sessionID, channel: client, activity: activity)
         client.closeFuture.whenComplete { _ in
-            sweeper.value.remove(sessionID)
+            sweeper?.value.remove(sessionID)
             self.sessionEnded(sessionID)
         }
 

@@ -26,8 +26,8 @@ public struct RuntimeManagerConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount
     /// `--message-timeout`: longest wait for the next byte of a started message.
     public var messageTimeout: TimeAmount
-    /// `--idle-timeout`: a session silent both ways this long is closed.
-    public var idleTimeout: TimeAmount
+    /// `--idle-timeout`: a session silent both ways this long is closed; nil never closes one for silence.
+    public var idleTimeout: TimeAmount?
 
     public static let defaultMaximumStoreBytes = 1024 * 1024 * 1024
 
@@ -37,7 +37,7 @@ public struct RuntimeManagerConfiguration: Sendable {
         maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
         handshakeTimeout: TimeAmount = .seconds(30),
         messageTimeout: TimeAmount = .seconds(30),
-        idleTimeout: TimeAmount = .seconds(300)
+        idleTimeout: TimeAmount? = .seconds(300)
     ) {
         self.certificatePath = certificatePath
         self.keyPath = keyPath

@@ -19,8 +19,9 @@ public struct RuntimeManagerSessionContext: Sendable {
     /// A message that has started must keep arriving: no new byte of it for this long
     /// and the session is answered with an error and closed (a prefix then silence).
     public var messageTimeout: TimeAmount
-    /// A session with no traffic either way for this long is closed (slowloris, forgotten clients).
-    public var idleTimeout: TimeAmount
+    /// A session with no traffic either way for this long is closed (slowloris, forgotten
+    /// clients); nil never closes one for silence.
+    public var idleTimeout: TimeAmount?
     public var logger: Logger
     /// Called once an authorized client's request_shutdown response has been sent.
     public var onShutdownRequest: @Sendable (ClientIdentity) -> Void
@@ -33,7 +34,7 @@ public struct RuntimeManagerSessionContext: Sendable {
         maximumMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes,
         handshakeTimeout: TimeAmount = .seconds(30),
         messageTimeout: TimeAmount = .seconds(30),
-        idleTimeout: TimeAmount = .seconds(300),
+        idleTimeout: TimeAmount? = .seconds(300),
         logger: Logger,
         sessions: SessionRegistry = SessionRegistry(),
         onShutdownRequest: @escaping @Sendable (ClientIdentity) -> Void = { _ in }
@@ -78,7 +79,7 @@ public enum RuntimeManagerSession {
     private static func addHandlers(to channel: any Channel, context: RuntimeManagerSessionContext) throws {
         let sync = channel.pipeline.syncOperations
         // Silence both ways (ciphertext counts) for idleTimeout ends the session.
-        try sync.addHandler(IdleSessionTimer(timeout: context.idleTimeout))
+        if let idleTimeout = context.idleTimeout { try sync.addHandler(IdleSessionTimer(timeout: idleTimeout)) }
         try sync.addHandler(NIOSSLServerHandler(context: context.sslContext))
         // Large responses reach TLS in slices, only as fast as the stream drains.
         try sync.addHandler(PacedWriter())

@@ -23,7 +23,7 @@ struct MuxCatCommand: AsyncParsableCommand {
         commandName: "muxcat",
         abstract: "netcat for the repeater's yamux link: stand in for either end, and decode captures.",
         discussion: """
-            Exit status: 0 when everything went as asked (including Ctrl-C), 1 on any error.
+            Exit status: 0 when everything went as asked (including Ctrl-C), 1 on any error, 64 on a usage error.
             """,
         subcommands: [Listen.self, Connect.self, Decode.self])
 }
@@ -135,7 +135,7 @@ struct Connect: AsyncParsableCommand {
     @Argument(help: "The link to dial: HOST:PORT or unix:PATH.", transform: LinkAddress.parseArgument)
     var address: LinkAddress
 
-    @Option(help: "Open this many streams in parallel, each fed the same stdin.")
+    @Option(parsing: .unconditional, help: "Open this many streams in parallel (at least 1), each fed the same stdin.")
     var streams = 1
 
     @Option(help: ArgumentHelp("Write every frame crossing the link, both ways, to this capture file.", valueName: "FILE"))
@@ -144,7 +144,7 @@ struct Connect: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        guard streams >= 1 else { throw ValidationError("--streams must be at least 1") }
+        try OptionRange.check("--streams", streams, atLeast: 1)
     }
 
     func run() async throws {
@@ -266,31 +266,4 @@ struct Decode: ParsableCommand {
 }
 
 
-/// Parses the command line and runs the subcommand. A function, not top-level code: top-level code
-/// ranks ParsableCommand's synchronous `run()` (which only prints the usage) above
-/// AsyncParsableCommand's `run() async`.
-func runCommandLine() async throws {
-    var command = try MuxCatCommand.parseAsRoot()
-    if var asyncCommand = command as? AsyncParsableCommand {
-        try await asyncCommand.run()
-    } else {
-        try command.run()
-    }
-}
-
-do {
-    try await runCommandLine()
-} catch let failure as CommandLineFailure {
-    OutputSink.standardError.line("muxcat: \(failure)")
-    exit(1)
-} catch {
-    // Usage errors and --help: ArgumentParser's words, netcat's exit codes (0 or 1).
-    let code = MuxCatCommand.exitCode(for: error)
-    let message = MuxCatCommand.fullMessage(for: error)
-    if code == .success {
-        if !message.isEmpty { OutputSink.standardOutput.line(message) }
-        exit(0)
-    }
-    if !message.isEmpty { OutputSink.standardError.line(message) }
-    exit(1)
-}
+await CommandLineEntry.main(MuxCatCommand.self)

@@ -35,29 +35,45 @@ struct RepeaterDaemon: AsyncParsableCommand {
         transform: LinkAddress.parseArgument)
     var legacyHTTP: LinkAddress?
 
-    @Option(help: "Client sessions served at once; more are closed at once.")
+    @Option(parsing: .unconditional, help: "Client sessions served at once (at least 1); more are closed at once.")
     var maxSessions = 16_384
 
-    @Option(help: "Seconds a client connection may be silent both ways before it is closed.")
+    @Option(parsing: .unconditional, help: "Seconds a client connection may be silent both ways before it is closed (0: never).")
     var idleTimeout = 300.0
 
-    @Option(help: "Seconds open sessions may take to finish on shutdown.")
+    @Option(parsing: .unconditional, help: "Seconds open sessions may take to finish on shutdown (0: close them at once).")
     var drainTimeout = 30.0
 
-    @Option(help: "Seconds between keep-alive pings on a link (0 turns them off).")
+    @Option(parsing: .unconditional, help: "Seconds between keep-alive pings on a link (0 turns them off).")
     var keepaliveInterval = 30.0
 
-    @Option(help: "Seconds a ping may go unanswered before the link is declared dead.")
+    @Option(parsing: .unconditional, help: "Seconds a ping may go unanswered before the link is declared dead (above 0).")
     var keepaliveTimeout = 10.0
 
-    @Option(help: "Largest receive window per stream in bytes (auto-tuned up from 256 KiB).")
+    @Option(
+        parsing: .unconditional,
+        help: "Largest receive window per stream in bytes, at least 262144 (yamux's initial 256 KiB, from which it auto-tunes up).")
     var maxStreamWindow = 16 * 1024 * 1024
 
-    @Option(help: "Event loops, and so links (one per loop). Default: one per CPU.")
+    @Option(parsing: .unconditional, help: "Event loops, and so links (one per loop; at least 1). Default: one per CPU.")
     var threads = System.coreCount
 
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
+
+    /// Usage errors in one line, exit 64 (`CommandLineEntry`).
+    static func main() async { await CommandLineEntry.main(Self.self) }
+
+    func validate() throws {
+        try OptionRange.check("--max-sessions", maxSessions, atLeast: 1)
+        try OptionRange.check("--threads", threads, atLeast: 1)
+        try OptionRange.checkSecondsFromZero("--idle-timeout", idleTimeout, zeroMeans: "turns it off")
+        try OptionRange.checkSecondsFromZero("--drain-timeout", drainTimeout)
+        try OptionRange.checkSecondsFromZero("--keepalive-interval", keepaliveInterval, zeroMeans: "turns pings off")
+        try OptionRange.checkSecondsAboveZero("--keepalive-timeout", keepaliveTimeout)
+        try OptionRange.check(
+            "--max-stream-window", maxStreamWindow, atLeast: RepeaterServer.Configuration.minimumStreamWindow, " (yamux's initial window, 256 KiB)")
+    }
 
     func run() async throws {
         CommandLineSupport.bootstrapLogging(level: logLevel)
@@ -73,13 +89,13 @@ struct RepeaterDaemon: AsyncParsableCommand {
         configuration.listen = listen
         configuration.backend = backend
         configuration.maximumSessions = maxSessions
-        configuration.idleTimeout = CommandLineSupport.seconds(idleTimeout)
+        configuration.idleTimeout = CommandLineSupport.secondsOrOff(idleTimeout)
         configuration.drainTimeout = CommandLineSupport.seconds(drainTimeout)
         configuration.keepAliveInterval = CommandLineSupport.secondsOrOff(keepaliveInterval)
         configuration.keepAliveTimeout = CommandLineSupport.seconds(keepaliveTimeout)
         configuration.maximumStreamWindow = maxStreamWindow
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let server = RepeaterServer(configuration: configuration, group: group, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: RepeaterService(server: server))]
         if let legacyHTTP {

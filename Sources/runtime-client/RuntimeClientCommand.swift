@@ -16,6 +16,9 @@ struct RuntimeClientCommand: AsyncParsableCommand {
 
     /// Shared by every command; accepted before or after the command name.
     @OptionGroup var options: ConnectionOptions
+
+    /// Usage errors in one line, exit 64 (`CommandLineEntry`).
+    static func main() async { await CommandLineEntry.main(Self.self) }
 }
 
 /// Flags every command shares.
@@ -25,18 +28,22 @@ struct ConnectionOptions: ParsableArguments {
         transform: LinkAddress.parseTCPArgument)
     var connect: LinkAddress = .tcp(host: RuntimeClient.defaultHost, port: RuntimeClient.defaultPort)
 
-    @Option(help: "This client's certificate (PEM).")
-    var cert: String
+    // Required by every command, but optional to the parser, so that `runtime-client put --help`
+    // and `runtime-client help put` work without them (checked in `withClient`).
+    @Option(help: ArgumentHelp("This client's certificate (PEM). Required.", valueName: "FILE"))
+    var cert: String?
 
-    @Option(help: "This client's private key (PEM).")
-    var key: String
+    @Option(help: ArgumentHelp("This client's private key (PEM). Required.", valueName: "FILE"))
+    var key: String?
 
-    @Option(help: "The CA that issued the runtime manager's certificate (PEM).")
-    var ca: String
+    @Option(help: ArgumentHelp("The CA that issued the runtime manager's certificate (PEM). Required.", valueName: "FILE"))
+    var ca: String?
 
     @Option(
         name: .customLong("server-name"),
-        help: "Also require the runtime manager's certificate to be for NAME (a host name or IP address; its subject alternative names only).")
+        help: ArgumentHelp(
+            "Also require the runtime manager's certificate to be for NAME (a host name or IP address; its subject alternative names only).",
+            valueName: "NAME"))
     var serverName: String?
 
     @Flag(
@@ -48,12 +55,12 @@ struct ConnectionOptions: ParsableArguments {
     var quiet = false
 
     @Option(
-        name: .customLong("max-message-bytes"),
+        name: .customLong("max-message-bytes"), parsing: .unconditional,
         help: "Largest response accepted, in bytes (a get needs the whole file in one response; match the runtime manager's --max-message-bytes).")
     var maxMessageBytes = LengthPrefixFrameDecoder.defaultMaximumMessageBytes
 
     func validate() throws {
-        guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
+        try OptionRange.check("--max-message-bytes", self.maxMessageBytes, atLeast: 1)
     }
 
     func hostAndPort() throws -> (host: String, port: Int) {
@@ -69,8 +76,13 @@ struct ConnectionOptions: ParsableArguments {
         _ body: (RuntimeClient) async throws -> Void
     ) async throws {
         let (host, port) = try self.hostAndPort()
+        guard let cert = self.cert, let key = self.key, let ca = self.ca else {
+            let missing = [("--cert", self.cert), ("--key", self.key), ("--ca", self.ca)].filter { $0.1 == nil }.map(\.0)
+            throw ValidationError(
+                "missing \(missing.joined(separator: ", ")): every command needs this client's certificate, key and the CA (tools/gen-certs.sh makes them)")
+        }
         var configuration = RuntimeClientConfiguration(
-            certificatePath: self.cert, keyPath: self.key, caPath: self.ca, serverName: self.serverName,
+            certificatePath: cert, keyPath: key, caPath: ca, serverName: self.serverName,
             maximumMessageBytes: self.maxMessageBytes
         )
         configuration.transport = self.legacyHTTP ? .legacyHTTP : .tcp
@@ -97,6 +109,13 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
+/// Every subcommand's help says where the connection options are, since they belong to the root.
+let connectionOptionsNote = """
+    Every command also needs --cert FILE --key FILE --ca FILE, and takes --connect HOST:PORT, \
+    --server-name NAME, --legacy-http, --quiet and --max-message-bytes N, before or after the \
+    command name: see runtime-client --help.
+    """
+
 extension FileHandle: @retroactive TextOutputStream {
     public func write(_ string: String) {
         self.write(Data(string.utf8))
@@ -105,7 +124,8 @@ extension FileHandle: @retroactive TextOutputStream {
 
 struct Put: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Upload LOCAL as REMOTE, replacing it (large files go as a write and appends)."
+        abstract: "Upload LOCAL as REMOTE, replacing it (large files go as a write and appends).",
+        discussion: connectionOptionsNote
     )
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
@@ -123,7 +143,8 @@ struct Put: AsyncParsableCommand {
 }
 
 struct Append: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Append LOCAL to the existing REMOTE.")
+    static let configuration = CommandConfiguration(
+        abstract: "Append LOCAL to the existing REMOTE.", discussion: connectionOptionsNote)
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Local file to append.") var local: String
@@ -142,7 +163,8 @@ struct Append: AsyncParsableCommand {
 }
 
 struct Get: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Download REMOTE to LOCAL, or to stdout with - or nothing.")
+    static let configuration = CommandConfiguration(
+        abstract: "Download REMOTE to LOCAL, or to stdout with - or nothing.", discussion: connectionOptionsNote)
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Name of the file in the runtime manager.") var remote: String
@@ -165,7 +187,8 @@ struct Get: AsyncParsableCommand {
 }
 
 struct Hash: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the SHA-256 of REMOTE as computed by the runtime manager.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print the SHA-256 of REMOTE as computed by the runtime manager.", discussion: connectionOptionsNote)
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Name of the file in the runtime manager.") var remote: String
@@ -179,7 +202,8 @@ struct Hash: AsyncParsableCommand {
 
 struct PolicyHash: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "policy-hash", abstract: "Print the SHA-256 of the runtime manager's policy file."
+        commandName: "policy-hash", abstract: "Print the SHA-256 of the runtime manager's policy file.",
+        discussion: connectionOptionsNote
     )
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
@@ -192,7 +216,8 @@ struct PolicyHash: AsyncParsableCommand {
 }
 
 struct Shutdown: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Ask the runtime manager to shut down gracefully.")
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the runtime manager to shut down gracefully.", discussion: connectionOptionsNote)
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
 

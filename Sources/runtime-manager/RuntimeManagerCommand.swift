@@ -18,8 +18,8 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         commandName: "runtime-manager",
         abstract: "Stores files for clients that connect with mutual TLS, through the repeater or directly.",
         discussion: """
-            Every session is TLS 1.3 with a client certificate issued by --client-ca; --policy says which
-            client may write, append, read which files and who may shut the runtime manager down
+            Every session is TLS 1.3 with a client certificate issued by --client-ca; --policy says which \
+            client may write, append, read which files and who may shut the runtime manager down \
             (format: docs/POLICY.md). Files live in memory.
             """
     )
@@ -34,13 +34,13 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         transform: { $0 == "none" ? nil : try LinkAddress.parseArgument($0) })
     var listen: LinkAddress? = .tcp(host: "127.0.0.1", port: 6000)
 
-    @Option(help: "Streams one link may have open at once; more are refused with RST.")
+    @Option(parsing: .unconditional, help: "Streams one link may have open at once (at least 1); more are refused with RST.")
     var maxStreams = 16_384
 
-    @Option(help: "Seconds between keep-alive pings on a link (0 turns them off).")
+    @Option(parsing: .unconditional, help: "Seconds between keep-alive pings on a link (0 turns them off).")
     var keepaliveInterval = 30.0
 
-    @Option(help: "Seconds a ping may go unanswered before the link is declared dead.")
+    @Option(parsing: .unconditional, help: "Seconds a ping may go unanswered before the link is declared dead (above 0).")
     var keepaliveTimeout = 10.0
 
     @Option(help: "The runtime manager's certificate (PEM).")
@@ -55,26 +55,36 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(help: "The JSON policy file (docs/POLICY.md).")
     var policy: String
 
-    @Option(name: .customLong("max-store-bytes"), help: "Limit on the total size of stored files, in bytes.")
+    @Option(name: .customLong("max-store-bytes"), parsing: .unconditional, help: "Limit on the total size of stored files, in bytes (0 or more).")
     var maxStoreBytes: Int = RuntimeManagerConfiguration.defaultMaximumStoreBytes
 
-    @Option(name: .customLong("max-message-bytes"), help: "Limit on one message, in bytes; larger ones are refused.")
+    @Option(
+        name: .customLong("max-message-bytes"), parsing: .unconditional,
+        help: "Limit on one message, in bytes (at least 1); larger ones are refused.")
     var maxMessageBytes: Int = LengthPrefixFrameDecoder.defaultMaximumMessageBytes
 
-    @Option(help: "Seconds a started message may go without a new byte before the session is answered with an error and closed.")
+    @Option(
+        parsing: .unconditional,
+        help: "Seconds a started message may go without a new byte before the session is answered with an error and closed (above 0).")
     var messageTimeout = 30.0
 
-    @Option(help: "Seconds a session may be silent both ways before it is closed.")
+    @Option(parsing: .unconditional, help: "Seconds a session may be silent both ways before it is closed (0: never).")
     var idleTimeout = 300.0
 
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
 
+    /// Usage errors in one line, exit 64 (`CommandLineEntry`).
+    static func main() async { await CommandLineEntry.main(Self.self) }
+
     func validate() throws {
-        guard self.maxStoreBytes >= 0 else { throw ValidationError("--max-store-bytes must not be negative") }
-        guard self.maxMessageBytes > 0 else { throw ValidationError("--max-message-bytes must be positive") }
-        guard self.messageTimeout > 0 else { throw ValidationError("--message-timeout must be positive") }
-        guard self.idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        try OptionRange.check("--max-streams", self.maxStreams, atLeast: 1)
+        try OptionRange.checkSecondsFromZero("--keepalive-interval", self.keepaliveInterval, zeroMeans: "turns pings off")
+        try OptionRange.checkSecondsAboveZero("--keepalive-timeout", self.keepaliveTimeout)
+        try OptionRange.check("--max-store-bytes", self.maxStoreBytes, atLeast: 0)
+        try OptionRange.check("--max-message-bytes", self.maxMessageBytes, atLeast: 1)
+        try OptionRange.checkSecondsAboveZero("--message-timeout", self.messageTimeout)
+        try OptionRange.checkSecondsFromZero("--idle-timeout", self.idleTimeout, zeroMeans: "turns it off")
         if self.listen == nil && self.direct == nil {
             throw ValidationError("nothing to listen on: --listen none needs --direct HOST:PORT")
         }
@@ -87,7 +97,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
             certificatePath: self.cert, keyPath: self.key, clientCAPath: self.clientCA, policyPath: self.policy,
             maximumStoreBytes: self.maxStoreBytes, maximumMessageBytes: self.maxMessageBytes,
             messageTimeout: CommandLineSupport.seconds(self.messageTimeout),
-            idleTimeout: CommandLineSupport.seconds(self.idleTimeout)
+            idleTimeout: CommandLineSupport.secondsOrOff(self.idleTimeout)
         )
         let server: RuntimeManagerServer
         do {

@@ -284,6 +284,22 @@ final class FaultMatrixTests: XCTestCase {
         XCTAssertTrue(repeater.waitFor("closing idle client connection", onStderr: true))
     }
 
+    /// `--idle-timeout 0` turns the sweep off (it closed silent clients after ~10 ms before).
+    func testIdleTimeoutZeroNeverClosesASilentConnection() throws {
+        let linkPort = freePort()
+        let echo = try deployment.sandbox.start(
+            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
+        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1", "--idle-timeout", "0"])
+        let silent = try RawSocket.connect(port: frontPort)
+        defer { silent.close() }
+        XCTAssertFalse(silent.read(timeout: 1.5), "a silent connection stays open with --idle-timeout 0")
+        silent.send([1, 2, 3])
+        silent.read(timeout: 10) { $0.count >= 3 }
+        XCTAssertEqual(silent.received, [1, 2, 3], "and is still relayed after the silence")
+        XCTAssertFalse(repeater.stderr.text.contains("closing idle client connection"), repeater.stderr.text)
+    }
+
     // MARK: a flood of stream opens on the link
 
     func testAFloodOfStreamOpensIsRefusedWithRSTAndTheLinkSurvives() throws {

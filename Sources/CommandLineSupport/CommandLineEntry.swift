@@ -1,0 +1,55 @@
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What every executable's `main` does, so the four agree on what a user sees:
+///
+/// - `--help`, `help SUBCOMMAND`, `--version`: argument-parser's text on stdout, exit 0;
+/// - a usage error (unknown option, missing or out-of-range value): **one line** on stderr,
+///   `NAME: what is wrong (see NAME --help)`, exit 64 (`EX_USAGE`, argument-parser's and
+///   sysexits' convention). argument-parser's own form adds the whole usage line, which for
+///   these commands runs to several hundred characters;
+/// - a `CommandLineFailure` (a run-time error already worded for the user): `NAME: message`, exit 1;
+/// - `ExitCode(n)` thrown by the command (it printed its own line): exit n.
+public enum CommandLineEntry {
+    public static func main<Command: ParsableCommand>(_ command: Command.Type) async -> Never {
+        let name = Command.configuration.commandName ?? "\(Command.self)"
+        do {
+            var parsed = try Command.parseAsRoot()
+            if var asyncCommand = parsed as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try parsed.run()
+            }
+            exit(0)
+        } catch let failure as CommandLineFailure {
+            Self.standardError("\(name): \(failure)")
+            exit(1)
+        } catch {
+            let code = Command.exitCode(for: error)
+            if code == .validationFailure {
+                let message = Command.message(for: error)
+                Self.standardError("\(name): \(message.isEmpty ? "invalid command line" : message) (see \(name) --help)")
+                exit(code.rawValue)
+            }
+            Command.exit(withError: error)
+        }
+    }
+
+    private static func standardError(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            offset += written
+        }
+    }
+}
