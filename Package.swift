@@ -12,6 +12,7 @@ import PackageDescription
 //   LegacyRelay ────────┬─► LegacyRelayServer
 //                       └─► RuntimeClient (--legacy-http)
 //   CommandLineSupport ────► every executable (and nothing else)
+//   SystemErrorText ───────► YamuxLink, RuntimeManager, RuntimeClient, MuxCat, CommandLineSupport
 //
 // The trusted side (RuntimeManager, RuntimeClient) never links the untrusted relay (Repeater),
 // and nothing but the legacy relay pulls in NIOHTTP1.
@@ -67,10 +68,13 @@ let package = Package(
 
         /// yamux version 0: frame codec, state machines (no I/O), and the NIO multiplexer with child channels.
         .target(name: "Yamux", dependencies: [nioCore, logging], swiftSettings: swift6),
+        /// System errors (errno, NIO's connect and bind failures, unreadable files) in the words a
+        /// user reads: every binary prints them through here.
+        .target(name: "SystemErrorText", dependencies: [nioCore, nioPosix], swiftSettings: swift6),
         /// A yamux link over TCP or a Unix socket, for both of its ends: dialing with redial
         /// (`Link`), accepting (`YamuxLinkListener`), addresses, the socket tuning both ends share,
         /// and the glue that relays one stream to one socket.
-        .target(name: "YamuxLink", dependencies: ["Yamux", nioCore, nioPosix, logging], swiftSettings: swift6),
+        .target(name: "YamuxLink", dependencies: ["Yamux", "SystemErrorText", nioCore, nioPosix, logging], swiftSettings: swift6),
 
         // MARK: The untrusted host side
 
@@ -98,7 +102,7 @@ let package = Package(
         .target(
             name: "RuntimeManager",
             dependencies: [
-                "TransportProtocol", "YamuxLink", "Yamux", nioCore, nioPosix, nioSSL, nioTLS, logging, swiftProtobuf,
+                "TransportProtocol", "YamuxLink", "Yamux", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, logging, swiftProtobuf,
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swift6
@@ -107,7 +111,7 @@ let package = Package(
         .target(
             name: "RuntimeClient",
             dependencies: [
-                "TransportProtocol", "LegacyRelay", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, nioExtras,
+                "TransportProtocol", "LegacyRelay", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, nioExtras,
                 logging, swiftProtobuf, .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
@@ -119,14 +123,14 @@ let package = Package(
         /// muxcat: netcat for the multiplexed link, and the frame decoder for captures.
         .target(
             name: "MuxCat",
-            dependencies: ["Yamux", "YamuxLink", nioCore, nioPosix, nioConcurrencyHelpers, logging, subprocess, systemPackage],
+            dependencies: ["Yamux", "YamuxLink", "SystemErrorText", nioCore, nioPosix, nioConcurrencyHelpers, logging, subprocess, systemPackage],
             swiftSettings: swift6
         ),
 
         // MARK: Executables (thin command lines over the libraries)
 
         /// What every command line shares (logging setup, limits, option parsing); executables only.
-        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", nioCore, logging, argumentParser], swiftSettings: swift6),
+        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", "SystemErrorText", nioCore, logging, argumentParser], swiftSettings: swift6),
         .executableTarget(
             name: "repeaterd",
             dependencies: [

@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SystemErrorText
 import YamuxLink
 import Yamux
 
@@ -87,7 +88,7 @@ public final class MuxCatConnector: Sendable {
         do {
             address = try configuration.address.resolve()
         } catch {
-            throw MuxCatError("cannot resolve \(configuration.address): \(error)")
+            throw MuxCatError("cannot resolve \(configuration.address): \(SystemErrorText.describe(error))")
         }
         let capture = try configuration.capturePath.map { try CaptureFile(path: $0, role: .client) }
         defer { if let problem = capture?.close() { diagnostics.line("muxcat: \(problem)") } }
@@ -152,7 +153,8 @@ public final class MuxCatConnector: Sendable {
             return try await bootstrap.connect(to: address).get()
         } catch {
             throw MuxCatError(
-                "cannot connect to \(configuration.address): \(error); is the runtime manager (or muxcat listen) listening there?")
+                "cannot connect to \(configuration.address): \(SystemErrorText.describe(error)); "
+                    + "is the runtime manager (or muxcat listen) listening there?")
         }
     }
 

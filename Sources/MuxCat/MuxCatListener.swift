@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import YamuxLink
 import Yamux
+import SystemErrorText
 
 /// `muxcat listen`: stands in for the runtime manager. Accepts any number of repeater links
 /// (through `YamuxLinkListener`) and does one thing with every stream the repeater opens.
@@ -52,7 +53,7 @@ public final class MuxCatListener: Sendable {
             do {
                 forwardTarget = try target.resolve()
             } catch {
-                throw MuxCatError("cannot resolve the --forward target \(target): \(error)")
+                throw MuxCatError("cannot resolve the --forward target \(target): \(SystemErrorText.describe(error))")
             }
         }
         let capture = try configuration.capturePath.map { try CaptureFile(path: $0, role: .server) }
@@ -245,7 +246,8 @@ private final class StreamServer: Sendable {
             }
         if !target.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
         return bootstrap.connect(to: address).flatMapErrorThrowing { [diagnostics] error in
-            diagnostics.line("muxcat: \(label): cannot connect to \(target): \(error); refusing the stream (RST)")
+            diagnostics.line(
+                "muxcat: \(label): cannot connect to \(target): \(SystemErrorText.describe(error)); refusing the stream (RST)")
             throw error
         }
     }

@@ -5,6 +5,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import SystemErrorText
 import NIOSSL
 import SwiftProtobuf
 import Synchronization
@@ -257,10 +258,6 @@ public final class RuntimeClient: Sendable {
     /// Why a local file cannot be uploaded, or nil if it can be read. The command line asks
     /// before it connects, so that no session is opened for nothing; ``put`` says the same.
     public static func whyUnreadable(_ path: String) -> String? {
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
-        if isDirectory.boolValue { return "is a directory, not a file" }
-        if !FileManager.default.isReadableFile(atPath: path) { return "cannot be read (permissions?)" }
-        return nil
+        SystemErrorText.whyUnreadable(path)
     }
 }

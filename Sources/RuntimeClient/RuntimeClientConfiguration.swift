@@ -1,4 +1,5 @@
 import NIOSSL
+import SystemErrorText
 import TransportProtocol
 
 /// How the client proves who it is and whom it trusts.
@@ -46,6 +47,9 @@ public struct RuntimeClientConfiguration: Sendable {
         let chain = try Self.loadCertificates(self.certificatePath, role: "the client certificate (--cert)")
         let ca = try Self.loadCertificates(self.caPath, role: "the CA certificate (--ca)")
         let key: NIOSSLPrivateKey
+        if let problem = SystemErrorText.whyUnreadable(self.keyPath) {
+            throw RuntimeClientError.setup("cannot load the client key (--key) from \(self.keyPath): \(problem)")
+        }
         do {
             key = try NIOSSLPrivateKey(file: self.keyPath, format: .pem)
         } catch {
@@ -72,6 +76,9 @@ public struct RuntimeClientConfiguration: Sendable {
     }
 
     private static func loadCertificates(_ path: String, role: String) throws -> [NIOSSLCertificate] {
+        if let problem = SystemErrorText.whyUnreadable(path) {
+            throw RuntimeClientError.setup("cannot load \(role) from \(path): \(problem)")
+        }
         do {
             let certificates = try NIOSSLCertificate.fromPEMFile(path)
             guard !certificates.isEmpty else {
@@ -88,8 +95,8 @@ public struct RuntimeClientConfiguration: Sendable {
     private static func describe(_ error: Error) -> String {
         switch error {
         case NIOSSLError.noSuchFilesystemObject: return "no such file"
-        case NIOSSLError.failedToLoadCertificate: return "not a readable PEM certificate"
-        case NIOSSLError.failedToLoadPrivateKey: return "not a readable private key"
+        case NIOSSLError.failedToLoadCertificate: return "not a PEM certificate"
+        case NIOSSLError.failedToLoadPrivateKey: return "not a PEM private key"
         default: return "\(error)"
         }
     }

@@ -5,6 +5,7 @@ import NIOSSL
 import Synchronization
 import TransportProtocol
 import Yamux
+import SystemErrorText
 import YamuxLink
 
 #if canImport(Glibc)
@@ -124,10 +125,11 @@ public final class RuntimeManagerServer: Sendable {
             }
             .bind(host: host, port: port)
             .get()
-        } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw RuntimeManagerSetupError("cannot listen on \(host):\(port): address already in use (another process listens there)")
         } catch let error as IOError where error.errnoCode == EACCES {
             throw RuntimeManagerSetupError("cannot listen on \(host):\(port): permission denied (ports below 1024 need privileges)")
+        } catch {
+            throw RuntimeManagerSetupError(
+                "cannot listen on \(LinkAddress.tcp(host: host, port: port)): \(SystemErrorText.describeBind(error, unixPath: nil))")
         }
         self.addListener(channel)
         guard let address = channel.localAddress else {
@@ -151,10 +153,8 @@ public final class RuntimeManagerServer: Sendable {
             })
         do {
             try await listener.start().get()
-        } catch let error as IOError where error.errnoCode == EADDRINUSE {
-            throw RuntimeManagerSetupError("cannot listen on \(address): address already in use (another process listens there)")
-        } catch let error as IOError where error.errnoCode == EACCES {
-            throw RuntimeManagerSetupError("cannot listen on \(address): permission denied")
+        } catch let error as LinkListenError {
+            throw RuntimeManagerSetupError(error.description)
         }
         self.listening.withLock { $0.linkListeners.append(listener) }
         self.logger.notice("accepting repeater links on \(listener.localAddress.map { "\($0)" } ?? "\(address)")")

@@ -1,4 +1,5 @@
 import NIOSSL
+import SystemErrorText
 
 /// Builds the runtime manager's TLS context: TLS 1.3 only, its own certificate
 /// and key, and a *required* client certificate that must chain to the client CA.
@@ -11,7 +12,12 @@ public enum ServerTLS {
         let chain = try loadCertificates(certificatePath, role: "the runtime manager's certificate (--cert)")
         let key: NIOSSLPrivateKey
         do {
+            if let problem = SystemErrorText.whyUnreadable(keyPath) {
+                throw RuntimeManagerSetupError("cannot load the runtime manager's private key (--key) from \(keyPath): \(problem)")
+            }
             key = try NIOSSLPrivateKey(file: keyPath, format: .pem)
+        } catch let error as RuntimeManagerSetupError {
+            throw error
         } catch {
             throw RuntimeManagerSetupError(
                 "cannot load the runtime manager's private key (--key) from \(keyPath): \(describe(error)); "
@@ -38,6 +44,9 @@ public enum ServerTLS {
     }
 
     static func loadCertificates(_ path: String, role: String) throws -> [NIOSSLCertificate] {
+        if let problem = SystemErrorText.whyUnreadable(path) {
+            throw RuntimeManagerSetupError("cannot load \(role) from \(path): \(problem)")
+        }
         let certificates: [NIOSSLCertificate]
         do {
             certificates = try NIOSSLCertificate.fromPEMFile(path)
@@ -53,8 +62,8 @@ public enum ServerTLS {
     static func describe(_ error: Error) -> String {
         switch error {
         case NIOSSLError.noSuchFilesystemObject: return "no such file"
-        case NIOSSLError.failedToLoadCertificate: return "not a readable certificate"
-        case NIOSSLError.failedToLoadPrivateKey: return "not a readable private key"
+        case NIOSSLError.failedToLoadCertificate: return "not a PEM certificate"
+        case NIOSSLError.failedToLoadPrivateKey: return "not a PEM private key"
         default: return "\(error)"
         }
     }

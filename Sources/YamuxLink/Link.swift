@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import SystemErrorText
 import Yamux
 
 /// One long-lived yamux link from the repeater to the runtime manager, owned by one event loop.
@@ -151,7 +152,7 @@ public final class Link: @unchecked Sendable {
             if resolved == nil { resolved = try configuration.backend.resolve() }
             address = resolved!
         } catch {
-            logger.error("cannot resolve backend \(configuration.backend): \(error)")
+            logger.error("cannot resolve backend \(configuration.backend): \(SystemErrorText.describe(error))")
             scheduleRedial()
             return
         }
@@ -198,7 +199,7 @@ public final class Link: @unchecked Sendable {
             failures += 1
             if failures == 1 || failures % 20 == 0 {
                 logger.warning(
-                    "cannot reach the runtime manager at \(configuration.backend): \(error); retrying with backoff",
+                    "cannot reach the runtime manager at \(configuration.backend): \(SystemErrorText.describe(error)); retrying with backoff",
                     metadata: ["attempts": "\(failures)"])
             }
             scheduleRedial()

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import SystemErrorText
 
 /// Where a link or listener lives: `HOST:PORT` for TCP or `unix:PATH` for a Unix socket.
 public enum LinkAddress: Hashable, Sendable, CustomStringConvertible {
@@ -49,6 +50,16 @@ public enum LinkAddress: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// A listener that could not be opened: says where, and why in words (`SystemErrorText`).
+public struct LinkListenError: Error, CustomStringConvertible {
+    public var address: LinkAddress
+    public var underlying: any Error
+    public var description: String {
+        let unixPath: String? = if case .unix(let path) = address { path } else { nil }
+        return "cannot listen on \(address): \(SystemErrorText.describeBind(underlying, unixPath: unixPath))"
+    }
+}
+
 /// An address on a command line that could not be understood.
 public struct LinkAddressError: Error, CustomStringConvertible {
     public var text: String
@@ -58,13 +69,16 @@ public struct LinkAddressError: Error, CustomStringConvertible {
 
 extension ServerBootstrap {
     /// Binds to a TCP or Unix-socket address; TCP children get TCP_NODELAY (every listener of
-    /// this project relays small messages, where Nagle's algorithm costs ~40 ms).
+    /// this project relays small messages, where Nagle's algorithm costs ~40 ms). A failure is a
+    /// `LinkListenError`, which names the address.
     public func bind(to address: LinkAddress) -> EventLoopFuture<Channel> {
+        let bound: EventLoopFuture<Channel>
         switch address {
         case .unix(let path):
-            return self.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
+            bound = self.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
         case .tcp(let host, let port):
-            return self.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
+            bound = self.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
         }
+        return bound.flatMapErrorThrowing { error in throw LinkListenError(address: address, underlying: error) }
     }
 }

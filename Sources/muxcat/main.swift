@@ -115,8 +115,7 @@ struct ListenService: Service {
         do {
             try await listener.start().get()
         } catch {
-            throw CommandLineFailure.describing(
-                error, otherwise: "cannot listen on \(address): \(error); is another process using it?")
+            throw CommandLineFailure.describing(error)
         }
         try? await gracefulShutdown()
         try await listener.stop().get()
@@ -217,6 +216,7 @@ extension CommandLineFailure {
         case let error as MuxCatError: return CommandLineFailure(error.description)
         case let error as CaptureFileError: return CommandLineFailure(error.description)
         case let error as CommandLineFailure: return error
+        case let error as LinkListenError: return CommandLineFailure(error.description)
         default: return otherwise.map(CommandLineFailure.init) ?? error
         }
     }

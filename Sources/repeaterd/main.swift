@@ -125,7 +125,11 @@ struct RepeaterService: Service {
     let server: RepeaterServer
 
     func run() async throws {
-        try await server.start().get()
+        do {
+            try await server.start().get()
+        } catch let error as LinkListenError {
+            throw CommandLineFailure("--listen: \(error)")
+        }
         try? await gracefulShutdown()
         try await server.shutdown().get()
     }
@@ -137,7 +141,11 @@ struct LegacyHTTPRelayService: Service {
     let address: LinkAddress
 
     func run() async throws {
-        try await relay.start(listen: address).get()
+        do {
+            try await relay.start(listen: address).get()
+        } catch let error as LinkListenError {
+            throw CommandLineFailure("--legacy-http: \(error)")
+        }
         try? await gracefulShutdown()
         try await relay.shutdown().get()
     }

@@ -99,7 +99,8 @@ final class CommandLineTests: XCTestCase {
         for (who, arguments, needle) in [
             ("reader", ["put", local, "x"], "FAILED_INVALID_ROLE"),
             ("reader", ["get", "missing"], "no file named \"missing\""),
-            ("client", ["put", "/nonexistent/file", "x"], "/nonexistent/file: no such file"),
+            ("client", ["put", "/nonexistent/file", "x"], "/nonexistent/file: no such directory /nonexistent"),
+            ("client", ["put", local + ".missing", "x"], "\(local).missing: no such file"),
             ("reader", ["shutdown"], "FAILED_INVALID_ROLE"),
         ] {
             result = try self.client(who, port: port, arguments)
