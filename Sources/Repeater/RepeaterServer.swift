@@ -109,6 +109,10 @@ public final class RepeaterServer: @unchecked Sendable {
 
     /// Dials the links and starts accepting clients. Completes once listening; links come up on their own.
     public func start() -> EventLoopFuture<Void> {
+        let sharesPort = configuration.listen.isUnix == false && links.count > 1
+        if let warning = ExistingListenerProbe.warning(for: configuration.listen, reusePort: sharesPort) {
+            logger.warning("\(warning)")
+        }
         for link in links { link.start() }
         let bound: EventLoopFuture<[Channel]>
         if case .tcp(let host, let port) = configuration.listen, links.count > 1 {

@@ -83,4 +83,30 @@ final class StartupErrorTests: XCTestCase {
             repeater.waitFor("cannot reach the runtime manager at 127.0.0.1:\(port): connection refused; retrying with backoff", onStderr: true))
         XCTAssertFalse(repeater.stderr.text.contains("errno"), repeater.stderr.text)
     }
+
+    /// A second repeaterd on the same port shares it through SO_REUSEPORT (as a restart needs);
+    /// started by mistake it would get half the clients silently, so it says so at start.
+    func testASecondRepeaterdOnTheSamePortSaysThePortIsShared() throws {
+        let probe = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
+        let port = probe.localAddress!.port!
+        try probe.close().wait()
+        let arguments = ["--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:1", "--threads", "2"]
+        let first = try RunningProcess(try Binaries.path("repeaterd"), arguments, name: "first repeaterd")
+        defer { first.signal(SIGKILL) }
+        XCTAssertTrue(first.waitFor("repeater listening", onStderr: true))
+        XCTAssertFalse(first.stderr.text.contains("another socket"), first.stderr.text)
+
+        let second = try RunningProcess(try Binaries.path("repeaterd"), arguments, name: "second repeaterd")
+        defer { second.signal(SIGKILL) }
+        XCTAssertTrue(
+            second.waitFor(
+                "another socket already listens on 127.0.0.1:\(port): the port is shared (SO_REUSEPORT, which lets a new "
+                    + "repeaterd take over during a restart), so the kernel splits new clients between the processes; "
+                    + "stop the other one unless this is a restart", onStderr: true))
+
+        // With one event loop there is no SO_REUSEPORT: the bind itself fails, in one line.
+        try self.expectFailure(
+            "repeaterd", ["--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:1", "--threads", "1", "--log-level", "critical"],
+            "--listen: cannot listen on 127.0.0.1:\(port): address already in use (another process listens there)")
+    }
 }

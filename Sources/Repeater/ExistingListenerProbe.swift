@@ -1,0 +1,62 @@
+import NIOCore
+import YamuxLink
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Whether another socket already listens where repeaterd is about to listen, checked once at
+/// start so that a second repeaterd started by mistake says so.
+///
+/// Why it matters: with more than one event loop repeaterd binds with `SO_REUSEPORT` (one
+/// listener per loop, and what a restart beside the old process needs), so a second repeaterd on
+/// the same TCP port starts without an error and the kernel splits new clients between the two.
+/// On a Unix socket NIO removes the existing socket file and binds anew, so the older process
+/// silently stops receiving clients.
+enum ExistingListenerProbe {
+    /// What to log, or nil when nothing else listens there.
+    static func warning(for address: LinkAddress, reusePort: Bool) -> String? {
+        switch address {
+        case .tcp(_, 0):
+            return nil
+        case .tcp:
+            guard Self.tcpPortIsHeld(address) else { return nil }
+            guard reusePort else { return nil }  // the bind itself then fails with "address already in use"
+            return "another socket already listens on \(address): the port is shared (SO_REUSEPORT, which lets a new "
+                + "repeaterd take over during a restart), so the kernel splits new clients between the processes; "
+                + "stop the other one unless this is a restart"
+        case .unix(let path):
+            guard Self.unixSocketAccepts(path) else { return nil }
+            return "another process listens on \(address): its socket file is replaced, so it gets no new clients "
+                + "(its open sessions go on); stop it unless this is a restart"
+        }
+    }
+
+    /// A plain bind (with `SO_REUSEADDR`, which ignores TIME_WAIT, but not `SO_REUSEPORT`) fails
+    /// with EADDRINUSE only while a socket is bound there, in practice a listener.
+    private static func tcpPortIsHeld(_ address: LinkAddress) -> Bool {
+        guard let resolved = try? address.resolve() else { return false }
+        let descriptor = socket(resolved.protocol.rawValue, CInt(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var one: CInt = 1
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        let result = resolved.withSockAddr { bind(descriptor, $0, socklen_t($1)) }
+        return result != 0 && errno == EADDRINUSE
+    }
+
+    /// A connect to the socket file succeeds only while a process accepts on it.
+    private static func unixSocketAccepts(_ path: String) -> Bool {
+        guard let resolved = try? SocketAddress(unixDomainSocketPath: path) else { return false }
+        var status = stat()
+        guard stat(path, &status) == 0, (status.st_mode & S_IFMT) == S_IFSOCK else { return false }
+        let descriptor = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        return resolved.withSockAddr { connect(descriptor, $0, socklen_t($1)) } == 0
+    }
+}
