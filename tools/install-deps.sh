@@ -26,6 +26,7 @@ packages=(
   golang-go golang-github-hashicorp-yamux-dev  # the reference yamux, for interop
   netcat-openbsd openssl                       # real peers: nc, openssl s_client / s_server
   protobuf-compiler                            # only to regenerate the committed protobuf code
+  curl xxd less iproute2                       # README examples (tools/readme_examples.py), ss
 )
 if [ "$bench" -eq 1 ]; then
   packages+=(

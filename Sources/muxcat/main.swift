@@ -56,8 +56,8 @@ struct Listen: AsyncParsableCommand {
     var echo = false
 
     @Option(name: .customLong("forward"), help: ArgumentHelp(
-        "Relay every stream to a new TCP connection (TCP_NODELAY) to this address, with half-close and backpressure.",
-        valueName: "HOST:PORT"), transform: LinkAddress.parseArgument)
+        "Relay every stream to a new connection to this address (TCP with TCP_NODELAY, or a Unix socket), with half-close and backpressure.",
+        valueName: "HOST:PORT|unix:PATH"), transform: LinkAddress.parseArgument)
     var forwardTarget: LinkAddress?
 
     @Option(name: .customLong("exec"), help: ArgumentHelp(
