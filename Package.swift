@@ -13,9 +13,10 @@ import PackageDescription
 //                       └─► RuntimeClient (--legacy-http)
 //   CommandLineSupport ────► every executable (and nothing else)
 //   SystemErrorText ───────► YamuxLink, RuntimeManager, RuntimeClient, MuxCat, CommandLineSupport
+//   AdminEndpoint (HTTP) ──► repeaterd, runtime-manager (--admin); the libraries count via swift-metrics
 //
 // The trusted side (RuntimeManager, RuntimeClient) never links the untrusted relay (Repeater),
-// and nothing but the legacy relay pulls in NIOHTTP1.
+// and nothing but the legacy relay and the admin endpoint pulls in NIOHTTP1.
 
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
@@ -32,6 +33,8 @@ let swiftProtobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: 
 
 let subprocess: Target.Dependency = .product(name: "Subprocess", package: "swift-subprocess")
 let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
+let coreMetrics: Target.Dependency = .product(name: "CoreMetrics", package: "swift-metrics")
+let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
 /// Every target: Swift 6 language mode, and imports that name every module whose members a file uses.
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6), .enableUpcomingFeature("MemberImportVisibility")]
 
@@ -57,6 +60,9 @@ let package = Package(
         // runtime-client --server-name: RFC 6125 name matching (ServerIdentityPolicy).
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        // --admin: /metrics (swift-metrics in the libraries, Prometheus text from the registry).
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // muxcat --exec (its default SubprocessFoundation trait links FoundationEssentials on Linux;
         // turning traits off needs tools version 6.1).
@@ -74,12 +80,18 @@ let package = Package(
         /// A yamux link over TCP or a Unix socket, for both of its ends: dialing with redial
         /// (`Link`), accepting (`YamuxLinkListener`), addresses, the socket tuning both ends share,
         /// and the glue that relays one stream to one socket.
-        .target(name: "YamuxLink", dependencies: ["Yamux", "SystemErrorText", nioCore, nioPosix, logging], swiftSettings: swift6),
+        .target(name: "YamuxLink", dependencies: ["Yamux", "SystemErrorText", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
 
         // MARK: The untrusted host side
 
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
-        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, logging], swiftSettings: swift6),
+        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
+        /// `--admin`: /healthz, /readyz and /metrics over HTTP/1.1 for repeaterd and runtime-manager,
+        /// in its own module so that the relay core does not link HTTP.
+        .target(
+            name: "AdminEndpoint",
+            dependencies: ["YamuxLink", nioCore, nioPosix, nioHTTP1, logging, coreMetrics, prometheus, serviceLifecycle],
+            swiftSettings: swift6),
         /// The old HTTP relay's wire format (bodies, base64) and its client transport (TLS records
         /// as `POST /runtime_manager` bodies), used by runtime-client `--legacy-http`.
         .target(name: "LegacyRelay", dependencies: ["TransportProtocol", nioCore, nioHTTP1, nioTLS], swiftSettings: swift6),
@@ -134,14 +146,14 @@ let package = Package(
         .executableTarget(
             name: "repeaterd",
             dependencies: [
-                "Repeater", "LegacyRelayServer", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging,
+                "Repeater", "LegacyRelayServer", "YamuxLink", "CommandLineSupport", "AdminEndpoint", nioCore, nioPosix, argumentParser, logging,
                 serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ], swiftSettings: swift6
         ),
         .executableTarget(
             name: "runtime-manager",
             dependencies: [
-                "RuntimeManager", "YamuxLink", "Yamux", "TransportProtocol", "CommandLineSupport", nioCore, nioPosix,
+                "RuntimeManager", "YamuxLink", "Yamux", "TransportProtocol", "CommandLineSupport", "AdminEndpoint", nioCore, nioPosix,
                 argumentParser, logging, serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swift6
@@ -191,6 +203,7 @@ let package = Package(
             dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix, logging],
             swiftSettings: swift6
         ),
+        .testTarget(name: "AdminEndpointTests", dependencies: ["AdminEndpoint", nioHTTP1], swiftSettings: swift6),
         /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
         .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport", swiftSettings: swift6),
         /// The fault matrix and hostile-input tables of docs/RELIABILITY.md, against real processes.

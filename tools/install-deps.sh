@@ -50,6 +50,11 @@ if ! "$PYTHON" -m pytest --version >/dev/null 2>&1; then
   echo "installing: pytest (pip)"
   "$PYTHON" -m pip install -q pytest
 fi
+# The admin endpoint's tests parse /metrics with Prometheus' own text-format parser.
+if ! "$PYTHON" -c "import prometheus_client" >/dev/null 2>&1; then
+  echo "installing: prometheus-client (pip)"
+  "$PYTHON" -m pip install -q prometheus-client
+fi
 if [ "$bench" -eq 1 ] && [ "$plots" -eq 1 ] && ! "$PYTHON" -c "import matplotlib" >/dev/null 2>&1; then
   echo "installing: matplotlib (pip)"
   "$PYTHON" -m pip install -q matplotlib

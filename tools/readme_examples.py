@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PORTS = [3011, 6000, 8080, 4433, 9999]
+PORTS = [3011, 6000, 8080, 4433, 9999, 9100]
 
 RUNTIME_MANAGER = ("runtime-manager --listen {listen} --cert certs/runtime-manager.pem --key certs/runtime-manager.key "
                    "--client-ca certs/ca.pem --policy certs/policy.json")
@@ -91,6 +91,10 @@ RECIPES = {
             "printf 'captured\\n' | muxcat connect 127.0.0.1:6000 | grep -q captured", "@interrupt-servers"]},
         checks=["muxcat decode /tmp/link.mxc | grep -q 'streams: 1 opened, 1 closed'"]),
     "nc -l 127.0.0.1 6000 > /tmp/from-repeater.bin &": Recipe(),
+    "repeaterd --backend 127.0.0.1:6000 --admin 127.0.0.1:9100 &": Recipe(
+        setup=[RUNTIME_MANAGER.format(listen="127.0.0.1:6000")],
+        checks=["curl -s 127.0.0.1:9100/readyz | grep -qx ready",
+                "curl -s 127.0.0.1:9100/metrics | grep -q '^repeater_links_up [1-9]'"]),
     "tools/bench              # the full run": Recipe(
         in_root=True,
         skip={"tools/bench": "the full run takes ~20 minutes; tools/bench-smoke.sh runs the quick one in tools/test.sh",
@@ -316,7 +320,7 @@ def main():
     args = parser.parse_args()
     for port in PORTS:
         if listening(("tcp", port), ROOT):
-            sys.exit(f"readme-examples: port {port} is in use; the README's examples need 3011, 6000, 8080, 4433 and 9999 free")
+            sys.exit(f"readme-examples: port {port} is in use; the README's examples need 3011, 6000, 8080, 4433, 9999 and 9100 free")
     work = tempfile.mkdtemp(prefix="readme-examples.")
     os.symlink(os.path.join(ROOT, "tools"), os.path.join(work, "tools"))
     env = dict(os.environ, PATH=os.path.abspath(args.bin) + os.pathsep + os.environ.get("PATH", ""))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import YamuxLink
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,8 @@ import Darwin
 ///   `NAME: what is wrong (see NAME --help)`, exit 64 (`EX_USAGE`, argument-parser's and
 ///   sysexits' convention). argument-parser's own form adds the whole usage line, which for
 ///   these commands runs to several hundred characters;
-/// - a `CommandLineFailure` (a run-time error already worded for the user): `NAME: message`, exit 1;
+/// - a `CommandLineFailure` (a run-time error already worded for the user) or a listener that
+///   cannot be opened (`LinkListenError`): `NAME: message`, exit 1;
 /// - `ExitCode(n)` thrown by the command (it printed its own line): exit n.
 public enum CommandLineEntry {
     public static func main<Command: ParsableCommand>(_ command: Command.Type) async -> Never {
@@ -29,6 +31,9 @@ public enum CommandLineEntry {
             }
             exit(0)
         } catch let failure as CommandLineFailure {
+            Self.standardError("\(name): \(failure)")
+            exit(1)
+        } catch let failure as LinkListenError {
             Self.standardError("\(name): \(failure)")
             exit(1)
         } catch {

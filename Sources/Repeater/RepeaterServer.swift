@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CoreMetrics
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -57,6 +58,8 @@ public final class RepeaterServer: @unchecked Sendable {
     public let links: [Link]
     private var linkByLoop: [ObjectIdentifier: Link] = [:]
     /// Each loop's idle timeout for its clients: one timer per loop, not one per connection.
+    /// `repeater_sessions_total{result}` (swift-metrics; a no-op until the daemon bootstraps a backend).
+    private let metrics = SessionMetrics()
     /// Each loop's sweeper, only touched on its loop.
     private var sweeperByLoop: [ObjectIdentifier: NIOLoopBoundBox<IdleSweeper>] = [:]
     /// The listening sockets: one per event loop on TCP, one in all on a Unix socket.
@@ -100,6 +103,18 @@ public final class RepeaterServer: @unchecked Sendable {
 
     /// Number of client sessions open right now.
     public var sessionCount: Int { sessions.withLockedValue { $0.open.count } }
+
+    /// Links up right now (any thread: read from each link's health, not its loop).
+    public var linksUpCount: Int { links.reduce(0) { $0 + ($1.health.isUp ? 1 : 0) } }
+
+    /// Why the repeater should get no clients now, or nil when it should: it is draining, or no
+    /// link is up (a client would be closed at once). For the admin endpoint's `/readyz`.
+    public var notReadyReason: String? {
+        if !sessions.withLockedValue({ $0.accepting }) { return "draining" }
+        if links.contains(where: { $0.health.isUp }) { return nil }
+        let why = links.lazy.compactMap { $0.health.lastFailure }.first ?? "not connected yet"
+        return "no link to \(configuration.backend): \(why)"
+    }
 
     /// The client channels open right now (for tests and diagnostics).
     var openSessionChannels: [Channel] { sessions.withLockedValue { Array($0.open.values) } }
@@ -172,6 +187,7 @@ public final class RepeaterServer: @unchecked Sendable {
             return id
         }
         guard let sessionID else {
+            if sessions.withLockedValue({ $0.accepting }) { metrics.refusedLimit.increment() }
             logger.warning(
                 "refusing client: session limit of \(configuration.maximumSessions) reached or shutting down",
                 metadata: ["client": "\(PeerDescription(address: client.remoteAddress))"])
@@ -195,8 +211,10 @@ public final class RepeaterServer: @unchecked Sendable {
             }
             log.stream = relay.streamID
             log.debug("session open")
+            metrics.accepted.increment()
             return loop.makeSucceededVoidFuture()
         } catch {
+            if error is LinkDownError { metrics.refusedLinkDown.increment() }
             log.warning("closing client at once: \(error)")
             return loop.makeFailedFuture(error)
         }
@@ -274,4 +292,14 @@ final class SessionLog {
 struct PeerDescription: CustomStringConvertible, Sendable {
     var address: SocketAddress?
     var description: String { address.map { "\($0)" } ?? "?" }
+}
+
+/// The repeater's session counters. Bumped once per accepted or refused client (relaxed atomics
+/// in the Prometheus backend), never per message.
+struct SessionMetrics: Sendable {
+    let accepted = Counter(label: "repeater_sessions_total", dimensions: [("result", "accepted")])
+    let refusedLinkDown = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_link_down")])
+    /// Over `--max-sessions`. A client refused while draining is not counted: the listeners
+    /// close when the drain starts, so only the few already in their accept queue meet it.
+    let refusedLimit = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_limit")])
 }

@@ -161,6 +161,19 @@ public final class RuntimeManagerServer: Sendable {
         return listener.localAddress
     }
 
+    /// Links from repeaters connected right now (any thread; for `/metrics`).
+    public var linksOpen: Int {
+        self.listening.withLock { $0.linkListeners }.reduce(0) { $0 + $1.linkCount }
+    }
+
+    /// Why the runtime manager should get no sessions now, or nil when it should: it is not
+    /// listening yet, or it is shutting down. For the admin endpoint's `/readyz`.
+    public var notReadyReason: String? {
+        if self.shutdownSignal.isTriggered { return "draining" }
+        let listening = self.listening.withLock { !$0.listeners.isEmpty || !$0.linkListeners.isEmpty }
+        return listening ? nil : "not listening"
+    }
+
     /// Links from repeaters connected right now, and the streams open on them.
     public func linkStatistics() async -> (links: Int, streams: Int) {
         let listeners = self.listening.withLock { $0.linkListeners }
@@ -190,6 +203,7 @@ public final class RuntimeManagerServer: Sendable {
 
     /// Graceful stop: accept nothing new, then close every session with a TLS close_notify.
     public func shutdown() async {
+        self.shutdownSignal.trigger()
         let taken = self.listening.withLock { listening in
             defer { listening = Listening() }
             return listening
@@ -218,6 +232,8 @@ final class ShutdownSignal: Sendable {
     }
 
     private let state = Mutex(State())
+
+    var isTriggered: Bool { self.state.withLock { $0.triggered } }
 
     func trigger() {
         let waiters = self.state.withLock { state in

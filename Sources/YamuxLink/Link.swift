@@ -1,6 +1,8 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import SystemErrorText
 import Yamux
 
@@ -35,9 +37,20 @@ public final class Link: @unchecked Sendable {
         case stopped
     }
 
+    /// The link's state as any thread may read it (the admin endpoint's `/readyz` and
+    /// `/metrics`): written on the event loop at each change of state, never per message.
+    public struct Health: Sendable, Equatable {
+        public var isUp = false
+        /// Why the last dial failed or the link went down, in a user's words; nil while up.
+        public var lastFailure: String?
+    }
+
     public let eventLoop: EventLoop
     public let index: Int
     private let configuration: Configuration
+    private let healthBox = Mutex(Health())
+    /// `repeater_link_redials_total`: dials after the first, on every link.
+    private let redials = CoreMetrics.Counter(label: "repeater_link_redials_total")
     private var logger: Logger
     private var state: State = .idle
     private var failures = 0
@@ -66,6 +79,12 @@ public final class Link: @unchecked Sendable {
             if case .idle = self.state { self.dial() }
             return promise.futureResult
         }
+    }
+
+    public var health: Health { healthBox.withLock { $0 } }
+
+    private func setHealth(isUp: Bool, lastFailure: String?) {
+        healthBox.withLock { $0 = Health(isUp: isUp, lastFailure: lastFailure) }
     }
 
     /// Whether the link is up right now (call on the event loop).
@@ -128,6 +147,7 @@ public final class Link: @unchecked Sendable {
         eventLoop.flatSubmit {
             let previous = self.state
             self.state = .stopped
+            self.setHealth(isUp: false, lastFailure: "stopped")
             for waiter in self.upWaiters { waiter.fail(LinkDownError(backend: self.configuration.backend)) }
             self.upWaiters.removeAll()
             switch previous {
@@ -153,6 +173,7 @@ public final class Link: @unchecked Sendable {
             address = resolved!
         } catch {
             logger.error("cannot resolve backend \(configuration.backend): \(SystemErrorText.describe(error))")
+            setHealth(isUp: false, lastFailure: "cannot resolve \(configuration.backend): \(SystemErrorText.describe(error))")
             scheduleRedial()
             return
         }
@@ -189,6 +210,7 @@ public final class Link: @unchecked Sendable {
             }
             failures = 0
             state = .up(channel, mux)
+            setHealth(isUp: true, lastFailure: nil)
             logger.info("link up", metadata: ["backend": "\(configuration.backend)"])
             for waiter in upWaiters { waiter.succeed(()) }
             upWaiters.removeAll()
@@ -197,6 +219,7 @@ public final class Link: @unchecked Sendable {
             }
         case .failure(let error):
             failures += 1
+            setHealth(isUp: false, lastFailure: SystemErrorText.describe(error))
             if failures == 1 || failures % 20 == 0 {
                 logger.warning(
                     "cannot reach the runtime manager at \(configuration.backend): \(SystemErrorText.describe(error)); retrying with backoff",
@@ -209,11 +232,13 @@ public final class Link: @unchecked Sendable {
     private func linkClosed(_ channel: Channel) {
         guard case .up(let current, _) = state, current === channel else { return }
         logger.warning("link to \(configuration.backend) went down; its sessions are closed; redialing")
+        setHealth(isUp: false, lastFailure: "the link went down; redialing")
         scheduleRedial()
     }
 
     private func scheduleRedial() {
         if case .stopped = state { return }
+        redials.increment()
         let delay = Link.backoff(
             attempt: failures, initial: configuration.initialBackoff, maximum: configuration.maximumBackoff,
             jitter: Double.random(in: 0.5...1.0))

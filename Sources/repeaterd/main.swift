@@ -1,3 +1,4 @@
+import AdminEndpoint
 import ArgumentParser
 import Logging
 import NIOCore
@@ -58,6 +59,13 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Event loops, and so links (one per loop; at least 1). Default: one per CPU.")
     var threads = System.coreCount
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve /healthz, /readyz and /metrics over HTTP at HOST:PORT (or unix:PATH). Off by default; use loopback or a private interface.",
+            valueName: "HOST:PORT"),
+        transform: LinkAddress.parseArgument)
+    var admin: LinkAddress?
+
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
 
@@ -95,9 +103,21 @@ struct RepeaterDaemon: AsyncParsableCommand {
         configuration.keepAliveTimeout = CommandLineSupport.seconds(keepaliveTimeout)
         configuration.maximumStreamWindow = maxStreamWindow
 
+        // Before the server: its counters bind to the backend when they are created.
+        let metrics = admin.map { _ in AdminMetrics.bootstrapPrometheus() }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let server = RepeaterServer(configuration: configuration, group: group, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: RepeaterService(server: server))]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let admin, let metrics {
+            // First in the group, so it stops last: /readyz says "draining" for the whole drain.
+            metrics.gauge("repeater_sessions_open", help: "Client sessions open now.") { server.sessionCount }
+            metrics.gauge("repeater_links_up", help: "Links to the runtime manager up now.") { server.linksUpCount }
+            let routes = AdminRoutes(
+                readiness: { server.notReadyReason.map { .notReady(reason: $0) } ?? .ready },
+                metrics: { metrics.exposition() })
+            services.append(.init(service: AdminService(server: AdminServer(address: admin, group: group, routes: routes, logger: logger))))
+        }
+        services.append(.init(service: RepeaterService(server: server)))
         if let legacyHTTP {
             // The old relay's sessions use the repeater's links: one per event loop, as its clients'.
             let relay = LegacyHTTPRelay(

@@ -1,3 +1,4 @@
+import AdminEndpoint
 import ArgumentParser
 import CommandLineSupport
 import Logging
@@ -71,6 +72,13 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Seconds a session may be silent both ways before it is closed (0: never).")
     var idleTimeout = 300.0
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve /healthz, /readyz and /metrics over HTTP at HOST:PORT (or unix:PATH). Off by default; use loopback or a private interface.",
+            valueName: "HOST:PORT"),
+        transform: LinkAddress.parseArgument)
+    var admin: LinkAddress?
+
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
 
@@ -99,6 +107,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
             messageTimeout: CommandLineSupport.seconds(self.messageTimeout),
             idleTimeout: CommandLineSupport.secondsOrOff(self.idleTimeout)
         )
+        let metrics = self.admin.map { _ in AdminMetrics.bootstrapPrometheus() }
         let server: RuntimeManagerServer
         do {
             server = try RuntimeManagerServer(
@@ -113,9 +122,24 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         yamux.keepAliveInterval = CommandLineSupport.secondsOrOff(self.keepaliveInterval)
         yamux.keepAliveTimeout = CommandLineSupport.seconds(self.keepaliveTimeout)
         let service = RuntimeManagerService(server: server, direct: directAddress, link: self.listen, yamux: yamux)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let admin = self.admin, let metrics {
+            metrics.gauge("runtime_manager_links_open", help: "Links from repeaters connected now.") { server.linksOpen }
+            metrics.gauge("runtime_manager_sessions_open", help: "TLS sessions open now (one per stream, and direct ones).") {
+                server.sessionContext.sessions.count
+            }
+            metrics.gauge("runtime_manager_store_bytes", help: "Bytes of stored files.") { server.store.totalBytes }
+            let routes = AdminRoutes(
+                readiness: { server.notReadyReason.map { .notReady(reason: $0) } ?? .ready },
+                metrics: { metrics.exposition() })
+            // First in the group, so it stops last.
+            services.append(.init(service: AdminService(
+                server: AdminServer(address: admin, group: MultiThreadedEventLoopGroup.singleton, routes: routes, logger: logger))))
+        }
+        services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -82,7 +82,10 @@ final class EndToEndTests: ProcessTestCase {
         let client = try start(nc, ["-N", "127.0.0.1", "\(clientPort)"])
         client.write("anyone there?\n")
         client.closeInput()
-        listener.waitFor("link 1 stream 1: cannot connect to 127.0.0.1:\(deadPort)", onStderr: true)
+        // The whole line: NIO's own text read "connection reset (error set): Connection refused) (errno: 111)".
+        listener.waitFor(
+            "muxcat: link 1 stream 1: cannot connect to 127.0.0.1:\(deadPort): connection refused; refusing the stream (RST)\n",
+            onStderr: true)
         XCTAssertNotNil(client.waitForExit(), "the repeater closes the client once the stream is refused")
         XCTAssertEqual(client.stdout.bytes.count, 0)
     }

@@ -1,0 +1,168 @@
+import Foundation
+import ProcessTestSupport
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--admin` on the real daemons: /readyz follows the link, /metrics counts what happened (read
+/// with Prometheus' own text-format parser), and hostile HTTP leaves the relay alone.
+final class AdminEndpointProcessTests: XCTestCase {
+    private var deployment: Deployment!
+
+    override func setUpWithError() throws { deployment = try Deployment() }
+    override func tearDown() { deployment?.cleanUp() }
+
+    /// One request on a fresh connection: (status code, body). The endpoint closes after answering.
+    private func get(_ port: Int, _ path: String) throws -> (status: Int, body: String) {
+        let socket = try RawSocket.connect(port: port)
+        defer { socket.close() }
+        socket.send(Array("GET \(path) HTTP/1.1\r\nHost: test\r\n\r\n".utf8))
+        XCTAssertTrue(socket.readUntilClosed(timeout: 10), "the admin endpoint closes after its answer")
+        return Self.parse(socket.received)
+    }
+
+    private static func parse(_ bytes: [UInt8]) -> (status: Int, body: String) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+        let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+        return (status, body)
+    }
+
+    /// The samples of a /metrics text, as Python's prometheus_client parser reads them:
+    /// "name{label=value,...}" -> value.
+    private func samples(_ exposition: String) throws -> [String: Double] {
+        let script = """
+            import sys
+            from prometheus_client.parser import text_string_to_metric_families
+            for family in text_string_to_metric_families(sys.stdin.read()):
+                for s in family.samples:
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                    print(f"{s.name}{{{labels}}} {s.value}")
+            """
+        let parser = try deployment.sandbox.start("/usr/bin/env", ["python3", "-c", script], name: "prometheus_client parser")
+        parser.write(exposition)
+        parser.closeInput()
+        XCTAssertEqual(parser.waitForExit(), 0, "prometheus_client could not parse /metrics: \(parser.stderr.text)")
+        var result: [String: Double] = [:]
+        for line in parser.stdout.text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let value = Double(parts[1]) { result[String(parts[0])] = value }
+        }
+        return result
+    }
+
+    func testReadyzFollowsTheLinkDownUpDownAndUp() throws {
+        let linkPort = freePort()
+        let adminPort = freePort()
+        _ = try deployment.repeater(
+            listenPort: freePort(), backendPort: linkPort, ["--threads", "1", "--admin", "127.0.0.1:\(adminPort)"])
+        XCTAssertEqual(try self.get(adminPort, "/healthz").status, 200)
+        var answer = try self.get(adminPort, "/readyz")
+        XCTAssertEqual(answer.status, 503)
+        XCTAssertTrue(answer.body.hasPrefix("no link to 127.0.0.1:\(linkPort): "), answer.body)
+
+        var manager = try deployment.runtimeManager(linkPort: linkPort)
+        XCTAssertTrue(eventually(timeout: 15) { (try? self.get(adminPort, "/readyz").status) == 200 })
+        XCTAssertEqual(try self.get(adminPort, "/readyz").body, "ready\n")
+
+        manager.signal(SIGKILL)
+        XCTAssertTrue(eventually(timeout: 15) { (try? self.get(adminPort, "/readyz").status) == 503 })
+        answer = try self.get(adminPort, "/readyz")
+        XCTAssertTrue(answer.body.hasPrefix("no link to 127.0.0.1:\(linkPort): "), answer.body)
+
+        manager = try deployment.runtimeManager(linkPort: linkPort)
+        XCTAssertTrue(eventually(timeout: 15) { (try? self.get(adminPort, "/readyz").status) == 200 })
+        _ = manager
+    }
+
+    func testMetricsCountTheSessionsAndLinks() throws {
+        let linkPort = freePort()
+        let managerAdmin = freePort()
+        let repeaterAdmin = freePort()
+        let manager = try deployment.runtimeManager(linkPort: linkPort, ["--admin", "127.0.0.1:\(managerAdmin)"])
+        let (_, port) = try deployment.repeaterWithLinkUp(
+            backendPort: linkPort, ["--threads", "1", "--admin", "127.0.0.1:\(repeaterAdmin)"])
+        for _ in 0..<3 {
+            XCTAssertEqual(try deployment.runClient(port: port, ["policy-hash"]).status, 0)
+        }
+        let repeater = try self.samples(try self.get(repeaterAdmin, "/metrics").body)
+        XCTAssertEqual(repeater["repeater_sessions_total{result=accepted}"], 3, "\(repeater)")
+        XCTAssertEqual(repeater["repeater_sessions_total{result=refused_link_down}"] ?? 0, 0)
+        XCTAssertEqual(repeater["repeater_links_up{}"], 1)
+        XCTAssertTrue(eventually(timeout: 10) {
+            ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 0
+        })
+        let runtime = try self.samples(try self.get(managerAdmin, "/metrics").body)
+        XCTAssertEqual(runtime["runtime_manager_links_open{}"], 1, "\(runtime)")
+        XCTAssertNotNil(runtime["runtime_manager_store_bytes{}"])
+
+        // The link's peer goes away: a client now is refused for that reason, and the link is down.
+        manager.signal(SIGKILL)
+        XCTAssertTrue(eventually(timeout: 15) { (try? self.get(repeaterAdmin, "/readyz").status) == 503 })
+        let refused = try RawSocket.connect(port: port)
+        XCTAssertTrue(refused.readUntilClosed(timeout: 10))
+        refused.close()
+        let after = try self.samples(try self.get(repeaterAdmin, "/metrics").body)
+        XCTAssertEqual(after["repeater_sessions_total{result=refused_link_down}"], 1, "\(after)")
+        XCTAssertEqual(after["repeater_links_up{}"], 0)
+        XCTAssertGreaterThanOrEqual(after["repeater_link_redials_total{}"] ?? 0, 1)
+    }
+
+    /// Oversized, garbage, a pipelined flood and a slow drip at the admin port: each gets its
+    /// answer or its close, while a session through the repeater goes on.
+    func testHostileAdminRequestsLeaveASessionInFlightAlone() throws {
+        let linkPort = freePort()
+        let adminPort = freePort()
+        let echo = try deployment.sandbox.start(
+            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
+        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
+        let (repeater, port) = try deployment.repeaterWithLinkUp(
+            backendPort: linkPort, ["--threads", "1", "--admin", "127.0.0.1:\(adminPort)"])
+        let session = try RawSocket.connect(port: port)
+        defer { session.close() }
+        var expected: [UInt8] = []
+        func roundTrip(_ tag: String) {
+            let bytes = Array("\(tag)\n".utf8)
+            expected += bytes
+            session.send(bytes)
+            session.read(timeout: 10) { $0.count >= expected.count }
+            XCTAssertEqual(session.received, expected, "the session in flight still echoes after \(tag)")
+        }
+        roundTrip("before")
+
+        let slow = try RawSocket.connect(port: adminPort)
+        defer { slow.close() }
+        slow.send(Array("GET /hea".utf8))
+        let slowStarted = Date()
+
+        let big = try RawSocket.connect(port: adminPort)
+        big.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Padding: \(String(repeating: "a", count: 9000))\r\n\r\n".utf8))
+        XCTAssertTrue(big.readUntilClosed(timeout: 10))
+        XCTAssertEqual(Self.parse(big.received).status, 413)
+        big.close()
+        roundTrip("after an oversized request")
+
+        let garbage = try RawSocket.connect(port: adminPort)
+        garbage.send([0x16, 0x03, 0x01, 0x00, 0x05, 0xff, 0x00, 0x0d, 0x0a, 0x0d, 0x0a])
+        XCTAssertTrue(garbage.readUntilClosed(timeout: 10))
+        XCTAssertEqual(Self.parse(garbage.received).status, 400)
+        garbage.close()
+        roundTrip("after garbage")
+
+        let flood = try RawSocket.connect(port: adminPort)
+        flood.send(Array(String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 200).utf8))
+        XCTAssertTrue(flood.readUntilClosed(timeout: 10))
+        let answers = String(decoding: flood.received, as: UTF8.self).components(separatedBy: "HTTP/1.1 ").count - 1
+        XCTAssertEqual(answers, 1, "one request per connection: the flood gets one answer, then the close")
+        flood.close()
+        roundTrip("after a pipelined flood")
+
+        XCTAssertTrue(slow.readUntilClosed(timeout: 20), "a request still incomplete 10 s after accept is closed")
+        XCTAssertGreaterThan(Date().timeIntervalSince(slowStarted), 5, "but not long before its deadline")
+        roundTrip("after a slow drip")
+        XCTAssertEqual(try self.get(adminPort, "/healthz").status, 200)
+        XCTAssertTrue(repeater.process.isRunning)
+    }
+}
