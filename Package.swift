@@ -115,7 +115,7 @@ let package = Package(
             name: "RuntimeManager",
             dependencies: [
                 "TransportProtocol", "YamuxLink", "Yamux", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, logging, swiftProtobuf,
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"), coreMetrics,
             ],
             swiftSettings: swift6
         ),

@@ -27,6 +27,8 @@ public struct RuntimeManagerSessionContext: Sendable {
     public var onShutdownRequest: @Sendable (ClientIdentity) -> Void
     /// Open sessions, so a graceful shutdown can close them all.
     public var sessions: SessionRegistry
+    /// Requests and failed handshakes, counted (swift-metrics; `--admin` exposes them).
+    public var metrics = RuntimeManagerMetrics()
 
     public init(
         sslContext: NIOSSLContext,
@@ -124,6 +126,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         self.handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             guard self.identity == nil else { return }
             self.logger.warning("TLS handshake not finished after \(timeout.nanoseconds / 1_000_000_000) s; closing session")
+            self.sessionContext.metrics.handshakeFailed(reason: "timeout")
             self.close(context: context)
         }
     }
@@ -163,7 +166,11 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let request = self.unwrapInboundIn(data)
         guard let identity = self.identity, !self.closing else { return }
+        let started = NIODeadline.now()
         let outcome = self.sessionContext.requestHandler.handle(request, from: identity)
+        self.sessionContext.metrics.requestAnswered(
+            type: Self.kind(of: request), status: outcome.response.status,
+            nanoseconds: (NIODeadline.now() - started).nanoseconds)
         self.logger.debug(
             "request answered",
             metadata: [
@@ -274,6 +281,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             }
         case let tls as NIOSSLError where self.identity == nil:
             self.logger.warning("TLS handshake failed: \(Self.describe(tls)); closing session")
+            self.sessionContext.metrics.handshakeFailed(reason: RuntimeManagerMetrics.handshakeFailureReason(tls))
             self.close(context: context)
         case NIOSSLError.uncleanShutdown:
             self.logger.debug("client closed the connection without TLS close_notify")

@@ -94,9 +94,21 @@ final class AdminEndpointProcessTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 10) {
             ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 0
         })
-        let runtime = try self.samples(try self.get(managerAdmin, "/metrics").body)
+        // Garbage instead of a ClientHello: one failed handshake, counted by reason.
+        let notTLS = try RawSocket.connect(port: port)
+        notTLS.send(Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        XCTAssertTrue(notTLS.readUntilClosed(timeout: 10))
+        notTLS.close()
+        var runtime: [String: Double] = [:]
+        XCTAssertTrue(eventually(timeout: 10) {
+            runtime = (try? self.samples(try self.get(managerAdmin, "/metrics").body)) ?? [:]
+            return runtime["runtime_manager_tls_handshake_failures_total{reason=not_tls}"] == 1
+        }, "\(runtime)")
         XCTAssertEqual(runtime["runtime_manager_links_open{}"], 1, "\(runtime)")
         XCTAssertNotNil(runtime["runtime_manager_store_bytes{}"])
+        XCTAssertEqual(runtime["runtime_manager_requests_total{result=success,type=request_policy_hash}"], 3, "\(runtime)")
+        XCTAssertEqual(runtime["runtime_manager_requests_total{result=failed_invalid_role,type=write_file}"], 0)
+        XCTAssertEqual(runtime["runtime_manager_request_seconds_count{type=request_policy_hash}"], 3, "\(runtime)")
 
         // The link's peer goes away: a client now is refused for that reason, and the link is down.
         manager.signal(SIGKILL)
