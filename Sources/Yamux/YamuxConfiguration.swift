@@ -30,6 +30,9 @@ public struct YamuxConfiguration: Sendable {
     public var maximumOutboundFrameSize = 64 * 1024
     /// Largest Data frame accepted from the peer (a sanity cap above any window we grant).
     public var maximumInboundFrameSize = UInt32(Int32.max)
+    /// Told of rare link events (a ping's round trip, a stream reset), for metrics; the yamux
+    /// layer itself counts nothing.
+    public var events = YamuxLinkEvents()
     /// How often to ping the peer; nil turns keep-alive off.
     public var keepAliveInterval: TimeAmount? = .seconds(30)
     /// How long a ping may go unanswered before the link is declared dead and closed.
@@ -45,4 +48,17 @@ public struct YamuxConfiguration: Sendable {
     public init(role: YamuxRole) {
         self.role = role
     }
+}
+
+/// Callbacks for events a link sees a few times a minute at most, never per message: what a
+/// daemon counts through swift-metrics without the yamux module depending on it. Called on the
+/// link's event loop.
+public struct YamuxLinkEvents: Sendable {
+    /// A keep-alive ping was answered after `roundTrip`.
+    public var pingAnswered: (@Sendable (_ roundTrip: TimeAmount) -> Void)?
+    /// A stream was reset: by this side (`byPeer` false: a failed socket, a close that timed out)
+    /// or by the peer's RST.
+    public var streamReset: (@Sendable (_ byPeer: Bool) -> Void)?
+
+    public init() {}
 }

@@ -304,6 +304,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             writeControl(reply)
         case .pingReply(let opaque):
             if let reply = pings.receiveReply(opaque: opaque, now: .now()) {
+                configuration.events.pingAnswered?(reply.roundTrip)
                 reply.promise?.succeed(reply.roundTrip)
                 if reply.allAnswered {
                     keepAliveTimeoutTask?.cancel()
@@ -400,6 +401,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         case .none:
             break
         case .reset:
+            configuration.events.streamReset?(true)
             endpoint.receiveReset(error: YamuxError(.streamReset(stream: endpoint.streamID)))
         case .finished:
             endpoint.receiveFinish()
@@ -481,6 +483,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         localEnd.linger = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.streamCloseTimeout) {
             guard let (reset, localEnd) = self.session.reset(id) else { return }
             self.logger.debug("stream close timed out; resetting", metadata: ["stream": "\(id)"])
+            self.configuration.events.streamReset?(false)
             self.writeControl(reset)
             self.stateWentAway(id, localEnd: localEnd)
             localEnd?.endpoint?.receiveReset(error: YamuxError(.streamReset(stream: id)))
@@ -489,6 +492,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     func resetStream(_ endpoint: any YamuxStreamEndpoint) {
         guard let (reset, localEnd) = session.reset(endpoint.streamID) else { return }
+        configuration.events.streamReset?(false)
         writeControl(reset)
         stateWentAway(endpoint.streamID, localEnd: localEnd)
     }

@@ -60,6 +60,13 @@ public final class Link: @unchecked Sendable {
     public init(index: Int, eventLoop: EventLoop, configuration: Configuration, logger: Logger) {
         self.index = index
         self.eventLoop = eventLoop
+        var configuration = configuration
+        // The repeater's link metrics (swift-metrics; no-ops unless repeaterd runs with --admin).
+        let roundTrips = CoreMetrics.Timer(label: "repeater_link_rtt_seconds")
+        let resetsByUs = CoreMetrics.Counter(label: "repeater_streams_reset_total", dimensions: [("by", "local")])
+        let resetsByPeer = CoreMetrics.Counter(label: "repeater_streams_reset_total", dimensions: [("by", "peer")])
+        configuration.yamux.events.pingAnswered = { roundTrips.recordNanoseconds($0.nanoseconds) }
+        configuration.yamux.events.streamReset = { byPeer in (byPeer ? resetsByPeer : resetsByUs).increment() }
         self.configuration = configuration
         self.logger = logger
         self.logger[metadataKey: "link"] = "\(index)"

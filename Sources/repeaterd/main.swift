@@ -124,6 +124,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
                 configuration: LegacyHTTPRelay.Configuration(), group: group, logger: logger,
                 linkForLoop: { [server] in server.link(for: $0) })
             services.append(.init(service: LegacyHTTPRelayService(relay: relay, address: legacyHTTP)))
+            metrics?.gauge("repeater_legacy_sessions_open", help: "Sessions of the old HTTP relay open now.") { relay.sessionCount }
         }
         let serviceGroup = ServiceGroup(
             configuration: .init(

@@ -83,14 +83,19 @@ final class AdminEndpointProcessTests: XCTestCase {
         let repeaterAdmin = freePort()
         let manager = try deployment.runtimeManager(linkPort: linkPort, ["--admin", "127.0.0.1:\(managerAdmin)"])
         let (_, port) = try deployment.repeaterWithLinkUp(
-            backendPort: linkPort, ["--threads", "1", "--admin", "127.0.0.1:\(repeaterAdmin)"])
+            backendPort: linkPort, ["--threads", "1", "--keepalive-interval", "0.2", "--admin", "127.0.0.1:\(repeaterAdmin)"])
         for _ in 0..<3 {
             XCTAssertEqual(try deployment.runClient(port: port, ["policy-hash"]).status, 0)
         }
+        // Keep-alive pings every 0.2 s: their round trips fill the histogram.
+        XCTAssertTrue(eventually(timeout: 10) {
+            ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_link_rtt_seconds_count{}"] ?? 0) >= 2
+        })
         let repeater = try self.samples(try self.get(repeaterAdmin, "/metrics").body)
         XCTAssertEqual(repeater["repeater_sessions_total{result=accepted}"], 3, "\(repeater)")
         XCTAssertEqual(repeater["repeater_sessions_total{result=refused_link_down}"] ?? 0, 0)
         XCTAssertEqual(repeater["repeater_links_up{}"], 1)
+        XCTAssertEqual(repeater["repeater_streams_reset_total{by=peer}"] ?? 0, 0, "three clean sessions reset nothing")
         XCTAssertTrue(eventually(timeout: 10) {
             ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 0
         })

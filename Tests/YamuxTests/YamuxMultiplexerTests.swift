@@ -185,6 +185,36 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertEqual(pair.serverMux.openStreamCount, 0)
     }
 
+    /// The events a daemon counts (`repeater_streams_reset_total{by}`, `repeater_link_rtt_seconds`):
+    /// a reset is told to the side that sent it as local and to the other as the peer's; a ping's
+    /// round trip to the side that pinged.
+    func testResetsAndPingRoundTripsAreToldToTheEventCallbacks() throws {
+        final class Tally: @unchecked Sendable {  // confined to the embedded loop
+            var resets: [Bool] = []
+            var roundTrips = 0
+        }
+        let clientTally = Tally()
+        let serverTally = Tally()
+        var clientConfiguration = YamuxConfiguration(role: .client)
+        clientConfiguration.events.streamReset = { clientTally.resets.append($0) }
+        clientConfiguration.events.pingAnswered = { _ in clientTally.roundTrips += 1 }
+        var serverConfiguration = YamuxConfiguration(role: .server)
+        serverConfiguration.events.streamReset = { serverTally.resets.append($0) }
+        let pair = try LinkedPair(clientConfiguration: clientConfiguration, serverConfiguration: serverConfiguration)
+        let (stream, _) = try pair.openStream()
+        stream.writeAndFlush(ByteBuffer(string: "x"), promise: nil)
+        pair.pump()
+        try stream.triggerUserOutboundEvent(YamuxStreamEvent.reset).wait()
+        pair.pump()
+        XCTAssertEqual(clientTally.resets, [false], "the client reset its stream: local")
+        XCTAssertEqual(serverTally.resets, [true], "the server received the RST: by the peer")
+        let before = clientTally.roundTrips  // the link's own first ping (it measures the round trip at once)
+        let rtt = pair.clientMux.ping()
+        pair.pump()
+        XCTAssertNoThrow(try rtt.wait())
+        XCTAssertEqual(clientTally.roundTrips, before + 1)
+    }
+
     func testProtocolViolationSendsGoAwayAndClosesTheLink() throws {
         let pair = try LinkedPair()
         let (_, collector) = try pair.openStream()
