@@ -42,8 +42,9 @@ def _repeater_bin(env: Env, name: str):
     return env.b
 
 
-def _repeaterd(env: Env, b, front: int, link: int, threads: int | None, label: str, cpus):
-    cmd = [b("repeaterd"), "--listen", f"127.0.0.1:{front}", "--backend", f"127.0.0.1:{link}", "--log-level", "warning"]
+def _repeaterd(env: Env, b, front: int, link: int, threads: int | None, label: str, cpus, extra=()):
+    cmd = [b("repeaterd"), "--listen", f"127.0.0.1:{front}", "--backend", f"127.0.0.1:{link}", "--log-level", "warning",
+           *extra]
     if threads:
         cmd += ["--threads", str(threads)]
     r = env.procs.start(label, cmd, cpus)
@@ -82,6 +83,19 @@ def start_path(env: Env, name: str, target: int, cpus: str | None, repeater_thre
                                "--log-level", "warning"], cpus)
         wait_port(link)
         return front, [_repeaterd(env, b, front, link, repeater_threads, "repeaterd", cpus), m]
+    if name == "REPEATER_ADMIN":
+        # REPEATER with the admin endpoint on, scraped every second as a Prometheus server would (its
+        # default is every 15 s): the scrapes' CPU inside repeaterd counts; the scraper itself is no relay.
+        b = env.b
+        link, admin = free_port(), free_port()
+        m = P.start("muxcat", [b("muxcat"), "listen", f"127.0.0.1:{link}", "--forward", f"127.0.0.1:{target}",
+                               "--log-level", "warning"], cpus)
+        wait_port(link)
+        r = _repeaterd(env, b, front, link, repeater_threads, "repeaterd", cpus, ["--admin", f"127.0.0.1:{admin}"])
+        wait_port(admin)
+        scraper = P.start("admin-scraper", ["sh", "-c", f"while :; do curl -s -o /dev/null "
+                                                         f"http://127.0.0.1:{admin}/metrics; sleep 1; done"], None)
+        return front, [r, m, scraper]
     if name == "NIO_1TO1":
         return front, [_nio_relay(env, front, target, "nio-relay", cpus)]
     if name == "NIO_1TO1x2":
@@ -121,6 +135,6 @@ def start_paths(env: Env, names, target: int, cpus: str | None = None, **kw):
     for n in names:
         front, ps = start_path(env, n, target, cpus, **kw)
         fronts[n] = front
-        env.path_relays[n] = [(p.bench_name, p.pid) for p in ps if p.bench_name != "muxcat-echo"]
+        env.path_relays[n] = [(p.bench_name, p.pid) for p in ps if p.bench_name not in ("muxcat-echo", "admin-scraper")]
         procs += ps
     return fronts, procs

@@ -100,6 +100,9 @@ def write_paths(rep: Report) -> None:
         a(f"| REPEATER_BEFORE | 2 | the same as REPEATER with the binaries from `{r.baseline_bin}` (the build before "
           "the change) |")
     measured = measured_paths(r)
+    if "REPEATER_ADMIN" in measured:
+        a("| REPEATER_ADMIN | 2 | REPEATER with `repeaterd --admin` on, its `/metrics` scraped every second: what the "
+          "admin endpoint and the metrics cost |")
     if "NIO_1TO1x2" in measured:
         a("| NIO_1TO1x2 | 2 | two `nio-relay`s in a chain: the NIO floor for REPEATER's two hops |")
     a("| HAPROXY | 1 | HAProxy 2.6 `mode tcp`, 2 threads, splice off |")

@@ -18,6 +18,14 @@ def test_paths_keep_report_order_and_direct():
 
 def test_baseline_goes_right_after_repeater():
     assert select_paths(["REPEATER", "NIO_1TO1x2"], "/b") == ["DIRECT", "REPEATER", "REPEATER_BEFORE", "NIO_1TO1x2"]
+
+
+def test_repeater_admin_is_measured_only_when_asked_for_beside_repeater():
+    assert "REPEATER_ADMIN" not in select_paths(None, None)
+    assert select_paths(["REPEATER", "REPEATER_ADMIN", "NIO_1TO1"], None) == [
+        "DIRECT", "REPEATER", "REPEATER_ADMIN", "NIO_1TO1"]
+    assert select_paths(["REPEATER", "REPEATER_ADMIN"], "/b") == ["DIRECT", "REPEATER", "REPEATER_BEFORE", "REPEATER_ADMIN"]
+    assert floor_for("REPEATER_ADMIN") == "NIO_1TO1x2"
     assert select_paths(["HAPROXY"], "/b") == ["DIRECT", "REPEATER_BEFORE", "HAPROXY"]
 
 
