@@ -77,6 +77,7 @@ final class IdleSweeper {
                 sessions.values[index].quietSweeps += 1
                 if sessions.values[index].quietSweeps >= Self.sweepsPerTimeout {
                     idle.append((sessions.keys[index], sessions.values[index].channel))
+                    sessions.values[index].activity.closedOnPurpose = "idle"
                 }
             }
         }

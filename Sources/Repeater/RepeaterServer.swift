@@ -71,6 +71,8 @@ public final class RepeaterServer: @unchecked Sendable {
         var open: [UInt64: Channel] = [:]
         var accepting = true
         var drainWaiters: [EventLoopPromise<Void>] = []
+        /// Set when the drain timeout closes what is left: those ends count as `drain`.
+        var drainTimedOut = false
     }
 
     public init(configuration: Configuration, group: EventLoopGroup, logger: Logger = Logger(label: "repeaterd")) {
@@ -208,6 +210,8 @@ public final class RepeaterServer: @unchecked Sendable {
             // channel, no second pipeline per session).
             let relay = try link.openRelayStream(to: client, activity: activity) { reason in
                 log.debug("session ended: \(reason)")
+                let drained = self.sessions.withLockedValue { $0.drainTimedOut }
+                self.metrics.ended(SessionMetrics.cause(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: drained))
             }
             log.stream = relay.streamID
             log.debug("session open")
@@ -246,7 +250,10 @@ public final class RepeaterServer: @unchecked Sendable {
         let closeListener = EventLoopFuture.andAllComplete(serverChannels.map { $0.close() }, on: loop)
         for link in links { link.goAway() }
         let timeout = loop.scheduleTask(in: configuration.drainTimeout) {
-            let left = self.sessions.withLockedValue { Array($0.open.values) }
+            let left = self.sessions.withLockedValue { table in
+                table.drainTimedOut = true
+                return Array(table.open.values)
+            }
             if !left.isEmpty {
                 self.logger.warning("drain timeout: closing \(left.count) session(s) still open")
             }
@@ -302,4 +309,28 @@ struct SessionMetrics: Sendable {
     /// Over `--max-sessions`. A client refused while draining is not counted: the listeners
     /// close when the drain starts, so only the few already in their accept queue meet it.
     let refusedLimit = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_limit")])
+
+    /// `repeater_sessions_closed_total{cause}`'s values.
+    static let causes = ["client", "runtime_manager", "idle", "drain", "link_down", "reset"]
+    let closed = Self.causes.map { Counter(label: "repeater_sessions_closed_total", dimensions: [("cause", $0)]) }
+
+    func ended(_ cause: String) {
+        closed[Self.causes.firstIndex(of: cause) ?? Self.causes.count - 1].increment()
+    }
+
+    /// Why an accepted session ended: closed on purpose (the idle sweep, the drain timeout), ended
+    /// cleanly by the side that finished first, reset (a failed client socket, or the runtime
+    /// manager's RST), or cut by its link going down.
+    static func cause(of reason: RelayEndReason, closedOnPurpose: String?, drained: Bool) -> String {
+        if let closedOnPurpose { return closedOnPurpose }
+        switch reason {
+        case .closed(let side):
+            if drained { return "drain" }
+            return side == "client" ? "client" : "runtime_manager"
+        case .error(let side, let error):
+            if side == "client" { return "reset" }
+            if let error = error as? YamuxError, case .streamReset = error.kind { return "reset" }
+            return "link_down"
+        }
+    }
 }

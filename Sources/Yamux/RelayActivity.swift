@@ -5,12 +5,16 @@
 public final class RelayActivity {
     /// Set on every read since the sweeper last looked.
     public var sawTraffic = true
+    /// Why the session's owner closes it on purpose (repeaterd's idle sweep: "idle"), set just
+    /// before it does, so the end is counted under that cause and not as the client's close.
+    public var closedOnPurpose: String?
 
     public init() {}
 }
 
-/// Why a relayed session ended, for the log.
+/// Why a relayed session ended, for the log and the metrics.
 public enum RelayEndReason: Sendable, CustomStringConvertible {
+    /// Both directions ended cleanly; `side` finished first (sent its FIN or closed).
     case closed(side: String)
     case error(side: String, Error)
 

@@ -65,6 +65,9 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     /// Bytes written into the socket since its last flush, credited to the peer at the flush.
     private var unflushedBytes = 0
     private var remoteFinished = false
+    /// The socket ended its input (FIN or close) before the stream's FIN arrived: the client, not the
+    /// far side, ended a clean session (`RelayEndReason.closed(side:)`).
+    private var socketFinishedFirst = false
     private var remoteFinishDelivered = false
     /// Completes once the socket's output is closed after every byte written to it.
     private var socketOutputClosed: EventLoopFuture<Void>?
@@ -167,6 +170,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
         if case ChannelEvent.inputClosed = event { endSocketReadCycle() }
         if case ChannelEvent.inputClosed = event, !socketInputEnded {
             socketInputEnded = true
+            if !remoteFinished { socketFinishedFirst = true }
             if started && streamOpen { multiplexer.streamHasSendableData(self) }
         }
         context.fireUserInboundEventTriggered(event)
@@ -180,8 +184,9 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     public func channelInactive(context: ChannelHandlerContext) {
         endSocketReadCycle()
         socketOpen = false
+        if !socketInputEnded && !remoteFinished { socketFinishedFirst = true }
         socketInputEnded = true
-        report(.closed(side: socketSide))
+        report(.closed(side: socketFinishedFirst ? socketSide : streamSide))
         let unread = inbound.reduce(unflushedBytes) { $0 + $1.readableBytes }
         inbound.removeAll()
         unflushedBytes = 0

@@ -115,7 +115,13 @@ final class AdminEndpointProcessTests: XCTestCase {
         XCTAssertEqual(runtime["runtime_manager_requests_total{result=failed_invalid_role,type=write_file}"], 0)
         XCTAssertEqual(runtime["runtime_manager_request_seconds_count{type=request_policy_hash}"], 3, "\(runtime)")
 
-        // The link's peer goes away: a client now is refused for that reason, and the link is down.
+        // A session open when the link's peer goes away ends with the link; a client after that
+        // is refused for that reason, and the link is down.
+        let cutOff = try RawSocket.connect(port: port)
+        defer { cutOff.close() }
+        XCTAssertTrue(eventually(timeout: 10) {
+            ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 1
+        })
         manager.signal(SIGKILL)
         XCTAssertTrue(eventually(timeout: 15) { (try? self.get(repeaterAdmin, "/readyz").status) == 503 })
         let refused = try RawSocket.connect(port: port)
@@ -125,6 +131,35 @@ final class AdminEndpointProcessTests: XCTestCase {
         XCTAssertEqual(after["repeater_sessions_total{result=refused_link_down}"], 1, "\(after)")
         XCTAssertEqual(after["repeater_links_up{}"], 0)
         XCTAssertGreaterThanOrEqual(after["repeater_link_redials_total{}"] ?? 0, 1)
+        // Every accepted session ended under one cause: 3 clean ones (client or runtime manager
+        // first), the garbage one (the runtime manager ended it), and the one the link took down.
+        let causes = ["client", "runtime_manager", "idle", "drain", "link_down", "reset"]
+        let closed = causes.reduce(into: [String: Double]()) { $0[$1] = after["repeater_sessions_closed_total{cause=\($1)}"] ?? -1 }
+        XCTAssertEqual(closed["link_down"], 1, "\(closed)")
+        XCTAssertEqual(closed["idle"], 0)
+        XCTAssertEqual(closed["drain"], 0)
+        XCTAssertEqual(closed.values.reduce(0, +), after["repeater_sessions_total{result=accepted}"], "\(closed)")
+        print("sessions closed by cause: \(closed)")
+    }
+
+    /// Sessions the idle sweep closes count as `idle`, not as the client's close.
+    func testIdleSessionsAreCountedAsIdle() throws {
+        let linkPort = freePort()
+        let adminPort = freePort()
+        let echo = try deployment.sandbox.start(
+            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
+        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
+        let (_, port) = try deployment.repeaterWithLinkUp(
+            backendPort: linkPort, ["--threads", "1", "--idle-timeout", "0.5", "--admin", "127.0.0.1:\(adminPort)"])
+        let silent = try (0..<3).map { _ in try RawSocket.connect(port: port) }
+        defer { silent.forEach { $0.close() } }
+        for socket in silent { XCTAssertTrue(socket.readUntilClosed(timeout: 10)) }
+        var metrics: [String: Double] = [:]
+        XCTAssertTrue(eventually(timeout: 10) {
+            metrics = (try? self.samples(try self.get(adminPort, "/metrics").body)) ?? [:]
+            return metrics["repeater_sessions_closed_total{cause=idle}"] == 3
+        }, "\(metrics)")
+        XCTAssertEqual(metrics["repeater_sessions_closed_total{cause=client}"], 0)
     }
 
     /// Oversized, garbage, a pipelined flood and a slow drip at the admin port: each gets its
