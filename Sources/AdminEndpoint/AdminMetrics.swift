@@ -12,6 +12,8 @@ import Synchronization
 public final class AdminMetrics: Sendable {
     private let registry: PrometheusCollectorRegistry
     private let scrapeTimeGauges = Mutex<[(Prometheus.Gauge, @Sendable () -> Int)]>([])
+    /// Counters the daemon totals itself (per event loop): the counter, its reader, what it last added up to.
+    private let scrapeTimeCounters = Mutex<[(Prometheus.Counter, @Sendable () -> Int, Int)]>([])
 
     private init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
@@ -31,9 +33,23 @@ public final class AdminMetrics: Sendable {
         self.scrapeTimeGauges.withLock { $0.append((gauge, read)) }
     }
 
-    /// The Prometheus text exposition, with every scrape-time gauge read now.
+    /// A counter named `name` with `labels` whose total is `read()` at each scrape (it only grows).
+    public func counter(_ name: String, labels: [(String, String)], help: String, read: @escaping @Sendable () -> Int) {
+        let counter = self.registry.makeCounter(
+            descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+        self.scrapeTimeCounters.withLock { $0.append((counter, read, 0)) }
+    }
+
+    /// The Prometheus text exposition, with every scrape-time gauge and counter read now.
     public func exposition() -> [UInt8] {
         for (gauge, read) in self.scrapeTimeGauges.withLock({ $0 }) { gauge.set(Int64(read())) }
+        self.scrapeTimeCounters.withLock { counters in
+            for index in counters.indices {
+                let total = counters[index].1()
+                if total > counters[index].2 { counters[index].0.increment(by: Int64(total - counters[index].2)) }
+                counters[index].2 = max(total, counters[index].2)
+            }
+        }
         return self.registry.emitToBuffer()
     }
 }

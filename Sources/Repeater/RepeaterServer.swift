@@ -38,6 +38,9 @@ public final class RepeaterServer: @unchecked Sendable {
         /// The least `maximumStreamWindow` may be: the window every stream starts with (the spec's).
         public static let minimumStreamWindow = YamuxWindow.initial
         public var listenBacklog: Int32 = 4096
+        /// Total the bytes relayed (`bytesRelayed`): one relaxed atomic add per socket read or
+        /// delivered frame, on a per-loop counter; repeaterd turns it on with `--admin`.
+        public var countsBytes = false
 
         public init() {}
 
@@ -60,6 +63,8 @@ public final class RepeaterServer: @unchecked Sendable {
     /// Each loop's idle timeout for its clients: one timer per loop, not one per connection.
     /// `repeater_sessions_total{result}` (swift-metrics; a no-op until the daemon bootstraps a backend).
     private let metrics = SessionMetrics()
+    /// Each loop's byte totals (with `countsBytes`).
+    private var byteCountsByLoop: [ObjectIdentifier: RelayByteCounts] = [:]
     /// Each loop's sweeper, only touched on its loop.
     private var sweeperByLoop: [ObjectIdentifier: NIOLoopBoundBox<IdleSweeper>] = [:]
     /// The listening sockets: one per event loop on TCP, one in all on a Unix socket.
@@ -87,6 +92,7 @@ public final class RepeaterServer: @unchecked Sendable {
                 logger: logger)
             links.append(link)
             linkByLoop[ObjectIdentifier(loop)] = link
+            if configuration.countsBytes { byteCountsByLoop[ObjectIdentifier(loop)] = RelayByteCounts() }
             guard let idleTimeout = configuration.idleTimeout else { continue }
             let sweeper = IdleSweeper(eventLoop: loop, timeout: idleTimeout) {
                 [logger] id, channel in
@@ -105,6 +111,14 @@ public final class RepeaterServer: @unchecked Sendable {
 
     /// Number of client sessions open right now.
     public var sessionCount: Int { sessions.withLockedValue { $0.open.count } }
+
+    /// Bytes relayed so far, summed over the event loops (zero unless `countsBytes`); any thread.
+    public var bytesRelayed: (clientToLink: Int, linkToClient: Int) {
+        byteCountsByLoop.values.reduce((0, 0)) { sum, counts in
+            let totals = counts.totals
+            return (sum.0 + totals.fromSocket, sum.1 + totals.toSocket)
+        }
+    }
 
     /// Links up right now (any thread: read from each link's health, not its loop).
     public var linksUpCount: Int { links.reduce(0) { $0 + ($1.health.isUp ? 1 : 0) } }
@@ -197,7 +211,7 @@ public final class RepeaterServer: @unchecked Sendable {
         }
         let log = SessionLog(logger: logger, session: sessionID, client: client.remoteAddress)
         let sweeper = sweeperByLoop[ObjectIdentifier(loop)]
-        let activity = RelayActivity()
+        let activity = RelayActivity(byteCounts: byteCountsByLoop[ObjectIdentifier(loop)])
         sweeper?.value.add(sessionID, channel: client, activity: activity)
         client.closeFuture.whenComplete { _ in
             sweeper?.value.remove(sessionID)

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Whether a relayed session carried bytes lately: the relay (`YamuxSocketRelay`, or `RelayGlue`
 /// in YamuxLink) sets it on every read, either way, and an idle sweep (repeaterd's
 /// `IdleSweeper`) reads and clears it. A plain stored flag, because it is set per message;
@@ -8,8 +10,35 @@ public final class RelayActivity {
     /// Why the session's owner closes it on purpose (repeaterd's idle sweep: "idle"), set just
     /// before it does, so the end is counted under that cause and not as the client's close.
     public var closedOnPurpose: String?
+    /// Where the session's relayed bytes are totalled (its event loop's counts), if anywhere.
+    public let byteCounts: RelayByteCounts?
+
+    public init(byteCounts: RelayByteCounts? = nil) {
+        self.byteCounts = byteCounts
+    }
+}
+
+/// Bytes relayed between sockets and a link, totalled for one event loop's sessions (one
+/// instance per loop), read from any thread (repeaterd's `repeater_bytes_total`, summed over the
+/// loops at scrape time).
+///
+/// Why per loop and relaxed: the add sits on the data path, once per socket read or delivered
+/// frame. Only its own loop writes an instance, so the atomic add never contends across cores and
+/// orders nothing (the bench's REPEATER_ADMIN path measures what it costs).
+public final class RelayByteCounts: Sendable {
+    private let fromSocket = Atomic<Int>(0)
+    private let toSocket = Atomic<Int>(0)
 
     public init() {}
+
+    /// Bytes read from the socket (the client), bound for the link.
+    public func addFromSocket(_ bytes: Int) { fromSocket.wrappingAdd(bytes, ordering: .relaxed) }
+    /// Bytes from the link, bound for the socket (the client).
+    public func addToSocket(_ bytes: Int) { toSocket.wrappingAdd(bytes, ordering: .relaxed) }
+
+    public var totals: (fromSocket: Int, toSocket: Int) {
+        (fromSocket.load(ordering: .relaxed), toSocket.load(ordering: .relaxed))
+    }
 }
 
 /// Why a relayed session ended, for the log and the metrics.

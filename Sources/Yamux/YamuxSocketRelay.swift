@@ -139,6 +139,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
             multiplexer.relayReadCycleBegan()
         }
         let bytes = unwrapInboundIn(data)
+        activity?.byteCounts?.addFromSocket(bytes.readableBytes)
         sendableBytes += bytes.readableBytes
         outbound.append(bytes)
         if started { multiplexer.streamHasSendableData(self) }
@@ -216,6 +217,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     func receiveData(_ buffer: ByteBuffer) {
         guard streamOpen else { return }
         activity?.sawTraffic = true
+        activity?.byteCounts?.addToSocket(buffer.readableBytes)
         if started, socketOpen, inbound.isEmpty, !delivering, let context, context.channel.isWritable {
             unflushedBytes += buffer.readableBytes
             context.write(wrapOutboundOut(buffer), promise: nil)

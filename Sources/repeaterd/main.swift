@@ -102,6 +102,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
         configuration.keepAliveInterval = CommandLineSupport.secondsOrOff(keepaliveInterval)
         configuration.keepAliveTimeout = CommandLineSupport.seconds(keepaliveTimeout)
         configuration.maximumStreamWindow = maxStreamWindow
+        configuration.countsBytes = admin != nil
 
         // Before the server: its counters bind to the backend when they are created.
         let metrics = admin.map { _ in AdminMetrics.bootstrapPrometheus() }
@@ -112,6 +113,13 @@ struct RepeaterDaemon: AsyncParsableCommand {
             // First in the group, so it stops last: /readyz says "draining" for the whole drain.
             metrics.gauge("repeater_sessions_open", help: "Client sessions open now.") { server.sessionCount }
             metrics.gauge("repeater_links_up", help: "Links to the runtime manager up now.") { server.linksUpCount }
+            let bytesHelp = "Bytes relayed between clients and the link."
+            metrics.counter("repeater_bytes_total", labels: [("direction", "client_to_link")], help: bytesHelp) {
+                server.bytesRelayed.clientToLink
+            }
+            metrics.counter("repeater_bytes_total", labels: [("direction", "link_to_client")], help: bytesHelp) {
+                server.bytesRelayed.linkToClient
+            }
             let routes = AdminRoutes(
                 readiness: { server.notReadyReason.map { .notReady(reason: $0) } ?? .ready },
                 metrics: { metrics.exposition() })

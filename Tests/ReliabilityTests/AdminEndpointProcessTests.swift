@@ -215,6 +215,10 @@ final class AdminEndpointProcessTests: XCTestCase {
         XCTAssertGreaterThan(Date().timeIntervalSince(slowStarted), 5, "but not long before its deadline")
         roundTrip("after a slow drip")
         XCTAssertEqual(try self.get(adminPort, "/healthz").status, 200)
+        // The one session's bytes, each way (the echo returns what was sent).
+        let metrics = try self.samples(try self.get(adminPort, "/metrics").body)
+        XCTAssertEqual(metrics["repeater_bytes_total{direction=client_to_link}"], Double(expected.count), "\(metrics)")
+        XCTAssertEqual(metrics["repeater_bytes_total{direction=link_to_client}"], Double(expected.count))
         XCTAssertTrue(repeater.process.isRunning)
     }
 }
