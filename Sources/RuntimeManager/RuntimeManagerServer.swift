@@ -146,10 +146,14 @@ public final class RuntimeManagerServer: Sendable {
         address: LinkAddress, yamux: YamuxConfiguration = YamuxConfiguration(role: .server)
     ) async throws -> SocketAddress? {
         let context = self.sessionContext
+        let streams = self.streamsOpenCount
         let listener = YamuxLinkListener(
             address: address, group: self.group, configuration: yamux, logger: self.logger,
             streamInitializer: { stream in
-                RuntimeManagerSession.configure(channel: stream, context: context)
+                // Once per stream, not per message: what `runtime_manager_streams_open` reads.
+                streams.value.add(1, ordering: .relaxed)
+                stream.closeFuture.whenComplete { _ in streams.value.subtract(1, ordering: .relaxed) }
+                return RuntimeManagerSession.configure(channel: stream, context: context)
             })
         do {
             try await listener.start().get()
@@ -160,6 +164,10 @@ public final class RuntimeManagerServer: Sendable {
         self.logger.notice("accepting repeater links on \(listener.localAddress.map { "\($0)" } ?? "\(address)")")
         return listener.localAddress
     }
+
+    /// Streams open right now on every link (any thread; for `/metrics`).
+    public var streamsOpen: Int { self.streamsOpenCount.value.load(ordering: .relaxed) }
+    private let streamsOpenCount = SharedCount()
 
     /// Links from repeaters connected right now (any thread; for `/metrics`).
     public var linksOpen: Int {
@@ -254,4 +262,9 @@ final class ShutdownSignal: Sendable {
             if already { continuation.resume() }
         }
     }
+}
+
+/// A count that closures on any event loop update (an `Atomic` itself cannot be captured).
+final class SharedCount: Sendable {
+    let value = Atomic<Int>(0)
 }

@@ -125,6 +125,9 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let admin = self.admin, let metrics {
             metrics.gauge("runtime_manager_links_open", help: "Links from repeaters connected now.") { server.linksOpen }
+            metrics.gauge("runtime_manager_streams_open", help: "Streams open now on the links (one session each).") {
+                server.streamsOpen
+            }
             metrics.gauge("runtime_manager_sessions_open", help: "TLS sessions open now (one per stream, and direct ones).") {
                 server.sessionContext.sessions.count
             }

@@ -122,6 +122,9 @@ final class AdminEndpointProcessTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 10) {
             ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 1
         })
+        XCTAssertTrue(eventually(timeout: 10) {
+            ((try? self.samples(try self.get(managerAdmin, "/metrics").body))?["runtime_manager_streams_open{}"]) == 1
+        }, "the session is one stream at the runtime manager")
         manager.signal(SIGKILL)
         XCTAssertTrue(eventually(timeout: 15) { (try? self.get(repeaterAdmin, "/readyz").status) == 503 })
         let refused = try RawSocket.connect(port: port)
@@ -140,6 +143,30 @@ final class AdminEndpointProcessTests: XCTestCase {
         XCTAssertEqual(closed["drain"], 0)
         XCTAssertEqual(closed.values.reduce(0, +), after["repeater_sessions_total{result=accepted}"], "\(closed)")
         print("sessions closed by cause: \(closed)")
+    }
+
+    /// SIGTERM: /readyz answers 503 "draining" at once, while an open session goes on to its end.
+    func testReadyzSaysDrainingWhileOpenSessionsFinish() throws {
+        let linkPort = freePort()
+        let adminPort = freePort()
+        let echo = try deployment.sandbox.start(
+            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
+        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
+        let (repeater, port) = try deployment.repeaterWithLinkUp(
+            backendPort: linkPort, ["--threads", "1", "--drain-timeout", "30", "--admin", "127.0.0.1:\(adminPort)"])
+        let session = try RawSocket.connect(port: port)
+        defer { session.close() }
+        session.send(Array("one\n".utf8))
+        session.read(timeout: 10) { $0.count >= 4 }
+        repeater.signal(SIGTERM)
+        XCTAssertTrue(eventually(timeout: 10) { (try? self.get(adminPort, "/readyz").status) == 503 })
+        XCTAssertEqual(try self.get(adminPort, "/readyz").body, "draining\n")
+        session.send(Array("two\n".utf8))
+        session.read(timeout: 10) { $0.count >= 8 }
+        XCTAssertEqual(String(decoding: session.received, as: UTF8.self), "one\ntwo\n", "the open session goes on")
+        session.shutdownWrite()
+        XCTAssertTrue(session.readUntilClosed(timeout: 10))
+        XCTAssertEqual(repeater.waitForExit(timeout: 20), 0, "the drain ends with the last session")
     }
 
     /// Sessions the idle sweep closes count as `idle`, not as the client's close.
