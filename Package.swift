@@ -86,6 +86,8 @@ let package = Package(
 
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
         .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
+        /// The PROXY protocol header (v1 text, v2 binary) as a value-type parser without I/O (issue 24).
+        .target(name: "ProxyProtocol", dependencies: [nioCore], swiftSettings: swift6),
         /// `--admin`: /healthz, /readyz and /metrics over HTTP/1.1 for repeaterd and runtime-manager,
         /// in its own module so that the relay core does not link HTTP.
         .target(
@@ -204,6 +206,7 @@ let package = Package(
             swiftSettings: swift6
         ),
         .testTarget(name: "AdminEndpointTests", dependencies: ["AdminEndpoint", nioHTTP1], swiftSettings: swift6),
+        .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol", nioCore], swiftSettings: swift6),
         /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
         .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport", swiftSettings: swift6),
         /// The fault matrix and hostile-input tables of docs/RELIABILITY.md, against real processes.
