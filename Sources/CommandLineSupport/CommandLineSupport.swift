@@ -55,6 +55,18 @@ public struct CommandLineFailure: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// `--admin HOST:PORT`, as repeaterd and runtime-manager both take it.
+public struct AdminOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Serve /healthz, /readyz and /metrics over HTTP at HOST:PORT (or unix:PATH). Off by default; use loopback or a private interface.",
+            valueName: "HOST:PORT"),
+        transform: LinkAddress.parseArgument)
+    public var admin: LinkAddress?
+
+    public init() {}
+}
+
 /// `--log-level trace|debug|info|notice|warning|error|critical`: parsed, checked and listed in
 /// `--help` by swift-argument-parser.
 extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -59,12 +59,8 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Event loops, and so links (one per loop; at least 1). Default: one per CPU.")
     var threads = System.coreCount
 
-    @Option(
-        help: ArgumentHelp(
-            "Serve /healthz, /readyz and /metrics over HTTP at HOST:PORT (or unix:PATH). Off by default; use loopback or a private interface.",
-            valueName: "HOST:PORT"),
-        transform: LinkAddress.parseArgument)
-    var admin: LinkAddress?
+    @OptionGroup var adminOptions: AdminOptions
+    var admin: LinkAddress? { adminOptions.admin }
 
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info

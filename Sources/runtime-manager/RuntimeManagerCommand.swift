@@ -72,12 +72,8 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Seconds a session may be silent both ways before it is closed (0: never).")
     var idleTimeout = 300.0
 
-    @Option(
-        help: ArgumentHelp(
-            "Serve /healthz, /readyz and /metrics over HTTP at HOST:PORT (or unix:PATH). Off by default; use loopback or a private interface.",
-            valueName: "HOST:PORT"),
-        transform: LinkAddress.parseArgument)
-    var admin: LinkAddress?
+    @OptionGroup var adminOptions: AdminOptions
+    var admin: LinkAddress? { adminOptions.admin }
 
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info

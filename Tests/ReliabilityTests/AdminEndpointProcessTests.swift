@@ -53,6 +53,19 @@ final class AdminEndpointProcessTests: XCTestCase {
         return result
     }
 
+    /// `repeaterd --threads 1 --admin` in front of `muxcat listen --echo`, once its link is up:
+    /// (repeaterd, its client port, its admin port).
+    private func repeaterBeforeAnEchoPeer(_ extra: [String]) throws -> (RunningProcess, port: Int, adminPort: Int) {
+        let linkPort = freePort()
+        let adminPort = freePort()
+        let echo = try deployment.sandbox.start(
+            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
+        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
+        let (repeater, port) = try deployment.repeaterWithLinkUp(
+            backendPort: linkPort, ["--threads", "1"] + extra + ["--admin", "127.0.0.1:\(adminPort)"])
+        return (repeater, port, adminPort)
+    }
+
     func testReadyzFollowsTheLinkDownUpDownAndUp() throws {
         let linkPort = freePort()
         let adminPort = freePort()
@@ -147,13 +160,7 @@ final class AdminEndpointProcessTests: XCTestCase {
 
     /// SIGTERM: /readyz answers 503 "draining" at once, while an open session goes on to its end.
     func testReadyzSaysDrainingWhileOpenSessionsFinish() throws {
-        let linkPort = freePort()
-        let adminPort = freePort()
-        let echo = try deployment.sandbox.start(
-            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
-        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
-        let (repeater, port) = try deployment.repeaterWithLinkUp(
-            backendPort: linkPort, ["--threads", "1", "--drain-timeout", "30", "--admin", "127.0.0.1:\(adminPort)"])
+        let (repeater, port, adminPort) = try self.repeaterBeforeAnEchoPeer(["--drain-timeout", "30"])
         let session = try RawSocket.connect(port: port)
         defer { session.close() }
         session.send(Array("one\n".utf8))
@@ -171,13 +178,7 @@ final class AdminEndpointProcessTests: XCTestCase {
 
     /// Sessions the idle sweep closes count as `idle`, not as the client's close.
     func testIdleSessionsAreCountedAsIdle() throws {
-        let linkPort = freePort()
-        let adminPort = freePort()
-        let echo = try deployment.sandbox.start(
-            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
-        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
-        let (_, port) = try deployment.repeaterWithLinkUp(
-            backendPort: linkPort, ["--threads", "1", "--idle-timeout", "0.5", "--admin", "127.0.0.1:\(adminPort)"])
+        let (_, port, adminPort) = try self.repeaterBeforeAnEchoPeer(["--idle-timeout", "0.5"])
         let silent = try (0..<3).map { _ in try RawSocket.connect(port: port) }
         defer { silent.forEach { $0.close() } }
         for socket in silent { XCTAssertTrue(socket.readUntilClosed(timeout: 10)) }
@@ -192,13 +193,7 @@ final class AdminEndpointProcessTests: XCTestCase {
     /// Oversized, garbage, a pipelined flood and a slow drip at the admin port: each gets its
     /// answer or its close, while a session through the repeater goes on.
     func testHostileAdminRequestsLeaveASessionInFlightAlone() throws {
-        let linkPort = freePort()
-        let adminPort = freePort()
-        let echo = try deployment.sandbox.start(
-            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
-        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
-        let (repeater, port) = try deployment.repeaterWithLinkUp(
-            backendPort: linkPort, ["--threads", "1", "--admin", "127.0.0.1:\(adminPort)"])
+        let (repeater, port, adminPort) = try self.repeaterBeforeAnEchoPeer([])
         let session = try RawSocket.connect(port: port)
         defer { session.close() }
         var expected: [UInt8] = []
