@@ -85,7 +85,7 @@ let package = Package(
         // MARK: The untrusted host side
 
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
-        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
+        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
         /// The PROXY protocol header (v1 text, v2 binary) as a value-type parser without I/O (issue 24).
         .target(name: "ProxyProtocol", dependencies: [nioCore], swiftSettings: swift6),
         /// `--admin`: /healthz, /readyz and /metrics over HTTP/1.1 for repeaterd and runtime-manager,
@@ -116,7 +116,7 @@ let package = Package(
         .target(
             name: "RuntimeManager",
             dependencies: [
-                "TransportProtocol", "YamuxLink", "Yamux", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, logging, swiftProtobuf,
+                "TransportProtocol", "YamuxLink", "Yamux", "SystemErrorText", "ProxyProtocol", nioCore, nioPosix, nioSSL, nioTLS, logging, swiftProtobuf,
                 .product(name: "Crypto", package: "swift-crypto"), coreMetrics,
             ],
             swiftSettings: swift6
@@ -206,14 +206,14 @@ let package = Package(
             swiftSettings: swift6
         ),
         .testTarget(name: "AdminEndpointTests", dependencies: ["AdminEndpoint", nioHTTP1], swiftSettings: swift6),
-        .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol", nioCore], swiftSettings: swift6),
+        .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol", nioCore, nioEmbedded], swiftSettings: swift6),
         /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
         .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport", swiftSettings: swift6),
         /// The fault matrix and hostile-input tables of docs/RELIABILITY.md, against real processes.
         .testTarget(
             name: "ReliabilityTests",
             dependencies: [
-                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "YamuxLink", "Yamux", "TransportProtocol",
+                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "YamuxLink", "Yamux", "TransportProtocol", "ProxyProtocol",
                 nioCore, nioPosix, nioSSL, nioTLS, logging, nioConcurrencyHelpers, swiftProtobuf,
             ], swiftSettings: swift6
         ),

@@ -10,6 +10,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import ProxyProtocol
 import Yamux
 import YamuxLink
 
@@ -41,6 +42,13 @@ public final class RepeaterServer: @unchecked Sendable {
         /// Total the bytes relayed (`bytesRelayed`): one relaxed atomic add per socket read or
         /// delivered frame, on a per-loop counter; repeaterd turns it on with `--admin`.
         public var countsBytes = false
+        /// `--accept-proxy`: every client begins with a PROXY header (v1 or v2) from a trusted
+        /// balancer, and its address is the client's; a client without one is refused.
+        public var acceptsProxyHeader = false
+        /// How long a client may take to send that header.
+        public var proxyHeaderTimeout = ProxyHeaderReceiver.defaultTimeout
+        /// `--send-proxy`: each stream begins with a PROXY v2 header carrying the client's address.
+        public var sendsProxyHeader = false
 
         public init() {}
 
@@ -217,12 +225,49 @@ public final class RepeaterServer: @unchecked Sendable {
             sweeper?.value.remove(sessionID)
             self.sessionEnded(sessionID)
         }
+        guard configuration.acceptsProxyHeader else {
+            return loop.makeCompletedFuture {
+                try self.openRelay(for: client, log: log, activity: activity, announcedDestination: nil)
+            }
+        }
+        // The stream opens once the balancer has said who the client is; until then the
+        // session holds its place (and its slot under --max-sessions) for at most the timeout.
+        let receiver = ProxyHeaderReceiver(timeout: configuration.proxyHeaderTimeout) { outcome, channel in
+            switch outcome {
+            case .refused(let why):
+                self.metrics.refusedProxyHeader.increment()
+                log.warning("refusing client: \(why) (--accept-proxy)")
+            case .header(let header) where header.command == .local:
+                log.debug("PROXY LOCAL header (the balancer's own health check): closing")
+                channel.close(promise: nil)
+            case .header(let header):
+                log.via = channel.remoteAddress
+                log.client = header.source
+                do {
+                    try self.openRelay(for: channel, log: log, activity: activity, announcedDestination: header.destination)
+                } catch {
+                    channel.close(promise: nil)
+                }
+            }
+        }
+        return loop.makeCompletedFuture { try client.pipeline.syncOperations.addHandler(receiver) }
+    }
 
-        let link = linkByLoop[ObjectIdentifier(loop)]!
+    /// Opens the client's stream on its loop's link, after its PROXY header when one is expected.
+    /// `log.client` is the client's address by then: the socket's peer, or the one announced.
+    private func openRelay(
+        for client: Channel, log: SessionLog, activity: RelayActivity, announcedDestination: SocketAddress?
+    ) throws {
+        let link = linkByLoop[ObjectIdentifier(client.eventLoop)]!
+        var preamble: ByteBuffer?
+        if configuration.sendsProxyHeader {
+            let destination = configuration.acceptsProxyHeader ? announcedDestination : client.localAddress
+            preamble = ByteBuffer(bytes: ProxyHeaderEncoder.v2(source: log.client, destination: destination))
+        }
         do {
             // The lean stream: the client socket's own handler is the stream's end (no child
             // channel, no second pipeline per session).
-            let relay = try link.openRelayStream(to: client, activity: activity) { reason in
+            let relay = try link.openRelayStream(to: client, activity: activity, preamble: preamble) { reason in
                 log.debug("session ended: \(reason)")
                 let drained = self.sessions.withLockedValue { $0.drainTimedOut }
                 self.metrics.ended(SessionMetrics.cause(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: drained))
@@ -230,11 +275,10 @@ public final class RepeaterServer: @unchecked Sendable {
             log.stream = relay.streamID
             log.debug("session open")
             metrics.accepted.increment()
-            return loop.makeSucceededVoidFuture()
         } catch {
             if error is LinkDownError { metrics.refusedLinkDown.increment() }
             log.warning("closing client at once: \(error)")
-            return loop.makeFailedFuture(error)
+            throw error
         }
     }
 
@@ -288,7 +332,10 @@ public final class RepeaterServer: @unchecked Sendable {
 final class SessionLog {
     let logger: Logger
     let session: UInt64
-    let client: SocketAddress?
+    /// The client: the socket's peer, or the address its PROXY header announced (nil: unknown).
+    var client: SocketAddress?
+    /// The balancer the client came through (`--accept-proxy`).
+    var via: SocketAddress?
     var stream: YamuxStreamID?
 
     init(logger: Logger, session: UInt64, client: SocketAddress?) {
@@ -301,6 +348,7 @@ final class SessionLog {
         var metadata: Logger.Metadata = [
             "session": "\(session)", "client": "\(PeerDescription(address: client))",
         ]
+        if let via { metadata["via"] = "\(via)" }
         if let stream { metadata["stream"] = "\(stream)" }
         return metadata
     }
@@ -323,6 +371,8 @@ struct SessionMetrics: Sendable {
     /// Over `--max-sessions`. A client refused while draining is not counted: the listeners
     /// close when the drain starts, so only the few already in their accept queue meet it.
     let refusedLimit = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_limit")])
+    /// `--accept-proxy`: no valid PROXY header in time (malformed, cut short, too long, missing).
+    let refusedProxyHeader = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_proxy_header")])
 
     /// `repeater_sessions_closed_total{cause}`'s values.
     static let causes = ["client", "runtime_manager", "idle", "drain", "link_down", "reset"]

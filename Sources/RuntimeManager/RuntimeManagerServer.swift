@@ -29,6 +29,8 @@ public struct RuntimeManagerConfiguration: Sendable {
     public var messageTimeout: TimeAmount
     /// `--idle-timeout`: a session silent both ways this long is closed; nil never closes one for silence.
     public var idleTimeout: TimeAmount?
+    /// `--accept-proxy`: every session (stream or direct connection) begins with a PROXY header.
+    public var acceptsProxyHeader = false
 
     public static let defaultMaximumStoreBytes = 1024 * 1024 * 1024
 
@@ -92,7 +94,7 @@ public final class RuntimeManagerServer: Sendable {
             clientCAPath: configuration.clientCAPath
         )
         let signal = self.shutdownSignal
-        self.sessionContext = RuntimeManagerSessionContext(
+        var sessionContext = RuntimeManagerSessionContext(
             sslContext: sslContext,
             requestHandler: RequestHandler(
                 store: self.store, policy: self.policy, maximumMessageBytes: configuration.maximumMessageBytes
@@ -107,6 +109,8 @@ public final class RuntimeManagerServer: Sendable {
                 signal.trigger()
             }
         )
+        sessionContext.acceptsProxyHeader = configuration.acceptsProxyHeader
+        self.sessionContext = sessionContext
     }
 
     /// Accepts clients speaking TLS directly over TCP (`--direct`), the no-repeater baseline.

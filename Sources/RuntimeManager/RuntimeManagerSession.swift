@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import ProxyProtocol
 import TransportProtocol
 
 /// Everything a runtime-manager session needs, shared by all sessions of a
@@ -29,6 +30,9 @@ public struct RuntimeManagerSessionContext: Sendable {
     public var sessions: SessionRegistry
     /// Requests and failed handshakes, counted (swift-metrics; `--admin` exposes them).
     public var metrics = RuntimeManagerMetrics()
+    /// `--accept-proxy`: each session begins with a PROXY header (from `repeaterd --send-proxy`)
+    /// ahead of TLS; its address names the client in the session's log lines.
+    public var acceptsProxyHeader = false
 
     public init(
         sslContext: NIOSSLContext,
@@ -80,6 +84,22 @@ public enum RuntimeManagerSession {
 
     private static func addHandlers(to channel: any Channel, context: RuntimeManagerSessionContext) throws {
         let sync = channel.pipeline.syncOperations
+        if context.acceptsProxyHeader {
+            // First: TLS must not see the header, and nothing may reach TLS without one.
+            let logger = context.logger
+            try sync.addHandler(
+                ProxyHeaderReceiver { outcome, channel in
+                    switch outcome {
+                    case .refused(let why):
+                        logger.warning("refusing session: \(why) (--accept-proxy: is the repeater started with --send-proxy?)")
+                    case .header(let header) where header.command == .local:
+                        logger.debug("PROXY LOCAL header (a health check): closing session")
+                        channel.close(promise: nil)
+                    case .header:
+                        break  // the session handler takes the address from `ProxyHeaderReceived`
+                    }
+                })
+        }
         // Silence both ways (ciphertext counts) for idleTimeout ends the session.
         if let idleTimeout = context.idleTimeout { try sync.addHandler(IdleSessionTimer(timeout: idleTimeout)) }
         try sync.addHandler(NIOSSLServerHandler(context: context.sslContext))
@@ -142,6 +162,9 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             self.logger.notice("no traffic either way for \(seconds) s; closing idle session (--idle-timeout)")
             self.close(context: context)
             return
+        }
+        if let announced = event as? ProxyHeaderReceived, let source = announced.header.source {
+            self.logger[metadataKey: "peer"] = "\(Self.describe(source))"
         }
         if case TLSUserEvent.handshakeCompleted = event {
             self.handshakeTimer?.cancel()

@@ -163,10 +163,11 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// Opens a stream relayed to `socket`, a channel on this link's event loop, without a child
     /// channel: the relay is added to the socket's pipeline and copies bytes both ways (see
     /// `YamuxSocketRelay`). The SYN goes out at once; data may follow without waiting for the ACK.
+    /// A `preamble` is the stream's first bytes, ahead of the socket's (a PROXY header).
     /// Call on the event loop; throws when the link is going away or gone.
     public func createRelayStream(
         to socket: Channel, socketSide: String = "client", streamSide: String = "stream",
-        activity: RelayActivity? = nil, onEnd: ((RelayEndReason) -> Void)? = nil
+        activity: RelayActivity? = nil, preamble: ByteBuffer? = nil, onEnd: ((RelayEndReason) -> Void)? = nil
     ) throws -> YamuxSocketRelay {
         guard let context, !closed else { throw YamuxError(.linkClosed) }
         context.eventLoop.preconditionInEventLoop()
@@ -177,6 +178,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         relay.onEnd = onEnd
         register(relay)
         writeControl(syn)
+        if let preamble, preamble.readableBytes > 0 { relay.sendPreamble(preamble) }
         do {
             try socket.pipeline.syncOperations.addHandler(relay)
         } catch {

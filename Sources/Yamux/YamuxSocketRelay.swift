@@ -120,6 +120,14 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
         deliverInbound()
     }
 
+    /// Bytes the stream carries before any of the socket's (a PROXY header, `--send-proxy`):
+    /// queued like a read, but not the socket's, so not counted as relayed.
+    func sendPreamble(_ bytes: ByteBuffer) {
+        sendableBytes += bytes.readableBytes
+        outbound.append(bytes)
+        if started { multiplexer.streamHasSendableData(self) }
+    }
+
     // MARK: ChannelHandler (the socket)
 
     public func handlerAdded(context: ChannelHandlerContext) {

@@ -126,12 +126,12 @@ public final class Link: @unchecked Sendable {
     /// the link is down. Call on the event loop.
     public func openRelayStream(
         to socket: Channel, socketSide: String = "client", streamSide: String = "runtime manager",
-        activity: RelayActivity? = nil, onEnd: ((RelayEndReason) -> Void)? = nil
+        activity: RelayActivity? = nil, preamble: ByteBuffer? = nil, onEnd: ((RelayEndReason) -> Void)? = nil
     ) throws -> YamuxSocketRelay {
         eventLoop.preconditionInEventLoop()
         guard case .up(_, let mux) = state else { throw LinkDownError(backend: configuration.backend) }
         return try mux.createRelayStream(
-            to: socket, socketSide: socketSide, streamSide: streamSide, activity: activity, onEnd: onEnd)
+            to: socket, socketSide: socketSide, streamSide: streamSide, activity: activity, preamble: preamble, onEnd: onEnd)
     }
 
     /// Says Go Away on the link (no new streams), for a graceful shutdown.

@@ -59,6 +59,17 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Event loops, and so links (one per loop; at least 1). Default: one per CPU.")
     var threads = System.coreCount
 
+    @Flag(
+        help: """
+            Every client connection must begin with a PROXY protocol header (v1 or v2) within 5 s; its \
+            address is the client's in logs and in --send-proxy. Clients without one are refused. Only \
+            behind a balancer you trust: anyone who can connect can claim any address.
+            """)
+    var acceptProxy = false
+
+    @Flag(help: "Begin each stream with a PROXY protocol v2 header carrying the client's address, for a runtime manager (or a --forward target) that reads it.")
+    var sendProxy = false
+
     @OptionGroup var adminOptions: AdminOptions
     var admin: LinkAddress? { adminOptions.admin }
 
@@ -99,6 +110,8 @@ struct RepeaterDaemon: AsyncParsableCommand {
         configuration.keepAliveTimeout = CommandLineSupport.seconds(keepaliveTimeout)
         configuration.maximumStreamWindow = maxStreamWindow
         configuration.countsBytes = admin != nil
+        configuration.acceptsProxyHeader = acceptProxy
+        configuration.sendsProxyHeader = sendProxy
 
         // Before the server: its counters bind to the backend when they are created.
         let metrics = admin.map { _ in AdminMetrics.bootstrapPrometheus() }

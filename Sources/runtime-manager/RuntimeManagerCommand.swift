@@ -72,6 +72,14 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Seconds a session may be silent both ways before it is closed (0: never).")
     var idleTimeout = 300.0
 
+    @Flag(
+        help: """
+            Every session (each stream, and each --direct connection) must begin with a PROXY protocol \
+            header (v1 or v2, as repeaterd --send-proxy writes) within 5 s, before TLS; its address names \
+            the client in the session's log lines. Only behind a repeater or balancer you trust.
+            """)
+    var acceptProxy = false
+
     @OptionGroup var adminOptions: AdminOptions
     var admin: LinkAddress? { adminOptions.admin }
 
@@ -97,12 +105,13 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     func run() async throws {
         CommandLineSupport.bootstrapLogging(level: self.logLevel)
         let logger = Logger(label: "runtime-manager")
-        let configuration = RuntimeManagerConfiguration(
+        var configuration = RuntimeManagerConfiguration(
             certificatePath: self.cert, keyPath: self.key, clientCAPath: self.clientCA, policyPath: self.policy,
             maximumStoreBytes: self.maxStoreBytes, maximumMessageBytes: self.maxMessageBytes,
             messageTimeout: CommandLineSupport.seconds(self.messageTimeout),
             idleTimeout: CommandLineSupport.secondsOrOff(self.idleTimeout)
         )
+        configuration.acceptsProxyHeader = self.acceptProxy
         let metrics = self.admin.map { _ in AdminMetrics.bootstrapPrometheus() }
         let server: RuntimeManagerServer
         do {

@@ -35,11 +35,11 @@ public enum Binaries {
     public static var muxcat: String { get throws { try path("muxcat") } }
     public static var repeaterd: String { get throws { try path("repeaterd") } }
 
-    /// A tool from the system (nc, openssl), or a clear failure saying which package provides it.
+    /// A tool from the system (nc, openssl, haproxy), or a clear failure saying which package provides it.
     public static func system(_ name: String, package: String, file: StaticString = #filePath, line: UInt = #line) throws
         -> String
     {
-        for directory in ["/usr/bin", "/bin", "/usr/local/bin"] {
+        for directory in ["/usr/bin", "/bin", "/usr/local/bin", "/usr/sbin", "/sbin"] {
             let path = "\(directory)/\(name)"
             if FileManager.default.isExecutableFile(atPath: path) { return path }
         }

@@ -5,9 +5,15 @@ import XCTest
 /// The PROXY header parser alone: v1 and v2, fed whole and a byte at a time, and every way a
 /// header can be wrong.
 final class ProxyHeaderParserTests: XCTestCase {
+    /// A v2 header around `block`, its length field saying `announcing` (the block's length unless given).
+    static func v2(command: UInt8 = 0x21, family: UInt8, block: [UInt8], announcing: Int? = nil) -> [UInt8] {
+        let length = announcing ?? block.count
+        return [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, command, family,
+                UInt8(length >> 8), UInt8(length & 0xFF)] + block
+    }
+
     private func v2(command: UInt8 = 0x21, family: UInt8, block: [UInt8]) -> [UInt8] {
-        [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, command, family,
-         UInt8(block.count >> 8), UInt8(block.count & 0xFF)] + block
+        Self.v2(command: command, family: family, block: block)
     }
 
     private func header(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> (ProxyHeader, Int)? {

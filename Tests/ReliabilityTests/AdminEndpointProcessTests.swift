@@ -14,43 +14,12 @@ final class AdminEndpointProcessTests: XCTestCase {
     override func setUpWithError() throws { deployment = try Deployment() }
     override func tearDown() { deployment?.cleanUp() }
 
-    /// One request on a fresh connection: (status code, body). The endpoint closes after answering.
     private func get(_ port: Int, _ path: String) throws -> (status: Int, body: String) {
-        let socket = try RawSocket.connect(port: port)
-        defer { socket.close() }
-        socket.send(Array("GET \(path) HTTP/1.1\r\nHost: test\r\n\r\n".utf8))
-        XCTAssertTrue(socket.readUntilClosed(timeout: 10), "the admin endpoint closes after its answer")
-        return Self.parse(socket.received)
+        try deployment.adminGet(port, path)
     }
 
-    private static func parse(_ bytes: [UInt8]) -> (status: Int, body: String) {
-        let text = String(decoding: bytes, as: UTF8.self)
-        let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
-        let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
-        return (status, body)
-    }
-
-    /// The samples of a /metrics text, as Python's prometheus_client parser reads them:
-    /// "name{label=value,...}" -> value.
     private func samples(_ exposition: String) throws -> [String: Double] {
-        let script = """
-            import sys
-            from prometheus_client.parser import text_string_to_metric_families
-            for family in text_string_to_metric_families(sys.stdin.read()):
-                for s in family.samples:
-                    labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
-                    print(f"{s.name}{{{labels}}} {s.value}")
-            """
-        let parser = try deployment.sandbox.start("/usr/bin/env", ["python3", "-c", script], name: "prometheus_client parser")
-        parser.write(exposition)
-        parser.closeInput()
-        XCTAssertEqual(parser.waitForExit(), 0, "prometheus_client could not parse /metrics: \(parser.stderr.text)")
-        var result: [String: Double] = [:]
-        for line in parser.stdout.text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, let value = Double(parts[1]) { result[String(parts[0])] = value }
-        }
-        return result
+        try deployment.samples(exposition)
     }
 
     /// `repeaterd --threads 1 --admin` in front of `muxcat listen --echo`, once its link is up:
@@ -214,14 +183,14 @@ final class AdminEndpointProcessTests: XCTestCase {
         let big = try RawSocket.connect(port: adminPort)
         big.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Padding: \(String(repeating: "a", count: 9000))\r\n\r\n".utf8))
         XCTAssertTrue(big.readUntilClosed(timeout: 10))
-        XCTAssertEqual(Self.parse(big.received).status, 413)
+        XCTAssertEqual(Deployment.parseHTTP(big.received).status, 413)
         big.close()
         roundTrip("after an oversized request")
 
         let garbage = try RawSocket.connect(port: adminPort)
         garbage.send([0x16, 0x03, 0x01, 0x00, 0x05, 0xff, 0x00, 0x0d, 0x0a, 0x0d, 0x0a])
         XCTAssertTrue(garbage.readUntilClosed(timeout: 10))
-        XCTAssertEqual(Self.parse(garbage.received).status, 400)
+        XCTAssertEqual(Deployment.parseHTTP(garbage.received).status, 400)
         garbage.close()
         roundTrip("after garbage")
 

@@ -81,8 +81,22 @@ final class RawSocket {
 
     private init(fd: Int32) { self.fd = fd }
 
-    static func connect(port: Int, file: StaticString = #filePath, line: UInt = #line) throws -> RawSocket {
+    /// Connects to 127.0.0.1:port; from `source` (another loopback address, 127.0.0.0/8) when
+    /// given, so that a client can be told apart from the relays it goes through.
+    static func connect(port: Int, from source: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> RawSocket {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in.loopback(port: 0)
+            local.sin_addr.s_addr = inet_addr(source)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let reason = String(cString: strerror(errno))
+                Glibc.close(fd)
+                throw SocketError("bind to \(source): \(reason)")
+            }
+        }
         var address = sockaddr_in.loopback(port: port)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -95,6 +109,16 @@ final class RawSocket {
             throw SocketError("connect to 127.0.0.1:\(port): \(reason)")
         }
         return RawSocket(fd: fd)
+    }
+
+    /// The port this socket connected from.
+    var localPort: Int {
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: local.sin_port))
     }
 
     func send(_ bytes: [UInt8]) {
@@ -322,5 +346,46 @@ final class Deployment {
         let path = sandbox.temporaryFile(name)
         try data.write(to: URL(fileURLWithPath: path))
         return path
+    }
+
+    // MARK: The admin endpoint
+
+    /// One request on a fresh connection: (status code, body). The endpoint closes after answering.
+    func adminGet(_ port: Int, _ path: String) throws -> (status: Int, body: String) {
+        let socket = try RawSocket.connect(port: port)
+        defer { socket.close() }
+        socket.send(Array("GET \(path) HTTP/1.1\r\nHost: test\r\n\r\n".utf8))
+        XCTAssertTrue(socket.readUntilClosed(timeout: 10), "the admin endpoint closes after its answer")
+        return Self.parseHTTP(socket.received)
+    }
+
+    static func parseHTTP(_ bytes: [UInt8]) -> (status: Int, body: String) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let status = Int(text.split(separator: " ", maxSplits: 2).dropFirst().first ?? "") ?? 0
+        let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+        return (status, body)
+    }
+
+    /// The samples of a /metrics text, as Python's prometheus_client parser reads them:
+    /// "name{label=value,...}" -> value.
+    func samples(_ exposition: String) throws -> [String: Double] {
+        let script = """
+            import sys
+            from prometheus_client.parser import text_string_to_metric_families
+            for family in text_string_to_metric_families(sys.stdin.read()):
+                for s in family.samples:
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                    print(f"{s.name}{{{labels}}} {s.value}")
+            """
+        let parser = try sandbox.start("/usr/bin/env", ["python3", "-c", script], name: "prometheus_client parser")
+        parser.write(exposition)
+        parser.closeInput()
+        XCTAssertEqual(parser.waitForExit(), 0, "prometheus_client could not parse /metrics: \(parser.stderr.text)")
+        var result: [String: Double] = [:]
+        for line in parser.stdout.text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let value = Double(parts[1]) { result[String(parts[0])] = value }
+        }
+        return result
     }
 }
