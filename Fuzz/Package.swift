@@ -28,6 +28,8 @@ let package = Package(
             ],
             exclude: ["transport_protocol.proto"]
         ),
+        /// The project's own ProxyProtocol sources (a symbolic link): the PROXY header parser and receiver.
+        .target(name: "ProxyProtocol", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         /// The libFuzzer driver and the corpus replay every fuzzer shares.
         .target(name: "FuzzDriver"),
         .executableTarget(
@@ -45,6 +47,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .executableTarget(
+            name: "ProxyHeaderFuzzer",
+            dependencies: [
+                "FuzzDriver", "ProxyProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
     ],

@@ -9,7 +9,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SECONDS_PER_TARGET=${1:-60}
-TARGETS=(YamuxFuzzer:yamux LengthPrefixFuzzer:lengthprefix)
+TARGETS=(YamuxFuzzer:yamux LengthPrefixFuzzer:lengthprefix ProxyHeaderFuzzer:proxyheader)
 cd "$ROOT/Fuzz"
 echo "== building fuzzers (libFuzzer + AddressSanitizer)"
 swift build -c release --scratch-path "$ROOT/.build-fuzz" \
