@@ -13,6 +13,7 @@ import PackageDescription
 //                       └─► RuntimeClient (--legacy-http)
 //   CommandLineSupport ────► every executable (and nothing else)
 //   SystemErrorText ───────► YamuxLink, RuntimeManager, RuntimeClient, MuxCat, CommandLineSupport
+//   ProxyProtocol ─────────► Repeater, RuntimeManager (PROXY headers: --accept-proxy, --send-proxy)
 //   AdminEndpoint (HTTP) ──► repeaterd, runtime-manager (--admin); the libraries count via swift-metrics
 //
 // The trusted side (RuntimeManager, RuntimeClient) never links the untrusted relay (Repeater),
@@ -86,7 +87,8 @@ let package = Package(
 
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
         .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
-        /// The PROXY protocol header (v1 text, v2 binary) as a value-type parser without I/O (issue 24).
+        /// The PROXY protocol header (v1 text, v2 binary): a value-type parser without I/O, the v2
+        /// encoder, and the thin handler that reads a header first in a pipeline.
         .target(name: "ProxyProtocol", dependencies: [nioCore], swiftSettings: swift6),
         /// `--admin`: /healthz, /readyz and /metrics over HTTP/1.1 for repeaterd and runtime-manager,
         /// in its own module so that the relay core does not link HTTP.

@@ -4,7 +4,7 @@
 #
 #   tools/install-deps.sh                      what the tests need
 #   tools/install-deps.sh --bench [--no-plots] also tools/bench's peers and tools (sockperf, iperf3,
-#                                              haproxy, nginx + its stream module, socat, go) and,
+#                                              nginx's stream module, socat) and,
 #                                              unless --no-plots, matplotlib (pip) for its plots
 #
 # Swift itself and the Swift packages come with the machine; nothing else is downloaded. PYTHON
@@ -27,11 +27,12 @@ packages=(
   netcat-openbsd openssl                       # real peers: nc, openssl s_client / s_server
   protobuf-compiler                            # only to regenerate the committed protobuf code
   curl xxd less iproute2                       # README examples (tools/readme_examples.py), ss
+  haproxy nginx-light                          # real PROXY protocol peers (send-proxy, listen … proxy_protocol)
 )
 if [ "$bench" -eq 1 ]; then
   packages+=(
     sockperf iperf3                              # latency and throughput clients and servers
-    haproxy nginx-light libnginx-mod-stream socat  # the peer relays
+    libnginx-mod-stream socat                    # the peer relays (with haproxy and nginx above)
     util-linux procps                            # taskset, chrt; /proc readers
   )
 fi
