@@ -222,8 +222,11 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
 
     // MARK: YamuxStreamEndpoint (the stream)
 
-    func receiveData(_ buffer: ByteBuffer) {
+    func receiveData(_ piece: ByteBuffer) {
         guard streamOpen else { return }
+        // Held here or in the socket's pending writes until the client reads it: not as a
+        // slice of a whole link read buffer.
+        let buffer = piece.heldCompactly()
         activity?.sawTraffic = true
         activity?.byteCounts?.addToSocket(buffer.readableBytes)
         if started, socketOpen, inbound.isEmpty, !delivering, let context, context.channel.isWritable {
@@ -286,6 +289,12 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
             context.read()
         }
         return taken
+    }
+
+    /// Bytes of the link's payload held for the socket, and the storage they keep alive (each
+    /// piece's whole buffer, counted once per piece), for the memory tests.
+    var heldInbound: (bytes: Int, storage: Int) {
+        inbound.reduce((0, 0)) { ($0.0 + $1.readableBytes, $0.1 + $1.storageCapacity) }
     }
 
     // MARK: Private

@@ -127,8 +127,15 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
     /// Payload bytes for this stream arrived.
     func receiveData(_ buffer: ByteBuffer) {
         guard state != .closed else { return }
-        pendingReads.append(buffer)
+        // Held until the pipeline reads it: not as a slice of a whole link read buffer.
+        pendingReads.append(buffer.heldCompactly())
         pendingReadBytes += buffer.readableBytes
+    }
+
+    /// Bytes received and not yet read by the pipeline, and the storage they keep alive (each
+    /// piece's whole buffer, counted once per piece), for the memory tests.
+    var heldInbound: (bytes: Int, storage: Int) {
+        pendingReads.reduce((0, 0)) { ($0.0 + $1.readableBytes, $0.1 + $1.storageCapacity) }
     }
 
     /// The peer half-closed the stream.

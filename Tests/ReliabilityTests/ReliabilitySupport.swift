@@ -83,8 +83,15 @@ final class RawSocket {
 
     /// Connects to 127.0.0.1:port; from `source` (another loopback address, 127.0.0.0/8) when
     /// given, so that a client can be told apart from the relays it goes through.
-    static func connect(port: Int, from source: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> RawSocket {
+    /// `receiveBuffer` sets SO_RCVBUF before connecting (a client that stops reading then fills
+    /// up after a few KiB, not after the kernel's autotuned megabytes).
+    static func connect(
+        port: Int, from source: String? = nil, receiveBuffer: Int? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) throws -> RawSocket {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer.map(Int32.init) {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         if let source {
             var local = sockaddr_in.loopback(port: 0)
             local.sin_addr.s_addr = inet_addr(source)
@@ -216,10 +223,10 @@ extension sockaddr_in {
     }
 }
 
-/// Resident memory of a process in KiB, from /proc.
-func residentKiB(pid: Int32) -> Int? {
+/// Resident memory of a process in KiB, from /proc (`VmHWM:` for its peak so far).
+func residentKiB(pid: Int32, field: String = "VmRSS:") -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+    for line in status.split(separator: "\n") where line.hasPrefix(field) {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
     }
     return nil
