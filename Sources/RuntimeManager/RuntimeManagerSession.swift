@@ -121,10 +121,11 @@ public enum RuntimeManagerSession {
 /// handshake completes, answers requests in order, reports failures.
 ///
 /// It writes each response as its serialized protobuf bytes (``LengthPrefixedPayloadEncoder``
-/// frames them), so that it alone decides where serialization happens.
+/// frames them), so that it alone decides where serialization happens; a large file read is
+/// not serialized at all but streamed (``StreamedReadResponse``).
 final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     typealias InboundIn = RuntimeManagerRequest
-    typealias OutboundOut = ByteBuffer
+    typealias OutboundOut = LengthPrefixedPayload
 
     private let sessionContext: RuntimeManagerSessionContext
     private var logger: Logger
@@ -152,6 +153,8 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.fileBody?.done.fail(ChannelError.ioOnClosedChannel)
+        self.fileBody = nil
         self.handshakeTimer?.cancel()
         self.sessionContext.sessions.remove(context.channel)
     }
@@ -208,7 +211,67 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Responses carrying at least this much file data are serialized on a thread pool.
+    // MARK: Streaming a file
+
+    /// A file read being sent: its bytes (the store's own, shared, not copied) and how far.
+    private struct FileBody {
+        let data: Data
+        var sent: Int
+        let done: EventLoopPromise<Void>
+    }
+
+    /// The file response being streamed, if any; later responses wait for it (`lastResponseWritten`).
+    private var fileBody: FileBody?
+
+    /// Piece of a file handed to TLS at once: one copy of this much from the store at a time.
+    static let fileSliceBytes = 256 * 1024
+
+    /// Writes the response's head, then the file in slices, each only once the stream can take
+    /// it (writability), so that neither the whole file nor its ciphertext is ever held here
+    /// beyond the store's own copy. Completes when the last slice is handed on.
+    private func streamFile(_ data: Data, requestContext: UInt32, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let head = StreamedReadResponse.head(context: requestContext, fileBytes: data.count, allocator: context.channel.allocator)
+        context.write(self.wrapOutboundOut(.part(head)), promise: nil)
+        let done = context.eventLoop.makePromise(of: Void.self)
+        self.fileBody = FileBody(data: data, sent: 0, done: done)
+        self.sendFileSlices(context: context)
+        return done.futureResult
+    }
+
+    private func sendFileSlices(context: ChannelHandlerContext) {
+        guard var body = self.fileBody else { return }
+        while body.sent < body.data.count, context.channel.isWritable, context.channel.isActive {
+            let end = min(body.sent + Self.fileSliceBytes, body.data.count)
+            var slice = context.channel.allocator.buffer(capacity: end - body.sent)
+            let range = (body.data.startIndex + body.sent)..<(body.data.startIndex + end)
+            body.data[range].withUnsafeBytes { slice.writeBytes($0) }
+            body.sent = end
+            context.write(self.wrapOutboundOut(.part(slice)), promise: nil)
+            context.flush()
+        }
+        if body.sent == body.data.count {
+            self.fileBody = nil
+            context.flush()
+            body.done.succeed(())
+        } else {
+            self.fileBody = body
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.sendFileSlices(context: context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// The file of a successful read response large enough to stream, or nil.
+    private static func streamableFile(of outcome: RequestOutcome) -> Data? {
+        guard outcome.response.status == .success, case .result(let result)? = outcome.response.messageOneof,
+            result.data.count >= offloadedSerializationBytes
+        else { return nil }
+        return result.data
+    }
+
+    /// Responses carrying at least this much file data are streamed (a read), or serialized on a thread pool.
     ///
     /// Why: serializing a large response (and faulting in its pages) takes milliseconds per
     /// megabyte, and every stream of a link shares one event loop; done inline, one 256 MiB
@@ -225,6 +288,16 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         let previous = self.lastResponseWritten ?? loop.makeSucceededVoidFuture()
         self.responsesInFlight += 1
         let large = outcome.response.result.data.count >= Self.offloadedSerializationBytes
+        if let file = Self.streamableFile(of: outcome) {
+            // Nothing to serialize: the head is a few bytes, the file goes out as it is.
+            let requestContext = outcome.response.context
+            self.lastResponseWritten = previous.assumeIsolated().flatMap { () -> EventLoopFuture<Void> in
+                self.responsesInFlight -= 1
+                guard !self.closing, context.channel.isActive else { return loop.makeSucceededVoidFuture() }
+                return self.streamFile(file, requestContext: requestContext, context: context)
+            }.recover { _ in }.nonisolated()
+            return
+        }
         // Everything but the serialization itself runs on this session's event loop (isolated),
         // so the continuations may use the handler and its context.
         let written = previous.flatMap { () -> EventLoopFuture<ByteBuffer?> in
@@ -271,7 +344,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
 
     /// Writes a serialized response through this handler's context; the payload encoder below frames it.
     private func writeSerialized(_ payload: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
-        context.writeAndFlush(self.wrapOutboundOut(payload), promise: promise)
+        context.writeAndFlush(self.wrapOutboundOut(.message(payload)), promise: promise)
     }
 
     /// Serializes a response that the session sends on its own (a framing failure) and writes it.

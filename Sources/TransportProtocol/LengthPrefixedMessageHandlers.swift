@@ -154,22 +154,37 @@ public final class LengthPrefixedMessageEncoder<Message: SwiftProtobuf.Message>:
     }
 }
 
+/// What ``LengthPrefixedPayloadEncoder`` is given: a whole serialized message to frame, or the
+/// next bytes of a message streamed in parts, whose prefix (with the whole length) came first.
+public enum LengthPrefixedPayload: Sendable {
+    /// A whole serialized message: the encoder writes its prefix, then it.
+    case message(ByteBuffer)
+    /// Bytes of a streamed message, prefix included in its first part, passed on as they are
+    /// (``StreamedReadResponse``: a file is sent in slices, never serialized whole).
+    case part(ByteBuffer)
+}
+
 /// Outbound handler: payloads that are already serialized in, length-prefixed bytes out.
 ///
 /// Why it exists beside ``LengthPrefixedMessageEncoder``: a handler that chooses *where* a
 /// message is serialized (the runtime manager serializes a large response on a thread pool,
 /// away from the event loop every stream of its link shares) writes the serialized bytes, and
 /// this handler frames them exactly as the message encoder frames a message: the prefix, then
-/// the payload as its own buffer, uncopied.
+/// the payload as its own buffer, uncopied. A message streamed in parts
+/// (``LengthPrefixedPayload/part(_:)``) is framed by its writer and passes through.
 public final class LengthPrefixedPayloadEncoder: ChannelOutboundHandler {
-    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundIn = LengthPrefixedPayload
     public typealias OutboundOut = ByteBuffer
 
     public init() {}
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let payload = self.unwrapOutboundIn(data)
-        context.write(self.wrapOutboundOut(lengthPrefix(for: payload, allocator: context.channel.allocator)), promise: nil)
-        context.write(data, promise: promise)
+        switch self.unwrapOutboundIn(data) {
+        case .message(let payload):
+            context.write(self.wrapOutboundOut(lengthPrefix(for: payload, allocator: context.channel.allocator)), promise: nil)
+            context.write(self.wrapOutboundOut(payload), promise: promise)
+        case .part(let bytes):
+            context.write(self.wrapOutboundOut(bytes), promise: promise)
+        }
     }
 }
