@@ -238,23 +238,26 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         return done.futureResult
     }
 
+    /// Set while `sendFileSlices` writes: a flush can change writability and call it again
+    /// from inside itself, and that call must not send what the outer one is sending.
+    private var sendingFileSlices = false
+
     private func sendFileSlices(context: ChannelHandlerContext) {
-        guard var body = self.fileBody else { return }
-        while body.sent < body.data.count, context.channel.isWritable, context.channel.isActive {
+        guard !self.sendingFileSlices else { return }
+        self.sendingFileSlices = true
+        defer { self.sendingFileSlices = false }
+        while let body = self.fileBody, body.sent < body.data.count, context.channel.isWritable, context.channel.isActive {
             let end = min(body.sent + Self.fileSliceBytes, body.data.count)
             var slice = context.channel.allocator.buffer(capacity: end - body.sent)
             let range = (body.data.startIndex + body.sent)..<(body.data.startIndex + end)
             body.data[range].withUnsafeBytes { slice.writeBytes($0) }
-            body.sent = end
+            self.fileBody?.sent = end
             context.write(self.wrapOutboundOut(.part(slice)), promise: nil)
             context.flush()
         }
-        if body.sent == body.data.count {
+        if let body = self.fileBody, body.sent == body.data.count {
             self.fileBody = nil
-            context.flush()
             body.done.succeed(())
-        } else {
-            self.fileBody = body
         }
     }
 
