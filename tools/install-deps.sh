@@ -28,6 +28,7 @@ packages=(
   protobuf-compiler                            # only to regenerate the committed protobuf code
   curl xxd less iproute2                       # README examples (tools/readme_examples.py), ss
   haproxy nginx-light                          # real PROXY protocol peers (send-proxy, listen … proxy_protocol)
+  time                                         # GNU time: a process's peak RSS (the streaming get test)
 )
 if [ "$bench" -eq 1 ]; then
   packages+=(

@@ -30,14 +30,17 @@ public final class RuntimeClient: Sendable {
     private let lastContext = Atomic<UInt32>(0)
     /// Why the connection failed, as ``ClientConnectionMonitor`` saw it (outlives the pipeline).
     private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
+    /// Where the file of the read in flight goes (``read(_:into:)``).
+    private let downloadSlot: DownloadSlot
 
     /// Matches responses to requests in order (NIOExtras), behind the handlers that explain failures.
     typealias ResponseQueue = RequestResponseHandler<RuntimeManagerRequest, RuntimeManagerResponse>
 
     private init(
         channel: any Channel, address: String, configuration: RuntimeClientConfiguration,
-        firstFailure: NIOLockedValueBox<RuntimeClientError?>
+        firstFailure: NIOLockedValueBox<RuntimeClientError?>, downloadSlot: DownloadSlot
     ) {
+        self.downloadSlot = downloadSlot
         self.channel = channel
         self.firstFailure = firstFailure
         self.address = address
@@ -61,6 +64,7 @@ public final class RuntimeClient: Sendable {
         let overLegacyHTTP = configuration.transport == .legacyHTTP
         let handshake = group.next().makePromise(of: Void.self)
         let firstFailure = NIOLockedValueBox<RuntimeClientError?>(nil)
+        let downloadSlot = DownloadSlot()
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: handshake.futureResult.eventLoop)
@@ -75,12 +79,10 @@ public final class RuntimeClient: Sendable {
                         }
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverNameCheck?.indicatedName))
                         try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerRequest>())
+                        // A read's file is handed to the download sink as it arrives, never held whole.
                         try sync.addHandler(
-                            LengthPrefixedMessageDecoder<RuntimeManagerResponse>(
-                                maximumMessageBytes: maximumMessageBytes,
-                                progress: downloadProgress
-                            )
-                        )
+                            StreamingResponseDecoder(
+                                maximumMessageBytes: maximumMessageBytes, slot: downloadSlot, progress: downloadProgress))
                         if overLegacyHTTP { try sync.addHandler(LegacyExchangeTracker()) }
                         try sync.addHandler(
                             ClientConnectionMonitor(handshake: handshake, address: address, firstFailure: firstFailure))
@@ -112,7 +114,8 @@ public final class RuntimeClient: Sendable {
             throw error
         }
         return RuntimeClient(
-            channel: channel, address: address, configuration: configuration, firstFailure: firstFailure)
+            channel: channel, address: address, configuration: configuration, firstFailure: firstFailure,
+            downloadSlot: downloadSlot)
     }
 
     /// Sends one request and waits for its response, whatever its status.
@@ -223,6 +226,20 @@ public final class RuntimeClient: Sendable {
             throw RuntimeClientError.unexpectedResponse("read succeeded but carried no file contents")
         }
         return result.data
+    }
+
+    /// Fetches the file `name` into `sink` as it arrives, never holding it whole (a get of any
+    /// size costs the same memory); returns its size. Not to be run beside another request on
+    /// the same client: the file of the next read response goes to `sink`.
+    @discardableResult
+    public func read(_ name: String, into sink: any DownloadSink) async throws -> Int {
+        self.downloadSlot.set(sink)
+        defer { self.downloadSlot.set(nil) }
+        let response = try await self.perform("read \"\(name)\"", .with { $0.readFile = .with { $0.fileName = name } })
+        guard case .result? = response.messageOneof else {
+            throw RuntimeClientError.unexpectedResponse("read succeeded but carried no file contents")
+        }
+        return (sink as? FileDownload)?.bytesWritten ?? 0
     }
 
     /// SHA-256 of the stored file `name`, computed by the runtime manager.

@@ -172,15 +172,18 @@ struct Get: AsyncParsableCommand {
 
     func run() async throws {
         try await self.options.withClient(downloadLabel: "get \(self.remote)") { client in
-            let data = try await client.read(self.remote)
+            // The file goes to disk (or stdout) as it arrives: memory does not grow with it.
             if let local = self.local, local != "-" {
+                let download = try FileDownload(path: local)
                 do {
-                    try data.write(to: URL(fileURLWithPath: local), options: .atomic)
+                    try await client.read(self.remote, into: download)
+                    try download.commit()
                 } catch {
-                    throw RuntimeClientError.localFile(path: local, reason: "cannot write: \(error.localizedDescription)")
+                    download.discard()
+                    throw error
                 }
             } else {
-                FileHandle.standardOutput.write(data)
+                try await client.read(self.remote, into: StandardOutputDownload())
             }
         }
     }

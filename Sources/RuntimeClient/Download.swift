@@ -1,0 +1,204 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import SystemErrorText
+import TransportProtocol
+
+/// Where the bytes of a downloaded file go as they arrive (``RuntimeClient/read(_:into:)``), so
+/// that no process along the way holds the whole file.
+public protocol DownloadSink: AnyObject, Sendable {
+    /// The next bytes of the file, in order; called on the connection's event loop. A thrown
+    /// error (disk full) fails the download and closes the connection.
+    func write(_ bytes: ByteBuffer) throws
+}
+
+/// A download into a file: written to a temporary file beside it, which becomes the file only
+/// when the whole response has arrived (``commit()``). A download cut short leaves nothing under
+/// the file's name (``discard()``), and an existing file there stays as it was until then.
+public final class FileDownload: DownloadSink {
+    public let path: String
+    /// The temporary file, in the same directory so that the rename is atomic.
+    public let temporaryPath: String
+    private let descriptor: CInt
+    private let state = NIOLockedValueBox((written: 0, closed: false))
+
+    /// Creates the temporary file; fails with what the user can act on (no such directory, no permission).
+    public init(path: String) throws {
+        self.path = path
+        let url = URL(fileURLWithPath: path)
+        var template = Array(url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).part-XXXXXX").path.utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else {
+            throw RuntimeClientError.localFile(path: path, reason: "cannot write: \(SystemErrorText.errnoText(errno))")
+        }
+        self.descriptor = descriptor
+        self.temporaryPath = String(cString: template)
+        // mkstemp makes it 0600; a downloaded file gets the usual mode (0666 less the umask).
+        let mask = umask(0)
+        umask(mask)
+        fchmod(descriptor, 0o666 & ~mask)
+    }
+
+    deinit {
+        if !self.state.withLockedValue({ $0.closed }) {
+            close(self.descriptor)
+            unlink(self.temporaryPath)
+        }
+    }
+
+    public var bytesWritten: Int { self.state.withLockedValue { $0.written } }
+
+    public func write(_ bytes: ByteBuffer) throws {
+        try bytes.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let count = Glibc.write(self.descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw RuntimeClientError.localFile(path: self.path, reason: "cannot write: \(SystemErrorText.errnoText(errno))")
+                }
+                offset += count
+            }
+        }
+        self.state.withLockedValue { $0.written += bytes.readableBytes }
+    }
+
+    /// The whole file arrived: it replaces whatever was at `path`.
+    public func commit() throws {
+        let failure: String? = self.state.withLockedValue { state in
+            guard !state.closed else { return "already closed" }
+            state.closed = true
+            let closed = close(self.descriptor) == 0 ? nil : SystemErrorText.errnoText(errno)
+            if let closed {
+                unlink(self.temporaryPath)
+                return closed
+            }
+            guard rename(self.temporaryPath, self.path) == 0 else {
+                let why = SystemErrorText.errnoText(errno)
+                unlink(self.temporaryPath)
+                return why
+            }
+            return nil
+        }
+        if let failure { throw RuntimeClientError.localFile(path: self.path, reason: "cannot write: \(failure)") }
+    }
+
+    /// The download failed: the temporary file goes, `path` is left as it was.
+    public func discard() {
+        self.state.withLockedValue { state in
+            guard !state.closed else { return }
+            state.closed = true
+            close(self.descriptor)
+            unlink(self.temporaryPath)
+        }
+    }
+}
+
+/// A download to standard output, written as it arrives.
+public final class StandardOutputDownload: DownloadSink {
+    public init() {}
+
+    public func write(_ bytes: ByteBuffer) throws {
+        try bytes.withUnsafeReadableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let count = Glibc.write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw RuntimeClientError.localFile(path: "standard output", reason: "cannot write: \(SystemErrorText.errnoText(errno))")
+                }
+                offset += count
+            }
+        }
+    }
+}
+
+/// The sink the next read response's file goes to, set by ``RuntimeClient/read(_:into:)`` before
+/// it sends the request and taken by ``StreamingResponseDecoder`` at the file's first bytes.
+final class DownloadSlot: Sendable {
+    private let sink = NIOLockedValueBox<(any DownloadSink)?>(nil)
+
+    func set(_ sink: (any DownloadSink)?) { self.sink.withLockedValue { $0 = sink } }
+
+    func take() -> (any DownloadSink)? {
+        self.sink.withLockedValue { sink in
+            defer { sink = nil }
+            return sink
+        }
+    }
+}
+
+/// Inbound handler: bytes in, `RuntimeManagerResponse`s out, with a read's file streamed to the
+/// download sink of the moment (or, with none, gathered into the response as before).
+///
+/// A thin adapter over ``ResponseStreamDecoder``: framing and field errors are fired down the
+/// pipeline as `TransportProtocolError` and end decoding; a sink's error (a full disk) too.
+final class StreamingResponseDecoder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = RuntimeManagerResponse
+
+    private var decoder: ResponseStreamDecoder
+    private let slot: DownloadSlot
+    private let progress: ((_ received: Int, _ expected: Int) -> Void)?
+    private var sink: (any DownloadSink)?
+    private var gathered: Data?
+    private var failed = false
+    private var reportedPartialProgress = false
+
+    init(maximumMessageBytes: Int, slot: DownloadSlot, progress: ((_ received: Int, _ expected: Int) -> Void)?) {
+        self.decoder = ResponseStreamDecoder(maximumMessageBytes: maximumMessageBytes)
+        self.slot = slot
+        self.progress = progress
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.failed else { return }
+        self.decoder.append(self.unwrapInboundIn(data))
+        do {
+            while let event = try self.decoder.next() {
+                switch event {
+                case .fileBytes(let bytes):
+                    if self.sink == nil && self.gathered == nil {
+                        self.sink = self.slot.take()
+                        if self.sink == nil { self.gathered = Data() }
+                    }
+                    if let sink = self.sink {
+                        try sink.write(bytes)
+                    } else {
+                        self.gathered!.append(contentsOf: bytes.readableBytesView)
+                    }
+                case .response(var response, let fileBytes):
+                    if let gathered = self.gathered { response.result.data = gathered }
+                    self.sink = nil
+                    self.gathered = nil
+                    if self.reportedPartialProgress {
+                        self.reportedPartialProgress = false
+                        self.progress?(fileBytes, fileBytes)
+                    }
+                    context.fireChannelRead(self.wrapInboundOut(response))
+                }
+            }
+        } catch {
+            self.failed = true
+            context.fireErrorCaught(error)
+            return
+        }
+        if let progress = self.progress, let partial = self.decoder.progress {
+            self.reportedPartialProgress = true
+            progress(partial.received, partial.expected)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !self.failed, let error = self.decoder.errorAtEndOfStream {
+            self.failed = true
+            context.fireErrorCaught(error)
+        }
+        context.fireChannelInactive()
+    }
+}

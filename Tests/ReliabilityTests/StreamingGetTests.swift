@@ -1,0 +1,86 @@
+import Foundation
+import ProcessTestSupport
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `get` holds the file nowhere whole: the runtime manager streams it from its store, the
+/// client writes it to disk as it arrives. Measured on the real processes (debug builds): peak
+/// RSS does not grow with the file. A get cut short leaves no partial file under the target name.
+final class StreamingGetTests: XCTestCase {
+    private var deployment: Deployment!
+
+    override func setUpWithError() throws { deployment = try Deployment() }
+    override func tearDown() { deployment?.cleanUp() }
+
+    private let limit = ["--max-message-bytes", "300000000"]
+
+    /// Forgets a process's peak RSS so far (Linux: `5` to /proc/PID/clear_refs), so VmHWM
+    /// afterwards is the peak of what follows.
+    private func resetPeak(_ pid: Int32) throws {
+        try "5".write(toFile: "/proc/\(pid)/clear_refs", atomically: false, encoding: .utf8)
+    }
+
+    func testAGetOf96MiBDoesNotGrowEitherProcessWithTheFile() throws {
+        let size = 96 << 20
+        let linkPort = freePort()
+        let manager = try deployment.runtimeManager(linkPort: linkPort, limit)
+        let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let file = try deployment.makeFile("big.bin", bytes: size)
+        XCTAssertEqual(try deployment.runClient(port: port, limit + ["put", file, "big.bin"], timeout: 120).status, 0)
+
+        let managerPID = manager.process.processIdentifier
+        let stored = try XCTUnwrap(residentKiB(pid: managerPID))
+        try resetPeak(managerPID)
+        let fetched = deployment.sandbox.temporaryFile("fetched.bin")
+        let peakFile = deployment.sandbox.temporaryFile("client-peak")
+        // GNU time reports the client's peak RSS (it must outlive the client to see it).
+        let get = try deployment.sandbox.start(
+            "/usr/bin/time",
+            ["-f", "%M", "-o", peakFile, try Binaries.path("runtime-client"),
+             "--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("client.pem"), "--key", Certificates.path("client.key"),
+             "--ca", Certificates.path("ca.pem"), "--quiet"] + limit + ["get", "big.bin", fetched],
+            name: "runtime-client get")
+        get.closeInput()
+        XCTAssertEqual(get.waitForExit(timeout: 120), 0, get.stderr.text)
+        let managerPeak = try XCTUnwrap(residentKiB(pid: managerPID, field: "VmHWM:"))
+        let clientPeak = try XCTUnwrap(Int(try String(contentsOfFile: peakFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        XCTAssertEqual(FileManager.default.contents(atPath: fetched), FileManager.default.contents(atPath: file), "the file arrives whole")
+        print("get of \(size >> 20) MiB: runtime-client peak RSS \(clientPeak / 1024) MiB; runtime-manager \(stored / 1024) MiB "
+            + "with the file stored, peak \(managerPeak / 1024) MiB during the get (+\((managerPeak - stored) / 1024) MiB)")
+        XCTAssertLessThanOrEqual(clientPeak, 64 * 1024, "the client holds no copy of the file")
+        XCTAssertLessThanOrEqual(managerPeak - stored, 64 * 1024, "the runtime manager holds no copy beyond its store")
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: deployment.sandbox.directory.path).filter { $0.contains(".part-") }
+        XCTAssertEqual(leftovers, [], "no temporary file is left behind")
+    }
+
+    func testAGetCutShortLeavesNoFileUnderTheTargetName() throws {
+        let linkPort = freePort()
+        let manager = try deployment.runtimeManager(linkPort: linkPort, limit)
+        let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let file = try deployment.makeFile("big.bin", bytes: 96 << 20)
+        XCTAssertEqual(try deployment.runClient(port: port, limit + ["put", file, "big.bin"], timeout: 120).status, 0)
+        let target = deployment.sandbox.temporaryFile("target.bin")
+        try Data("the old contents\n".utf8).write(to: URL(fileURLWithPath: target))
+
+        // Held back: the client reads slowly enough that the manager can be killed mid-file.
+        let get = try deployment.client(port: port, limit + ["get", "big.bin", target])
+        get.closeInput()
+        let directory = deployment.sandbox.directory.path
+        func partial() -> String? {
+            (try? FileManager.default.contentsOfDirectory(atPath: directory))?.first { $0.hasPrefix(".target.bin.part-") }
+        }
+        XCTAssertTrue(eventually(timeout: 60) {
+            guard let name = partial() else { return false }
+            let size = (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(name)")[.size] as? Int) ?? 0
+            return size > 0
+        }, "the download starts writing its temporary file")
+        manager.signal(SIGKILL)
+        XCTAssertEqual(get.waitForExit(timeout: 60), 1)
+        XCTAssertTrue(get.stderr.text.hasPrefix("runtime-client: "), get.stderr.text)
+        XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "the old contents\n", "the old file stays as it was")
+        XCTAssertNil(partial(), "the temporary file is removed")
+    }
+}
