@@ -120,6 +120,18 @@ public final class RuntimeClient: Sendable {
 
     /// Sends one request and waits for its response, whatever its status.
     public func send(_ request: RuntimeManagerRequest) async throws -> RuntimeManagerResponse {
+        let sent = self.dispatch(request)
+        return try await self.response(to: sent)
+    }
+
+    /// A request on its way: its context, and the future of its response.
+    struct SentRequest {
+        let context: UInt32
+        let response: EventLoopFuture<RuntimeManagerResponse>
+    }
+
+    /// Sends one request without waiting for its response (responses come in request order).
+    func dispatch(_ request: RuntimeManagerRequest) -> SentRequest {
         var request = request
         request.context = self.lastContext.wrappingAdd(1, ordering: .relaxed).newValue
         let promise = self.channel.eventLoop.makePromise(of: RuntimeManagerResponse.self)
@@ -127,20 +139,25 @@ public final class RuntimeClient: Sendable {
         // handlers are gone) must still fail the request instead of leaving it waiting forever.
         // (Failing a promise the queue already failed changes nothing.)
         self.channel.writeAndFlush((request, promise)).whenFailure { promise.fail($0) }
+        return SentRequest(context: request.context, response: promise.futureResult)
+    }
+
+    /// Waits for the response to a dispatched request, whatever its status.
+    func response(to sent: SentRequest) async throws -> RuntimeManagerResponse {
         let response: RuntimeManagerResponse
         do {
-            response = try await promise.futureResult.get()
+            response = try await sent.response.get()
         } catch {
             throw self.explain(error)
         }
-        guard response.context == request.context else {
+        guard response.context == sent.context else {
             if response.status != .success, let message = response.errorMessage {
                 // The runtime manager refused the stream itself (e.g. a message over its
                 // limit) and answered with context 0 before closing.
                 throw RuntimeClientError.requestFailed(request: "request", status: response.status, message: message)
             }
             throw RuntimeClientError.unexpectedResponse(
-                "answer for request \(response.context) while waiting for request \(request.context)"
+                "answer for request \(response.context) while waiting for request \(sent.context)"
             )
         }
         return response
@@ -184,9 +201,16 @@ public final class RuntimeClient: Sendable {
 
     /// Uploads a local file as `remoteName`, chunk by chunk: the first chunk
     /// is a write (replacing the remote file) and the rest are appends, so
-    /// memory use is one chunk, not the file. With `append: true` every chunk
+    /// memory use is a few chunks, not the file. With `append: true` every chunk
     /// is appended to the existing remote file.
-    /// - Parameter progress: called after each chunk with (bytes sent, file size).
+    ///
+    /// Up to `configuration.chunksInFlight` chunks are on their way at once (the next is sent
+    /// before the oldest is answered), so the link is not idle while the runtime manager
+    /// stores a chunk. If one fails, nothing more is sent, the runtime manager refuses the
+    /// chunks already on their way (it accepts no append to a file after a failed chunk in
+    /// the session), and the first failure is thrown: the remote file is exactly the chunks
+    /// before it, never a file with a hole.
+    /// - Parameter progress: called after each answered chunk with (bytes stored, file size).
     public func put(
         localPath: String, remoteName: String, append: Bool = false,
         progress: ((_ sent: Int, _ total: Int) -> Void)? = nil
@@ -197,26 +221,48 @@ public final class RuntimeClient: Sendable {
         }
         defer { try? file.close() }
         let total = (try? FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int) ?? 0
-        var sent = 0
+        let window = max(1, self.configuration.chunksInFlight)
+        var inFlight: [(sent: SentRequest, name: String, bytes: Int)] = []
+        var stored = 0
+        var failure: (any Error)?
+        /// Waits for the oldest chunk's answer; remembers the first failure.
+        func settleOldest() async {
+            let oldest = inFlight.removeFirst()
+            do {
+                let response = try await self.response(to: oldest.sent)
+                guard response.status == .success else {
+                    throw RuntimeClientError.requestFailed(
+                        request: oldest.name, status: response.status, message: response.errorMessage ?? "no message")
+                }
+                stored += oldest.bytes
+                progress?(stored, max(total, stored))
+            } catch {
+                if failure == nil { failure = error }
+            }
+        }
         var first = true
-        while true {
+        while failure == nil {
             let chunk: Data
             do {
                 chunk = try file.read(upToCount: self.configuration.chunkBytes) ?? Data()
             } catch {
-                throw RuntimeClientError.localFile(path: localPath, reason: "read failed: \(error.localizedDescription)")
+                failure = RuntimeClientError.localFile(path: localPath, reason: "read failed: \(error.localizedDescription)")
+                break
             }
             if chunk.isEmpty && !first { break }
             if first && !append {
-                try await self.write(remoteName, data: chunk)
+                let request = RuntimeManagerRequest.with { $0.writeFile = .with { $0.fileName = remoteName; $0.data = chunk } }
+                inFlight.append((self.dispatch(request), "write \"\(remoteName)\"", chunk.count))
             } else if !chunk.isEmpty {
-                try await self.append(remoteName, data: chunk)
+                let request = RuntimeManagerRequest.with { $0.appendFile = .with { $0.fileName = remoteName; $0.data = chunk } }
+                inFlight.append((self.dispatch(request), "append to \"\(remoteName)\"", chunk.count))
             }
             first = false
-            sent += chunk.count
-            progress?(sent, max(total, sent))
+            if inFlight.count >= window { await settleOldest() }
             if chunk.count < self.configuration.chunkBytes { break }
         }
+        while !inFlight.isEmpty { await settleOldest() }
+        if let failure { throw failure }
     }
 
     /// Fetches the whole file `name`.

@@ -26,8 +26,14 @@ public struct RuntimeClientConfiguration: Sendable {
     /// How TLS reaches the runtime manager: a TCP connection (the repeater or `--direct`), or
     /// the old HTTP relay (`--legacy-http`: one base64 POST per TLS record, in lock-step).
     public var transport: RuntimeClientTransport = .tcp
+    /// Chunks of a put sent before the answer to the oldest one is awaited (1: lock-step).
+    /// Safe because the runtime manager refuses every later append to a file once one of its
+    /// chunks failed in the session, so a failure never leaves a hole.
+    public var chunksInFlight = Self.defaultChunksInFlight
 
     public static let defaultChunkBytes = 8 * 1024 * 1024
+    /// Measured (docs/bench/NOTES.md, issue 25): 2 hides the round trip per chunk; more only adds memory.
+    public static let defaultChunksInFlight = 2
 
     public init(
         certificatePath: String, keyPath: String, caPath: String, serverName: String? = nil,

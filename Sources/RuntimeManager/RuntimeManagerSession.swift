@@ -193,7 +193,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         let request = self.unwrapInboundIn(data)
         guard let identity = self.identity, !self.closing else { return }
         let started = NIODeadline.now()
-        let outcome = self.sessionContext.requestHandler.handle(request, from: identity)
+        let outcome = self.answerKeepingFilesWhole(request, from: identity)
         self.sessionContext.metrics.requestAnswered(
             type: Self.kind(of: request), status: outcome.response.status,
             nanoseconds: (NIODeadline.now() - started).nanoseconds)
@@ -208,6 +208,51 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             self.answerInOrder(context: context, outcome: outcome, identity: identity)
         } else {
             self.write(outcome, identity: identity, context: context)
+        }
+    }
+
+    // MARK: Files without holes
+
+    /// Files whose write or append failed in this session: later appends to them are refused.
+    private var filesWithAFailedChunk: Set<String> = []
+    /// Names the set above keeps at most; past it every append of the session is refused, so a
+    /// client cannot grow it without end with failures under ever new names.
+    static let maximumFilesWithAFailedChunk = 1024
+
+    /// Answers the request, refusing an append to a file that an earlier write or append of this
+    /// session failed to change.
+    ///
+    /// Why: a client may send a file's chunks without waiting for each answer (runtime-client's
+    /// put keeps several in flight). If one chunk fails (the store is full) and a later one were
+    /// accepted, the file would have a hole and still look complete. With this rule a failed
+    /// chunk ends the file where it is: what is stored is exactly the chunks before it, which
+    /// its hash then tells. A new write of the file starts it afresh.
+    private func answerKeepingFilesWhole(_ request: RuntimeManagerRequest, from identity: ClientIdentity) -> RequestOutcome {
+        switch request.messageOneof {
+        case .appendFile(let file)?
+            where self.filesWithAFailedChunk.contains(file.fileName)
+            || self.filesWithAFailedChunk.count >= Self.maximumFilesWithAFailedChunk:
+            return RequestOutcome(
+                response: .failure(
+                    .failedGeneric, context: request.context,
+                    message: "an earlier write or append of \"\(file.fileName)\" failed in this session, so this append is refused "
+                        + "(the file would have a hole); the file holds what was stored before that failure: write it again"))
+        case .writeFile(let file)?:
+            let outcome = self.sessionContext.requestHandler.handle(request, from: identity)
+            if outcome.response.status == .success {
+                self.filesWithAFailedChunk.remove(file.fileName)
+            } else if self.filesWithAFailedChunk.count < Self.maximumFilesWithAFailedChunk {
+                self.filesWithAFailedChunk.insert(file.fileName)
+            }
+            return outcome
+        case .appendFile(let file)?:
+            let outcome = self.sessionContext.requestHandler.handle(request, from: identity)
+            if outcome.response.status != .success && self.filesWithAFailedChunk.count < Self.maximumFilesWithAFailedChunk {
+                self.filesWithAFailedChunk.insert(file.fileName)
+            }
+            return outcome
+        default:
+            return self.sessionContext.requestHandler.handle(request, from: identity)
         }
     }
 

@@ -59,8 +59,14 @@ struct ConnectionOptions: ParsableArguments {
         help: "Largest response accepted, in bytes (a get needs the whole file in one response; match the runtime manager's --max-message-bytes).")
     var maxMessageBytes = LengthPrefixFrameDecoder.defaultMaximumMessageBytes
 
+    @Option(
+        parsing: .unconditional,
+        help: "Chunks of a put (8 MiB each) sent before the oldest is answered (at least 1; 1 is lock-step).")
+    var chunksInFlight = RuntimeClientConfiguration.defaultChunksInFlight
+
     func validate() throws {
         try OptionRange.check("--max-message-bytes", self.maxMessageBytes, atLeast: 1)
+        try OptionRange.check("--chunks-in-flight", self.chunksInFlight, atLeast: 1)
     }
 
     func hostAndPort() throws -> (host: String, port: Int) {
@@ -86,6 +92,7 @@ struct ConnectionOptions: ParsableArguments {
             maximumMessageBytes: self.maxMessageBytes
         )
         configuration.transport = self.legacyHTTP ? .legacyHTTP : .tcp
+        configuration.chunksInFlight = self.chunksInFlight
         let bar = downloadLabel.map { ProgressBar(label: $0, quiet: self.quiet) }
         do {
             let client = try await RuntimeClient.connect(

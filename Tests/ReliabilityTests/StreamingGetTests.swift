@@ -84,3 +84,50 @@ final class StreamingGetTests: XCTestCase {
         XCTAssertNil(partial(), "the temporary file is removed")
     }
 }
+
+/// A put keeps several chunks on their way; a failed chunk never leaves a file with a hole.
+final class PipelinedPutTests: XCTestCase {
+    private var deployment: Deployment!
+
+    override func setUpWithError() throws { deployment = try Deployment() }
+    override func tearDown() { deployment?.cleanUp() }
+
+    /// 26 MiB in chunks of 8, 8, 8 and 2 MiB into a store of 19 MiB, four chunks in flight: the
+    /// third chunk does not fit, the fourth would (16 + 2 ≤ 19) and is already on its way. It is
+    /// refused, the client reports the third's failure, and the stored file is exactly the
+    /// first 16 MiB, as its hash says.
+    func testAFailedChunkEndsTheFileThereEvenWithLaterChunksInFlight() throws {
+        let linkPort = freePort()
+        _ = try deployment.runtimeManager(linkPort: linkPort, ["--max-store-bytes", "\(19 << 20)"])
+        let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let file = try deployment.makeFile("input.bin", bytes: 26 << 20)
+        let put = try deployment.runClient(port: port, ["--chunks-in-flight", "4", "put", file, "holey.bin"], timeout: 120)
+        XCTAssertEqual(put.status, 1)
+        XCTAssertTrue(put.stderr.hasPrefix("runtime-client: append to \"holey.bin\" failed: FAILED_GENERIC: "), put.stderr)
+        XCTAssertFalse(put.stderr.contains("would have a hole"), "the first failure is reported, not the refusals after it")
+
+        let prefixFile = deployment.sandbox.temporaryFile("first-16-MiB.bin")
+        try XCTUnwrap(FileManager.default.contents(atPath: file)).prefix(16 << 20).write(to: URL(fileURLWithPath: prefixFile))
+        let expected = String(try runTool("/usr/bin/sha256sum", [prefixFile]).prefix(64))
+        let hash = try deployment.runClient(port: port, ["hash", "holey.bin"])
+        XCTAssertEqual(hash.status, 0, hash.stderr)
+        XCTAssertEqual(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines), expected, "the file is the chunks before the failure")
+
+        // In a new session the file can be written again (here: one that fits).
+        let small = try deployment.makeFile("small.bin", bytes: 1 << 20)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", small, "holey.bin"]).status, 0)
+    }
+
+    func testAPipelinedPutArrivesWhole() throws {
+        let linkPort = freePort()
+        _ = try deployment.runtimeManager(linkPort: linkPort)
+        let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let file = try deployment.makeFile("input.bin", bytes: (40 << 20) + 12345)
+        for window in ["1", "2", "4"] {
+            XCTAssertEqual(try deployment.runClient(port: port, ["--chunks-in-flight", window, "put", file, "whole.bin"], timeout: 120).status, 0)
+            let hash = try deployment.runClient(port: port, ["hash", "whole.bin"])
+            XCTAssertEqual(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                           String(try runTool("/usr/bin/sha256sum", [file]).prefix(64)), "window \(window)")
+        }
+    }
+}
