@@ -12,8 +12,8 @@ import Darwin
 /// Whether another socket already listens where repeaterd is about to listen, checked once at
 /// start so that a second repeaterd started by mistake says so.
 ///
-/// Why it matters: with more than one event loop repeaterd binds with `SO_REUSEPORT` (one
-/// listener per loop, and what a restart beside the old process needs), so a second repeaterd on
+/// Why it matters: on TCP repeaterd binds with `SO_REUSEPORT` (one listener per event loop, and
+/// what a restart beside the old process needs), so a second repeaterd on
 /// the same TCP port starts without an error and the kernel splits new clients between the two.
 /// On a Unix socket NIO removes the existing socket file and binds anew, so the older process
 /// silently stops receiving clients.
@@ -28,6 +28,7 @@ enum ExistingListenerProbe {
             guard reusePort else { return nil }  // the bind itself then fails with "address already in use"
             return "another socket already listens on \(address): the port is shared (SO_REUSEPORT, which lets a new "
                 + "repeaterd take over during a restart), so the kernel splits new clients between the processes; "
+                + "this one listens only once its links are up (a restart then refuses nobody); "
                 + "stop the other one unless this is a restart"
         case .unix(let path):
             guard Self.unixSocketAccepts(path) else { return nil }
@@ -38,7 +39,7 @@ enum ExistingListenerProbe {
 
     /// A plain bind (with `SO_REUSEADDR`, which ignores TIME_WAIT, but not `SO_REUSEPORT`) fails
     /// with EADDRINUSE only while a socket is bound there, in practice a listener.
-    private static func tcpPortIsHeld(_ address: LinkAddress) -> Bool {
+    static func tcpPortIsHeld(_ address: LinkAddress) -> Bool {
         guard let resolved = try? address.resolve() else { return false }
         let descriptor = socket(resolved.protocol.rawValue, CInt(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { return false }
@@ -58,5 +59,21 @@ enum ExistingListenerProbe {
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         return resolved.withSockAddr { connect(descriptor, $0, socklen_t($1)) } == 0
+    }
+
+    /// What to log when the kernel resets, rather than hands over, the clients waiting in the
+    /// accept queue of a listener that closes: `net.ipv4.tcp_migrate_req` off (Linux's default).
+    /// With it on, a repeaterd that stops during a restart passes them to the new one's listener.
+    static func migrationWarning(for address: LinkAddress, setting path: String = "/proc/sys/net/ipv4/tcp_migrate_req") -> String? {
+        guard case .tcp = address else { return nil }
+        // Not Linux, or a kernel without the knob: nothing to say.
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var first: UInt8 = 0
+        guard read(descriptor, &first, 1) == 1, first == UInt8(ascii: "0") else { return nil }
+        return "net.ipv4.tcp_migrate_req is 0: when this repeaterd stops while a new one takes over its port, clients "
+            + "still waiting to be accepted are reset; set it to 1 (sysctl -w net.ipv4.tcp_migrate_req=1) for restarts "
+            + "that drop nobody (README, \"Restarting without dropping a connection\")"
     }
 }

@@ -83,6 +83,8 @@ public final class RepeaterServer: @unchecked Sendable {
         var nextID: UInt64 = 1
         var open: [UInt64: Channel] = [:]
         var accepting = true
+        /// Set as the shutdown begins (before the listeners are closed): what `/readyz` says.
+        var draining = false
         var drainWaiters: [EventLoopPromise<Void>] = []
         /// Set when the drain timeout closes what is left: those ends count as `drain`.
         var drainTimedOut = false
@@ -134,7 +136,7 @@ public final class RepeaterServer: @unchecked Sendable {
     /// Why the repeater should get no clients now, or nil when it should: it is draining, or no
     /// link is up (a client would be closed at once). For the admin endpoint's `/readyz`.
     public var notReadyReason: String? {
-        if !sessions.withLockedValue({ $0.accepting }) { return "draining" }
+        if sessions.withLockedValue({ $0.draining }) { return "draining" }
         if links.contains(where: { $0.health.isUp }) { return nil }
         let why = links.lazy.compactMap { $0.health.lastFailure }.first ?? "not connected yet"
         return "no link to \(configuration.backend): \(why)"
@@ -148,15 +150,25 @@ public final class RepeaterServer: @unchecked Sendable {
 
     /// Dials the links and starts accepting clients. Completes once listening; links come up on their own.
     public func start() -> EventLoopFuture<Void> {
-        let sharesPort = configuration.listen.isUnix == false && links.count > 1
+        // On TCP always SO_REUSEPORT, even with one event loop: a new repeaterd can then start on
+        // the same port while this one drains (a restart that drops nobody).
+        let sharesPort = configuration.listen.isUnix == false
         if let warning = ExistingListenerProbe.warning(for: configuration.listen, reusePort: sharesPort) {
             logger.warning("\(warning)")
         }
-        for link in links { link.start() }
+        if let warning = ExistingListenerProbe.migrationWarning(for: configuration.listen) {
+            logger.warning("\(warning)")
+        }
+        let linksUp = EventLoopFuture.andAllSucceed(links.map { $0.start() }, on: links[0].eventLoop)
+        // A restart: another repeaterd serves this port. Listening before the links are up would
+        // take clients from it only to close them ("link down"): listen once they are up.
+        let restarting = sharesPort && ExistingListenerProbe.tcpPortIsHeld(configuration.listen)
+        if restarting { logger.info("another repeaterd listens on \(configuration.listen): listening beside it once the links are up") }
+        let ready = restarting ? linksUp : links[0].eventLoop.makeSucceededVoidFuture()
         let bound: EventLoopFuture<[Channel]>
-        if case .tcp(let host, let port) = configuration.listen, links.count > 1 {
+        if case .tcp(let host, let port) = configuration.listen {
             // The first bind settles the port (0 asks for any); the other loops join it.
-            bound = bind(on: links[0].eventLoop, to: configuration.listen, reusePort: true).flatMap { first in
+            bound = ready.flatMap { self.bind(on: self.links[0].eventLoop, to: self.configuration.listen, reusePort: true) }.flatMap { first in
                 let actualPort = first.localAddress?.port ?? port
                 let others = self.links.dropFirst().map { link in
                     self.bind(on: link.eventLoop, to: .tcp(host: host, port: actualPort), reusePort: true)
@@ -204,16 +216,18 @@ public final class RepeaterServer: @unchecked Sendable {
     private func accept(_ client: Channel) -> EventLoopFuture<Void> {
         let loop = client.eventLoop
         let sessionID: UInt64? = sessions.withLockedValue { table in
-            guard table.accepting, table.open.count < configuration.maximumSessions else { return nil }
+            // No `accepting` check: a client the listener accepted before it closed is served like
+            // any other (and drained), not turned away: during a restart it would be reset.
+            guard table.open.count < configuration.maximumSessions else { return nil }
             let id = table.nextID
             table.nextID += 1
             table.open[id] = client
             return id
         }
         guard let sessionID else {
-            if sessions.withLockedValue({ $0.accepting }) { metrics.refusedLimit.increment() }
+            metrics.refusedLimit.increment()
             logger.warning(
-                "refusing client: session limit of \(configuration.maximumSessions) reached or shutting down",
+                "refusing client: session limit of \(configuration.maximumSessions) reached",
                 metadata: ["client": "\(PeerDescription(address: client.remoteAddress))"])
             return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
@@ -292,34 +306,41 @@ public final class RepeaterServer: @unchecked Sendable {
         waiters.forEach { $0.succeed(()) }
     }
 
-    /// Graceful shutdown: stop accepting, say Go Away on every link, let open sessions finish for
-    /// up to the drain timeout, then close what is left and the links.
+    /// Graceful shutdown: close the listeners, then say Go Away on every link, let open sessions
+    /// finish for up to the drain timeout, then close what is left and the links.
+    ///
+    /// The order matters for restarts: until its listeners are closed the kernel may still hand
+    /// this process a client (one of the port's SO_REUSEPORT listeners is still here), and that
+    /// client must get a stream: so the links say Go Away only after the close, and a client
+    /// accepted before it is served like any other.
     public func shutdown() -> EventLoopFuture<Void> {
         let loop = group.next()
-        let drained = loop.makePromise(of: Void.self)
-        let openNow: Int = sessions.withLockedValue { table in
-            table.accepting = false
-            if table.open.isEmpty { return 0 }
-            table.drainWaiters.append(drained)
-            return table.open.count
-        }
-        if openNow == 0 { drained.succeed(()) }
-        logger.info("shutting down: draining \(openNow) session(s) for up to \(configuration.drainTimeout)")
-        let closeListener = EventLoopFuture.andAllComplete(serverChannels.map { $0.close() }, on: loop)
-        for link in links { link.goAway() }
-        let timeout = loop.scheduleTask(in: configuration.drainTimeout) {
-            let left = self.sessions.withLockedValue { table in
-                table.drainTimedOut = true
-                return Array(table.open.values)
+        sessions.withLockedValue { $0.draining = true }
+        let closeListeners = EventLoopFuture.andAllComplete(serverChannels.map { $0.close() }, on: loop)
+        return closeListeners.flatMap { () -> EventLoopFuture<Void> in
+            let drained = loop.makePromise(of: Void.self)
+            let openNow: Int = self.sessions.withLockedValue { table in
+                table.accepting = false
+                if table.open.isEmpty { return 0 }
+                table.drainWaiters.append(drained)
+                return table.open.count
             }
-            if !left.isEmpty {
-                self.logger.warning("drain timeout: closing \(left.count) session(s) still open")
+            if openNow == 0 { drained.succeed(()) }
+            self.logger.info("shutting down: listeners closed; draining \(openNow) session(s) for up to \(self.configuration.drainTimeout)")
+            for link in self.links { link.goAway() }
+            let timeout = loop.scheduleTask(in: self.configuration.drainTimeout) {
+                let left = self.sessions.withLockedValue { table in
+                    table.drainTimedOut = true
+                    return Array(table.open.values)
+                }
+                if !left.isEmpty {
+                    self.logger.warning("drain timeout: closing \(left.count) session(s) still open")
+                }
+                // Each close ends its session; the last one completes `drained`.
+                for channel in left { channel.close(promise: nil) }
             }
-            // Each close ends its session; the last one completes `drained`.
-            for channel in left { channel.close(promise: nil) }
-        }
-        return closeListener.flatMap { drained.futureResult }.flatMap { _ in
-            timeout.cancel()
+            return drained.futureResult.map { timeout.cancel() }
+        }.flatMap { _ in
             for sweeper in self.sweeperByLoop.values { sweeper.eventLoop.execute { sweeper.value.stop() } }
             return EventLoopFuture.andAllComplete(self.links.map { $0.stop() }, on: loop)
         }
@@ -368,8 +389,7 @@ struct PeerDescription: CustomStringConvertible, Sendable {
 struct SessionMetrics: Sendable {
     let accepted = Counter(label: "repeater_sessions_total", dimensions: [("result", "accepted")])
     let refusedLinkDown = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_link_down")])
-    /// Over `--max-sessions`. A client refused while draining is not counted: the listeners
-    /// close when the drain starts, so only the few already in their accept queue meet it.
+    /// Over `--max-sessions`.
     let refusedLimit = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_limit")])
     /// `--accept-proxy`: no valid PROXY header in time (malformed, cut short, too long, missing).
     let refusedProxyHeader = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_proxy_header")])
