@@ -25,7 +25,8 @@ public final class FileDownload: DownloadSink {
     /// The temporary file, in the same directory so that the rename is atomic.
     public let temporaryPath: String
     private let descriptor: CInt
-    private let state = NIOLockedValueBox((written: 0, closed: false))
+    /// Whether the descriptor was closed (committed or discarded).
+    private let closed = NIOLockedValueBox(false)
 
     /// Creates the temporary file; fails with what the user can act on (no such directory, no permission).
     public init(path: String) throws {
@@ -45,13 +46,11 @@ public final class FileDownload: DownloadSink {
     }
 
     deinit {
-        if !self.state.withLockedValue({ $0.closed }) {
+        if !self.closed.withLockedValue({ $0 }) {
             close(self.descriptor)
             unlink(self.temporaryPath)
         }
     }
-
-    public var bytesWritten: Int { self.state.withLockedValue { $0.written } }
 
     public func write(_ bytes: ByteBuffer) throws {
         try bytes.withUnsafeReadableBytes { raw in
@@ -65,14 +64,13 @@ public final class FileDownload: DownloadSink {
                 offset += count
             }
         }
-        self.state.withLockedValue { $0.written += bytes.readableBytes }
     }
 
     /// The whole file arrived: it replaces whatever was at `path`.
     public func commit() throws {
-        let failure: String? = self.state.withLockedValue { state in
-            guard !state.closed else { return "already closed" }
-            state.closed = true
+        let failure: String? = self.closed.withLockedValue { closed in
+            guard !closed else { return "already closed" }
+            closed = true
             let closed = close(self.descriptor) == 0 ? nil : SystemErrorText.errnoText(errno)
             if let closed {
                 unlink(self.temporaryPath)
@@ -90,9 +88,9 @@ public final class FileDownload: DownloadSink {
 
     /// The download failed: the temporary file goes, `path` is left as it was.
     public func discard() {
-        self.state.withLockedValue { state in
-            guard !state.closed else { return }
-            state.closed = true
+        self.closed.withLockedValue { closed in
+            guard !closed else { return }
+            closed = true
             close(self.descriptor)
             unlink(self.temporaryPath)
         }

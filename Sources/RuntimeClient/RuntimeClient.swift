@@ -178,7 +178,11 @@ public final class RuntimeClient: Sendable {
     /// Sends a request and returns the response if it succeeded.
     @discardableResult
     func perform(_ name: String, _ request: RuntimeManagerRequest) async throws -> RuntimeManagerResponse {
-        let response = try await self.send(request)
+        try Self.succeeded(try await self.send(request), request: name)
+    }
+
+    /// The response if it succeeded; otherwise the error that says which request failed and why.
+    static func succeeded(_ response: RuntimeManagerResponse, request name: String) throws -> RuntimeManagerResponse {
         guard response.status == .success else {
             throw RuntimeClientError.requestFailed(
                 request: name, status: response.status, message: response.errorMessage ?? "no message"
@@ -229,11 +233,7 @@ public final class RuntimeClient: Sendable {
         func settleOldest() async {
             let oldest = inFlight.removeFirst()
             do {
-                let response = try await self.response(to: oldest.sent)
-                guard response.status == .success else {
-                    throw RuntimeClientError.requestFailed(
-                        request: oldest.name, status: response.status, message: response.errorMessage ?? "no message")
-                }
+                _ = try Self.succeeded(try await self.response(to: oldest.sent), request: oldest.name)
                 stored += oldest.bytes
                 progress?(stored, max(total, stored))
             } catch {
@@ -277,15 +277,13 @@ public final class RuntimeClient: Sendable {
     /// Fetches the file `name` into `sink` as it arrives, never holding it whole (a get of any
     /// size costs the same memory); returns its size. Not to be run beside another request on
     /// the same client: the file of the next read response goes to `sink`.
-    @discardableResult
-    public func read(_ name: String, into sink: any DownloadSink) async throws -> Int {
+    public func read(_ name: String, into sink: any DownloadSink) async throws {
         self.downloadSlot.set(sink)
         defer { self.downloadSlot.set(nil) }
         let response = try await self.perform("read \"\(name)\"", .with { $0.readFile = .with { $0.fileName = name } })
         guard case .result? = response.messageOneof else {
             throw RuntimeClientError.unexpectedResponse("read succeeded but carried no file contents")
         }
-        return (sink as? FileDownload)?.bytesWritten ?? 0
     }
 
     /// SHA-256 of the stored file `name`, computed by the runtime manager.

@@ -119,8 +119,8 @@ struct ConnectionOptions: ParsableArguments {
 /// Every subcommand's help says where the connection options are, since they belong to the root.
 let connectionOptionsNote = """
     Every command also needs --cert FILE --key FILE --ca FILE, and takes --connect HOST:PORT, \
-    --server-name NAME, --legacy-http, --quiet and --max-message-bytes N, before or after the \
-    command name: see runtime-client --help.
+    --server-name NAME, --legacy-http, --quiet, --max-message-bytes N and --chunks-in-flight N, before \
+    or after the command name: see runtime-client --help.
     """
 
 extension FileHandle: @retroactive TextOutputStream {
