@@ -7,10 +7,10 @@ import Darwin
 #endif
 import CoreMetrics
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ProxyProtocol
+import Synchronization
 import Yamux
 import YamuxLink
 
@@ -22,7 +22,11 @@ import YamuxLink
 /// On TCP each loop also has its own listening socket (`SO_REUSEPORT`, the kernel spreads the
 /// connections), so a new client is not handed from an accepting loop to another one either: that
 /// hand-over cost a cross-thread wake-up per connection.
-public final class RepeaterServer: @unchecked Sendable {
+///
+/// The session table is per loop too (`LoopState`): an accept or a close touches only its own
+/// loop's table, with no lock; the one thing the loops share on that path is the open-session
+/// total that `--max-sessions` checks, a relaxed atomic.
+public final class RepeaterServer: Sendable {
     public struct Configuration: Sendable {
         public var listen: LinkAddress = .tcp(host: "127.0.0.1", port: 3011)
         public var backend: LinkAddress = .tcp(host: "127.0.0.1", port: 6000)
@@ -65,29 +69,37 @@ public final class RepeaterServer: @unchecked Sendable {
 
     public let configuration: Configuration
     private let group: EventLoopGroup
-    private var logger: Logger
+    private let logger: Logger
     public let links: [Link]
-    private var linkByLoop: [ObjectIdentifier: Link] = [:]
-    /// Each loop's idle timeout for its clients: one timer per loop, not one per connection.
+    /// Everything one event loop's clients need, found with one lookup per accept.
+    private let stateByLoop: [ObjectIdentifier: LoopState]
     /// `repeater_sessions_total{result}` (swift-metrics; a no-op until the daemon bootstraps a backend).
     private let metrics = SessionMetrics()
-    /// Each loop's byte totals (with `countsBytes`).
-    private var byteCountsByLoop: [ObjectIdentifier: RelayByteCounts] = [:]
-    /// Each loop's sweeper, only touched on its loop.
-    private var sweeperByLoop: [ObjectIdentifier: NIOLoopBoundBox<IdleSweeper>] = [:]
-    /// The listening sockets: one per event loop on TCP, one in all on a Unix socket.
-    private(set) var serverChannels: [Channel] = []
-    private let sessions = NIOLockedValueBox(SessionTable())
+    /// Sessions open over all loops: what `--max-sessions` limits. Relaxed: it orders nothing,
+    /// and a limit that lets a racing accept or two through a moment early harms nobody.
+    private let openSessions = Atomic<Int>(0)
+    /// Set as the shutdown begins (before the listeners are closed): what `/readyz` says.
+    private let isDraining = Atomic<Bool>(false)
+    /// The listening sockets: one per event loop on TCP, one in all on a Unix socket. Set once
+    /// when listening starts, read at shutdown: never on a connection's path.
+    private let listeners = Mutex<[Channel]>([])
 
-    private struct SessionTable {
-        var nextID: UInt64 = 1
-        var open: [UInt64: Channel] = [:]
-        var accepting = true
-        /// Set as the shutdown begins (before the listeners are closed): what `/readyz` says.
-        var draining = false
-        var drainWaiters: [EventLoopPromise<Void>] = []
-        /// Set when the drain timeout closes what is left: those ends count as `drain`.
-        var drainTimedOut = false
+    /// One event loop's link, counters, idle sweeper and sessions.
+    private final class LoopState: Sendable {
+        let link: Link
+        let byteCounts: RelayByteCounts?
+        /// The loop's idle timeout for its clients: one timer per loop, not one per connection.
+        let sweeper: NIOLoopBoundBox<IdleSweeper>?
+        let sessions: NIOLoopBoundBox<LoopSessionTable>
+
+        init(link: Link, byteCounts: RelayByteCounts?, sweeper: NIOLoopBoundBox<IdleSweeper>?, sessions: NIOLoopBoundBox<LoopSessionTable>) {
+            self.link = link
+            self.byteCounts = byteCounts
+            self.sweeper = sweeper
+            self.sessions = sessions
+        }
+
+        var eventLoop: EventLoop { sessions.eventLoop }
     }
 
     public init(configuration: Configuration, group: EventLoopGroup, logger: Logger = Logger(label: "repeaterd")) {
@@ -95,37 +107,43 @@ public final class RepeaterServer: @unchecked Sendable {
         self.group = group
         self.logger = logger
         var links: [Link] = []
-        for (index, loop) in group.makeIterator().enumerated() {
+        var stateByLoop: [ObjectIdentifier: LoopState] = [:]
+        let loops = Array(group.makeIterator())
+        for (index, loop) in loops.enumerated() {
             let link = Link(
                 index: index, eventLoop: loop,
                 configuration: Link.Configuration(backend: configuration.backend, yamux: configuration.yamux),
                 logger: logger)
             links.append(link)
-            linkByLoop[ObjectIdentifier(loop)] = link
-            if configuration.countsBytes { byteCountsByLoop[ObjectIdentifier(loop)] = RelayByteCounts() }
-            guard let idleTimeout = configuration.idleTimeout else { continue }
-            let sweeper = IdleSweeper(eventLoop: loop, timeout: idleTimeout) {
-                [logger] id, channel in
-                logger.info(
-                    "closing idle client connection (no traffic within the idle timeout)",
-                    metadata: ["session": "\(id)", "client": "\(PeerDescription(address: channel.remoteAddress))"])
+            var sweeper: NIOLoopBoundBox<IdleSweeper>?
+            if let idleTimeout = configuration.idleTimeout {
+                let idleSweeper = IdleSweeper(eventLoop: loop, timeout: idleTimeout) {
+                    [logger] id, channel in
+                    logger.info(
+                        "closing idle client connection (no traffic within the idle timeout)",
+                        metadata: ["session": "\(id)", "client": "\(PeerDescription(address: channel.remoteAddress))"])
+                }
+                sweeper = NIOLoopBoundBox.makeBoxSendingValue(idleSweeper, eventLoop: loop)
             }
-            sweeperByLoop[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(sweeper, eventLoop: loop)
+            stateByLoop[ObjectIdentifier(loop)] = LoopState(
+                link: link, byteCounts: configuration.countsBytes ? RelayByteCounts() : nil, sweeper: sweeper,
+                sessions: NIOLoopBoundBox.makeBoxSendingValue(LoopSessionTable(eventLoop: loop, loopIndex: index, loopCount: loops.count), eventLoop: loop))
         }
         self.links = links
+        self.stateByLoop = stateByLoop
     }
 
     /// The link that serves clients accepted on `loop` (one per event loop); the old HTTP relay
     /// opens its sessions' streams on it too.
-    public func link(for loop: EventLoop) -> Link? { linkByLoop[ObjectIdentifier(loop)] }
+    public func link(for loop: EventLoop) -> Link? { stateByLoop[ObjectIdentifier(loop)]?.link }
 
-    /// Number of client sessions open right now.
-    public var sessionCount: Int { sessions.withLockedValue { $0.open.count } }
+    /// Number of client sessions open right now (any thread).
+    public var sessionCount: Int { openSessions.load(ordering: .relaxed) }
 
     /// Bytes relayed so far, summed over the event loops (zero unless `countsBytes`); any thread.
     public var bytesRelayed: (clientToLink: Int, linkToClient: Int) {
-        byteCountsByLoop.values.reduce((0, 0)) { sum, counts in
-            let totals = counts.totals
+        stateByLoop.values.reduce((0, 0)) { sum, state in
+            guard let totals = state.byteCounts?.totals else { return sum }
             return (sum.0 + totals.fromSocket, sum.1 + totals.toSocket)
         }
     }
@@ -136,14 +154,22 @@ public final class RepeaterServer: @unchecked Sendable {
     /// Why the repeater should get no clients now, or nil when it should: it is draining, or no
     /// link is up (a client would be closed at once). For the admin endpoint's `/readyz`.
     public var notReadyReason: String? {
-        if sessions.withLockedValue({ $0.draining }) { return "draining" }
+        if isDraining.load(ordering: .relaxed) { return "draining" }
         if links.contains(where: { $0.health.isUp }) { return nil }
         let why = links.lazy.compactMap { $0.health.lastFailure }.first ?? "not connected yet"
         return "no link to \(configuration.backend): \(why)"
     }
 
-    /// The client channels open right now (for tests and diagnostics).
-    var openSessionChannels: [Channel] { sessions.withLockedValue { Array($0.open.values) } }
+    /// The client channels open right now, gathered from their loops (for tests and diagnostics).
+    func openSessionChannels() -> EventLoopFuture<[Channel]> {
+        let perLoop = stateByLoop.values.map { state in
+            state.eventLoop.submit { state.sessions.value.channels }
+        }
+        return EventLoopFuture.whenAllSucceed(perLoop, on: group.any()).map { $0.flatMap { $0 } }
+    }
+
+    /// The listening sockets (one per loop on TCP).
+    var serverChannels: [Channel] { listeners.withLock { $0 } }
 
     /// The address clients connect to (with the real port when 0 was asked for).
     public var localAddress: SocketAddress? { serverChannels.first?.localAddress }
@@ -179,7 +205,7 @@ public final class RepeaterServer: @unchecked Sendable {
             bound = bind(on: group, to: configuration.listen, reusePort: false).map { [$0] }
         }
         return bound.map { channels in
-            self.serverChannels = channels
+            self.listeners.withLock { $0 = channels }
             self.logger.info(
                 "repeater listening",
                 metadata: [
@@ -213,35 +239,32 @@ public final class RepeaterServer: @unchecked Sendable {
         EventLoopFuture.andAllSucceed(links.map { $0.start() }, on: group.next())
     }
 
+    /// Called on the client's loop (the child channel initializer).
     private func accept(_ client: Channel) -> EventLoopFuture<Void> {
         let loop = client.eventLoop
-        let sessionID: UInt64? = sessions.withLockedValue { table in
-            // No `accepting` check: a client the listener accepted before it closed is served like
-            // any other (and drained), not turned away: during a restart it would be reset.
-            guard table.open.count < configuration.maximumSessions else { return nil }
-            let id = table.nextID
-            table.nextID += 1
-            table.open[id] = client
-            return id
-        }
-        guard let sessionID else {
+        let state = stateByLoop[ObjectIdentifier(loop)]!
+        // Even during the drain: a client the listener accepted before it closed is served like
+        // any other (and drained), not turned away: during a restart it would be reset.
+        let openBefore = openSessions.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard openBefore < configuration.maximumSessions else {
+            openSessions.wrappingSubtract(1, ordering: .relaxed)
             metrics.refusedLimit.increment()
             logger.warning(
                 "refusing client: session limit of \(configuration.maximumSessions) reached",
                 metadata: ["client": "\(PeerDescription(address: client.remoteAddress))"])
             return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
+        let sessionID = state.sessions.value.add(client)
         let log = SessionLog(logger: logger, session: sessionID, client: client.remoteAddress)
-        let sweeper = sweeperByLoop[ObjectIdentifier(loop)]
-        let activity = RelayActivity(byteCounts: byteCountsByLoop[ObjectIdentifier(loop)])
-        sweeper?.value.add(sessionID, channel: client, activity: activity)
+        let activity = RelayActivity(byteCounts: state.byteCounts)
+        state.sweeper?.value.add(sessionID, channel: client, activity: activity)
         client.closeFuture.whenComplete { _ in
-            sweeper?.value.remove(sessionID)
-            self.sessionEnded(sessionID)
+            state.sweeper?.value.remove(sessionID)
+            self.sessionEnded(sessionID, on: state)
         }
         guard configuration.acceptsProxyHeader else {
             return loop.makeCompletedFuture {
-                try self.openRelay(for: client, log: log, activity: activity, announcedDestination: nil)
+                try self.openRelay(for: client, state: state, log: log, activity: activity, announcedDestination: nil)
             }
         }
         // The stream opens once the balancer has said who the client is; until then the
@@ -258,7 +281,7 @@ public final class RepeaterServer: @unchecked Sendable {
                 log.via = channel.remoteAddress
                 log.client = header.source
                 do {
-                    try self.openRelay(for: channel, log: log, activity: activity, announcedDestination: header.destination)
+                    try self.openRelay(for: channel, state: state, log: log, activity: activity, announcedDestination: header.destination)
                 } catch {
                     channel.close(promise: nil)
                 }
@@ -270,9 +293,9 @@ public final class RepeaterServer: @unchecked Sendable {
     /// Opens the client's stream on its loop's link, after its PROXY header when one is expected.
     /// `log.client` is the client's address by then: the socket's peer, or the one announced.
     private func openRelay(
-        for client: Channel, log: SessionLog, activity: RelayActivity, announcedDestination: SocketAddress?
+        for client: Channel, state: LoopState, log: SessionLog, activity: RelayActivity, announcedDestination: SocketAddress?
     ) throws {
-        let link = linkByLoop[ObjectIdentifier(client.eventLoop)]!
+        let link = state.link
         var preamble: ByteBuffer?
         if configuration.sendsProxyHeader {
             let destination = configuration.acceptsProxyHeader ? announcedDestination : client.localAddress
@@ -283,7 +306,7 @@ public final class RepeaterServer: @unchecked Sendable {
             // channel, no second pipeline per session).
             let relay = try link.openRelayStream(to: client, activity: activity, preamble: preamble) { reason in
                 log.debug("session ended: \(reason)")
-                let drained = self.sessions.withLockedValue { $0.drainTimedOut }
+                let drained = state.sessions.value.drainTimedOut
                 self.metrics.ended(SessionMetrics.cause(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: drained))
             }
             log.stream = relay.streamID
@@ -296,14 +319,9 @@ public final class RepeaterServer: @unchecked Sendable {
         }
     }
 
-    private func sessionEnded(_ id: UInt64) {
-        let waiters: [EventLoopPromise<Void>] = sessions.withLockedValue { table in
-            table.open[id] = nil
-            guard table.open.isEmpty, !table.accepting else { return [] }
-            defer { table.drainWaiters.removeAll() }
-            return table.drainWaiters
-        }
-        waiters.forEach { $0.succeed(()) }
+    /// On the session's loop, once its client channel has closed.
+    private func sessionEnded(_ id: UInt64, on state: LoopState) {
+        if state.sessions.value.remove(id) { openSessions.wrappingSubtract(1, ordering: .relaxed) }
     }
 
     /// Graceful shutdown: close the listeners, then say Go Away on every link, let open sessions
@@ -315,33 +333,26 @@ public final class RepeaterServer: @unchecked Sendable {
     /// accepted before it is served like any other.
     public func shutdown() -> EventLoopFuture<Void> {
         let loop = group.next()
-        sessions.withLockedValue { $0.draining = true }
+        isDraining.store(true, ordering: .relaxed)
         let closeListeners = EventLoopFuture.andAllComplete(serverChannels.map { $0.close() }, on: loop)
         return closeListeners.flatMap { () -> EventLoopFuture<Void> in
-            let drained = loop.makePromise(of: Void.self)
-            let openNow: Int = self.sessions.withLockedValue { table in
-                table.accepting = false
-                if table.open.isEmpty { return 0 }
-                table.drainWaiters.append(drained)
-                return table.open.count
-            }
-            if openNow == 0 { drained.succeed(()) }
+            let openNow = self.sessionCount
             self.logger.info("shutting down: listeners closed; draining \(openNow) session(s) for up to \(self.configuration.drainTimeout)")
             for link in self.links { link.goAway() }
-            let timeout = loop.scheduleTask(in: self.configuration.drainTimeout) {
-                let left = self.sessions.withLockedValue { table in
-                    table.drainTimedOut = true
-                    return Array(table.open.values)
+            // Each loop drains its own sessions on its own timer (LoopSessionTable).
+            let loopsDrained = self.stateByLoop.values.map { state in
+                state.eventLoop.flatSubmit {
+                    state.sessions.value.drain(timeout: self.configuration.drainTimeout) { left in
+                        self.logger.warning("drain timeout: closing \(left) session(s) still open")
+                    }
                 }
-                if !left.isEmpty {
-                    self.logger.warning("drain timeout: closing \(left.count) session(s) still open")
-                }
-                // Each close ends its session; the last one completes `drained`.
-                for channel in left { channel.close(promise: nil) }
             }
-            return drained.futureResult.map { timeout.cancel() }
+            return EventLoopFuture.andAllSucceed(loopsDrained, on: loop)
         }.flatMap { _ in
-            for sweeper in self.sweeperByLoop.values { sweeper.eventLoop.execute { sweeper.value.stop() } }
+            for state in self.stateByLoop.values {
+                guard let sweeper = state.sweeper else { continue }
+                sweeper.eventLoop.execute { sweeper.value.stop() }
+            }
             return EventLoopFuture.andAllComplete(self.links.map { $0.stop() }, on: loop)
         }
     }

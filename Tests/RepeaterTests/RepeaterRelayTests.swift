@@ -72,7 +72,7 @@ final class RepeaterRelayTests: XCTestCase {
         socket.shutdownWrite()
         // Not reading yet: the reply backs up until the repeater cannot write to this client.
         waitUntil("the repeater's socket to the client became unwritable") {
-            fixture.repeater.openSessionChannels.first.map { !$0.isWritable } ?? false
+            (try? fixture.repeater.openSessionChannels().wait())?.first.map { !$0.isWritable } ?? false
         }
         let reply = socket.receive(replySize + 100)
         XCTAssertEqual(reply.count, 7 + replySize, "bytes were lost at the end of the reply")
@@ -96,7 +96,7 @@ final class RepeaterRelayTests: XCTestCase {
         socket.send([1, 2, 3])
         XCTAssertEqual(socket.receive(3), [1, 2, 3])
 
-        let clients = fixture.repeater.openSessionChannels
+        let clients = try fixture.repeater.openSessionChannels().wait()
         XCTAssertEqual(clients.count, 1)
         for client in clients {
             let value = try client.getOption(.tcpOption(.tcp_nodelay)).wait()
