@@ -180,6 +180,7 @@ let package = Package(
         // MARK: Tests (a target per module; ReliabilityTests run the real processes)
 
         .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers], swiftSettings: swift6),
+        .testTarget(name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioEmbedded, logging], swiftSettings: swift6),
         .testTarget(
             name: "RepeaterTests",
             dependencies: ["Repeater", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6

@@ -1,9 +1,9 @@
 import LegacyRelay
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import YamuxLink
 
 /// The old HTTP relay (`POST /runtime_manager`), kept so old clients work while a deployment
@@ -13,7 +13,11 @@ import YamuxLink
 /// opened it; later requests for it may arrive on any connection and hop to that loop. What waits
 /// how long is decided by `LegacySessionInbox`; the body formats are `LegacyRelayRequest` and
 /// `LegacyRelayResponse`; the HTTP side is `LegacyHTTPHandler`.
-public final class LegacyHTTPRelay: @unchecked Sendable {
+///
+/// Each loop keeps the table of the sessions it opened (`LegacySessionTable`, partitioned so an
+/// id names its loop): a request looks its session up on that loop, where it runs anyway, and no
+/// lock is taken per request; the loops share only the session total, a relaxed atomic.
+public final class LegacyHTTPRelay: Sendable {
     public struct Configuration: Sendable {
         /// How long a poll (a request without TLS bytes) is held waiting for the runtime manager.
         public var pollWait: TimeAmount = .milliseconds(200)
@@ -33,9 +37,13 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
     private let group: EventLoopGroup
     private let linkForLoop: @Sendable (EventLoop) -> Link?
     private let logger: Logger
-    private let table: NIOLockedValueBox<LegacySessionTable<LegacyRelaySession>>
-    private var listener: Channel?
-    private var expiryTask: RepeatedTask?
+    /// Each loop's sessions, in the order of `group`'s loops (a session id's partition).
+    private let tables: [NIOLoopBoundBox<LegacySessionTable<LegacyRelaySession>>]
+    private let tableIndexByLoop: [ObjectIdentifier: Int]
+    /// Sessions over all loops: what `maximumSessions` limits.
+    private let openSessions = Atomic<Int>(0)
+    /// The HTTP listener and each loop's expiry clock: set at start, read at shutdown only.
+    private let running = Mutex<(listener: Channel?, expiryTasks: [RepeatedTask])>((nil, []))
 
     public init(
         configuration: Configuration, group: EventLoopGroup, logger: Logger,
@@ -45,15 +53,31 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
         self.group = group
         self.logger = logger
         self.linkForLoop = linkForLoop
-        self.table = NIOLockedValueBox(
-            LegacySessionTable(idleTimeout: configuration.idleTimeout, capacity: configuration.maximumSessions))
+        let loops = Array(group.makeIterator())
+        self.tables = loops.enumerated().map { index, loop in
+            NIOLoopBoundBox.makeBoxSendingValue(
+                LegacySessionTable(
+                    idleTimeout: configuration.idleTimeout, capacity: configuration.maximumSessions, partition: index, of: loops.count),
+                eventLoop: loop)
+        }
+        self.tableIndexByLoop = Dictionary(uniqueKeysWithValues: loops.enumerated().map { (ObjectIdentifier($1), $0) })
     }
 
-    /// Sessions held right now.
-    public var sessionCount: Int { table.withLockedValue { $0.count } }
+    /// Sessions held right now (any thread).
+    public var sessionCount: Int { openSessions.load(ordering: .relaxed) }
 
     /// The address the HTTP listener is bound to.
-    public var localAddress: SocketAddress? { listener?.localAddress }
+    public var localAddress: SocketAddress? { running.withLock { $0.listener?.localAddress } }
+
+    /// The table that holds (or would hold) session `id`.
+    private func table(of id: UInt32) -> NIOLoopBoundBox<LegacySessionTable<LegacyRelaySession>> {
+        tables[LegacySessionTable<LegacyRelaySession>.partition(of: id, count: tables.count)]
+    }
+
+    /// Forgets `id`, on its table's loop.
+    private func forget(_ id: UInt32) {
+        if table(of: id).value.remove(id) != nil { openSessions.wrappingSubtract(1, ordering: .relaxed) }
+    }
 
     /// Binds the HTTP listener and starts the idle-expiry clock.
     public func start(listen address: LinkAddress) -> EventLoopFuture<Void> {
@@ -70,11 +94,14 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
             }
         let bound = bootstrap.bind(to: address)
         return bound.map { channel in
-            self.listener = channel
             let period = max(TimeAmount.milliseconds(100), min(.nanoseconds(self.configuration.idleTimeout.nanoseconds / 4), .seconds(5)))
-            self.expiryTask = channel.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
-                self.expireIdleSessions(now: .now())
+            // Each loop expires its own table.
+            let tasks = self.tables.indices.map { index in
+                self.tables[index].eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+                    self.expireIdleSessions(inTable: index, now: .now())
+                }
             }
+            self.running.withLock { $0 = (channel, tasks) }
             self.logger.info(
                 "legacy HTTP relay listening (POST /runtime_manager)",
                 metadata: ["listen": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
@@ -83,25 +110,36 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
 
     /// Stops listening and closes every session.
     public func shutdown() -> EventLoopFuture<Void> {
-        expiryTask?.cancel()
+        let (listener, expiryTasks) = running.withLock { $0 }
+        expiryTasks.forEach { $0.cancel() }
         let loop = group.next()
         let closed = listener?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
-        let sessions = table.withLockedValue { $0.removeAll() }
-        for (_, session) in sessions {
-            session.eventLoop.execute { session.close(reason: "the repeater is shutting down") }
+        let tablesEmptied = tables.map { table in
+            table.eventLoop.submit {
+                let sessions = table.value.removeAll()
+                self.openSessions.wrappingSubtract(sessions.count, ordering: .relaxed)
+                for (_, session) in sessions { session.close(reason: "the repeater is shutting down") }
+            }
         }
-        return closed
+        return closed.and(EventLoopFuture.andAllComplete(tablesEmptied, on: loop)).map { _ in }
     }
 
-    /// Closes sessions idle for the idle timeout at `now` (called by the relay's clock every
-    /// quarter of the idle timeout; public so tests can move the clock forward).
-    public func expireIdleSessions(now: NIODeadline) {
-        let expired = table.withLockedValue { $0.expire(now: now) }
+    /// Closes sessions idle for the idle timeout at `now`, on every loop (each loop's clock does
+    /// it for its own table every quarter of the idle timeout; public so tests can move the
+    /// clock forward).
+    public func expireIdleSessions(now: NIODeadline) -> EventLoopFuture<Void> {
+        let expired = tables.indices.map { index in
+            tables[index].eventLoop.submit { self.expireIdleSessions(inTable: index, now: now) }
+        }
+        return EventLoopFuture.andAllSucceed(expired, on: group.any())
+    }
+
+    private func expireIdleSessions(inTable index: Int, now: NIODeadline) {
+        let expired = tables[index].value.expire(now: now)
+        openSessions.wrappingSubtract(expired.count, ordering: .relaxed)
         for (id, session) in expired {
             logger.debug("legacy session expired", metadata: ["session": "\(id)"])
-            session.eventLoop.execute {
-                session.close(reason: "the session was idle for \(self.configuration.idleTimeout) and expired")
-            }
+            session.close(reason: "the session was idle for \(configuration.idleTimeout) and expired")
         }
     }
 
@@ -116,50 +154,62 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
         }
         if request.opensSession { return open(sending: request.payload, on: loop) }
         let id = request.sessionID
-        guard let session = table.withLockedValue({ $0.use(id, now: .now()) }) else {
-            return loop.makeFailedFuture(
-                LegacyRelayFailure(
-                    .unknownSession,
-                    "unknown session \(id): it never existed, expired after \(configuration.idleTimeout) without a request, "
-                        + "or has ended; start a new session with id 0"))
-        }
-        return session.eventLoop.flatSubmit { session.exchange(request.payload) }
-            .flatMapThrowing { try self.response(id: id, decision: $0) }
+        let table = table(of: id)
+        // To the session's loop (its table, its stream), and the answer back to the caller's.
+        return table.eventLoop.flatSubmit { () -> EventLoopFuture<LegacySessionInbox.Decision> in
+            guard let session = table.value.use(id, now: .now()) else {
+                return table.eventLoop.makeFailedFuture(
+                    LegacyRelayFailure(
+                        .unknownSession,
+                        "unknown session \(id): it never existed, expired after \(self.configuration.idleTimeout) without a request, "
+                            + "or has ended; start a new session with id 0"))
+            }
+            return session.exchange(request.payload)
+        }.flatMapThrowing { try self.response(id: id, decision: $0) }
     }
 
     private func open(sending payload: ByteBuffer, on loop: EventLoop) -> EventLoopFuture<LegacyRelayResponse> {
         guard let link = linkForLoop(loop) else {
             return loop.makeFailedFuture(LegacyRelayFailure(.unavailable, "no link serves this event loop"))
         }
+        guard let tableIndex = tableIndexByLoop[ObjectIdentifier(loop)] else {
+            return loop.makeFailedFuture(LegacyRelayFailure(.unavailable, "the request arrived on an event loop the relay does not know"))
+        }
+        let table = tables[tableIndex]
         let session = LegacyRelaySession(
             eventLoop: loop, pollWait: configuration.pollWait, bufferLimit: configuration.maximumHeldBytes)
+        let openBefore = openSessions.wrappingAdd(1, ordering: .relaxed).oldValue
         let id: UInt32
         do {
-            id = try table.withLockedValue { try $0.insert(session, now: .now()) }
+            guard openBefore < configuration.maximumSessions else {
+                throw LegacySessionTable<LegacyRelaySession>.FullError(capacity: configuration.maximumSessions)
+            }
+            id = try table.value.insert(session, now: .now())
         } catch {
+            openSessions.wrappingSubtract(1, ordering: .relaxed)
             return loop.makeFailedFuture(
                 LegacyRelayFailure(
                     .unavailable,
                     "the relay holds \(configuration.maximumSessions) sessions already; retry later or raise the limit"))
         }
         session.id = id
-        return loop.flatSubmit {
-            link.openStream { stream in
-                stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(session) }
-            }
+        // On `loop` (the HTTP connection's, the link's and the stream's): bound to it.
+        let boundSession = NIOLoopBound(session, eventLoop: loop)
+        return link.openStream { stream in
+            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(boundSession.value) }
         }.flatMapError { error in
-            self.table.withLockedValue { _ = $0.remove(id) }
+            self.forget(id)
             return loop.makeFailedFuture(
                 LegacyRelayFailure(.unavailable, "cannot open a session to the runtime manager: \(error); retry shortly"))
         }.flatMap { stream in
             stream.closeFuture.whenComplete { _ in
                 self.logger.debug("legacy session's stream closed", metadata: ["session": "\(id)"])
             }
-            return session.exchange(payload)
+            return boundSession.value.exchange(payload)
         }.flatMapThrowing { try self.response(id: id, decision: $0) }
     }
 
-    /// Turns a session's decision into a body, forgetting a session that is gone.
+    /// Turns a session's decision into a body, forgetting a session that is gone (on its loop).
     private func response(id: UInt32, decision: LegacySessionInbox.Decision) throws -> LegacyRelayResponse {
         switch decision {
         case .answer(let chunks):
@@ -167,7 +217,7 @@ public final class LegacyHTTPRelay: @unchecked Sendable {
         case .wait:
             preconditionFailure("a held request is answered through its future")
         case .gone(let reason):
-            table.withLockedValue { _ = $0.remove(id) }
+            forget(id)
             throw LegacyRelayFailure(.sessionGone, "session \(id) has ended: \(reason); start a new session with id 0")
         }
     }

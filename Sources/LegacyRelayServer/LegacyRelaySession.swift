@@ -5,8 +5,10 @@ import NIOCore
 /// until the client's next request collects it.
 ///
 /// Confined to the stream's event loop. The decisions (when to answer, when to stop reading) are
-/// made by `LegacySessionInbox`; this class only moves bytes and completes promises.
-final class LegacyRelaySession: ChannelDuplexHandler, @unchecked Sendable {
+/// made by `LegacySessionInbox`; this class only moves bytes and completes promises. Not
+/// Sendable: the relay keeps it in its loop's table and hands it to other threads only inside
+/// an `NIOLoopBound`.
+final class LegacyRelaySession: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -41,11 +43,11 @@ final class LegacyRelaySession: ChannelDuplexHandler, @unchecked Sendable {
         }
         // Answered once the bytes are handed to the link: a runtime manager that stops reading
         // holds the client back here instead of growing a buffer in the repeater.
-        return context.writeAndFlush(wrapOutboundOut(payload)).map {
+        return context.writeAndFlush(wrapOutboundOut(payload)).assumeIsolated().map {
             self.afterDelivery(self.inbox.forwarded())
         }.recover { error in
             .gone(reason: self.inbox.endReason ?? "the runtime manager's stream failed: \(error)")
-        }
+        }.nonisolated()
     }
 
     /// Ends the session from the relay's side (idle expiry, shutdown).
@@ -64,7 +66,7 @@ final class LegacyRelaySession: ChannelDuplexHandler, @unchecked Sendable {
         }
         guard decision == .wait else { return eventLoop.makeSucceededFuture(afterDelivery(decision)) }
         let promise = eventLoop.makePromise(of: LegacySessionInbox.Decision.self)
-        let timeout = eventLoop.scheduleTask(in: pollWait) {
+        let timeout = eventLoop.assumeIsolated().scheduleTask(in: pollWait) {
             if let decision = self.inbox.pollTimedOut() { self.answerHeldPoll(decision) }
         }
         heldPoll = (promise, timeout)

@@ -68,8 +68,8 @@ public final class MuxCatListener: Sendable {
         }
         let listener = YamuxLinkListener(
             address: configuration.address, group: group, configuration: configuration.yamux, logger: logger,
-            streamInitializer: { stream in streams.initializeStream(stream) }, relayConnector: relayConnector)
-        listener.linkInitializer = { channel in try streams.initializeLink(channel) }
+            streamInitializer: { stream in streams.initializeStream(stream) }, relayConnector: relayConnector,
+            linkInitializer: { channel in try streams.initializeLink(channel) })
         self.configuration = configuration
         self.listener = listener
         self.streams = streams

@@ -58,11 +58,16 @@ public enum ProcessBridge {
         // The stream is gone (or the command closed its stdout): whatever still runs has its grace
         // period, then the teardown sequence. Cancelling a finished run does nothing.
         opened.futureResult.whenSuccess { channel in
-            channel.closeFuture.whenComplete { _ in
-                eventLoop.scheduleTask(in: TimeAmount(graceUntilTerminate)) { process.cancel() }
-            }
+            afterGrace(of: channel, TimeAmount(graceUntilTerminate)) { process.cancel() }
         }
         return opened.futureResult
+    }
+
+    /// Runs `end` `grace` after `channel` has closed, on its loop: the command's time to exit on its own.
+    static func afterGrace(of channel: Channel, _ grace: TimeAmount, _ end: @escaping @Sendable () -> Void) {
+        channel.closeFuture.whenComplete { _ in
+            channel.eventLoop.scheduleTask(in: grace) { end() }
+        }
     }
 
     private static func run(

@@ -7,6 +7,11 @@ import Synchronization
 /// including sessions on yamux streams that the server did not accept itself.
 /// Sessions add and remove themselves from their own event loops; the mutex makes that safe.
 ///
+/// Why a mutex and not per-loop tables (as repeaterd's accept path has): it is taken twice per
+/// TLS session, whose handshake costs three orders of magnitude more CPU than an uncontended
+/// lock, and the registry cannot know the loops up front (sessions arrive on link loops and on
+/// `--direct` listener loops alike).
+///
 /// Why not NIOExtras' `ServerQuiescingHelper`: it tracks the children of one `ServerBootstrap`'s
 /// server channel, which covers only `--direct`. The sessions that matter most are streams on
 /// repeaters' yamux links, child channels of a multiplexer that no server channel accepts, so

@@ -20,7 +20,10 @@ public enum YamuxStreamEvent: Sendable {
 /// `allowRemoteHalfClosure` is on (else the channel closes, as a socket does).
 ///
 /// All state is confined to the parent's event loop.
-public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint, @unchecked Sendable {
+// @unchecked Sendable: `Channel` requires Sendable; as in NIO's own channels and nio-http2's
+// stream channel, every mutable field is touched only on the event loop (the Channel API hops there),
+// and the two any thread may read, `isActive` and `isWritable`, are atomics.
+public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint, @unchecked Sendable {  // loop-confined; see above
     private enum State {
         /// Created, initializer running; inbound bytes are held.
         case idle

@@ -12,7 +12,10 @@ import Yamux
 /// While it is down, `openStream` fails at once, so a new client is closed instead of hanging;
 /// when it drops, the multiplexer closes every stream on it (their TLS state lived on the far
 /// side, so nothing could be resumed anyway).
-public final class Link: @unchecked Sendable {
+///
+/// Sendable: what changes (the state, the failure count, the waiters) lives in a box bound to the
+/// link's event loop, which checks every access; what any thread reads is `health`, under a mutex.
+public final class Link: Sendable {
     public struct Configuration: Sendable {
         public var backend: LinkAddress
         public var yamux: YamuxConfiguration
@@ -51,13 +54,53 @@ public final class Link: @unchecked Sendable {
     private let healthBox = Mutex(Health())
     /// `repeater_link_redials_total`: dials after the first, on every link.
     private let redials = CoreMetrics.Counter(label: "repeater_link_redials_total")
-    private var logger: Logger
-    private var state: State = .idle
-    private var failures = 0
-    private var resolved: SocketAddress?
-    private var upWaiters: [EventLoopPromise<Void>] = []
+    private let logger: Logger
+    private let onLoop: NIOLoopBoundBox<LoopState>
+    /// How a dial connects (a `ClientBootstrap` on the link's loop); tests put a stand-in here to
+    /// run the redial clock on virtual time.
+    private let connector: Connector
+    /// The backoff's jitter, 0.5–1 (random; fixed in tests).
+    private let jitter: @Sendable () -> Double
 
-    public init(index: Int, eventLoop: EventLoop, configuration: Configuration, logger: Logger) {
+    typealias Connector = @Sendable (_ address: SocketAddress, _ link: Link) -> EventLoopFuture<Channel>
+
+    /// What only the link's event loop reads and writes.
+    private struct LoopState {
+        var state: State = .idle
+        var failures = 0
+        var resolved: SocketAddress?
+        var upWaiters: [EventLoopPromise<Void>] = []
+    }
+
+    private var state: State {
+        get { onLoop.value.state }
+        set { onLoop.value.state = newValue }
+    }
+    private var failures: Int {
+        get { onLoop.value.failures }
+        set { onLoop.value.failures = newValue }
+    }
+    private var resolved: SocketAddress? {
+        get { onLoop.value.resolved }
+        set { onLoop.value.resolved = newValue }
+    }
+    private var upWaiters: [EventLoopPromise<Void>] {
+        get { onLoop.value.upWaiters }
+        set { onLoop.value.upWaiters = newValue }
+    }
+
+    public convenience init(index: Int, eventLoop: EventLoop, configuration: Configuration, logger: Logger) {
+        self.init(
+            index: index, eventLoop: eventLoop, configuration: configuration, logger: logger,
+            connector: { address, link in link.bootstrap().connect(to: address) }, jitter: { Double.random(in: 0.5...1.0) })
+    }
+
+    init(
+        index: Int, eventLoop: EventLoop, configuration: Configuration, logger: Logger, connector: @escaping Connector,
+        jitter: @escaping @Sendable () -> Double
+    ) {
+        self.connector = connector
+        self.jitter = jitter
         self.index = index
         self.eventLoop = eventLoop
         var configuration = configuration
@@ -68,8 +111,10 @@ public final class Link: @unchecked Sendable {
         configuration.yamux.events.pingAnswered = { roundTrips.recordNanoseconds($0.nanoseconds) }
         configuration.yamux.events.streamReset = { byPeer in (byPeer ? resetsByPeer : resetsByUs).increment() }
         self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "link"] = "\(index)"
         self.logger = logger
-        self.logger[metadataKey: "link"] = "\(index)"
+        self.onLoop = NIOLoopBoundBox.makeBoxSendingValue(LoopState(), eventLoop: eventLoop)
     }
 
     /// Starts dialing. The returned future completes when the link is first up (or never, if the
@@ -94,19 +139,19 @@ public final class Link: @unchecked Sendable {
         healthBox.withLock { $0 = Health(isUp: isUp, lastFailure: lastFailure) }
     }
 
-    /// Whether the link is up right now (call on the event loop).
+    /// Whether the link is up right now (on the event loop; elsewhere `health.isUp`).
     public var isUp: Bool {
         if case .up = state { return true }
         return false
     }
 
-    /// The live link channel, if any (call on the event loop).
+    /// The live link channel, if any (on the event loop: checked).
     public var channel: Channel? {
         if case .up(let channel, _) = state { return channel }
         return nil
     }
 
-    /// The multiplexer of the live link, if any (call on the event loop).
+    /// The multiplexer of the live link, if any (on the event loop: checked).
     public var multiplexer: YamuxMultiplexer? {
         if case .up(_, let mux) = state { return mux }
         return nil
@@ -184,9 +229,16 @@ public final class Link: @unchecked Sendable {
             scheduleRedial()
             return
         }
+        connector(address, self).whenComplete { result in
+            self.connectCompleted(result)
+        }
+    }
+
+    /// A dial's bootstrap: the link's socket options and a multiplexer on the new channel.
+    private func bootstrap() -> ClientBootstrap {
         let yamux = configuration.yamux
         let logger = self.logger
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        return ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .linkSocketOptions(for: configuration.backend, writeBufferWaterMark: configuration.writeBufferWaterMark)
             .channelInitializer { channel in
@@ -195,9 +247,6 @@ public final class Link: @unchecked Sendable {
                         YamuxMultiplexer(configuration: yamux, logger: logger))
                 }
             }
-        bootstrap.connect(to: address).whenComplete { result in
-            self.connectCompleted(result)
-        }
     }
 
     private func connectCompleted(_ result: Result<Channel, Error>) {
@@ -248,7 +297,7 @@ public final class Link: @unchecked Sendable {
         redials.increment()
         let delay = Link.backoff(
             attempt: failures, initial: configuration.initialBackoff, maximum: configuration.maximumBackoff,
-            jitter: Double.random(in: 0.5...1.0))
+            jitter: jitter())
         state = .waitingToRedial(eventLoop.scheduleTask(in: delay) { self.dial() })
     }
 

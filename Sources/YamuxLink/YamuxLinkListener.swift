@@ -1,7 +1,7 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Synchronization
 import Yamux
 
 /// The accepting side of yamux links: listens on TCP or a Unix socket, runs a yamux server
@@ -11,24 +11,27 @@ import Yamux
 /// channel per stream: `YamuxSocketRelay`).
 ///
 /// The runtime manager and `muxcat listen` are both this, with different stream initializers.
-public final class YamuxLinkListener: @unchecked Sendable {
+public final class YamuxLinkListener: Sendable {
     public let address: LinkAddress
     private let group: EventLoopGroup
     private let configuration: YamuxConfiguration
     private let logger: Logger
     private let streamInitializer: @Sendable (Channel) -> EventLoopFuture<Void>
     private let relayConnector: (@Sendable (YamuxSocketRelay) -> EventLoopFuture<Void>)?
-    private var serverChannel: Channel?
-    private let links = NIOLockedValueBox([ObjectIdentifier: Channel]())
-    private let linkCounter = NIOLockedValueBox(0)
     /// Called for every new link with its channel (e.g. to capture its bytes).
-    public var linkInitializer: (@Sendable (Channel) throws -> Void)?
+    private let linkInitializer: (@Sendable (Channel) throws -> Void)?
+    /// Set once bound, read at stop.
+    private let serverChannel = Mutex<Channel?>(nil)
+    /// The links connected now, and how many were ever accepted (their numbers in the logs).
+    /// A mutex, not per-loop tables: it is taken once per link, and links are few and long-lived.
+    private let links = Mutex<(open: [ObjectIdentifier: Channel], accepted: Int)>(([:], 0))
 
     public init(
         address: LinkAddress, group: EventLoopGroup, configuration: YamuxConfiguration = YamuxConfiguration(role: .server),
         logger: Logger = Logger(label: "yamux-listener"),
         streamInitializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>,
-        relayConnector: (@Sendable (YamuxSocketRelay) -> EventLoopFuture<Void>)? = nil
+        relayConnector: (@Sendable (YamuxSocketRelay) -> EventLoopFuture<Void>)? = nil,
+        linkInitializer: (@Sendable (Channel) throws -> Void)? = nil
     ) {
         precondition(configuration.role == .server, "a link listener is the yamux server side")
         self.address = address
@@ -37,13 +40,16 @@ public final class YamuxLinkListener: @unchecked Sendable {
         self.logger = logger
         self.streamInitializer = streamInitializer
         self.relayConnector = relayConnector
+        self.linkInitializer = linkInitializer
     }
 
     /// The bound address (with the real port when 0 was asked for).
-    public var localAddress: SocketAddress? { serverChannel?.localAddress }
+    public var localAddress: SocketAddress? { serverChannel.withLock { $0?.localAddress } }
 
     /// Number of links connected right now.
-    public var linkCount: Int { links.withLockedValue { $0.count } }
+    public var linkCount: Int { links.withLock { $0.open.count } }
+
+    private var openLinks: [Channel] { links.withLock { Array($0.open.values) } }
 
     public func start() -> EventLoopFuture<Void> {
         let bootstrap = ServerBootstrap(group: group)
@@ -55,23 +61,23 @@ public final class YamuxLinkListener: @unchecked Sendable {
             }
         let bound = bootstrap.bind(to: address)
         return bound.map { channel in
-            self.serverChannel = channel
+            self.serverChannel.withLock { $0 = channel }
         }
     }
 
     private func acceptLink(_ channel: Channel) -> EventLoopFuture<Void> {
-        let number = linkCounter.withLockedValue { counter -> Int in
-            counter += 1
-            return counter
+        let key = ObjectIdentifier(channel)
+        let number = links.withLock { links -> Int in
+            links.accepted += 1
+            links.open[key] = channel
+            return links.accepted
         }
         var logger = self.logger
         logger[metadataKey: "link"] = "\(number)"
         logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unix")"
-        let key = ObjectIdentifier(channel)
-        links.withLockedValue { $0[key] = channel }
         logger.info("link accepted")
         channel.closeFuture.whenComplete { [logger] _ in
-            self.links.withLockedValue { _ = $0.removeValue(forKey: key) }
+            _ = self.links.withLock { $0.open.removeValue(forKey: key) }
             logger.info("link closed")
         }
         let initializer = streamInitializer
@@ -89,7 +95,7 @@ public final class YamuxLinkListener: @unchecked Sendable {
     /// must leave none behind).
     public func openStreamCount() -> EventLoopFuture<Int> {
         let loop = group.next()
-        let counts = links.withLockedValue { Array($0.values) }.map { channel in
+        let counts = openLinks.map { channel in
             channel.eventLoop.submit {
                 (try? channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.openStreamCount ?? 0
             }
@@ -99,7 +105,7 @@ public final class YamuxLinkListener: @unchecked Sendable {
 
     /// Says Go Away on every link: no new streams; open ones may finish.
     public func goAway() {
-        for channel in links.withLockedValue({ Array($0.values) }) {
+        for channel in openLinks {
             channel.eventLoop.execute {
                 (try? channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.goAway(.normal)
             }
@@ -109,7 +115,7 @@ public final class YamuxLinkListener: @unchecked Sendable {
     /// Completes once every link carries no stream.
     public func drained() -> EventLoopFuture<Void> {
         let loop = group.next()
-        let futures = links.withLockedValue { Array($0.values) }.map { channel in
+        let futures = openLinks.map { channel in
             channel.eventLoop.flatSubmit {
                 guard let mux = try? channel.pipeline.syncOperations.handler(type: YamuxMultiplexer.self) else {
                     return channel.eventLoop.makeSucceededVoidFuture()
@@ -123,9 +129,9 @@ public final class YamuxLinkListener: @unchecked Sendable {
     /// Stops listening and closes every link.
     public func stop() -> EventLoopFuture<Void> {
         let loop = group.next()
-        let closeServer = serverChannel?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
+        let closeServer = serverChannel.withLock { $0 }?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
         return closeServer.flatMap {
-            let open = self.links.withLockedValue { Array($0.values) }
+            let open = self.openLinks
             return EventLoopFuture.andAllComplete(open.map { $0.close() }, on: loop)
         }
     }

@@ -9,11 +9,11 @@ import YamuxLink
 @testable import LegacyRelayServer
 
 /// A minimal HTTP/1.1 client for the relay: one request at a time on one kept-alive connection.
-final class HTTPTestClient: @unchecked Sendable {
+final class HTTPTestClient: @unchecked Sendable {  // its collector is touched only on the channel's loop (flatSubmit)
     private let channel: Channel
     private let collector: Collector
 
-    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    private final class Collector: ChannelInboundHandler, @unchecked Sendable {  // a handler: its channel's loop only
         typealias InboundIn = HTTPClientResponsePart
         var promise: EventLoopPromise<(status: HTTPResponseStatus, body: String)>?
         private var status = HTTPResponseStatus.ok
@@ -134,6 +134,37 @@ final class LegacyHTTPRelayTests: XCTestCase {
         XCTAssertEqual(fixture.relay.sessionCount, 1)
     }
 
+    /// A session's later requests may come on any HTTP connection, so on any event loop: each
+    /// finds the session's table (on the loop that opened it) from the id alone.
+    func testASessionGoesOnOverConnectionsOnEveryLoop() throws {
+        let fixture = try makeFixture()
+        defer { fixture.shutdown() }
+        let opener = try HTTPTestClient(port: port(fixture), group: fixture.group)
+        defer { opener.close() }
+        var session = RawLegacySession(client: opener)
+        try session.post(Array("0".utf8))
+        var expected = "0"
+        var echoedElsewhere: [UInt8] = []
+        // The relay's two loops take new connections in turn: four of them reach both.
+        for index in 1...4 {
+            let client = try HTTPTestClient(port: port(fixture), group: fixture.group)
+            defer { client.close() }
+            var body = ByteBuffer()
+            LegacyRelayRequest(sessionID: session.id, payload: ByteBuffer(string: "\(index)")).encode(into: &body)
+            let (status, text) = try client.request(String(buffer: body))
+            XCTAssertEqual(status, .ok, text)
+            let response = try LegacyRelayResponse(parsing: ByteBuffer(string: text))
+            XCTAssertEqual(response.sessionID, session.id)
+            for chunk in response.chunks { echoedElsewhere += chunk.readableBytesView }
+            expected += "\(index)"
+        }
+        try session.collect(expected.utf8.count - echoedElsewhere.count)
+        XCTAssertEqual(
+            (session.received + echoedElsewhere).sorted(), Array(expected.utf8).sorted(),
+            "every byte echoed once, whichever connection collected it")
+        XCTAssertEqual(fixture.relay.sessionCount, 1)
+    }
+
     /// A poll with nothing to collect is answered empty once the poll wait runs out. How long it
     /// is held (the whole poll wait, not less) is tested on virtual time in LegacyRelaySessionTests.
     func testAPollWithNothingToCollectIsAnsweredEmpty() throws {
@@ -203,18 +234,24 @@ final class LegacyHTTPRelayTests: XCTestCase {
         XCTAssertTrue(large.body.contains("over 1000 bytes"), large.body)
     }
 
+    /// Expiry on the relay's own clock, moved forward by the test (no waiting): a session idle
+    /// for the timeout is forgotten and its stream closed; one idle for less is kept. (Which
+    /// sessions a given moment expires is tested on deadlines in LegacySessionTableTests.)
     func testAnIdleSessionExpiresAndItsStreamCloses() throws {
-        let fixture = try makeFixture { $0.idleTimeout = .milliseconds(300) }
+        let fixture = try makeFixture { $0.idleTimeout = .seconds(600) }
         defer { fixture.shutdown() }
         let client = try HTTPTestClient(port: port(fixture), group: fixture.group)
         defer { client.close() }
         var session = RawLegacySession(client: client)
         try session.post(Array("x".utf8))
         XCTAssertEqual(fixture.relay.sessionCount, 1)
-        try waitUntil { fixture.relay.sessionCount == 0 }
+        try fixture.relay.expireIdleSessions(now: .now() + .seconds(599)).wait()
+        XCTAssertEqual(fixture.relay.sessionCount, 1, "not idle for the whole timeout yet")
+        try fixture.relay.expireIdleSessions(now: .now() + .seconds(600)).wait()
+        XCTAssertEqual(fixture.relay.sessionCount, 0)
         try waitUntil { fixture.links.allSatisfy { link in
             (try? link.eventLoop.submit { link.multiplexer?.openStreamCount ?? 0 }.wait()) == 0 } }
-        // The idle HTTP connection was closed too (same timeout); a new one learns the session expired.
+        // A client that comes back learns the session expired.
         let later = try HTTPTestClient(port: port(fixture), group: fixture.group)
         defer { later.close() }
         let (status, text) = try later.request("\(session.id) ")

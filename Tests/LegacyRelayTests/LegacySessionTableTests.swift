@@ -26,6 +26,24 @@ final class LegacySessionTableTests: XCTestCase {
         }
     }
 
+    /// Each event loop's table hands out only the ids of its partition, so a request on any loop
+    /// finds the session's table from the id alone; the extremes of the generator stay in range.
+    func testAPartitionsIdsNameItsTableAndNeverZero() throws {
+        for count in [1, 2, 3, 7] {
+            for partition in 0..<count {
+                var table = LegacySessionTable<Int>(idleTimeout: .seconds(10), capacity: 1000, partition: partition, of: count)
+                var lowest = ScriptedGenerator(values: [0, 0, 0, 0])
+                var highest = ScriptedGenerator(values: [UInt64.max, UInt64.max, UInt64.max, UInt64.max])
+                var ids = [try table.insert(-1, now: start, using: &lowest), try table.insert(-2, now: start, using: &highest)]
+                for index in 0..<200 { ids.append(try table.insert(index, now: start)) }
+                for id in ids {
+                    XCTAssertNotEqual(id, 0, "0 means 'open a new session'")
+                    XCTAssertEqual(LegacySessionTable<Int>.partition(of: id, count: count), partition, "id \(id), \(partition) of \(count)")
+                }
+            }
+        }
+    }
+
     func testACollidingRandomIdIsDrawnAgain() throws {
         var table = LegacySessionTable<String>(idleTimeout: .seconds(10), capacity: 10)
         var generator = ScriptedGenerator(values: [7, 7, 7, 8])

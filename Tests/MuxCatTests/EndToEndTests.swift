@@ -289,7 +289,7 @@ final class EndToEndTests: ProcessTestCase {
 /// Counts the Data payload bytes arriving on a link, before the multiplexer sees them.
 /// Confined to the link's event loop.
 // Safe: touched only on the link's event loop (added by the channel initializer, read through `eventLoop.submit`).
-final class DataPayloadCounter: ChannelInboundHandler, @unchecked Sendable {
+final class DataPayloadCounter: ChannelInboundHandler, @unchecked Sendable {  // a handler: its loop only; the test reads the count after the link closed
     typealias InboundIn = ByteBuffer
     private var decoder = YamuxFrameDecoder()
     private(set) var payloadBytes = 0

@@ -147,7 +147,14 @@ final class ExecTests: ProcessTestCase {
             }
             usleep(20_000)
         }
-        throw XCTSkip("the command never wrote its pid to \(file)")
+        throw PidNeverWritten(file: file, timeout: timeout)
+    }
+
+    /// A failure, not a skip: a command that never starts is the bug these tests look for.
+    private struct PidNeverWritten: Error, CustomStringConvertible {
+        var file: String
+        var timeout: TimeInterval
+        var description: String { "the command never wrote its pid to \(file) within \(timeout) s" }
     }
 
     /// True once `pid` no longer exists (killed and reaped).

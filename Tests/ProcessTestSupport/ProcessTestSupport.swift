@@ -1,5 +1,5 @@
 import Foundation
-import NIOConcurrencyHelpers
+import Synchronization
 import XCTest
 
 #if canImport(Glibc)
@@ -53,22 +53,21 @@ public enum Binaries {
 }
 
 /// Bytes a child process wrote, collected as they arrive.
-public final class CollectedOutput: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var data = Data()
+public final class CollectedOutput: Sendable {
+    private let collected = Mutex<(data: Data, finished: Bool)>((Data(), false))
 
-    private var finished = false
+    public init() {}
 
-    public func append(_ more: Data) { lock.withLock { data.append(more) } }
-    public func markFinished() { lock.withLock { finished = true } }
-    public var isFinished: Bool { lock.withLock { finished } }
-    public var bytes: Data { lock.withLock { data } }
+    public func append(_ more: Data) { collected.withLock { $0.data.append(more) } }
+    public func markFinished() { collected.withLock { $0.finished = true } }
+    public var isFinished: Bool { collected.withLock { $0.finished } }
+    public var bytes: Data { collected.withLock { $0.data } }
     public var text: String { String(decoding: bytes, as: UTF8.self) }
 }
 
 /// A child process with its stdin writable and its stdout/stderr collected, killed at the end
 /// of the test if it is still running.
-public final class RunningProcess: @unchecked Sendable {
+public final class RunningProcess: @unchecked Sendable {  // Foundation's Process and Pipe are not Sendable; used from the test's thread and killed at its end
     public let name: String
     public let process = Process()
     public let stdout = CollectedOutput()

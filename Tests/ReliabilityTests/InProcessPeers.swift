@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -8,6 +7,7 @@ import NIOTLS
 import YamuxLink
 import RuntimeClient
 import RuntimeManager
+import Synchronization
 
 /// A runtime manager in this process (so a test can look at its sessions, streams and store),
 /// accepting links on a free loopback port.
@@ -36,11 +36,10 @@ final class InProcessRuntimeManager {
 }
 
 /// Log messages kept for the test to read.
-final class MessageLog: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var lines: [String] = []
+final class MessageLog: Sendable {
+    private let lines = Mutex<[String]>([])
 
-    var messages: [String] { lock.withLock { lines } }
+    var messages: [String] { lines.withLock { $0 } }
 
     var handler: LogHandler { Handler(log: self) }
 
@@ -53,14 +52,14 @@ final class MessageLog: @unchecked Sendable {
             set { metadata[key] = newValue }
         }
         func log(event: LogEvent) {
-            log.lock.withLock { log.lines.append("\(event.level) \(event.message)") }
+            log.lines.withLock { $0.append("\(event.level) \(event.message)") }
         }
     }
 }
 
 /// A TLS client that sends raw bytes (so a test can send part of a message) and can stop
 /// reading or vanish without a close_notify, as broken and hostile clients do.
-final class RawTLSClient: @unchecked Sendable {
+final class RawTLSClient: Sendable {
     let channel: Channel
 
     private init(channel: Channel) { self.channel = channel }

@@ -6,6 +6,7 @@ import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
 import XCTest
+import Synchronization
 
 /// Real TLS over loopback TCP: an in-process runtime manager with --direct and RuntimeClient.
 final class DirectServerTests: XCTestCase {
@@ -233,18 +234,16 @@ final class DirectServerTests: XCTestCase {
 }
 
 /// Records progress callbacks (which may come from another thread).
-final class ProgressRecorder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var sentValues: [Int] = []
-    private var totalValues: Set<Int> = []
+final class ProgressRecorder: Sendable {
+    private let values = Mutex<(sent: [Int], totals: Set<Int>)>(([], []))
 
     func record(sent: Int, total: Int) {
-        self.lock.withLock {
-            self.sentValues.append(sent)
-            self.totalValues.insert(total)
+        self.values.withLock {
+            $0.sent.append(sent)
+            $0.totals.insert(total)
         }
     }
 
-    var sent: [Int] { self.lock.withLock { self.sentValues } }
-    var totals: Set<Int> { self.lock.withLock { self.totalValues } }
+    var sent: [Int] { self.values.withLock { $0.sent } }
+    var totals: Set<Int> { self.values.withLock { $0.totals } }
 }

@@ -55,7 +55,7 @@ final class LegacyHTTPThroughRepeaterTests: XCTestCase {
         let path = try await RepeaterPath(legacyHTTP: true)
         let client = try await path.connectLegacy()
         // Kill every session behind the client's back: its next request meets 404/410.
-        path.legacyRelay!.expireIdleSessions(now: .now() + .hours(1))
+        try await path.legacyRelay!.expireIdleSessions(now: .now() + .hours(1)).get()
         do {
             _ = try await client.policyHash()
             XCTFail("a request on an expired session succeeded")
@@ -96,7 +96,7 @@ final class LegacyHTTPThroughRepeaterTests: XCTestCase {
 
 /// One POST on a fresh connection; the answer's status and body.
 func oneHTTPPost(port: Int, body: String) async throws -> (status: HTTPResponseStatus, body: String) {
-    final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    final class Collector: ChannelInboundHandler, @unchecked Sendable {  // a handler: its channel's loop only
         typealias InboundIn = HTTPClientResponsePart
         let promise: EventLoopPromise<(status: HTTPResponseStatus, body: String)>
         var status = HTTPResponseStatus.ok

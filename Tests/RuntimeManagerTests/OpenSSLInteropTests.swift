@@ -6,6 +6,7 @@ import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
 import XCTest
+import Synchronization
 
 /// `openssl s_client` — a TLS stack this project did not write — against `--direct`.
 final class OpenSSLInteropTests: XCTestCase {
@@ -81,9 +82,8 @@ func assertOpenSSLClientGetsPolicyHash(
         XCTAssertEqual(Array(answer.policyHash.data), expected, file: file, line: line)
 }
 
-final class ReceivedBytes: @unchecked Sendable {
-    private let lock = NSLock()
-    private var bytes = Data()
-    func append(_ chunk: Data) { self.lock.withLock { self.bytes.append(chunk) } }
-    var data: Data { self.lock.withLock { self.bytes } }
+final class ReceivedBytes: Sendable {
+    private let bytes = Mutex(Data())
+    func append(_ chunk: Data) { self.bytes.withLock { $0.append(chunk) } }
+    var data: Data { self.bytes.withLock { $0 } }
 }

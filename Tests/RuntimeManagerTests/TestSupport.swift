@@ -5,6 +5,7 @@ import NIOPosix
 import RuntimeClient
 import RuntimeManager
 import XCTest
+import Synchronization
 
 /// The repository root, found from this file's place in it.
 let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
@@ -72,13 +73,12 @@ struct TestCertificates {
 }
 
 /// Collects log messages so tests can check what an operator would read.
-final class LogCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
+final class LogCollector: Sendable {
+    private let lines = Mutex<[String]>([])
 
-    var messages: [String] { self.lock.withLock { self.lines } }
+    var messages: [String] { self.lines.withLock { $0 } }
 
-    func append(_ line: String) { self.lock.withLock { self.lines.append(line) } }
+    func append(_ line: String) { self.lines.withLock { $0.append(line) } }
 
     func logger(level: Logger.Level = .info) -> Logger {
         var logger = Logger(label: "test") { _ in CollectingHandler(collector: self) }

@@ -14,6 +14,7 @@ import TransportProtocol
 import YamuxLink
 import XCTest
 import Yamux
+import Synchronization
 
 /// The whole path: runtime-client → repeaterd (yamux client) → link → runtime manager (yamux
 /// server, TLS per stream), in process on loopback. Optionally with a recording tap on the link.
@@ -277,10 +278,10 @@ final class ResponseCollector: ChannelInboundHandler {
 }
 
 /// A TCP forwarder that records every byte it forwards (both directions), to inspect a link.
-final class RecordingTap: @unchecked Sendable {
+final class RecordingTap: Sendable {
     private let group: EventLoopGroup
     private let targetPort: Int
-    private var listener: Channel?
+    private let listener = Mutex<Channel?>(nil)
     private let bytes = NIOLockedValueBox(Data())
 
     init(group: EventLoopGroup, targetPort: Int) {
@@ -308,11 +309,11 @@ final class RecordingTap: @unchecked Sendable {
                     }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        listener = channel
+        listener.withLock { $0 = channel }
         return channel.localAddress!.port!
     }
 
-    func stop() async throws { try await listener?.close() }
+    func stop() async throws { try await listener.withLock { $0 }?.close() }
 
     final class Recorder: ChannelInboundHandler {
         typealias InboundIn = ByteBuffer

@@ -7,7 +7,7 @@ import XCTest
 
 final class LengthPrefixedMessageHandlerTests: XCTestCase {
     /// Counts parses so a test can prove a message is decoded exactly once.
-    private final class ParseCounter: @unchecked Sendable {
+    private final class ParseCounter: @unchecked Sendable {  // an EmbeddedChannel's closures run on the test's thread
         var count = 0
     }
 
@@ -127,7 +127,7 @@ final class LengthPrefixedMessageHandlerTests: XCTestCase {
 
 final class DecoderProgressTests: XCTestCase {
     func testProgressIsReportedWhileAMessageArrivesAndWhenItCompletes() throws {
-        final class Reports: @unchecked Sendable { var values: [[Int]] = [] }
+        final class Reports: @unchecked Sendable { var values: [[Int]] = [] }  // as ParseCounter: the test's thread only
         let reports = Reports()
         let channel = EmbeddedChannel(
             handler: LengthPrefixedMessageDecoder<RuntimeManagerResponse>(progress: { received, expected in

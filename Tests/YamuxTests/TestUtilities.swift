@@ -46,7 +46,7 @@ final class EchoHandler: ChannelInboundHandler, Sendable {
 
 /// Collects every byte and event a stream delivers.
 // Safe: used on EmbeddedChannels only (one thread).
-final class CollectingHandler: ChannelInboundHandler, @unchecked Sendable {
+final class CollectingHandler: ChannelInboundHandler, @unchecked Sendable {  // on embedded loops: the test's own thread
     typealias InboundIn = ByteBuffer
 
     var received = ByteBuffer()

@@ -189,7 +189,7 @@ final class YamuxMultiplexerTests: XCTestCase {
     /// a reset is told to the side that sent it as local and to the other as the peer's; a ping's
     /// round trip to the side that pinged.
     func testResetsAndPingRoundTripsAreToldToTheEventCallbacks() throws {
-        final class Tally: @unchecked Sendable {  // confined to the embedded loop
+        final class Tally: @unchecked Sendable {  // confined to the embedded loop: the test's own thread
             var resets: [Bool] = []
             var roundTrips = 0
         }
@@ -245,6 +245,40 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertTrue(link.isActive)
         loop.advanceTime(by: .milliseconds(200))
         XCTAssertFalse(link.isActive, "no pong within the timeout: the link is closed")
+    }
+
+    /// A stream closed here whose peer never finishes its side lingers for the close timeout,
+    /// then is reset: not a nanosecond before.
+    func testAClosedStreamThePeerNeverFinishesIsResetAtTheCloseTimeout() throws {
+        var clientConfiguration = YamuxConfiguration(role: .client)
+        clientConfiguration.keepAliveInterval = nil
+        clientConfiguration.streamCloseTimeout = .seconds(60)
+        var serverConfiguration = YamuxConfiguration(role: .server)
+        serverConfiguration.keepAliveInterval = nil
+        let serverSide = CollectingHandler()
+        let pair = try LinkedPair(
+            clientConfiguration: clientConfiguration, serverConfiguration: serverConfiguration,
+            serverStreamInitializer: { channel in
+                // Half-closure on and nothing that answers the FIN: the peer never finishes.
+                channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMap {
+                    channel.pipeline.addHandler(serverSide)
+                }
+            })
+        let (stream, _) = try pair.openStream()
+        stream.writeAndFlush(ByteBuffer(string: "x"), promise: nil)
+        pair.pump()
+        stream.close(promise: nil)
+        pair.pump()
+        XCTAssertTrue(serverSide.inputClosed, "the peer saw the FIN")
+        XCTAssertFalse(serverSide.inactive)
+        let loop = pair.client.eventLoop as! EmbeddedEventLoop
+        loop.advanceTime(by: .seconds(60) - .nanoseconds(1))
+        pair.pump()
+        XCTAssertFalse(serverSide.inactive, "not reset before the close timeout")
+        loop.advanceTime(by: .nanoseconds(1))
+        pair.pump()
+        XCTAssertTrue(serverSide.inactive, "reset at the close timeout")
+        XCTAssertEqual(pair.serverMux.openStreamCount, 0)
     }
 
     func testPingMeasuresRoundTrip() throws {
