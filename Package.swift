@@ -12,12 +12,17 @@ import PackageDescription
 //   LegacyRelay ────────┬─► LegacyRelayServer
 //                       └─► RuntimeClient (--legacy-http)
 //   CommandLineSupport ────► every executable (and nothing else)
-//   SystemErrorText ───────► YamuxLink, RuntimeManager, RuntimeClient, MuxCat, CommandLineSupport
+//   SystemErrorText ───────► YamuxLink, RuntimeManager, RuntimeClient, MuxCat
 //   ProxyProtocol ─────────► Repeater, RuntimeManager (PROXY headers: --accept-proxy, --send-proxy)
 //   AdminEndpoint (HTTP) ──► repeaterd, runtime-manager (--admin); the libraries count via swift-metrics
 //
-// The trusted side (RuntimeManager, RuntimeClient) never links the untrusted relay (Repeater),
-// and nothing but the legacy relay and the admin endpoint pulls in NIOHTTP1.
+// The trusted side (RuntimeManager, RuntimeClient) never links the untrusted relay (Repeater).
+// NIOHTTP1 is imported by the legacy relay (LegacyRelay, LegacyRelayServer) and the admin
+// endpoint only; RuntimeClient and MuxCat link it anyway through NIOExtras and LegacyRelay.
+//
+// Linux only: the deployment target (hosts beside enclaves), and what every test runs on. The
+// code uses Linux's socket options (SO_REUSEPORT's spreading, TCP_NOTSENT_LOWAT, tcp_migrate_req)
+// and Glibc/Musl directly; there are no Darwin branches to rot untested.
 
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
@@ -101,9 +106,7 @@ let package = Package(
         .target(name: "LegacyRelay", dependencies: ["TransportProtocol", nioCore, nioHTTP1, nioTLS], swiftSettings: swift6),
         /// The old HTTP relay's server side, served by repeaterd `--legacy-http` beside the repeater.
         .target(
-            name: "LegacyRelayServer",
-            dependencies: ["LegacyRelay", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioConcurrencyHelpers, logging], swiftSettings: swift6
-        ),
+            name: "LegacyRelayServer", dependencies: ["LegacyRelay", "YamuxLink", nioCore, nioPosix, nioHTTP1, logging], swiftSettings: swift6),
 
         // MARK: The trusted side
 
@@ -127,8 +130,8 @@ let package = Package(
         .target(
             name: "RuntimeClient",
             dependencies: [
-                "TransportProtocol", "LegacyRelay", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioConcurrencyHelpers, nioExtras,
-                logging, swiftProtobuf, .product(name: "X509", package: "swift-certificates"),
+                "TransportProtocol", "LegacyRelay", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, nioConcurrencyHelpers, nioExtras,
+                swiftProtobuf, .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swift6
@@ -146,7 +149,7 @@ let package = Package(
         // MARK: Executables (thin command lines over the libraries)
 
         /// What every command line shares (logging setup, limits, option parsing); executables only.
-        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", "SystemErrorText", nioCore, logging, argumentParser], swiftSettings: swift6),
+        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", nioCore, logging, argumentParser], swiftSettings: swift6),
         .executableTarget(
             name: "repeaterd",
             dependencies: [
@@ -164,7 +167,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "runtime-client",
-            dependencies: ["RuntimeClient", "TransportProtocol", "CommandLineSupport", "YamuxLink", argumentParser, logging],
+            dependencies: ["RuntimeClient", "TransportProtocol", "CommandLineSupport", "YamuxLink", argumentParser],
             swiftSettings: swift6
         ),
         .executableTarget(
@@ -177,47 +180,50 @@ let package = Package(
         ),
         .executableTarget(name: "nio-relay", dependencies: [nioCore, nioPosix], path: "tools/nio-relay", swiftSettings: swift6),
 
-        // MARK: Tests (a target per module; ReliabilityTests run the real processes)
+        // MARK: Tests: a target per module, and one for the whole system
 
         .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers], swiftSettings: swift6),
         .testTarget(name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioEmbedded, logging], swiftSettings: swift6),
+        .testTarget(name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix], swiftSettings: swift6),
         .testTarget(
             name: "RepeaterTests",
             dependencies: ["Repeater", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6
         ),
+        .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol", nioCore, nioEmbedded], swiftSettings: swift6),
+        .testTarget(name: "AdminEndpointTests", dependencies: ["AdminEndpoint", nioHTTP1], swiftSettings: swift6),
+        .testTarget(name: "LegacyRelayTests", dependencies: ["LegacyRelay", nioCore], swiftSettings: swift6),
         .testTarget(
-            name: "LegacyRelayTests",
-            dependencies: [
-                "LegacyRelay", "LegacyRelayServer", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging,
-            ], swiftSettings: swift6
+            name: "LegacyRelayServerTests",
+            dependencies: ["LegacyRelayServer", "LegacyRelay", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging],
+            swiftSettings: swift6
         ),
         .testTarget(
             name: "TransportProtocolTests", dependencies: ["TransportProtocol", nioCore, nioEmbedded, swiftProtobuf],
             swiftSettings: swift6),
         .testTarget(
             name: "RuntimeManagerTests",
-            dependencies: [
-                "RuntimeManager", "RuntimeClient", "Repeater", "LegacyRelayServer", "YamuxLink", "Yamux", "TransportProtocol",
-                "LegacyRelay", "ProcessTestSupport", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioEmbedded,
-                nioConcurrencyHelpers, logging, swiftProtobuf,
-            ],
+            dependencies: ["RuntimeManager", "TransportProtocol", "ProcessTestSupport", nioCore, nioEmbedded, nioSSL, swiftProtobuf],
             swiftSettings: swift6
         ),
+        .testTarget(
+            name: "RuntimeClientTests", dependencies: ["RuntimeClient", "ProcessTestSupport", nioCore, nioSSL], swiftSettings: swift6),
         .testTarget(
             name: "MuxCatTests",
-            dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix, logging],
+            dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix, nioEmbedded, logging],
             swiftSettings: swift6
         ),
-        .testTarget(name: "AdminEndpointTests", dependencies: ["AdminEndpoint", nioHTTP1], swiftSettings: swift6),
-        .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol", nioCore, nioEmbedded], swiftSettings: swift6),
-        /// Child processes for the tests that run the real executables (muxcat, repeaterd, …).
-        .target(name: "ProcessTestSupport", dependencies: [nioConcurrencyHelpers], path: "Tests/ProcessTestSupport", swiftSettings: swift6),
-        /// The fault matrix and hostile-input tables of docs/RELIABILITY.md, against real processes.
+        .testTarget(name: "CommandLineSupportTests", dependencies: ["CommandLineSupport", "YamuxLink", nioCore, argumentParser], swiftSettings: swift6),
+        /// Child processes, generated certificates and the built binaries, for the tests that need them.
+        .target(name: "ProcessTestSupport", dependencies: [], path: "Tests/ProcessTestSupport", swiftSettings: swift6),
+        /// The whole system: the real executables and peers (HAProxy, nginx, openssl, Go yamux), the
+        /// fault matrix and hostile-input tables of docs/RELIABILITY.md, and the libraries joined in
+        /// one process (client, repeater, runtime manager).
         .testTarget(
-            name: "ReliabilityTests",
+            name: "IntegrationTests",
             dependencies: [
-                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "YamuxLink", "Yamux", "TransportProtocol", "ProxyProtocol",
-                nioCore, nioPosix, nioSSL, nioTLS, logging, nioConcurrencyHelpers, swiftProtobuf,
+                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "LegacyRelayServer", "LegacyRelay", "YamuxLink",
+                "Yamux", "TransportProtocol", "ProxyProtocol", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioEmbedded,
+                nioConcurrencyHelpers, logging, swiftProtobuf,
             ], swiftSettings: swift6
         ),
     ],

@@ -5,8 +5,6 @@ import YamuxLink
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// What every executable's `main` does, so the four agree on what a user sees:

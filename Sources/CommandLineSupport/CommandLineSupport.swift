@@ -7,8 +7,6 @@ import YamuxLink
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Small pieces every executable of the project shares, and nothing else links.

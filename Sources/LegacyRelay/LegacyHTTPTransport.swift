@@ -47,6 +47,13 @@ public final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
     /// - Parameter host: the relay's address, for the Host header.
     public init(host: String) { self.host = host }
 
+    /// Makes `pipeline` an HTTP/1 client of the old relay carrying the layers added after it:
+    /// the HTTP codec, then this handler. Here, so that the client module need not know HTTP.
+    public static func addToPipeline(_ pipeline: ChannelPipeline.SynchronousOperations, host: String) throws {
+        try pipeline.addHTTPClientHandlers()
+        try pipeline.addHandler(LegacyHTTPTransportHandler(host: host))
+    }
+
     // MARK: Outbound: ciphertext from TLS
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

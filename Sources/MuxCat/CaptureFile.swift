@@ -3,8 +3,6 @@ import NIOCore
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// The capture file being written: shared by every link (each on its own event loop), so
@@ -104,7 +102,4 @@ public struct CaptureFileError: Error, CustomStringConvertible {
 #if canImport(Glibc)
 private let systemWrite = Glibc.write
 private let systemClose = Glibc.close
-#elseif canImport(Darwin)
-private let systemWrite = Darwin.write
-private let systemClose = Darwin.close
 #endif

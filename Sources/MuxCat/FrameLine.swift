@@ -3,8 +3,6 @@ import Yamux
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// One decoded frame, with whatever context the input gave: a capture knows time, link and

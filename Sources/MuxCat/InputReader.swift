@@ -6,8 +6,6 @@ import NIOPosix
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Reads `muxcat connect`'s stdin on its event loop and hands each chunk to `feed`, one at a

@@ -8,8 +8,6 @@ import Yamux
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// `muxcat connect`: stands in for the repeater. Dials a runtime manager's link, opens streams,

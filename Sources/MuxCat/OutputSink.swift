@@ -5,8 +5,6 @@ import NIOCore
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A file descriptor (stdout, stderr) that many event loops write to.
@@ -75,6 +73,4 @@ public final class OutputSink: Sendable {
 private let systemWrite = Glibc.write
 #elseif canImport(Musl)
 private let systemWrite = Musl.write
-#elseif canImport(Darwin)
-private let systemWrite = Darwin.write
 #endif

@@ -5,8 +5,6 @@ import YamuxLink
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Whether another socket already listens where repeaterd is about to listen, checked once at

@@ -1,7 +1,5 @@
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 import Foundation
 import NIOConcurrencyHelpers
@@ -38,7 +36,7 @@ public final class FileDownload: DownloadSink {
             throw RuntimeClientError.localFile(path: path, reason: "cannot write: \(SystemErrorText.errnoText(errno))")
         }
         self.descriptor = descriptor
-        self.temporaryPath = String(cString: template)
+        self.temporaryPath = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         // mkstemp makes it 0600; a downloaded file gets the usual mode (0666 less the umask).
         let mask = umask(0)
         umask(mask)

@@ -3,7 +3,6 @@ import LegacyRelay
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
-import NIOHTTP1
 import NIOPosix
 import SystemErrorText
 import NIOSSL
@@ -73,10 +72,7 @@ public final class RuntimeClient: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        if overLegacyHTTP {
-                            try sync.addHTTPClientHandlers()
-                            try sync.addHandler(LegacyHTTPTransportHandler(host: address))
-                        }
+                        if overLegacyHTTP { try LegacyHTTPTransportHandler.addToPipeline(sync, host: address) }
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverNameCheck?.indicatedName))
                         try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerRequest>())
                         // A read's file is handed to the download sink as it arrives, never held whole.

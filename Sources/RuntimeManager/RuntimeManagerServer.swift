@@ -10,8 +10,6 @@ import YamuxLink
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// What a runtime manager is started with; mirrors the command-line flags.

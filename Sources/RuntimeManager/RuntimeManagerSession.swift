@@ -295,7 +295,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             let end = min(body.sent + Self.fileSliceBytes, body.data.count)
             var slice = context.channel.allocator.buffer(capacity: end - body.sent)
             let range = (body.data.startIndex + body.sent)..<(body.data.startIndex + end)
-            body.data[range].withUnsafeBytes { slice.writeBytes($0) }
+            slice.writeBytes(body.data[range])
             self.fileBody?.sent = end
             context.write(self.wrapOutboundOut(.part(slice)), promise: nil)
             context.flush()

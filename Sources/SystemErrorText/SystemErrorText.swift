@@ -5,8 +5,6 @@ import NIOPosix
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// System errors as a user should read them: what happened, in words, without NIO's internals.

@@ -322,6 +322,4 @@ public struct LinkDownError: Error, CustomStringConvertible {
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif

@@ -12,8 +12,6 @@ import YamuxLink
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// muxcat: netcat for the repeater's multiplexed (yamux) link. Everything it does lives in the

@@ -52,6 +52,48 @@ public enum Binaries {
     }
 }
 
+/// The repository root (where tools/ and the sources are).
+public let repositoryRoot: URL = Binaries.repository
+
+/// Runs a program to completion and returns its exit status and output.
+@discardableResult
+public func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+/// Certificates and a policy made by tools/gen-certs.sh (so the script is tested too), once per
+/// test run: the main set, and a second set from another CA.
+public struct TestCertificates: Sendable {
+    public let directory: String
+    public let foreignDirectory: String
+
+    public static let shared: TestCertificates = {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("repeater-tests-\(getpid())")
+        let main = base.appendingPathComponent("certs").path
+        let foreign = base.appendingPathComponent("foreign").path
+        let script = repositoryRoot.appendingPathComponent("tools/gen-certs.sh").path
+        for directory in [main, foreign] {
+            let result = try! runProcess("/bin/bash", [script, directory])
+            precondition(result.status == 0, "tools/gen-certs.sh failed: \(result.stderr)")
+        }
+        return TestCertificates(directory: main, foreignDirectory: foreign)
+    }()
+
+    public func path(_ name: String) -> String { "\(directory)/\(name)" }
+    public func foreignPath(_ name: String) -> String { "\(foreignDirectory)/\(name)" }
+}
+
 /// Bytes a child process wrote, collected as they arrive.
 public final class CollectedOutput: Sendable {
     private let collected = Mutex<(data: Data, finished: Bool)>((Data(), false))

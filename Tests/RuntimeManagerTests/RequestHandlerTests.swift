@@ -3,6 +3,7 @@ import NIOCore
 import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
+import ProcessTestSupport
 import XCTest
 
 /// The runtime manager's behaviour by plain calls, without TLS or sockets.

@@ -3,8 +3,8 @@ import NIOCore
 import NIOPosix
 import XCTest
 
-#if canImport(CNIOLinux)
-import CNIOLinux  // where Swift finds `linger`, NIOLinger's type, on Linux
+#if canImport(Glibc)
+import Glibc  // `linger`, NIOLinger's type
 #endif
 
 @testable import Yamux
@@ -97,7 +97,7 @@ final class YamuxSocketRelayTests: XCTestCase {
         if linger {
             // SO_LINGER 0: close() sends RST instead of FIN.
             let options = try XCTUnwrap(channel as? SocketOptionProvider)
-            try options.setSoLinger(NIOLinger(l_onoff: 1, l_linger: 0)).wait()
+            try options.setSoLinger(Glibc.linger(l_onoff: 1, l_linger: 0)).wait()
         }
         return channel
     }

@@ -18,8 +18,6 @@ import NIOPosix
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Connects each accepted channel to the target, on the accepted channel's own event loop, and

@@ -12,6 +12,7 @@ import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
 import YamuxLink
+import ProcessTestSupport
 import XCTest
 import Yamux
 import Synchronization

@@ -2,56 +2,14 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import ProcessTestSupport
 import RuntimeClient
 import RuntimeManager
 import XCTest
 import Synchronization
 
-/// The repository root, found from this file's place in it.
-let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-/// Runs a program to completion and returns its exit status and output.
-@discardableResult
-func runProcess(_ executable: String, _ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws
-    -> (status: Int32, stdout: String, stderr: String)
-{
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-}
-
-/// Certificates made by tools/gen-certs.sh (so the script is tested too),
-/// once per test run: the main set, and a second set from another CA.
-struct TestCertificates {
-    let directory: String
-    let foreignDirectory: String
-
-    static let shared: TestCertificates = {
-        let base = FileManager.default.temporaryDirectory
-            .appendingPathComponent("runtime-manager-tests-\(getpid())")
-        let main = base.appendingPathComponent("certs").path
-        let foreign = base.appendingPathComponent("foreign").path
-        let script = repositoryRoot.appendingPathComponent("tools/gen-certs.sh").path
-        for directory in [main, foreign] {
-            let result = try! runProcess("/bin/bash", [script, directory])
-            precondition(result.status == 0, "tools/gen-certs.sh failed: \(result.stderr)")
-        }
-        return TestCertificates(directory: main, foreignDirectory: foreign)
-    }()
-
-    func path(_ name: String) -> String { "\(self.directory)/\(name)" }
-    func foreignPath(_ name: String) -> String { "\(self.foreignDirectory)/\(name)" }
-
+/// The generated identities as the runtime manager and the client take them.
+extension TestCertificates {
     func serverConfiguration(
         policy: String? = nil, maximumStoreBytes: Int = RuntimeManagerConfiguration.defaultMaximumStoreBytes,
         maximumMessageBytes: Int = 64 * 1024 * 1024

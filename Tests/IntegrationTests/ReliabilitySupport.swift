@@ -6,27 +6,11 @@ import XCTest
 import Glibc
 #endif
 
-/// The repository root, found from this file's place in it.
-let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
 /// Certificates and policy made once per test run by tools/gen-certs.sh.
 enum Certificates {
-    static let directory: String = {
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("reliability-tests-\(getpid())/certs").path
-        let script = repositoryRoot.appendingPathComponent("tools/gen-certs.sh").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [script, directory]
-        process.standardOutput = FileHandle.nullDevice
-        try! process.run()
-        process.waitUntilExit()
-        precondition(process.terminationStatus == 0, "tools/gen-certs.sh failed")
-        return directory
-    }()
+    static var directory: String { TestCertificates.shared.directory }
 
-    static func path(_ name: String) -> String { "\(directory)/\(name)" }
+    static func path(_ name: String) -> String { TestCertificates.shared.path(name) }
 }
 
 /// One yamux frame as this test sees it on the wire.

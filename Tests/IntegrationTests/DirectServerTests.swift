@@ -5,6 +5,7 @@ import RuntimeClient
 import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
+import ProcessTestSupport
 import XCTest
 import Synchronization
 

@@ -7,6 +7,7 @@ import RuntimeClient
 import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
+import ProcessTestSupport
 import XCTest
 
 /// A TLS client and a runtime-manager session on two EmbeddedChannels, bytes
