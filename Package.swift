@@ -74,6 +74,8 @@ let package = Package(
         // turning traits off needs tools version 6.1).
         .package(url: "https://github.com/apple/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        // The old relay's base64 (LegacyRelay/Base64.swift says why, in numbers).
+        .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
     ],
     targets: [
         // MARK: The link both sides share
@@ -103,7 +105,10 @@ let package = Package(
             swiftSettings: swift6),
         /// The old HTTP relay's wire format (bodies, base64) and its client transport (TLS records
         /// as `POST /runtime_manager` bodies), used by runtime-client `--legacy-http`.
-        .target(name: "LegacyRelay", dependencies: ["TransportProtocol", nioCore, nioHTTP1, nioTLS], swiftSettings: swift6),
+        .target(
+            name: "LegacyRelay",
+            dependencies: ["TransportProtocol", nioCore, nioHTTP1, nioTLS, .product(name: "ExtrasBase64", package: "swift-extras-base64")],
+            swiftSettings: swift6),
         /// The old HTTP relay's server side, served by repeaterd `--legacy-http` beside the repeater.
         .target(
             name: "LegacyRelayServer", dependencies: ["LegacyRelay", "YamuxLink", nioCore, nioPosix, nioHTTP1, logging], swiftSettings: swift6),

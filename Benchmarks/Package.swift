@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        // LegacyRelay's Base64 wraps it; the bare library beside the wrapper (and the numbers of the loop it replaced).
+        .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
     ],
     targets: [
         .target(
@@ -31,10 +33,16 @@ let package = Package(
             ],
             exclude: ["transport_protocol.proto"]
         ),
+        /// LegacyRelay's Base64.swift alone (a symbolic link): NIOCore and swift-extras-base64.
+        .target(
+            name: "LegacyBase64",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ]),
         .executableTarget(
             name: "CodecBenchmarks",
             dependencies: [
-                "Yamux", "TransportProtocol",
+                "Yamux", "TransportProtocol", "LegacyBase64", .product(name: "ExtrasBase64", package: "swift-extras-base64"),
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -43,5 +51,6 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    // Swift 6 mode, as the main package builds these same sources.
+    swiftLanguageModes: [.v6]
 )

@@ -58,5 +58,6 @@ let package = Package(
             ]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    // Swift 6 mode, as the main package builds these same sources.
+    swiftLanguageModes: [.v6]
 )

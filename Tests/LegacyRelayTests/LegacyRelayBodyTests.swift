@@ -24,7 +24,15 @@ final class LegacyRelayBodyTests: XCTestCase {
         XCTAssertThrowsError(try Base64.decode(buffer("aG*k").readableBytesView)) { error in
             XCTAssertEqual(error as? Base64.DecodeError, .invalidCharacter(UInt8(ascii: "*"), offset: 2))
         }
-        XCTAssertThrowsError(try Base64.decode(buffer("aGk=aGk=").readableBytesView), "padding only at the end")
+        XCTAssertThrowsError(try Base64.decode(buffer("aGk=aGk=").readableBytesView), "padding only at the end") { error in
+            XCTAssertEqual(error as? Base64.DecodeError, .invalidCharacter(UInt8(ascii: "="), offset: 3))
+        }
+        XCTAssertThrowsError(try Base64.decode(buffer("aGk\naGk=").readableBytesView)) { error in
+            XCTAssertEqual(error as? Base64.DecodeError, .invalidCharacter(UInt8(ascii: "\n"), offset: 3))
+        }
+        XCTAssertEqual(String(buffer: try Base64.decode(buffer("aA==").readableBytesView)), "h")
+        XCTAssertEqual(String(buffer: try Base64.decode(buffer("aA").readableBytesView)), "h")
+        XCTAssertEqual(try Base64.decode(buffer("").readableBytesView).readableBytes, 0)
         XCTAssertThrowsError(try Base64.decode(buffer("aGkab").readableBytesView)) { error in
             XCTAssertEqual(error as? Base64.DecodeError, .truncated(length: 5))
         }

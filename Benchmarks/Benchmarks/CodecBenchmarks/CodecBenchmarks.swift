@@ -48,6 +48,8 @@ let benchmarks: @Sendable () -> Void = {
     let metrics: [BenchmarkMetric] = [.wallClock, .mallocCountTotal]
     Benchmark.defaultConfiguration = .init(metrics: metrics, maxDuration: .seconds(2), maxIterations: 100_000)
 
+    base64Benchmarks()
+
     // MARK: yamux header encode
 
     Benchmark("yamux header encode ×1000") { benchmark in

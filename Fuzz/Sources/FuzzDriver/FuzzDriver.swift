@@ -32,7 +32,7 @@ public func replayFiles(_ fuzzOne: (UnsafeRawBufferPointer) -> Void) throws {
     var count = 0
     for path in CommandLine.arguments.dropFirst() {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
         let files =
             isDirectory.boolValue
             ? (try FileManager.default.contentsOfDirectory(atPath: path)).sorted().map { path + "/" + $0 } : [path]

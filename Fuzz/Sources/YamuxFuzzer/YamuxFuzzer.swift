@@ -92,7 +92,7 @@ private func fuzzMultiplexer(_ input: ByteBuffer, relayed: Bool) {
             })
     } else {
         mux = YamuxMultiplexer(configuration: configuration) { stream in
-            stream.pipeline.addHandler(EchoStream())
+            stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(EchoStream()) }
         }
     }
     try? channel.pipeline.syncOperations.addHandler(mux)

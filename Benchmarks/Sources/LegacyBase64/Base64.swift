@@ -1,0 +1,1 @@
+../../../Sources/LegacyRelay/Base64.swift
