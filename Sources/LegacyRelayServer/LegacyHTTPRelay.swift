@@ -40,16 +40,22 @@ public final class LegacyHTTPRelay: Sendable {
     /// Each loop's sessions, in the order of `group`'s loops (a session id's partition).
     private let tables: [NIOLoopBoundBox<LegacySessionTable<LegacyRelaySession>>]
     private let tableIndexByLoop: [ObjectIdentifier: Int]
-    /// Sessions over all loops: what `maximumSessions` limits.
+    /// Sessions over all loops (relaxed: it orders nothing).
     private let openSessions = Atomic<Int>(0)
+    /// What `maximumSessions` (repeaterd's `--max-sessions`) limits: these sessions and the
+    /// repeater's, when it shares its limit.
+    public let sessionLimit: SessionLimit
+    /// Set by a draining shutdown: no new sessions; completed when the last one ends.
+    private let drain = Mutex<(isDraining: Bool, done: EventLoopPromise<Void>?)>((false, nil))
     /// The HTTP listener and each loop's expiry clock: set at start, read at shutdown only.
     private let running = Mutex<(listener: Channel?, expiryTasks: [RepeatedTask])>((nil, []))
 
     public init(
         configuration: Configuration, group: EventLoopGroup, logger: Logger,
-        linkForLoop: @escaping @Sendable (EventLoop) -> Link?
+        linkForLoop: @escaping @Sendable (EventLoop) -> Link?, sessionLimit: SessionLimit? = nil
     ) {
         self.configuration = configuration
+        self.sessionLimit = sessionLimit ?? SessionLimit(maximum: configuration.maximumSessions)
         self.group = group
         self.logger = logger
         self.linkForLoop = linkForLoop
@@ -76,7 +82,19 @@ public final class LegacyHTTPRelay: Sendable {
 
     /// Forgets `id`, on its table's loop.
     private func forget(_ id: UInt32) {
-        if table(of: id).value.remove(id) != nil { openSessions.wrappingSubtract(1, ordering: .relaxed) }
+        if table(of: id).value.remove(id) != nil { sessionsEnded(1) }
+    }
+
+    /// `count` sessions left their tables: their places are free, and a drain may be over.
+    private func sessionsEnded(_ count: Int) {
+        guard count > 0 else { return }
+        sessionLimit.release(count)
+        let left = openSessions.wrappingSubtract(count, ordering: .relaxed).newValue
+        guard left == 0 else { return }
+        drain.withLock { state -> EventLoopPromise<Void>? in
+            defer { state.done = nil }
+            return state.isDraining ? state.done : nil
+        }?.succeed(())
     }
 
     /// Binds the HTTP listener and starts the idle-expiry clock.
@@ -108,20 +126,42 @@ public final class LegacyHTTPRelay: Sendable {
         }
     }
 
-    /// Stops listening and closes every session.
-    public func shutdown() -> EventLoopFuture<Void> {
-        let (listener, expiryTasks) = running.withLock { $0 }
-        expiryTasks.forEach { $0.cancel() }
+    /// Drains, then stops: no new sessions from now on (503), while the open ones go on, since the
+    /// old protocol's clients must keep posting to finish; once the last one has ended (its stream
+    /// closed, or it idled out), or after `drainTimeout`, what is left is closed and the listener
+    /// with it. A drain timeout of zero closes everything at once.
+    public func shutdown(drainTimeout: TimeAmount = .zero) -> EventLoopFuture<Void> {
         let loop = group.next()
-        let closed = listener?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
-        let tablesEmptied = tables.map { table in
-            table.eventLoop.submit {
+        let drained = loop.makePromise(of: Void.self)
+        drain.withLock { $0 = (true, drained) }
+        let openNow = sessionCount
+        if openNow == 0 {
+            drain.withLock { $0.done = nil }
+            drained.succeed(())
+        } else if drainTimeout > .zero {
+            logger.info("legacy HTTP relay: no new sessions; draining \(openNow) for up to \(drainTimeout)")
+        }
+        let timeout = loop.scheduleTask(in: drainTimeout) {
+            let left = self.sessionCount
+            if left > 0, drainTimeout > .zero { self.logger.warning("drain timeout: closing \(left) legacy session(s) still open") }
+            self.closeAllSessions(reason: "the repeater is shutting down")
+        }
+        return drained.futureResult.flatMap {
+            timeout.cancel()
+            let (listener, expiryTasks) = self.running.withLock { $0 }
+            expiryTasks.forEach { $0.cancel() }
+            return listener?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
+        }
+    }
+
+    private func closeAllSessions(reason: String) {
+        for table in tables {
+            table.eventLoop.execute {
                 let sessions = table.value.removeAll()
-                self.openSessions.wrappingSubtract(sessions.count, ordering: .relaxed)
-                for (_, session) in sessions { session.close(reason: "the repeater is shutting down") }
+                for (_, session) in sessions { session.close(reason: reason) }
+                self.sessionsEnded(sessions.count)
             }
         }
-        return closed.and(EventLoopFuture.andAllComplete(tablesEmptied, on: loop)).map { _ in }
     }
 
     /// Closes sessions idle for the idle timeout at `now`, on every loop (each loop's clock does
@@ -136,11 +176,11 @@ public final class LegacyHTTPRelay: Sendable {
 
     private func expireIdleSessions(inTable index: Int, now: NIODeadline) {
         let expired = tables[index].value.expire(now: now)
-        openSessions.wrappingSubtract(expired.count, ordering: .relaxed)
         for (id, session) in expired {
             logger.debug("legacy session expired", metadata: ["session": "\(id)"])
             session.close(reason: "the session was idle for \(configuration.idleTimeout) and expired")
         }
+        sessionsEnded(expired.count)
     }
 
     /// Handles one request body, on the HTTP connection's event loop. The future fails with a
@@ -175,18 +215,25 @@ public final class LegacyHTTPRelay: Sendable {
         guard let tableIndex = tableIndexByLoop[ObjectIdentifier(loop)] else {
             return loop.makeFailedFuture(LegacyRelayFailure(.unavailable, "the request arrived on an event loop the relay does not know"))
         }
+        if drain.withLock({ $0.isDraining }) {
+            return loop.makeFailedFuture(
+                LegacyRelayFailure(.unavailable, "the repeater is shutting down and opens no new sessions; retry with another repeater"))
+        }
         let table = tables[tableIndex]
         let session = LegacyRelaySession(
             eventLoop: loop, pollWait: configuration.pollWait, bufferLimit: configuration.maximumHeldBytes)
-        let openBefore = openSessions.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard sessionLimit.reserve() else {
+            return loop.makeFailedFuture(
+                LegacyRelayFailure(
+                    .unavailable,
+                    "the repeater serves \(sessionLimit.maximum) sessions already (--max-sessions); retry later or raise the limit"))
+        }
+        openSessions.wrappingAdd(1, ordering: .relaxed)
         let id: UInt32
         do {
-            guard openBefore < configuration.maximumSessions else {
-                throw LegacySessionTable<LegacyRelaySession>.FullError(capacity: configuration.maximumSessions)
-            }
             id = try table.value.insert(session, now: .now())
         } catch {
-            openSessions.wrappingSubtract(1, ordering: .relaxed)
+            sessionsEnded(1)
             return loop.makeFailedFuture(
                 LegacyRelayFailure(
                     .unavailable,

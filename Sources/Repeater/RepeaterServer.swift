@@ -35,6 +35,9 @@ public final class RepeaterServer: Sendable {
         public var idleTimeout: TimeAmount? = .seconds(300)
         /// On shutdown, how long open sessions may take to finish.
         public var drainTimeout: TimeAmount = .seconds(30)
+        /// On shutdown, how long the listeners stay open after `/readyz` turned 503, so that a
+        /// balancer checking it stops sending before connections would be refused (`--drain-grace`).
+        public var drainGrace: TimeAmount = .zero
         public var keepAliveInterval: TimeAmount? = .seconds(30)
         public var keepAliveTimeout: TimeAmount = .seconds(10)
         public var maximumStreamWindow = 16 * 1024 * 1024
@@ -73,9 +76,11 @@ public final class RepeaterServer: Sendable {
     private let stateByLoop: [ObjectIdentifier: LoopState]
     /// `repeater_sessions_total{result}` (swift-metrics; a no-op until the daemon bootstraps a backend).
     private let metrics = SessionMetrics()
-    /// Sessions open over all loops: what `--max-sessions` limits. Relaxed: it orders nothing,
-    /// and a limit that lets a racing accept or two through a moment early harms nobody.
+    /// Sessions open over all loops (relaxed: it orders nothing).
     private let openSessions = Atomic<Int>(0)
+    /// What `--max-sessions` limits: these sessions and any other front end's that shares it
+    /// (repeaterd's old HTTP relay).
+    public let sessionLimit: SessionLimit
     /// Set as the shutdown begins (before the listeners are closed): what `/readyz` says.
     private let isDraining = Atomic<Bool>(false)
     /// The listening sockets: one per event loop on TCP, one in all on a Unix socket. Set once
@@ -100,8 +105,13 @@ public final class RepeaterServer: Sendable {
         var eventLoop: EventLoop { sessions.eventLoop }
     }
 
-    public init(configuration: Configuration, group: EventLoopGroup, logger: Logger = Logger(label: "repeaterd")) {
+    /// `sessionLimit`: shared with another front end; by default the repeater's own, of
+    /// `configuration.maximumSessions`.
+    public init(
+        configuration: Configuration, group: EventLoopGroup, logger: Logger = Logger(label: "repeaterd"), sessionLimit: SessionLimit? = nil
+    ) {
         self.configuration = configuration
+        self.sessionLimit = sessionLimit ?? SessionLimit(maximum: configuration.maximumSessions)
         self.group = group
         self.logger = logger
         var links: [Link] = []
@@ -243,15 +253,14 @@ public final class RepeaterServer: Sendable {
         let state = stateByLoop[ObjectIdentifier(loop)]!
         // Even during the drain: a client the listener accepted before it closed is served like
         // any other (and drained), not turned away: during a restart it would be reset.
-        let openBefore = openSessions.wrappingAdd(1, ordering: .relaxed).oldValue
-        guard openBefore < configuration.maximumSessions else {
-            openSessions.wrappingSubtract(1, ordering: .relaxed)
+        guard sessionLimit.reserve() else {
             metrics.refusedLimit.increment()
             logger.warning(
-                "refusing client: session limit of \(configuration.maximumSessions) reached",
+                "refusing client: session limit of \(sessionLimit.maximum) reached",
                 metadata: ["client": "\(PeerDescription(address: client.remoteAddress))"])
             return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
+        openSessions.wrappingAdd(1, ordering: .relaxed)
         let sessionID = state.sessions.value.add(client)
         let log = SessionLog(logger: logger, session: sessionID, client: client.remoteAddress)
         let activity = RelayActivity(byteCounts: state.byteCounts)
@@ -319,21 +328,39 @@ public final class RepeaterServer: Sendable {
 
     /// On the session's loop, once its client channel has closed.
     private func sessionEnded(_ id: UInt64, on state: LoopState) {
-        if state.sessions.value.remove(id) { openSessions.wrappingSubtract(1, ordering: .relaxed) }
+        guard state.sessions.value.remove(id) else { return }
+        openSessions.wrappingSubtract(1, ordering: .relaxed)
+        sessionLimit.release()
     }
 
-    /// Graceful shutdown: close the listeners, then say Go Away on every link, let open sessions
-    /// finish for up to the drain timeout, then close what is left and the links.
+    /// Graceful shutdown: say "draining" (`/readyz`), keep accepting for the drain grace, close the
+    /// listeners, then say Go Away on every link, let open sessions finish for up to the drain
+    /// timeout, then close what is left and the links.
+    ///
+    /// The grace is for a balancer: until its health check has seen the 503 it still sends new
+    /// clients here, and a closed listener would refuse them.
     ///
     /// The order matters for restarts: until its listeners are closed the kernel may still hand
     /// this process a client (one of the port's SO_REUSEPORT listeners is still here), and that
     /// client must get a stream: so the links say Go Away only after the close, and a client
     /// accepted before it is served like any other.
-    public func shutdown() -> EventLoopFuture<Void> {
+    ///
+    /// `alongside`: another front end's drain on the same links (repeaterd's old HTTP relay),
+    /// begun when the listeners close; the links stop only once it is over too.
+    public func shutdown(alongside otherDrain: (@Sendable () -> EventLoopFuture<Void>)? = nil) -> EventLoopFuture<Void> {
         let loop = group.next()
         isDraining.store(true, ordering: .relaxed)
-        let closeListeners = EventLoopFuture.andAllComplete(serverChannels.map { $0.close() }, on: loop)
+        let grace = configuration.drainGrace
+        var graceOver = loop.makeSucceededVoidFuture()
+        if grace > .zero {
+            logger.info("draining: /readyz answers 503 now; still accepting for \(grace) (--drain-grace) so that a balancer stops sending first")
+            graceOver = loop.scheduleTask(in: grace) {}.futureResult
+        }
+        let closeListeners = graceOver.flatMap {
+            EventLoopFuture.andAllComplete(self.serverChannels.map { $0.close() }, on: loop)
+        }
         return closeListeners.flatMap { () -> EventLoopFuture<Void> in
+            let otherDrained = otherDrain?() ?? loop.makeSucceededVoidFuture()
             let openNow = self.sessionCount
             self.logger.info("shutting down: listeners closed; draining \(openNow) session(s) for up to \(self.configuration.drainTimeout)")
             for link in self.links { link.goAway() }
@@ -345,7 +372,7 @@ public final class RepeaterServer: Sendable {
                     }
                 }
             }
-            return EventLoopFuture.andAllSucceed(loopsDrained, on: loop)
+            return EventLoopFuture.andAllSucceed(loopsDrained, on: loop).and(otherDrained).map { _ in }
         }.flatMap { _ in
             for state in self.stateByLoop.values {
                 guard let sweeper = state.sweeper else { continue }

@@ -20,8 +20,9 @@ struct RepeaterDaemon: AsyncParsableCommand {
         discussion: """
             Clients connect with plain TCP to --listen. repeaterd dials --backend (the runtime manager's \
             yamux link; TCP or unix:PATH), one link per event loop, and redials with backoff when a link drops. \
-            TCP_NODELAY is on for every client socket and every link. SIGTERM/SIGINT: stop accepting, send \
-            Go Away, let open sessions finish for up to --drain-timeout, exit 0.
+            TCP_NODELAY is on for every client socket and every link. SIGTERM/SIGINT: /readyz answers 503, \
+            keep accepting for --drain-grace, stop accepting, send Go Away, let open sessions finish for up \
+            to --drain-timeout, exit 0.
             """)
 
     @Option(help: "Where clients connect: HOST:PORT or unix:PATH. (default: 127.0.0.1:3011)", transform: LinkAddress.parseArgument)
@@ -44,6 +45,13 @@ struct RepeaterDaemon: AsyncParsableCommand {
 
     @Option(parsing: .unconditional, help: "Seconds open sessions may take to finish on shutdown (0: close them at once).")
     var drainTimeout = 30.0
+
+    @Option(
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "Seconds to keep accepting after SIGTERM while /readyz answers 503, so a balancer checking it stops sending first. Default: 4 with --admin (twice HAProxy's default check interval), else 0.",
+            valueName: "seconds"))
+    var drainGrace: Double?
 
     @Option(parsing: .unconditional, help: "Seconds between keep-alive pings on a link (0 turns them off).")
     var keepaliveInterval = 30.0
@@ -84,6 +92,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
         try OptionRange.check("--threads", threads, atLeast: 1)
         try OptionRange.checkSecondsFromZero("--idle-timeout", idleTimeout, zeroMeans: "turns it off")
         try OptionRange.checkSecondsFromZero("--drain-timeout", drainTimeout)
+        if let drainGrace { try OptionRange.checkSecondsFromZero("--drain-grace", drainGrace) }
         try OptionRange.checkSecondsFromZero("--keepalive-interval", keepaliveInterval, zeroMeans: "turns pings off")
         try OptionRange.checkSecondsAboveZero("--keepalive-timeout", keepaliveTimeout)
         try OptionRange.check(
@@ -106,6 +115,8 @@ struct RepeaterDaemon: AsyncParsableCommand {
         configuration.maximumSessions = maxSessions
         configuration.idleTimeout = CommandLineSupport.secondsOrOff(idleTimeout)
         configuration.drainTimeout = CommandLineSupport.seconds(drainTimeout)
+        // Without --admin no balancer can see /readyz, so waiting would only delay the stop.
+        configuration.drainGrace = CommandLineSupport.seconds(drainGrace ?? (admin != nil ? 4 : 0))
         configuration.keepAliveInterval = CommandLineSupport.secondsOrOff(keepaliveInterval)
         configuration.keepAliveTimeout = CommandLineSupport.seconds(keepaliveTimeout)
         configuration.maximumStreamWindow = maxStreamWindow
@@ -134,15 +145,19 @@ struct RepeaterDaemon: AsyncParsableCommand {
                 metrics: { metrics.exposition() })
             services.append(.init(service: AdminService(server: AdminServer(address: admin, group: group, routes: routes, logger: logger))))
         }
-        services.append(.init(service: RepeaterService(server: server)))
+        var legacyRelay: (relay: LegacyHTTPRelay, address: LinkAddress)?
         if let legacyHTTP {
-            // The old relay's sessions use the repeater's links: one per event loop, as its clients'.
+            // The old relay's sessions use the repeater's links (one per event loop, as its
+            // clients'), count against --max-sessions with the repeater's, and drain with them.
+            var relayConfiguration = LegacyHTTPRelay.Configuration()
+            relayConfiguration.maximumSessions = maxSessions
             let relay = LegacyHTTPRelay(
-                configuration: LegacyHTTPRelay.Configuration(), group: group, logger: logger,
-                linkForLoop: { [server] in server.link(for: $0) })
-            services.append(.init(service: LegacyHTTPRelayService(relay: relay, address: legacyHTTP)))
+                configuration: relayConfiguration, group: group, logger: logger,
+                linkForLoop: { [server] in server.link(for: $0) }, sessionLimit: server.sessionLimit)
+            legacyRelay = (relay, legacyHTTP)
             metrics?.gauge("repeater_legacy_sessions_open", help: "Sessions of the old HTTP relay open now.") { relay.sessionCount }
         }
+        services.append(.init(service: RepeaterService(server: server, legacyRelay: legacyRelay)))
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: services,
@@ -158,9 +173,11 @@ struct RepeaterDaemon: AsyncParsableCommand {
     }
 }
 
-/// Runs the repeater until a graceful shutdown is requested, then drains it.
+/// Runs the repeater (and the old HTTP relay, with --legacy-http) until a graceful shutdown is
+/// requested, then drains both: the relay's sessions alongside the repeater's, on the same links.
 struct RepeaterService: Service {
     let server: RepeaterServer
+    let legacyRelay: (relay: LegacyHTTPRelay, address: LinkAddress)?
 
     func run() async throws {
         do {
@@ -168,23 +185,20 @@ struct RepeaterService: Service {
         } catch let error as LinkListenError {
             throw CommandLineFailure("--listen: \(error)")
         }
-        try? await gracefulShutdown()
-        try await server.shutdown().get()
-    }
-}
-
-/// Serves the old HTTP relay beside the repeater until a graceful shutdown is requested.
-struct LegacyHTTPRelayService: Service {
-    let relay: LegacyHTTPRelay
-    let address: LinkAddress
-
-    func run() async throws {
-        do {
-            try await relay.start(listen: address).get()
-        } catch let error as LinkListenError {
-            throw CommandLineFailure("--legacy-http: \(error)")
+        if let legacyRelay {
+            do {
+                try await legacyRelay.relay.start(listen: legacyRelay.address).get()
+            } catch let error as LinkListenError {
+                _ = try? await server.shutdown().get()
+                throw CommandLineFailure("--legacy-http: \(error)")
+            }
         }
         try? await gracefulShutdown()
-        try await relay.shutdown().get()
+        var relayDrain: (@Sendable () -> EventLoopFuture<Void>)?
+        if let relay = legacyRelay?.relay {
+            let drainTimeout = server.configuration.drainTimeout
+            relayDrain = { relay.shutdown(drainTimeout: drainTimeout) }
+        }
+        try await server.shutdown(alongside: relayDrain).get()
     }
 }

@@ -145,6 +145,40 @@ final class AdminEndpointProcessTests: XCTestCase {
         XCTAssertEqual(repeater.waitForExit(timeout: 20), 0, "the drain ends with the last session")
     }
 
+    /// SIGTERM with `--drain-grace`: /readyz turns 503 at once, but the listener keeps accepting
+    /// (and serving) for the grace, so that a balancer that has not yet seen the 503 loses nobody;
+    /// then it closes, and the daemon exits 0.
+    func testTheListenerStaysOpenForTheDrainGraceAfterReadyzTurned503() throws {
+        let (repeater, port, adminPort) = try self.repeaterBeforeAnEchoPeer(["--drain-grace", "6"])
+        XCTAssertEqual(try self.get(adminPort, "/readyz").status, 200)
+        repeater.signal(SIGTERM)
+        XCTAssertTrue(eventually(timeout: 5) { (try? self.get(adminPort, "/readyz").status) == 503 })
+        XCTAssertTrue(repeater.waitFor("still accepting for 6", onStderr: true))
+        // Within the grace: a new client is accepted and served.
+        let late = try RawSocket.connect(port: port)
+        defer { late.close() }
+        late.send(Array("late\n".utf8))
+        late.read(timeout: 10) { $0.count >= 5 }
+        XCTAssertEqual(String(decoding: late.received, as: UTF8.self), "late\n", "a client that arrives in the grace is served")
+        late.shutdownWrite()
+        XCTAssertTrue(late.readUntilClosed(timeout: 10))
+        // After it: refused, and the daemon is gone.
+        XCTAssertEqual(repeater.waitForExit(timeout: 30), 0)
+        XCTAssertThrowsError(try RawSocket.connect(port: port), "the listener is closed once the grace is over")
+    }
+
+    /// Without --admin no balancer can see /readyz: SIGTERM closes the listener at once (no grace).
+    func testWithoutAdminThereIsNoGrace() throws {
+        let linkPort = freePort()
+        let echo = try deployment.sandbox.start(
+            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
+        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
+        let (repeater, _) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        repeater.signal(SIGTERM)
+        XCTAssertEqual(repeater.waitForExit(timeout: 20), 0)
+        XCTAssertFalse(repeater.stderr.text.contains("still accepting for"), repeater.stderr.text)
+    }
+
     /// Sessions the idle sweep closes count as `idle`, not as the client's close.
     func testIdleSessionsAreCountedAsIdle() throws {
         let (_, port, adminPort) = try self.repeaterBeforeAnEchoPeer(["--idle-timeout", "0.5"])

@@ -263,7 +263,7 @@ func tcpQueues(localPort: Int, remotePort: Int) -> (sent: Int, unread: Int)? {
 }
 
 /// The deployment pieces as processes: runtime-manager, repeaterd, runtime-client.
-final class Deployment {
+final class Deployment: Sendable {
     let sandbox: ProcessSandbox
 
     init() throws { sandbox = try ProcessSandbox(prefix: "reliability-tests") }

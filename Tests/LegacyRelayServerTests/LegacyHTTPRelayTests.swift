@@ -259,6 +259,51 @@ final class LegacyHTTPRelayTests: XCTestCase {
         XCTAssertTrue(text.contains("expired"), text)
     }
 
+    /// A draining shutdown (repeaterd's SIGTERM): no new sessions, while an open one goes on, since
+    /// its client must keep posting to finish; the relay stops once it has ended.
+    func testADrainRefusesNewSessionsAndServesOpenOnesUntilTheyEnd() throws {
+        let fixture = try makeFixture()
+        defer { fixture.shutdown() }
+        let client = try HTTPTestClient(port: port(fixture), group: fixture.group)
+        defer { client.close() }
+        var session = RawLegacySession(client: client)
+        try session.post(Array("a".utf8))
+        let stopped = fixture.relay.shutdown(drainTimeout: .seconds(600))
+        let newcomer = try HTTPTestClient(port: port(fixture), group: fixture.group)
+        defer { newcomer.close() }
+        let (status, text) = try newcomer.request("0 aGk=")
+        XCTAssertEqual(status, .serviceUnavailable)
+        XCTAssertTrue(text.contains("shutting down"), text)
+        try session.post(Array("b".utf8))
+        try session.collect(2)
+        XCTAssertEqual(String(decoding: session.received, as: UTF8.self), "ab", "the open session goes on during the drain")
+        XCTAssertEqual(fixture.relay.sessionCount, 1)
+        // Its client stops posting: it idles out, and with it the drain is over.
+        try fixture.relay.expireIdleSessions(now: .now() + .seconds(3600)).wait()
+        XCTAssertNoThrow(try stopped.wait())
+        XCTAssertEqual(fixture.relay.sessionCount, 0)
+        XCTAssertEqual(fixture.relay.sessionLimit.count, 0, "every place given back")
+    }
+
+    /// The old relay's sessions count against the limit they share with the repeater's clients.
+    func testSessionsCountAgainstASharedLimit() throws {
+        let limit = SessionLimit(maximum: 2)
+        XCTAssertTrue(limit.reserve(), "a repeater client holds one place")
+        let fixture = try LegacyRelayFixture(sessionLimit: limit)
+        defer { fixture.shutdown() }
+        let client = try HTTPTestClient(port: port(fixture), group: fixture.group)
+        defer { client.close() }
+        var session = RawLegacySession(client: client)
+        try session.post(Array("x".utf8))
+        XCTAssertEqual(limit.count, 2)
+        let (status, text) = try client.request("0 aGk=")
+        XCTAssertEqual(status, .serviceUnavailable)
+        XCTAssertTrue(text.contains("--max-sessions"), text)
+        limit.release()
+        let (again, _) = try client.request("0 aGk=")
+        XCTAssertEqual(again, .ok, "a place freed by the repeater is the relay's to take")
+    }
+
     func testSessionsEndWhenTheLinkDrops() throws {
         let fixture = try makeFixture()
         defer { fixture.shutdown() }

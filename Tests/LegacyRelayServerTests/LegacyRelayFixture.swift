@@ -26,7 +26,7 @@ final class LegacyRelayFixture {
     let links: [Link]
     let relay: LegacyHTTPRelay
 
-    init(threads: Int = 2, configure: (inout LegacyHTTPRelay.Configuration) -> Void = { _ in }) throws {
+    init(threads: Int = 2, sessionLimit: SessionLimit? = nil, configure: (inout LegacyHTTPRelay.Configuration) -> Void = { _ in }) throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
@@ -51,7 +51,7 @@ final class LegacyRelayFixture {
         let linkByLoop = Dictionary(uniqueKeysWithValues: links.map { (ObjectIdentifier($0.eventLoop), $0) })
         relay = LegacyHTTPRelay(
             configuration: configuration, group: group, logger: logger,
-            linkForLoop: { linkByLoop[ObjectIdentifier($0)] })
+            linkForLoop: { linkByLoop[ObjectIdentifier($0)] }, sessionLimit: sessionLimit)
         try relay.start(listen: .tcp(host: "127.0.0.1", port: 0)).wait()
     }
 

@@ -217,8 +217,10 @@ public func freePort() -> Int {
 
 /// The processes and scratch files of one test: start processes through it, and call
 /// ``cleanUp()`` from `tearDown` so nothing outlives the test (every child is killed).
-public final class ProcessSandbox {
-    private var running: [RunningProcess] = []
+///
+/// Processes may be started from several threads at once (a test's concurrent clients).
+public final class ProcessSandbox: Sendable {
+    private let running = Mutex<[RunningProcess]>([])
     public let directory: URL
 
     public init(prefix: String = "process-tests") throws {
@@ -227,8 +229,8 @@ public final class ProcessSandbox {
     }
 
     public func cleanUp() {
-        for process in running { process.stop() }
-        running.removeAll()
+        for process in running.withLock({ $0 }) { process.stop() }
+        running.withLock { $0.removeAll() }
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -236,7 +238,7 @@ public final class ProcessSandbox {
         throws -> RunningProcess
     {
         let process = try RunningProcess(executable, arguments, stdinFrom: file, name: name)
-        running.append(process)
+        running.withLock { $0.append(process) }
         return process
     }
 

@@ -91,7 +91,7 @@ def start_path(env: Env, name: str, target: int, cpus: str | None, repeater_thre
         m = P.start("muxcat", [b("muxcat"), "listen", f"127.0.0.1:{link}", "--forward", f"127.0.0.1:{target}",
                                "--log-level", "warning"], cpus)
         wait_port(link)
-        r = _repeaterd(env, b, front, link, repeater_threads, "repeaterd", cpus, ["--admin", f"127.0.0.1:{admin}"])
+        r = _repeaterd(env, b, front, link, repeater_threads, "repeaterd", cpus, ["--admin", f"127.0.0.1:{admin}", "--drain-grace", "0"])
         wait_port(admin)
         scraper = P.start("admin-scraper", ["sh", "-c", f"while :; do curl -s -o /dev/null "
                                                          f"http://127.0.0.1:{admin}/metrics; sleep 1; done"], None)
