@@ -308,6 +308,12 @@ public final class RepeaterServer: Sendable {
             let destination = configuration.acceptsProxyHeader ? announcedDestination : client.localAddress
             preamble = ByteBuffer(bytes: ProxyHeaderEncoder.v2(source: log.client, destination: destination))
         }
+        if !link.isUp, let other = links.first(where: { $0 !== link && $0.health.isUp }) {
+            // This loop's link is down but another is up: serve the client there rather than
+            // refuse it, at the price of a thread hop per read each way.
+            openRelay(for: client, onAnotherLoop: other, log: log, activity: activity, preamble: preamble)
+            return
+        }
         do {
             // The lean stream: the client socket's own handler is the stream's end (no child
             // channel, no second pipeline per session).
@@ -327,6 +333,37 @@ public final class RepeaterServer: Sendable {
     }
 
     /// On the session's loop, once its client channel has closed.
+    /// The client on its loop, its stream on `link`'s loop, joined by `CrossLoopRelay`.
+    private func openRelay(for client: Channel, onAnotherLoop link: Link, log: SessionLog, activity: RelayActivity, preamble: ByteBuffer?) {
+        let clientSide = CrossLoopRelay.firstSide("client", activity: activity) { reason in
+            log.debug("session ended: \(reason)")
+            self.metrics.ended(SessionMetrics.cause(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: false))
+        }
+        do {
+            try client.pipeline.syncOperations.addHandler(clientSide)
+        } catch {
+            client.close(promise: nil)
+            return
+        }
+        metrics.accepted.increment()
+        metrics.servedOnAnotherLoop.increment()
+        log.debug("session open on link \(link.index): this loop's link is down")
+        let first = NIOLoopBound(clientSide, eventLoop: client.eventLoop)
+        link.eventLoop.execute {
+            link.openStream { stream in
+                stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                    // The PROXY header is the stream's first bytes, before anything relayed.
+                    if let preamble { stream.write(preamble, promise: nil) }
+                    try stream.pipeline.syncOperations.addHandler(
+                        CrossLoopRelay.secondSide("runtime manager", on: stream.eventLoop, joining: first))
+                }
+            }.whenFailure { _ in
+                self.metrics.refusedLinkDown.increment()
+                client.close(promise: nil)
+            }
+        }
+    }
+
     private func sessionEnded(_ id: UInt64, on state: LoopState) {
         guard state.sessions.value.remove(id) else { return }
         openSessions.wrappingSubtract(1, ordering: .relaxed)
@@ -427,6 +464,9 @@ struct SessionMetrics: Sendable {
     let refusedLinkDown = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_link_down")])
     /// Over `--max-sessions`.
     let refusedLimit = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_limit")])
+    /// Served on another event loop's link, since the client's own loop had none up (a thread hop
+    /// per read each way for the whole session).
+    let servedOnAnotherLoop = Counter(label: "repeater_sessions_other_loop_total")
     /// `--accept-proxy`: no valid PROXY header in time (malformed, cut short, too long, missing).
     let refusedProxyHeader = Counter(label: "repeater_sessions_total", dimensions: [("result", "refused_proxy_header")])
 

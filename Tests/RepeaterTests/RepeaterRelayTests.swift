@@ -174,6 +174,25 @@ final class RepeaterRelayTests: XCTestCase {
         XCTAssertTrue(socket.waitForClose(timeout: 20), "the client was left hanging while the link is down")
     }
 
+    /// One loop's link is down while the other's is up: a client the kernel hands to the loop
+    /// without a link is served on the other loop's link (a thread hop each way) instead of
+    /// being refused. Twenty clients over two listeners: about half land on the loop whose link
+    /// is stopped (all twenty on the other one has a chance of 2⁻²⁰), and every one is echoed
+    /// byte-exact, half-close included.
+    func testAClientWhoseLoopHasNoLinkIsServedOnAnotherLoopsLink() throws {
+        let fixture = try RepeaterFixture(threads: 2)
+        defer { fixture.shutdown() }
+        try fixture.repeater.links[0].stop().wait()
+        XCTAssertFalse(fixture.repeater.links[0].health.isUp)
+        XCTAssertTrue(fixture.repeater.links[1].health.isUp)
+        for index in 0..<20 {
+            let payload = pattern(10_000 + index, seed: index)
+            let echoed = try sendAndCollect(port: fixture.port, payload: payload, group: fixture.group).wait()
+            XCTAssertEqual(echoed, payload, "client \(index) was not served")
+        }
+        XCTAssertNil(fixture.repeater.notReadyReason, "one link up: ready")
+    }
+
     func testLinkIsRedialedAfterTheBackendRestarts() throws {
         let fixture = try RepeaterFixture(threads: 1)
         defer { fixture.shutdown() }
