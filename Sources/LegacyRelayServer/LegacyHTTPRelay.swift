@@ -45,8 +45,10 @@ public final class LegacyHTTPRelay: Sendable {
     /// What `maximumSessions` (repeaterd's `--max-sessions`) limits: these sessions and the
     /// repeater's, when it shares its limit.
     public let sessionLimit: SessionLimit
-    /// Set by a draining shutdown: no new sessions; completed when the last one ends.
-    private let drain = Mutex<(isDraining: Bool, done: EventLoopPromise<Void>?)>((false, nil))
+    /// Set by a draining shutdown: no new sessions (read at every open: an atomic, not a lock).
+    private let isDraining = Atomic<Bool>(false)
+    /// The draining shutdown's promise, completed when the last session ends.
+    private let drained = Mutex<EventLoopPromise<Void>?>(nil)
     /// The HTTP listener and each loop's expiry clock: set at start, read at shutdown only.
     private let running = Mutex<(listener: Channel?, expiryTasks: [RepeatedTask])>((nil, []))
 
@@ -90,10 +92,10 @@ public final class LegacyHTTPRelay: Sendable {
         guard count > 0 else { return }
         sessionLimit.release(count)
         let left = openSessions.wrappingSubtract(count, ordering: .relaxed).newValue
-        guard left == 0 else { return }
-        drain.withLock { state -> EventLoopPromise<Void>? in
-            defer { state.done = nil }
-            return state.isDraining ? state.done : nil
+        guard left == 0, isDraining.load(ordering: .relaxed) else { return }
+        drained.withLock { promise -> EventLoopPromise<Void>? in
+            defer { promise = nil }
+            return promise
         }?.succeed(())
     }
 
@@ -133,11 +135,16 @@ public final class LegacyHTTPRelay: Sendable {
     public func shutdown(drainTimeout: TimeAmount = .zero) -> EventLoopFuture<Void> {
         let loop = group.next()
         let drained = loop.makePromise(of: Void.self)
-        drain.withLock { $0 = (true, drained) }
+        self.drained.withLock { $0 = drained }
+        isDraining.store(true, ordering: .relaxed)
         let openNow = sessionCount
         if openNow == 0 {
-            drain.withLock { $0.done = nil }
-            drained.succeed(())
+            // Unless the last session's end took it first.
+            let untaken = self.drained.withLock { promise -> EventLoopPromise<Void>? in
+                defer { promise = nil }
+                return promise
+            }
+            untaken?.succeed(())
         } else if drainTimeout > .zero {
             logger.info("legacy HTTP relay: no new sessions; draining \(openNow) for up to \(drainTimeout)")
         }
@@ -215,7 +222,7 @@ public final class LegacyHTTPRelay: Sendable {
         guard let tableIndex = tableIndexByLoop[ObjectIdentifier(loop)] else {
             return loop.makeFailedFuture(LegacyRelayFailure(.unavailable, "the request arrived on an event loop the relay does not know"))
         }
-        if drain.withLock({ $0.isDraining }) {
+        if isDraining.load(ordering: .relaxed) {
             return loop.makeFailedFuture(
                 LegacyRelayFailure(.unavailable, "the repeater is shutting down and opens no new sessions; retry with another repeater"))
         }

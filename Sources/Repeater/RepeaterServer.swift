@@ -308,12 +308,6 @@ public final class RepeaterServer: Sendable {
             let destination = configuration.acceptsProxyHeader ? announcedDestination : client.localAddress
             preamble = ByteBuffer(bytes: ProxyHeaderEncoder.v2(source: log.client, destination: destination))
         }
-        if !link.isUp, let other = links.first(where: { $0 !== link && $0.health.isUp }) {
-            // This loop's link is down but another is up: serve the client there rather than
-            // refuse it, at the price of a thread hop per read each way.
-            openRelay(for: client, onAnotherLoop: other, log: log, activity: activity, preamble: preamble)
-            return
-        }
         do {
             // The lean stream: the client socket's own handler is the stream's end (no child
             // channel, no second pipeline per session).
@@ -325,6 +319,11 @@ public final class RepeaterServer: Sendable {
             log.stream = relay.streamID
             log.debug("session open")
             metrics.accepted.increment()
+        } catch is LinkDownError where links.contains(where: { $0 !== link && $0.health.isUp }) {
+            // This loop's link is down but another is up: serve the client there rather than
+            // refuse it, at the price of a thread hop per read each way.
+            let other = links.first { $0 !== link && $0.health.isUp }!
+            openRelay(for: client, onAnotherLoop: other, log: log, activity: activity, preamble: preamble)
         } catch {
             if error is LinkDownError { metrics.refusedLinkDown.increment() }
             log.warning("closing client at once: \(error)")
