@@ -217,7 +217,9 @@ let package = Package(
             dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix, nioEmbedded, logging],
             swiftSettings: swift6
         ),
-        .testTarget(name: "CommandLineSupportTests", dependencies: ["CommandLineSupport", "YamuxLink", nioCore, argumentParser], swiftSettings: swift6),
+        .testTarget(
+            name: "CommandLineSupportTests", dependencies: ["CommandLineSupport", "ProcessTestSupport", "YamuxLink", nioCore, argumentParser, logging],
+            swiftSettings: swift6),
         /// Child processes, generated certificates and the built binaries, for the tests that need them.
         .target(name: "ProcessTestSupport", dependencies: [], path: "Tests/ProcessTestSupport", swiftSettings: swift6),
         /// The whole system: the real executables and peers (HAProxy, nginx, openssl, Go yamux), the

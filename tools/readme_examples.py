@@ -91,6 +91,8 @@ RECIPES = {
             "printf 'captured\\n' | muxcat connect 127.0.0.1:6000 | grep -q captured", "@interrupt-servers"]},
         checks=["muxcat decode /tmp/link.mxc | grep -q 'streams: 1 opened, 1 closed'"]),
     "nc -l 127.0.0.1 6000 > /tmp/from-repeater.bin &": Recipe(),
+    "repeaterd --backend 127.0.0.1:6000 --log-format json 2> repeaterd.log &": Recipe(
+        checks=["python3 -c 'import json; [json.loads(line) for line in open(\"repeaterd.log\")]'"]),
     "repeaterd --backend 127.0.0.1:6000 --admin 127.0.0.1:9100 &": Recipe(
         setup=[RUNTIME_MANAGER.format(listen="127.0.0.1:6000")],
         checks=["curl -s 127.0.0.1:9100/readyz | grep -qx ready",

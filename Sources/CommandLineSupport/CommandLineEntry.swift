@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import Synchronization
 import YamuxLink
 
 #if canImport(Glibc)
@@ -29,10 +31,10 @@ public enum CommandLineEntry {
             }
             exit(0)
         } catch let failure as CommandLineFailure {
-            Self.standardError("\(name): \(failure)")
+            Self.failure("\(failure)", name: name)
             exit(1)
         } catch let failure as LinkListenError {
-            Self.standardError("\(name): \(failure)")
+            Self.failure("\(failure)", name: name)
             exit(1)
         } catch {
             let code = Command.exitCode(for: error)
@@ -45,14 +47,16 @@ public enum CommandLineEntry {
         }
     }
 
-    private static func standardError(_ line: String) {
-        let bytes = Array((line + "\n").utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            offset += written
+    /// A run-time failure: `NAME: message`, or a `critical` JSON log line under `--log-format json`.
+    private static func failure(_ message: String, name: String) {
+        if LogFormat.jsonBootstrapped.load(ordering: .relaxed) {
+            Logger(label: name).critical("\(message)")
+        } else {
+            Self.standardError("\(name): \(message)")
         }
+    }
+
+    private static func standardError(_ line: String) {
+        StandardError.write(line + "\n")
     }
 }

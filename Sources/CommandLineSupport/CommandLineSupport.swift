@@ -11,15 +11,6 @@ import Musl
 
 /// Small pieces every executable of the project shares, and nothing else links.
 public enum CommandLineSupport {
-    /// Sets up swift-log to write to stderr at `level`.
-    public static func bootstrapLogging(level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-    }
-
     /// Raises the open-file limit to its hard maximum: every client session costs descriptors.
     /// Returns the limit now in force (-1 if it cannot be read).
     @discardableResult
@@ -38,6 +29,16 @@ public enum CommandLineSupport {
     /// executable turns `--…-timeout`/`--…-interval` values into NIO time.
     public static func seconds(_ value: Double) -> TimeAmount {
         .nanoseconds(Int64((value * 1_000_000_000).rounded()))
+    }
+
+    /// A bound address as a user writes it on the command line (`127.0.0.1:3011`, `[::1]:3011`,
+    /// `unix:/run/x.sock`) rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:3011`: for status lines.
+    public static func describe(_ address: SocketAddress) -> String {
+        switch address {
+        case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
+        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
+        }
     }
 
     /// An interval option where 0 means "off".

@@ -18,24 +18,39 @@ public final class OutputSink: Sendable {
     public static let standardError = OutputSink(descriptor: 2)
 
     private let descriptor: CInt
+    /// Set for a sink of lines (`init(lines:)`): each line goes there instead of to a descriptor.
+    private let lineHandler: (@Sendable (String) -> Void)?
     /// Held across each whole write. True once a write failed (e.g. EPIPE: the reader went away);
     /// later writes are dropped.
     private let broken = NIOLockedValueBox(false)
 
     public init(descriptor: CInt) {
         self.descriptor = descriptor
+        self.lineHandler = nil
+    }
+
+    /// A sink that hands every line to `handler` (without its newline): muxcat's diagnostics as
+    /// log lines, under `--log-format json`.
+    public init(lines handler: @escaping @Sendable (String) -> Void) {
+        self.descriptor = -1
+        self.lineHandler = handler
     }
 
     /// Writes the readable bytes of `buffer`. Returns false when the descriptor cannot take them.
     @discardableResult
     public func write(_ buffer: ByteBuffer) -> Bool {
-        buffer.withUnsafeReadableBytes { bytes in
+        if lineHandler != nil { return write(String(decoding: buffer.readableBytesView, as: UTF8.self)) }
+        return buffer.withUnsafeReadableBytes { bytes in
             broken.withLockedValue { writeLocked(bytes, broken: &$0) }
         }
     }
 
     @discardableResult
     public func write(_ text: String) -> Bool {
+        if let lineHandler {
+            for line in text.split(separator: "\n", omittingEmptySubsequences: true) { lineHandler(String(line)) }
+            return true
+        }
         var text = text
         return text.withUTF8 { bytes in
             broken.withLockedValue { writeLocked(UnsafeRawBufferPointer(bytes), broken: &$0) }

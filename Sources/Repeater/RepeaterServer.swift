@@ -247,6 +247,15 @@ public final class RepeaterServer: Sendable {
         EventLoopFuture.andAllSucceed(links.map { $0.start() }, on: group.next())
     }
 
+    /// Completes when the first link is up: from then on a client is served (on its own loop's
+    /// link, or another's while its own is still dialing). What repeaterd tells systemd as `READY=1`.
+    public func anyLinkUp() -> EventLoopFuture<Void> {
+        let promise = group.next().makePromise(of: Void.self)
+        // The later links' successes find the promise completed and are ignored.
+        for link in links { link.start().whenSuccess { promise.succeed(()) } }
+        return promise.futureResult
+    }
+
     /// Called on the client's loop (the child channel initializer).
     private func accept(_ client: Channel) -> EventLoopFuture<Void> {
         let loop = client.eventLoop

@@ -33,6 +33,23 @@ struct CommonOptions: ParsableArguments {
 
     @Option(help: "Log level of the yamux internals.")
     var logLevel: Logger.Level = .warning
+
+    @Option(help: "How stderr lines look: human, or json (one object per line: ts, level, logger, msg and the line's metadata; muxcat's own lines too).")
+    var logFormat: LogFormat = .human
+
+    /// Sets up logging, and returns where muxcat's own stderr lines (listening, link and stream
+    /// open/close, totals) go: stderr as they are, or as JSON log lines.
+    func bootstrap() -> OutputSink {
+        CommandLineSupport.bootstrapLogging(level: logLevel, format: logFormat)
+        guard logFormat == .json else { return .standardError }
+        var logger = Logger(label: "muxcat")
+        // These lines are muxcat's output (shown whatever --log-level says), not its internals.
+        logger.logLevel = .trace
+        return OutputSink(lines: { [logger] line in
+            let text = line.hasPrefix("muxcat: ") ? String(line.dropFirst("muxcat: ".count)) : line
+            logger.notice("\(text)")
+        })
+    }
 }
 
 struct Listen: AsyncParsableCommand {
@@ -75,7 +92,7 @@ struct Listen: AsyncParsableCommand {
     }
 
     func run() async throws {
-        CommandLineSupport.bootstrapLogging(level: common.logLevel)
+        let diagnostics = common.bootstrap()
         let mode: MuxCatListener.Mode
         if echo {
             mode = .echo
@@ -94,7 +111,7 @@ struct Listen: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let listener: MuxCatListener
         do {
-            listener = try MuxCatListener(configuration: configuration, group: group, logger: logger)
+            listener = try MuxCatListener(configuration: configuration, group: group, logger: logger, diagnostics: diagnostics)
         } catch {
             try? await group.shutdownGracefully()
             throw CommandLineFailure.describing(error)
@@ -145,7 +162,7 @@ struct Connect: AsyncParsableCommand {
     }
 
     func run() async throws {
-        CommandLineSupport.bootstrapLogging(level: common.logLevel)
+        let diagnostics = common.bootstrap()
         var configuration = MuxCatConnector.Configuration(address: address)
         configuration.streams = streams
         configuration.verbose = common.verbose
@@ -153,8 +170,10 @@ struct Connect: AsyncParsableCommand {
 
         let logger = Logger(label: "muxcat")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let connector = MuxCatConnector(configuration: configuration, eventLoop: group.next(), logger: logger)
-        try await MuxCatCommand.runUntilShutdown(ConnectService(connector: connector), group: group, logger: logger)
+        let connector = MuxCatConnector(
+            configuration: configuration, eventLoop: group.next(), logger: logger, diagnostics: diagnostics)
+        try await MuxCatCommand.runUntilShutdown(
+            ConnectService(connector: connector, diagnostics: diagnostics), group: group, logger: logger)
     }
 }
 
@@ -163,6 +182,7 @@ struct Connect: AsyncParsableCommand {
 /// the exit status 1.
 struct ConnectService: Service {
     let connector: MuxCatConnector
+    let diagnostics: OutputSink
 
     func run() async throws {
         let interrupt = connector.eventLoop.makePromise(of: Void.self)
@@ -178,10 +198,10 @@ struct ConnectService: Service {
             throw CommandLineFailure.describing(error)
         }
         interrupt.fail(CancellationError())
-        if connector.configuration.streams > 1 { OutputSink.standardError.line("muxcat: \(outcome.totalsLine)") }
+        if connector.configuration.streams > 1 { diagnostics.line("muxcat: \(outcome.totalsLine)") }
         if !outcome.succeeded {
             for tally in outcome.tallies where !MuxCatConnector.endedCleanly(tally) {
-                OutputSink.standardError.line("muxcat: \(tally.closedLine)")
+                diagnostics.line("muxcat: \(tally.closedLine)")
             }
             throw ExitCode.failure
         }

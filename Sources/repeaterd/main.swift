@@ -84,6 +84,9 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "How log lines look on stderr: human, or json (one object per line: ts, level, logger, msg and the line's metadata).")
+    var logFormat: LogFormat = .human
+
     /// Usage errors in one line, exit 64 (`CommandLineEntry`).
     static func main() async { await CommandLineEntry.main(Self.self) }
 
@@ -100,8 +103,9 @@ struct RepeaterDaemon: AsyncParsableCommand {
     }
 
     func run() async throws {
-        CommandLineSupport.bootstrapLogging(level: logLevel)
+        CommandLineSupport.bootstrapLogging(level: logLevel, format: logFormat)
         let logger = Logger(label: "repeaterd")
+        let notifier = ServiceManagerNotifier(logger: logger)
         let descriptors = CommandLineSupport.raiseFileDescriptorLimit()
         // One descriptor per client session (streams share the links), plus links and listeners.
         if descriptors > 0 && descriptors < maxSessions + threads + 64 {
@@ -157,7 +161,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
             legacyRelay = (relay, legacyHTTP)
             metrics?.gauge("repeater_legacy_sessions_open", help: "Sessions of the old HTTP relay open now.") { relay.sessionCount }
         }
-        services.append(.init(service: RepeaterService(server: server, legacyRelay: legacyRelay)))
+        services.append(.init(service: RepeaterService(server: server, legacyRelay: legacyRelay, notifier: notifier)))
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: services,
@@ -175,9 +179,12 @@ struct RepeaterDaemon: AsyncParsableCommand {
 
 /// Runs the repeater (and the old HTTP relay, with --legacy-http) until a graceful shutdown is
 /// requested, then drains both: the relay's sessions alongside the repeater's, on the same links.
+/// Under systemd (`Type=notify`) it says `READY=1` once it listens and a link is up, and
+/// `STOPPING=1` when the drain begins.
 struct RepeaterService: Service {
     let server: RepeaterServer
     let legacyRelay: (relay: LegacyHTTPRelay, address: LinkAddress)?
+    let notifier: ServiceManagerNotifier
 
     func run() async throws {
         do {
@@ -193,7 +200,21 @@ struct RepeaterService: Service {
                 throw CommandLineFailure("--legacy-http: \(error)")
             }
         }
+        if notifier.isActive {
+            let listening = server.localAddress.map(CommandLineSupport.describe) ?? "\(server.configuration.listen)"
+            let backend = server.configuration.backend
+            notifier.status("listening on \(listening); dialing the runtime manager at \(backend)")
+            // Ready only when a client can be served: before a link is up it would be refused.
+            server.anyLinkUp().whenSuccess { [notifier] in
+                notifier.ready(status: "listening on \(listening); link to \(backend) up")
+            }
+        }
         try? await gracefulShutdown()
+        let configuration = server.configuration
+        let expected = configuration.drainGrace + configuration.drainTimeout + .seconds(10)
+        notifier.stopping(
+            status: "draining: up to \(configuration.drainGrace) more accepting, then up to \(configuration.drainTimeout) for open sessions",
+            expectedDuration: expected.nanoseconds / 1000)
         var relayDrain: (@Sendable () -> EventLoopFuture<Void>)?
         if let relay = legacyRelay?.relay {
             let drainTimeout = server.configuration.drainTimeout

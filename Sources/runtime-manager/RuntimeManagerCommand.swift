@@ -86,6 +86,9 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "How log lines look on stderr: human, or json (one object per line: ts, level, logger, msg and the line's metadata).")
+    var logFormat: LogFormat = .human
+
     /// Usage errors in one line, exit 64 (`CommandLineEntry`).
     static func main() async { await CommandLineEntry.main(Self.self) }
 
@@ -103,8 +106,9 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        CommandLineSupport.bootstrapLogging(level: self.logLevel)
+        CommandLineSupport.bootstrapLogging(level: self.logLevel, format: self.logFormat)
         let logger = Logger(label: "runtime-manager")
+        let notifier = ServiceManagerNotifier(logger: logger)
         var configuration = RuntimeManagerConfiguration(
             certificatePath: self.cert, keyPath: self.key, clientCAPath: self.clientCA, policyPath: self.policy,
             maximumStoreBytes: self.maxStoreBytes, maximumMessageBytes: self.maxMessageBytes,
@@ -126,7 +130,8 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
         yamux.maximumInboundStreams = self.maxStreams
         yamux.keepAliveInterval = CommandLineSupport.secondsOrOff(self.keepaliveInterval)
         yamux.keepAliveTimeout = CommandLineSupport.seconds(self.keepaliveTimeout)
-        let service = RuntimeManagerService(server: server, direct: directAddress, link: self.listen, yamux: yamux)
+        let service = RuntimeManagerService(
+            server: server, direct: directAddress, link: self.listen, yamux: yamux, notifier: notifier)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let admin = self.admin, let metrics {
             metrics.gauge("runtime_manager_links_open", help: "Links from repeaters connected now.") { server.linksOpen }
@@ -156,33 +161,42 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs the server until a shutdown is requested (signal or authorized client), then stops it gracefully.
+/// Runs the server until a shutdown is requested (signal or authorized client), then stops it
+/// gracefully. Under systemd (`Type=notify`) it says `READY=1` once every listener is bound, and
+/// `STOPPING=1` when the stop begins.
 struct RuntimeManagerService: Service {
     let server: RuntimeManagerServer
     let direct: (host: String, port: Int)?
     let link: LinkAddress?
     let yamux: YamuxConfiguration
+    let notifier: ServiceManagerNotifier
 
     func run() async throws {
+        var listening: [String] = []
         if let link {
             do {
-                try await self.server.bindLinks(address: link, yamux: self.yamux)
+                let bound = try await self.server.bindLinks(address: link, yamux: self.yamux)
+                listening.append("links on \(bound.map(CommandLineSupport.describe) ?? "\(link)")")
             } catch {
                 throw CommandLineFailure("--listen: \(error)")
             }
         }
         if let direct {
             do {
-                try await self.server.bindDirect(host: direct.host, port: direct.port)
+                let bound = try await self.server.bindDirect(host: direct.host, port: direct.port)
+                listening.append("direct clients on \(CommandLineSupport.describe(bound))")
             } catch {
                 throw CommandLineFailure("--direct: \(error)")
             }
         }
+        self.notifier.ready(status: "accepting \(listening.joined(separator: " and "))")
         await withGracefulShutdownHandler {
             await self.server.waitForShutdownRequest()
         } onGracefulShutdown: { [server] in
             server.requestShutdown()
         }
+        // A signal, or an authorized client's shutdown request.
+        self.notifier.stopping(status: "stopping: closing open sessions")
         await self.server.shutdown()
     }
 }

@@ -116,10 +116,17 @@ public final class RunningProcess: @unchecked Sendable {  // Foundation's Proces
     public let stderr = CollectedOutput()
     private let input = Pipe()
 
-    public init(_ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil) throws {
+    /// `environment`: variables set (or replaced) on top of the test's own.
+    public init(
+        _ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         self.name = name ?? URL(fileURLWithPath: executable).lastPathComponent
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, set in set }
+        }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out
@@ -234,13 +241,65 @@ public final class ProcessSandbox: Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    public func start(_ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil)
-        throws -> RunningProcess
-    {
-        let process = try RunningProcess(executable, arguments, stdinFrom: file, name: name)
+    public func start(
+        _ executable: String, _ arguments: [String], stdinFrom file: String? = nil, name: String? = nil,
+        environment: [String: String] = [:]
+    ) throws -> RunningProcess {
+        let process = try RunningProcess(executable, arguments, stdinFrom: file, name: name, environment: environment)
         running.withLock { $0.append(process) }
         return process
     }
 
     public func temporaryFile(_ name: String) -> String { directory.appendingPathComponent(name).path }
+}
+
+/// A Unix datagram socket standing in for systemd's `$NOTIFY_SOCKET`: bound to a path, or to a
+/// name in the abstract namespace (`@name`), and read by the test.
+public final class NotifySocketListener {
+    /// The value for `NOTIFY_SOCKET`.
+    public let address: String
+    private let descriptor: Int32
+
+    /// `abstract`: bind `@name` instead of a file in `directory`.
+    public init(directory: URL, abstract: Bool) throws {
+        let name = "notify-\(UUID().uuidString.prefix(8))"
+        address = abstract ? "@\(name)" : directory.appendingPathComponent(name).path
+        descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var socketAddress = sockaddr_un()
+        socketAddress.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(address.utf8)
+        if abstract { bytes[0] = 0 }
+        withUnsafeMutableBytes(of: &socketAddress.sun_path) { $0.copyBytes(from: bytes) }
+        let length = socklen_t(MemoryLayout.offset(of: \sockaddr_un.sun_path)! + bytes.count + (abstract ? 0 : 1))
+        let bound = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+        }
+        guard descriptor >= 0, bound == 0 else {
+            throw NSError(domain: "NotifySocketListener", code: Int(errno), userInfo: [NSLocalizedDescriptionKey: "cannot bind \(address)"])
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    /// The next datagram, or nil after `timeout` seconds without one.
+    public func receive(timeout: TimeInterval) -> String? {
+        var waiter = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&waiter, 1, Int32(timeout * 1000)) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        return count < 0 ? nil : String(decoding: buffer[..<count], as: UTF8.self)
+    }
+
+    /// Datagrams until one has the line `text` (`READY=1`; returned, with the time it came), or nil
+    /// after `timeout`.
+    /// Every datagram read on the way is appended to `seen`.
+    public func receive(containing text: String, timeout: TimeInterval, seen: inout [String]) -> (message: String, at: Date)? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard let message = receive(timeout: deadline.timeIntervalSinceNow) else { return nil }
+            seen.append(message)
+            if message.split(separator: "\n").contains(Substring(text)) { return (message, Date()) }
+        }
+        return nil
+    }
 }

@@ -1,0 +1,135 @@
+import Foundation
+import ProcessTestSupport
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// dist/systemd's units as systemd reads them, the command lines they run, and the daemons'
+/// side of `Type=notify`: READY=1 only when a client can be served, STOPPING=1 on SIGTERM.
+/// (systemd is not PID 1 on these machines: the units are checked by systemd-analyze and their
+/// command lines run by hand, with `$NOTIFY_SOCKET` read by the test.)
+final class SystemdTests: XCTestCase {
+    private var deployment: Deployment!
+
+    override func setUpWithError() throws { deployment = try Deployment() }
+    override func tearDown() { deployment?.cleanUp() }
+
+    private static let units = ["repeaterd", "runtime-manager"]
+    private static var unitDirectory: URL { repositoryRoot.appendingPathComponent("dist/systemd") }
+
+    /// The unit with its `/usr/bin/` programs replaced by the ones just built (verify checks that
+    /// ExecStart's program exists and is executable).
+    private func installedCopy(of unit: String) throws -> String {
+        let text = try String(contentsOf: Self.unitDirectory.appendingPathComponent("\(unit).service"), encoding: .utf8)
+        let path = deployment.sandbox.temporaryFile("\(unit).service")
+        try text.replacingOccurrences(of: "/usr/bin/", with: Binaries.directory.path + "/").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testBothUnitsPassSystemdAnalyzeVerifyAndAreConfined() throws {
+        let analyze = try Binaries.system("systemd-analyze", package: "systemd")
+        for unit in Self.units {
+            let path = try installedCopy(of: unit)
+            // --man=no: the Documentation= man pages come with the package, not with a build tree.
+            let verify = try runProcess(analyze, ["verify", "--man=no", path])
+            XCTAssertEqual(verify.status, 0, "\(unit): \(verify.stderr)")
+            XCTAssertEqual(verify.stderr.trimmingCharacters(in: .whitespacesAndNewlines), "", "\(unit): no warning either")
+
+            let security = try runProcess(analyze, ["security", "--offline=true", path])
+            let overall = try XCTUnwrap(
+                security.stdout.components(separatedBy: "\n").first { $0.contains("Overall exposure level") }, security.stdout + security.stderr)
+            print("\(unit): \(overall.trimmingCharacters(in: .whitespaces))")
+            let score = try XCTUnwrap(Double(overall.components(separatedBy: ": ").last?.split(separator: " ").first ?? ""), overall)
+            XCTAssertLessThanOrEqual(score, 2.0, "\(unit): systemd's exposure score (0 best, 10 worst) stays 'OK'")
+
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            for setting in [
+                "Type=notify", "DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+                "CapabilityBoundingSet=\n", "LimitNOFILE=65536", "Restart=on-failure", "EnvironmentFile=-/etc/default/\(unit)",
+            ] {
+                XCTAssertTrue(text.contains(setting), "\(unit) sets \(setting)")
+            }
+        }
+        let repeaterUnit = try String(contentsOfFile: try installedCopy(of: "repeaterd"), encoding: .utf8)
+        // repeaterd's defaults: --drain-grace 4 (with --admin, which the shipped options set) + --drain-timeout 30.
+        let stopTimeout = try XCTUnwrap(Self.setting("TimeoutStopSec", in: repeaterUnit).flatMap { Int($0.dropLast()) })
+        XCTAssertGreaterThan(stopTimeout, 4 + 30, "systemd waits out a whole drain before SIGKILL")
+        XCTAssertTrue(try String(contentsOfFile: try installedCopy(of: "runtime-manager"), encoding: .utf8).contains("StateDirectory=runtime-manager"))
+    }
+
+    /// `KEY=value` of a unit (the first).
+    private static func setting(_ key: String, in unit: String) -> String? {
+        unit.components(separatedBy: "\n").first { $0.hasPrefix("\(key)=") }.map { String($0.dropFirst(key.count + 1)) }
+    }
+
+    /// The unit's ExecStart as an argument list: `%d` (the credentials directory) is `credentials`,
+    /// `$VAR` the words of VAR in the unit's environment file from dist/systemd/NAME.default, as
+    /// systemd splits an unbraced variable.
+    private func commandLine(of unit: String, credentials: String) throws -> [String] {
+        let text = try String(contentsOfFile: try installedCopy(of: unit), encoding: .utf8)
+        let defaults = try String(contentsOf: Self.unitDirectory.appendingPathComponent("\(unit).default"), encoding: .utf8)
+        var variables: [String: String] = [:]
+        for line in defaults.components(separatedBy: "\n") where !line.hasPrefix("#") && line.contains("=") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            variables[parts[0]] = parts[1].trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        let execStart = try XCTUnwrap(Self.setting("ExecStart", in: text))
+        return execStart.split(separator: " ").flatMap { word -> [String] in
+            if word.hasPrefix("$") { return (variables[String(word.dropFirst())] ?? "").split(separator: " ").map(String.init) }
+            return [word.replacingOccurrences(of: "%d", with: credentials)]
+        }
+    }
+
+    /// Both units' command lines with their shipped options, ports moved to free ones (a later
+    /// option wins) and `$NOTIFY_SOCKET` read by the test: repeaterd says READY=1 only once its
+    /// link is up (not while the runtime manager is not there yet), runtime-manager once it
+    /// listens; a client is served right after READY=1; SIGTERM brings STOPPING=1 and exit 0.
+    func testReadyOnlyOnceALinkIsUpAndStoppingOnSIGTERMWithTheUnitsCommandLines() throws {
+        let linkPort = freePort()
+        let clientPort = freePort()
+        let repeaterNotify = try NotifySocketListener(directory: deployment.sandbox.directory, abstract: true)
+        let managerNotify = try NotifySocketListener(directory: deployment.sandbox.directory, abstract: false)
+
+        let repeaterCommand = try commandLine(of: "repeaterd", credentials: "")
+        let repeater = try deployment.sandbox.start(
+            repeaterCommand[0],
+            Array(repeaterCommand.dropFirst()) + [
+                "--listen", "127.0.0.1:\(clientPort)", "--backend", "127.0.0.1:\(linkPort)", "--admin", "127.0.0.1:0", "--drain-grace", "0",
+            ],
+            name: "repeaterd", environment: ["NOTIFY_SOCKET": repeaterNotify.address])
+        repeater.waitFor("repeater listening", onStderr: true)
+        var repeaterMessages: [String] = []
+        XCTAssertNil(
+            repeaterNotify.receive(containing: "READY=1", timeout: 1.5, seen: &repeaterMessages),
+            "not ready while the runtime manager is not there: \(repeaterMessages)")
+        XCTAssertTrue(repeaterMessages.contains { $0.hasPrefix("STATUS=") && $0.contains("dialing") }, "\(repeaterMessages)")
+
+        let managerCommand = try commandLine(of: "runtime-manager", credentials: Certificates.directory)
+        let manager = try deployment.sandbox.start(
+            managerCommand[0], Array(managerCommand.dropFirst()) + ["--listen", "127.0.0.1:\(linkPort)", "--admin", "127.0.0.1:0"],
+            name: "runtime-manager", environment: ["NOTIFY_SOCKET": managerNotify.address])
+        var managerMessages: [String] = []
+        let managerReady = try XCTUnwrap(managerNotify.receive(containing: "READY=1", timeout: 20, seen: &managerMessages), manager.stderr.text)
+        XCTAssertTrue(managerReady.message.contains("links on 127.0.0.1:\(linkPort)"), managerReady.message)
+
+        let repeaterReady = try XCTUnwrap(
+            repeaterNotify.receive(containing: "READY=1", timeout: 20, seen: &repeaterMessages), repeater.stderr.text)
+        XCTAssertGreaterThanOrEqual(repeaterReady.at, managerReady.at)
+        XCTAssertTrue(repeaterReady.message.contains("link to 127.0.0.1:\(linkPort) up"), repeaterReady.message)
+        XCTAssertTrue(repeater.stderr.text.contains("link up"), "the link's own line came before READY=1")
+        let served = try deployment.runClient(port: clientPort, ["policy-hash"])
+        XCTAssertEqual(served.status, 0, "served right after READY=1: \(served.stderr)")
+
+        repeater.signal(SIGTERM)
+        let stopping = try XCTUnwrap(repeaterNotify.receive(containing: "STOPPING=1", timeout: 10, seen: &repeaterMessages))
+        XCTAssertTrue(stopping.message.contains("EXTEND_TIMEOUT_USEC=40000000"), "0 s grace + 30 s drain + 10 s: \(stopping.message)")
+        XCTAssertEqual(repeater.waitForExit(), 0, repeater.stderr.text)
+
+        manager.signal(SIGTERM)
+        XCTAssertNotNil(managerNotify.receive(containing: "STOPPING=1", timeout: 10, seen: &managerMessages))
+        XCTAssertEqual(manager.waitForExit(), 0, manager.stderr.text)
+        XCTAssertEqual(repeaterMessages.filter { $0.contains("READY=1") }.count, 1)
+    }
+}
