@@ -59,6 +59,17 @@ final class SystemdTests: XCTestCase {
         XCTAssertTrue(try String(contentsOfFile: try installedCopy(of: "runtime-manager"), encoding: .utf8).contains("StateDirectory=runtime-manager"))
     }
 
+    /// `2026-12-03T12:20:36.123456Z` (what `--log-format json` writes) as a date.
+    private static func date(rfc3339 text: String) -> Date? {
+        let numbers = text.split(whereSeparator: { "-T:.Z".contains($0) }).compactMap { Int($0) }
+        guard numbers.count == 7 else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let whole = calendar.date(from: DateComponents(
+            year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5]))
+        return whole?.addingTimeInterval(Double(numbers[6]) / 1_000_000)
+    }
+
     /// `KEY=value` of a unit (the first).
     private static func setting(_ key: String, in unit: String) -> String? {
         unit.components(separatedBy: "\n").first { $0.hasPrefix("\(key)=") }.map { String($0.dropFirst(key.count + 1)) }
@@ -118,7 +129,12 @@ final class SystemdTests: XCTestCase {
             repeaterNotify.receive(containing: "READY=1", timeout: 20, seen: &repeaterMessages), repeater.stderr.text)
         XCTAssertGreaterThanOrEqual(repeaterReady.at, managerReady.at)
         XCTAssertTrue(repeaterReady.message.contains("link to 127.0.0.1:\(linkPort) up"), repeaterReady.message)
-        XCTAssertTrue(repeater.stderr.text.contains("link up"), "the link's own line came before READY=1")
+        // The shipped options log JSON: the link's own line carries the time it came up.
+        XCTAssertTrue(repeater.waitFor("\"msg\":\"link up\"", onStderr: true, timeout: 5))
+        let linkUpLine = try XCTUnwrap(repeater.stderr.text.split(separator: "\n").first { $0.contains("\"msg\":\"link up\"") })
+        let linkUpFields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(linkUpLine.utf8)) as? [String: Any])
+        let linkUpAt = try XCTUnwrap(Self.date(rfc3339: linkUpFields["ts"] as? String ?? ""), "\(linkUpLine)")
+        XCTAssertLessThanOrEqual(linkUpAt, repeaterReady.at, "the link was up before READY=1 was received")
         let served = try deployment.runClient(port: clientPort, ["policy-hash"])
         XCTAssertEqual(served.status, 0, "served right after READY=1: \(served.stderr)")
 
