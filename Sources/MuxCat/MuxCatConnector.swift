@@ -82,7 +82,7 @@ public final class MuxCatConnector: Sendable {
     /// reports how it went. Reads `input` (stdin) through `InputReader`.
     public func run(input: CInt = 0, interrupt: EventLoopFuture<Void>? = nil) async throws -> Outcome {
         let started = NIODeadline.now()
-        let address: SocketAddress
+        let address: LinkTarget
         do {
             address = try configuration.address.resolve()
         } catch {
@@ -133,7 +133,7 @@ public final class MuxCatConnector: Sendable {
 
     /// Dials with the link socket options repeaterd uses (`linkSocketOptions(for:)`: TCP_NODELAY,
     /// TCP_NOTSENT_LOWAT and the link write watermark), since muxcat connect stands in for it.
-    func connect(to address: SocketAddress, capture: CaptureFile?) async throws -> Channel {
+    func connect(to address: LinkTarget, capture: CaptureFile?) async throws -> Channel {
         let yamux = configuration.yamux
         let logger = self.logger
         let bootstrap = ClientBootstrap(group: eventLoop)

@@ -48,7 +48,7 @@ public final class MuxCatListener: Sendable {
         configuration: Configuration, group: EventLoopGroup, logger: Logger,
         output: OutputSink = .standardOutput, diagnostics: OutputSink = .standardError
     ) throws {
-        var forwardTarget: SocketAddress?
+        var forwardTarget: LinkTarget?
         if case .forward(let target) = configuration.mode {
             do {
                 forwardTarget = try target.resolve()
@@ -114,7 +114,7 @@ public final class MuxCatListener: Sendable {
 private final class StreamServer: Sendable {
     let configuration: MuxCatListener.Configuration
     /// `--forward`'s target, resolved once: resolving on every stream costs connection rate.
-    let forwardTarget: SocketAddress?
+    let forwardTarget: LinkTarget?
     let capture: CaptureFile?
     let logger: Logger
     let output: OutputSink
@@ -128,7 +128,7 @@ private final class StreamServer: Sendable {
     }
 
     init(
-        configuration: MuxCatListener.Configuration, forwardTarget: SocketAddress?, capture: CaptureFile?, logger: Logger,
+        configuration: MuxCatListener.Configuration, forwardTarget: LinkTarget?, capture: CaptureFile?, logger: Logger,
         output: OutputSink, diagnostics: OutputSink
     ) {
         self.configuration = configuration
@@ -234,7 +234,7 @@ private final class StreamServer: Sendable {
     /// TCP_NODELAY, half-close, short read turns. A refusal is reported on stderr and fails the
     /// future, which refuses the stream (RST).
     private func connectTarget(
-        _ target: LinkAddress, at address: SocketAddress, label: StreamLabel, handler: NIOLoopBound<some ChannelHandler>
+        _ target: LinkAddress, at address: LinkTarget, label: StreamLabel, handler: NIOLoopBound<some ChannelHandler>
     ) -> EventLoopFuture<Channel> {
         var bootstrap = ClientBootstrap(group: handler.eventLoop)
             .connectTimeout(configuration.connectTimeout)
@@ -244,7 +244,7 @@ private final class StreamServer: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
             }
-        if !target.isUnix { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
+        if target.isTCP { bootstrap = bootstrap.channelOption(.tcpOption(.tcp_nodelay), value: 1) }
         return bootstrap.connect(to: address).flatMapErrorThrowing { [diagnostics] error in
             diagnostics.line(
                 "muxcat: \(label): cannot connect to \(target): \(SystemErrorText.describe(error)); refusing the stream (RST)")

@@ -32,13 +32,16 @@ enum ExistingListenerProbe {
             guard Self.unixSocketAccepts(path) else { return nil }
             return "another process listens on \(address): its socket file is replaced, so it gets no new clients "
                 + "(its open sessions go on); stop it unless this is a restart"
+        case .vsock:
+            // No port sharing on vsock: a second bind fails with "address already in use".
+            return nil
         }
     }
 
     /// A plain bind (with `SO_REUSEADDR`, which ignores TIME_WAIT, but not `SO_REUSEPORT`) fails
     /// with EADDRINUSE only while a socket is bound there, in practice a listener.
     static func tcpPortIsHeld(_ address: LinkAddress) -> Bool {
-        guard let resolved = try? address.resolve() else { return false }
+        guard case .socket(let resolved)? = try? address.resolve() else { return false }
         let descriptor = socket(resolved.protocol.rawValue, CInt(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }

@@ -186,7 +186,7 @@ public final class RepeaterServer: Sendable {
     public func start() -> EventLoopFuture<Void> {
         // On TCP always SO_REUSEPORT, even with one event loop: a new repeaterd can then start on
         // the same port while this one drains (a restart that drops nobody).
-        let sharesPort = configuration.listen.isUnix == false
+        let sharesPort = configuration.listen.isTCP
         if let warning = ExistingListenerProbe.warning(for: configuration.listen, reusePort: sharesPort) {
             logger.warning("\(warning)")
         }

@@ -62,13 +62,13 @@ public final class Link: Sendable {
     /// The backoff's jitter, 0.5–1 (random; fixed in tests).
     private let jitter: @Sendable () -> Double
 
-    typealias Connector = @Sendable (_ address: SocketAddress, _ link: Link) -> EventLoopFuture<Channel>
+    typealias Connector = @Sendable (_ address: LinkTarget, _ link: Link) -> EventLoopFuture<Channel>
 
     /// What only the link's event loop reads and writes.
     private struct LoopState {
         var state: State = .idle
         var failures = 0
-        var resolved: SocketAddress?
+        var resolved: LinkTarget?
         var upWaiters: [EventLoopPromise<Void>] = []
     }
 
@@ -80,7 +80,7 @@ public final class Link: Sendable {
         get { onLoop.value.failures }
         set { onLoop.value.failures = newValue }
     }
-    private var resolved: SocketAddress? {
+    private var resolved: LinkTarget? {
         get { onLoop.value.resolved }
         set { onLoop.value.resolved = newValue }
     }
@@ -161,7 +161,7 @@ public final class Link: Sendable {
     public func openStream(initializer: YamuxMultiplexer.StreamInitializer?) -> EventLoopFuture<Channel> {
         eventLoop.preconditionInEventLoop()
         guard case .up(_, let mux) = state else {
-            return eventLoop.makeFailedFuture(LinkDownError(backend: configuration.backend))
+            return eventLoop.makeFailedFuture(LinkDownError(backend: configuration.backend, lastFailure: health.lastFailure))
         }
         return mux.createStream(initializer: initializer)
     }
@@ -174,7 +174,7 @@ public final class Link: Sendable {
         activity: RelayActivity? = nil, preamble: ByteBuffer? = nil, onEnd: ((RelayEndReason) -> Void)? = nil
     ) throws -> YamuxSocketRelay {
         eventLoop.preconditionInEventLoop()
-        guard case .up(_, let mux) = state else { throw LinkDownError(backend: configuration.backend) }
+        guard case .up(_, let mux) = state else { throw LinkDownError(backend: configuration.backend, lastFailure: health.lastFailure) }
         return try mux.createRelayStream(
             to: socket, socketSide: socketSide, streamSide: streamSide, activity: activity, preamble: preamble, onEnd: onEnd)
     }
@@ -219,7 +219,7 @@ public final class Link: Sendable {
     private func dial() {
         eventLoop.preconditionInEventLoop()
         state = .connecting
-        let address: SocketAddress
+        let address: LinkTarget
         do {
             if resolved == nil { resolved = try configuration.backend.resolve() }
             address = resolved!
@@ -276,12 +276,12 @@ public final class Link: Sendable {
         case .failure(let error):
             failures += 1
             setHealth(isUp: false, lastFailure: SystemErrorText.describe(error))
-            if failures == 1 || failures % 20 == 0 {
-                logger.warning(
-                    "cannot reach the runtime manager at \(configuration.backend): \(SystemErrorText.describe(error)); retrying with backoff",
-                    metadata: ["attempts": "\(failures)"])
-            }
-            scheduleRedial()
+            // One line per failed dial, with when the next one is: at most one every 2.5–5 s
+            // once the backoff is at its cap, and each says the outage goes on.
+            guard let delay = scheduleRedial() else { return }
+            logger.warning(
+                "cannot reach the runtime manager at \(configuration.backend): \(SystemErrorText.describe(error)); retrying with backoff in \(Self.describe(delay))",
+                metadata: ["attempts": "\(failures)"])
         }
     }
 
@@ -292,13 +292,22 @@ public final class Link: Sendable {
         scheduleRedial()
     }
 
-    private func scheduleRedial() {
-        if case .stopped = state { return }
+    /// Schedules the next dial; returns how long until it (nil once stopped).
+    @discardableResult
+    private func scheduleRedial() -> TimeAmount? {
+        if case .stopped = state { return nil }
         redials.increment()
         let delay = Link.backoff(
             attempt: failures, initial: configuration.initialBackoff, maximum: configuration.maximumBackoff,
             jitter: jitter())
         state = .waitingToRedial(eventLoop.scheduleTask(in: delay) { self.dial() })
+        return delay
+    }
+
+    /// `80 ms`, `1.6 s`: a backoff as a log line gives it.
+    static func describe(_ delay: TimeAmount) -> String {
+        let milliseconds = delay.nanoseconds / 1_000_000
+        return milliseconds < 1000 ? "\(milliseconds) ms" : "\(milliseconds / 1000).\(milliseconds % 1000 / 100) s"
     }
 
     /// Exponential backoff with jitter: initial × 2^attempt, capped, scaled by `jitter` (0.5–1) so
@@ -313,8 +322,16 @@ public final class Link: Sendable {
 /// A stream was asked for while the link to the runtime manager is down.
 public struct LinkDownError: Error, CustomStringConvertible {
     public var backend: LinkAddress
+    /// Why, as the last dial failed ("connection timed out"), when known.
+    public var lastFailure: String?
+
+    public init(backend: LinkAddress, lastFailure: String? = nil) {
+        self.backend = backend
+        self.lastFailure = lastFailure
+    }
+
     public var description: String {
-        "the link to the runtime manager at \(backend) is down; the repeater keeps redialing"
+        "the link to the runtime manager at \(backend) is down\(lastFailure.map { " (\($0))" } ?? ""); the repeater keeps redialing"
     }
 }
 

@@ -2,13 +2,24 @@ import NIOCore
 import NIOPosix
 import SystemErrorText
 
-/// Where a link or listener lives: `HOST:PORT` for TCP or `unix:PATH` for a Unix socket.
+/// Where a link or listener lives: `HOST:PORT` for TCP, `unix:PATH` for a Unix socket, or
+/// `vsock:CID:PORT` for a virtio socket (an enclave or VM and its host: AWS Nitro Enclaves, …).
 public enum LinkAddress: Hashable, Sendable, CustomStringConvertible {
     case tcp(host: String, port: Int)
     case unix(path: String)
+    /// `cid`: the context id of the machine (`VMADDR_CID_ANY`, 0xFFFFFFFF, to listen on any).
+    case vsock(cid: UInt32, port: UInt32)
 
-    /// Parses `HOST:PORT`, `[IPv6]:PORT` or `unix:PATH`.
+    /// What a `vsock:` address may look like, for the errors that refuse one.
+    public static let vsockForms =
+        "vsock:CID:PORT with CID a number, any, host, local or hypervisor and PORT from 0 to 4294967294, e.g. vsock:16:5000 or vsock:any:5000"
+
+    /// Parses `HOST:PORT`, `[IPv6]:PORT`, `unix:PATH` or `vsock:CID:PORT`.
     public init(parsing text: String) throws {
+        if text.hasPrefix("vsock:") {
+            self = try Self.parseVsock(text)
+            return
+        }
         if text.hasPrefix("unix:") {
             let path = String(text.dropFirst(5))
             guard !path.isEmpty else { throw LinkAddressError(text: text, reason: "the Unix socket path is empty") }
@@ -16,7 +27,7 @@ public enum LinkAddress: Hashable, Sendable, CustomStringConvertible {
             return
         }
         guard let colon = text.lastIndex(of: ":") else {
-            throw LinkAddressError(text: text, reason: "expected HOST:PORT or unix:PATH")
+            throw LinkAddressError(text: text, reason: "expected HOST:PORT, unix:PATH or vsock:CID:PORT")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -27,13 +38,43 @@ public enum LinkAddress: Hashable, Sendable, CustomStringConvertible {
         self = .tcp(host: host, port: port)
     }
 
+    private static func parseVsock(_ text: String) throws -> LinkAddress {
+        let parts = text.dropFirst("vsock:".count).split(separator: ":", omittingEmptySubsequences: false)
+        func refuse(_ reason: String) -> LinkAddressError {
+            LinkAddressError(text: text, reason: "\(reason); accepted: \(vsockForms)")
+        }
+        guard parts.count == 2 else {
+            throw refuse(parts.count < 2 ? "the port is missing" : "too many ':'")
+        }
+        let cid: UInt32
+        switch parts[0] {
+        case "any": cid = VsockAddress.ContextID.any.rawValue
+        case "host": cid = VsockAddress.ContextID.host.rawValue
+        case "local": cid = VsockAddress.ContextID.local.rawValue
+        case "hypervisor": cid = VsockAddress.ContextID.hypervisor.rawValue
+        default:
+            guard let number = UInt32(parts[0]) else {
+                throw refuse(parts[0].isEmpty ? "the CID is missing" : "'\(parts[0])' is not a CID")
+            }
+            cid = number
+        }
+        guard !parts[1].isEmpty else { throw refuse("the port is missing") }
+        // VMADDR_PORT_ANY (0xFFFFFFFF) is the kernel's "pick one", not a port to dial or to tell a peer.
+        guard let port = UInt32(parts[1]), port < UInt32.max else {
+            throw refuse("the port '\(parts[1])' is out of range")
+        }
+        return .vsock(cid: cid, port: port)
+    }
+
     /// Resolves the address once (name resolution on every dial costs connection rate).
-    public func resolve() throws -> SocketAddress {
+    public func resolve() throws -> LinkTarget {
         switch self {
         case .tcp(let host, let port):
-            return try SocketAddress.makeAddressResolvingHost(host, port: port)
+            return .socket(try SocketAddress.makeAddressResolvingHost(host, port: port))
         case .unix(let path):
-            return try SocketAddress(unixDomainSocketPath: path)
+            return .socket(try SocketAddress(unixDomainSocketPath: path))
+        case .vsock(let cid, let port):
+            return .vsock(VsockAddress(cid: .init(rawValue: cid), port: .init(rawValue: port)))
         }
     }
 
@@ -42,10 +83,41 @@ public enum LinkAddress: Hashable, Sendable, CustomStringConvertible {
         return false
     }
 
+    /// TCP: the options that only TCP sockets take (TCP_NODELAY, TCP_NOTSENT_LOWAT) apply.
+    public var isTCP: Bool {
+        if case .tcp = self { return true }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         case .unix(let path): return "unix:\(path)"
+        case .vsock(let cid, let port): return "vsock:\(cid == VsockAddress.ContextID.any.rawValue ? "any" : "\(cid)"):\(port)"
+        }
+    }
+}
+
+/// A resolved link address, what a bootstrap connects to: NIO's `SocketAddress` (TCP, Unix) or
+/// `VsockAddress` (which `SocketAddress` cannot hold).
+public enum LinkTarget: Sendable, CustomStringConvertible {
+    case socket(SocketAddress)
+    case vsock(VsockAddress)
+
+    public var description: String {
+        switch self {
+        case .socket(let address): return "\(address)"
+        case .vsock(let address): return "\(address)"
+        }
+    }
+}
+
+extension ClientBootstrap {
+    /// Connects to a TCP, Unix-socket or vsock target.
+    public func connect(to target: LinkTarget) -> EventLoopFuture<Channel> {
+        switch target {
+        case .socket(let address): return self.connect(to: address)
+        case .vsock(let address): return self.connect(to: address)
         }
     }
 }
@@ -68,7 +140,7 @@ public struct LinkAddressError: Error, CustomStringConvertible {
 }
 
 extension ServerBootstrap {
-    /// Binds to a TCP or Unix-socket address; TCP children get TCP_NODELAY (every listener of
+    /// Binds to a TCP, Unix-socket or vsock address; TCP children get TCP_NODELAY (every listener of
     /// this project relays small messages, where Nagle's algorithm costs ~40 ms). A failure is a
     /// `LinkListenError`, which names the address.
     public func bind(to address: LinkAddress) -> EventLoopFuture<Channel> {
@@ -78,6 +150,8 @@ extension ServerBootstrap {
             bound = self.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true)
         case .tcp(let host, let port):
             bound = self.childChannelOption(.tcpOption(.tcp_nodelay), value: 1).bind(host: host, port: port)
+        case .vsock(let cid, let port):
+            bound = self.bind(to: VsockAddress(cid: .init(rawValue: cid), port: .init(rawValue: port)))
         }
         return bound.flatMapErrorThrowing { error in throw LinkListenError(address: address, underlying: error) }
     }

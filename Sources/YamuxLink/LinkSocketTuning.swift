@@ -42,14 +42,14 @@ public enum LinkSocketTuning {
 
 extension ClientBootstrap {
     /// The options of a link socket dialed to `address` (TCP_NODELAY and TCP_NOTSENT_LOWAT on TCP;
-    /// the write watermark on both TCP and Unix sockets).
+    /// the write watermark on every kind: TCP, Unix and vsock sockets).
     public func linkSocketOptions(
         for address: LinkAddress,
         writeBufferWaterMark: ChannelOptions.Types.WriteBufferWaterMark = LinkSocketTuning.writeBufferWaterMark
     ) -> ClientBootstrap {
         let bootstrap = self.channelOption(.writeBufferWaterMark, value: writeBufferWaterMark)
             .channelOption(.maxMessagesPerRead, value: LinkSocketTuning.maxMessagesPerRead)
-        guard !address.isUnix else { return bootstrap }
+        guard address.isTCP else { return bootstrap }
         return bootstrap
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(LinkSocketTuning.notSentLowWatermarkOption, value: LinkSocketTuning.notSentLowWatermark)
@@ -61,7 +61,7 @@ extension ServerBootstrap {
     func linkSocketOptions(for address: LinkAddress) -> ServerBootstrap {
         let bootstrap = self.childChannelOption(.writeBufferWaterMark, value: LinkSocketTuning.writeBufferWaterMark)
             .childChannelOption(.maxMessagesPerRead, value: LinkSocketTuning.maxMessagesPerRead)
-        guard !address.isUnix else { return bootstrap }
+        guard address.isTCP else { return bootstrap }
         // TCP_NODELAY is set by `bind(to:)`.
         return bootstrap.childChannelOption(
             LinkSocketTuning.notSentLowWatermarkOption, value: LinkSocketTuning.notSentLowWatermark)

@@ -61,7 +61,7 @@ struct Listen: AsyncParsableCommand {
             text, anything else as a hex dump. The peer's FIN is answered with FIN.
             """)
 
-    @Argument(help: "Where to listen: HOST:PORT or unix:PATH.", transform: LinkAddress.parseArgument)
+    @Argument(help: "Where to listen: HOST:PORT, unix:PATH or vsock:CID:PORT.", transform: LinkAddress.parseArgument)
     var address: LinkAddress
 
     @Flag(help: "Print every chunk as a hex dump, even text.")
@@ -146,7 +146,7 @@ struct Connect: AsyncParsableCommand {
             what comes back is counted, not printed, and a totals line goes to stderr.
             """)
 
-    @Argument(help: "The link to dial: HOST:PORT or unix:PATH.", transform: LinkAddress.parseArgument)
+    @Argument(help: "The link to dial: HOST:PORT, unix:PATH or vsock:CID:PORT.", transform: LinkAddress.parseArgument)
     var address: LinkAddress
 
     @Option(parsing: .unconditional, help: "Open this many streams in parallel (at least 1), each fed the same stdin.")

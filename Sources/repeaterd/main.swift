@@ -28,7 +28,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(help: "Where clients connect: HOST:PORT or unix:PATH. (default: 127.0.0.1:3011)", transform: LinkAddress.parseArgument)
     var listen: LinkAddress = .tcp(host: "127.0.0.1", port: 3011)
 
-    @Option(help: "The runtime manager's link: HOST:PORT or unix:PATH. (default: 127.0.0.1:6000)", transform: LinkAddress.parseArgument)
+    @Option(help: "The runtime manager's link: HOST:PORT, unix:PATH or vsock:CID:PORT (an enclave: vsock:16:5000). (default: 127.0.0.1:6000)", transform: LinkAddress.parseArgument)
     var backend: LinkAddress = .tcp(host: "127.0.0.1", port: 6000)
 
     @Option(

@@ -31,7 +31,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     var direct: LinkAddress?
 
     @Option(
-        help: "Accept repeaters' yamux links on HOST:PORT or unix:PATH ('none' to accept direct clients only). (default: 127.0.0.1:6000)",
+        help: "Accept repeaters' yamux links on HOST:PORT, unix:PATH or vsock:CID:PORT (vsock:any:PORT in an enclave; 'none' to accept direct clients only). (default: 127.0.0.1:6000)",
         transform: { $0 == "none" ? nil : try LinkAddress.parseArgument($0) })
     var listen: LinkAddress? = .tcp(host: "127.0.0.1", port: 6000)
 

@@ -177,7 +177,7 @@ final class ConnectSocketTests: XCTestCase {
         let connector = MuxCatConnector(
             configuration: .init(address: .tcp(host: "127.0.0.1", port: port)), eventLoop: group.next(),
             logger: Logger(label: "test"))
-        let link = try await connector.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: port), capture: nil)
+        let link = try await connector.connect(to: .socket(try SocketAddress(ipAddress: "127.0.0.1", port: port)), capture: nil)
 
         // Read back from the kernel (getsockopt), not from NIO's memory of what was asked.
         let notSentLowWatermark = try await link.getOption(LinkSocketTuning.notSentLowWatermarkOption).get()

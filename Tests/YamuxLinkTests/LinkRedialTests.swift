@@ -12,7 +12,7 @@ import Yamux
 final class LinkRedialTests: XCTestCase {
     private final class RefusingConnector: @unchecked Sendable {  // on the embedded loop: the test's thread
         var dials = 0
-        func connect(_ address: SocketAddress, _ link: Link) -> EventLoopFuture<Channel> {
+        func connect(_ address: LinkTarget, _ link: Link) -> EventLoopFuture<Channel> {
             dials += 1
             return link.eventLoop.makeFailedFuture(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
         }
