@@ -23,6 +23,7 @@ struct MuxCatCommand: AsyncParsableCommand {
         discussion: """
             Exit status: 0 when everything went as asked (including Ctrl-C), 1 on any error, 64 on a usage error.
             """,
+        version: RepeaterVersion.current,
         subcommands: [Listen.self, Connect.self, Decode.self])
 }
 

@@ -19,11 +19,12 @@ struct RepeaterDaemon: AsyncParsableCommand {
         abstract: "Byte-transparent TCP repeater: every client connection becomes one yamux stream on a link to the runtime manager.",
         discussion: """
             Clients connect with plain TCP to --listen. repeaterd dials --backend (the runtime manager's \
-            yamux link; TCP or unix:PATH), one link per event loop, and redials with backoff when a link drops. \
+            yamux link; TCP, unix:PATH or vsock:CID:PORT), one link per event loop, and redials with backoff when a link drops. \
             TCP_NODELAY is on for every client socket and every link. SIGTERM/SIGINT: /readyz answers 503, \
             keep accepting for --drain-grace, stop accepting, send Go Away, let open sessions finish for up \
             to --drain-timeout, exit 0.
-            """)
+            """,
+        version: RepeaterVersion.current)
 
     @Option(help: "Where clients connect: HOST:PORT or unix:PATH. (default: 127.0.0.1:3011)", transform: LinkAddress.parseArgument)
     var listen: LinkAddress = .tcp(host: "127.0.0.1", port: 3011)

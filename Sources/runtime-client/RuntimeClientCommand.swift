@@ -11,6 +11,7 @@ struct RuntimeClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime-client",
         abstract: "Provisions and fetches files in a runtime manager over mutual TLS (through repeaterd or directly).",
+        version: RepeaterVersion.current,
         subcommands: [Put.self, Append.self, Get.self, Hash.self, PolicyHash.self, Shutdown.self]
     )
 

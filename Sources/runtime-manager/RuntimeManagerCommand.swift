@@ -22,7 +22,8 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
             Every session is TLS 1.3 with a client certificate issued by --client-ca; --policy says which \
             client may write, append, read which files and who may shut the runtime manager down \
             (format: docs/POLICY.md). Files live in memory.
-            """
+            """,
+        version: RepeaterVersion.current
     )
 
     @Option(

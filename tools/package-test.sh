@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds the release packages (tools/package.sh) and checks what they promise:
+#   - ldd shows no libswift* for any binary (--static-swift-stdlib), and each runs from an empty
+#     environment: env -i ./repeaterd --version, no toolchain on PATH;
+#   - dpkg-deb --info / --contents list the binaries, units, option files, gzipped man pages,
+#     bash/zsh/fish completions, copyright and changelog, and Depends: names no OpenSSL;
+#   - lintian finds no error (its warnings are printed);
+#   - the .deb installs with dpkg -i, `man repeaterd` renders, /usr/bin/repeaterd --version
+#     answers, and dpkg --purge removes it again (only if the package was not installed before);
+#   - the binaries' sizes are printed (README, "Installing").
+# Not in tools/test.sh: the static release build alone takes ~8 minutes on 2 cores.
+#
+#   tools/package-test.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+missing=()
+for p in lintian man-db; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/repeater-package-test.XXXXXX")
+trap 'rm -rf "$OUT"' EXIT
+bash tools/package.sh --out "$OUT/dist"
+PRODUCTS=(repeaterd runtime-manager runtime-client muxcat)
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+TARBALL=$(ls "$OUT"/dist/repeater-*-linux-*.tar.gz)
+DEB=$(ls "$OUT"/dist/repeater_*.deb)
+VERSION=$(dpkg-deb --field "$DEB" Version)
+echo "== $(basename "$TARBALL"), $(basename "$DEB"): version $VERSION"
+
+echo "== the tarball's binaries: no Swift runtime needed"
+mkdir -p "$OUT/tar" && tar -C "$OUT/tar" -xzf "$TARBALL"
+UNPACKED=$(ls -d "$OUT"/tar/repeater-*)
+for product in "${PRODUCTS[@]}"; do
+  binary="$UNPACKED/bin/$product"
+  if ldd "$binary" | grep -q 'libswift\|libFoundation\|libdispatch\|libBlocksRuntime'; then
+    fail "$product loads the Swift runtime: $(ldd "$binary" | grep 'swift\|Foundation\|dispatch' | tr -s ' \t' ' ')"
+  fi
+  answer=$(cd / && env -i "$binary" --version 2>&1) || fail "$product --version from an empty environment: $answer"
+  [ "$answer" = "$VERSION" ] || fail "$product --version says '$answer', the package '$VERSION'"
+  echo "  $product: $(ldd "$binary" | awk '{print $1}' | grep -v linux-vdso | tr '\n' ' ')→ $answer"
+done
+for path in systemd/repeaterd.service systemd/runtime-manager.service systemd/repeaterd.default man/man1/repeaterd.1 \
+            completions/bash/repeaterd completions/zsh/_repeaterd completions/fish/repeaterd.fish README.md copyright; do
+  [ -s "$UNPACKED/$path" ] || fail "the tarball has no $path"
+done
+
+echo "== dpkg-deb --info"
+dpkg-deb --info "$DEB" | sed 's/^/  /'
+DEPENDS=$(dpkg-deb --field "$DEB" Depends)
+case "$DEPENDS" in *libc6*) ;; *) fail "Depends: names no libc6: $DEPENDS" ;; esac
+case "$DEPENDS" in *ssl*) fail "Depends: names OpenSSL, which the binaries do not load: $DEPENDS" ;; esac
+
+echo "== dpkg-deb --contents"
+CONTENTS=$(dpkg-deb --contents "$DEB" | awk '{print $6}' | sed 's|^\./|/|')
+echo "$CONTENTS" | grep -v '/$' | sed 's/^/  /'
+expected=(/usr/lib/systemd/system/repeaterd.service /usr/lib/systemd/system/runtime-manager.service
+          /etc/default/repeaterd /etc/default/runtime-manager /usr/share/doc/repeater/copyright /usr/share/doc/repeater/changelog.gz)
+for product in "${PRODUCTS[@]}"; do
+  expected+=("/usr/bin/$product" "/usr/share/man/man1/$product.1.gz" "/usr/share/bash-completion/completions/$product"
+             "/usr/share/zsh/vendor-completions/_$product" "/usr/share/fish/vendor_completions.d/$product.fish")
+done
+for path in "${expected[@]}"; do
+  echo "$CONTENTS" | grep -qx "$path" || fail "the .deb has no $path"
+done
+
+echo "== lintian"
+lintian_output=$(lintian --tag-display-limit 0 "$DEB" 2>&1 || true)
+echo "${lintian_output:-  (nothing)}" | sed 's/^/  /'
+if echo "$lintian_output" | grep -q '^E: '; then fail "lintian reports errors"; fi
+echo "  $(echo "$lintian_output" | grep -c '^W: ' || true) warning(s)"
+
+echo "== dpkg -i, man repeaterd, dpkg --purge"
+if dpkg-query -W -f='${Status}' repeater 2>/dev/null | grep -q "install ok installed"; then
+  echo "  skipped: a repeater package is installed on this machine already (not replacing it)"
+else
+  $SUDO dpkg -i "$DEB" | sed 's/^/  /'
+  [ "$(/usr/bin/repeaterd --version)" = "$VERSION" ] || fail "/usr/bin/repeaterd --version"
+  if [ -e /usr/share/man/man1/repeaterd.1.gz ]; then
+    page=$(MANPAGER=cat MANWIDTH=80 man repeaterd 2>&1) || fail "man repeaterd: $page"
+  else
+    # Some container images exclude /usr/share/man from every package (dpkg path-exclude).
+    echo "  /usr/share/man/man1/repeaterd.1.gz was not installed (dpkg path-exclude?): rendering the .deb's copy"
+    dpkg-deb -x "$DEB" "$OUT/root"
+    page=$(MANPAGER=cat MANWIDTH=80 man -l "$OUT/root/usr/share/man/man1/repeaterd.1.gz" 2>&1) || fail "man -l: $page"
+  fi
+  echo "$page" | grep -q -- '--backend' || fail "man repeaterd does not render its options: $page"
+  echo "$page" | sed -n '1,12p' | sed 's/^/  | /'
+  $SUDO dpkg --purge repeater | sed 's/^/  /'
+  [ ! -e /usr/bin/repeaterd ] || fail "dpkg --purge left /usr/bin/repeaterd"
+fi
+
+echo "== sizes"
+for product in "${PRODUCTS[@]}"; do
+  awk -v name="$product" -v bytes="$(stat -c %s "$UNPACKED/bin/$product")" 'BEGIN { printf "  %-16s %6.1f MiB (stripped)\n", name, bytes / 1048576 }'
+done
+ls -l "$TARBALL" "$DEB" | awk '{ printf "  %-40s %6.1f MiB\n", $9, $5 / 1048576 }' | sed "s|$OUT/dist/||"
+
+if [ "$failures" -gt 0 ]; then
+  echo "package-test: $failures failure(s)"
+  exit 1
+fi
+echo "package-test: every check passed"

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Builds a release of the four binaries that needs no Swift runtime on the host, and packs it:
+#
+#   dist-out/repeater-VERSION-linux-ARCH.tar.gz   bin/, systemd/, man/, completions/, README.md, copyright
+#   dist-out/repeater_VERSION_DEBARCH.deb         /usr/bin, /usr/lib/systemd/system, /etc/default,
+#                                                 /usr/share/man/man1 (gzipped), bash/zsh/fish completions,
+#                                                 /usr/share/doc/repeater/{copyright,changelog.gz}
+#
+#   tools/package.sh [--out DIR]
+#
+# - The binaries are built with `--static-swift-stdlib` (scratch path .build-package, so the
+#   debug tree is untouched) and stripped; what they still load (libc, libstdc++, libgcc_s) is
+#   the .deb's Depends:, computed by dpkg-shlibdeps. No OpenSSL: TLS is BoringSSL, linked in.
+# - VERSION is `repeaterd --version` (Sources/CommandLineSupport/Version.swift, the one place).
+# - Man pages come from swift-argument-parser's generate-manual, the tool behind its
+#   `generate-manual` plugin, run on the built binaries (the plugin itself would build every
+#   product a second time, without --static-swift-stdlib, for the same pages).
+# - Completions from each binary's --generate-completion-script.
+# tools/package-test.sh checks the result (ldd, env -i, dpkg-deb, lintian, dpkg -i, man).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+OUT="$ROOT/dist-out"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT="$2"; shift 2 ;;
+    *) echo "usage: tools/package.sh [--out DIR]" >&2; exit 2 ;;
+  esac
+done
+PRODUCTS=(repeaterd runtime-manager runtime-client muxcat)
+SCRATCH="$ROOT/.build-package"
+
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+missing=()
+for p in dpkg-dev binutils gzip; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+echo "== release build, --static-swift-stdlib (${PRODUCTS[*]})"
+for product in "${PRODUCTS[@]}"; do
+  swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product "$product"
+done
+echo "== swift-argument-parser's generate-manual"
+# Same flags as the binaries: a flag that differs would rebuild ArgumentParser each time.
+swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product generate-manual
+BIN="$SCRATCH/release"
+
+VERSION=$("$BIN/repeaterd" --version)
+ARCH=$(uname -m)
+DEB_ARCH=$(dpkg --print-architecture)
+echo "== version $VERSION, $ARCH ($DEB_ARCH)"
+
+# The last commit's date (reproducible pages), or today outside a git checkout.
+DATE=$(git log -1 --format=%cs 2>/dev/null || date -u +%F)
+
+STAGE=$(mktemp -d "${TMPDIR:-/tmp}/repeater-package.XXXXXX")
+trap 'rm -rf "$STAGE"' EXIT
+
+# The files both packages hold, laid out once.
+FILES="$STAGE/files"
+mkdir -p "$FILES/bin" "$FILES/man" "$FILES/completions/bash" "$FILES/completions/zsh" "$FILES/completions/fish" "$FILES/systemd"
+for product in "${PRODUCTS[@]}"; do
+  strip --strip-unneeded -o "$FILES/bin/$product" "$BIN/$product"
+  "$BIN/generate-manual" "$BIN/$product" --output-directory "$FILES/man" --date "$DATE" \
+    --authors "The Repeater developers<repeater@example.org>"
+  # Without the generator's #!/bin/bash: a completion file is sourced, never run.
+  "$FILES/bin/$product" --generate-completion-script bash | sed '1{/^#!/d}' > "$FILES/completions/bash/$product"
+  "$FILES/bin/$product" --generate-completion-script zsh > "$FILES/completions/zsh/_$product"
+  "$FILES/bin/$product" --generate-completion-script fish > "$FILES/completions/fish/$product.fish"
+done
+cp dist/systemd/*.service "$FILES/systemd/"
+for unit in repeaterd runtime-manager; do cp "dist/systemd/$unit.default" "$FILES/systemd/$unit.default"; done
+
+mkdir -p "$OUT"
+
+# --- the tarball
+NAME="repeater-$VERSION-linux-$ARCH"
+TAR_ROOT="$STAGE/tar/$NAME"
+mkdir -p "$TAR_ROOT"
+cp -r "$FILES/bin" "$FILES/systemd" "$FILES/completions" "$TAR_ROOT/"
+mkdir -p "$TAR_ROOT/man/man1" && cp "$FILES/man/"*.1 "$TAR_ROOT/man/man1/"
+cp README.md dist/debian/copyright "$TAR_ROOT/"
+tar -C "$STAGE/tar" --owner=0 --group=0 --numeric-owner -czf "$OUT/$NAME.tar.gz" "$NAME"
+
+# --- the .deb
+DEB="$STAGE/deb"
+install -d "$DEB/DEBIAN" "$DEB/usr/bin" "$DEB/usr/lib/systemd/system" "$DEB/etc/default" "$DEB/usr/share/man/man1" \
+  "$DEB/usr/share/bash-completion/completions" "$DEB/usr/share/zsh/vendor-completions" \
+  "$DEB/usr/share/fish/vendor_completions.d" "$DEB/usr/share/doc/repeater"
+install -m 0755 "$FILES/bin/"* "$DEB/usr/bin/"
+install -m 0644 "$FILES/systemd/"*.service "$DEB/usr/lib/systemd/system/"
+install -m 0644 "$FILES/systemd/repeaterd.default" "$DEB/etc/default/repeaterd"
+install -m 0644 "$FILES/systemd/runtime-manager.default" "$DEB/etc/default/runtime-manager"
+for page in "$FILES/man/"*.1; do
+  gzip -9n < "$page" > "$DEB/usr/share/man/man1/$(basename "$page").gz"
+done
+install -m 0644 "$FILES/completions/bash/"* "$DEB/usr/share/bash-completion/completions/"
+install -m 0644 "$FILES/completions/zsh/"* "$DEB/usr/share/zsh/vendor-completions/"
+install -m 0644 "$FILES/completions/fish/"* "$DEB/usr/share/fish/vendor_completions.d/"
+install -m 0644 dist/debian/copyright "$DEB/usr/share/doc/repeater/copyright"
+{
+  echo "repeater ($VERSION) unstable; urgency=medium"
+  echo
+  echo "  * Release $VERSION: static binaries, systemd units, man pages, completions."
+  echo
+  echo " -- The Repeater developers <repeater@example.org>  $(date -R -u -d "@$(git log -1 --format=%ct 2>/dev/null || date +%s)")"
+} | gzip -9n > "$DEB/usr/share/doc/repeater/changelog.gz"
+chmod 0644 "$DEB/usr/share/doc/repeater/changelog.gz"
+printf '/etc/default/repeaterd\n/etc/default/runtime-manager\n' > "$DEB/DEBIAN/conffiles"
+
+# What the binaries still load, as Debian package dependencies.
+mkdir -p "$STAGE/shlibs/debian"
+printf 'Source: repeater\n\nPackage: repeater\nArchitecture: any\n' > "$STAGE/shlibs/debian/control"
+DEPENDS=$(cd "$STAGE/shlibs" && dpkg-shlibdeps -O $(printf -- '-e%s ' "$DEB/usr/bin/"*) 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+INSTALLED_KIB=$(du -sk --exclude=DEBIAN "$DEB" | cut -f1)
+cat > "$DEB/DEBIAN/control" <<CONTROL
+Package: repeater
+Version: $VERSION
+Architecture: $DEB_ARCH
+Maintainer: The Repeater developers <repeater@example.org>
+Installed-Size: $INSTALLED_KIB
+Depends: $DEPENDS
+Section: net
+Priority: optional
+Description: byte-transparent TCP repeater over one multiplexed link
+ Relays many client connections to a service behind a single link: every
+ client TCP connection becomes one yamux stream on a long-lived link to the
+ runtime manager of a confidential-computing enclave (TCP, Unix socket or
+ vsock). The package holds repeaterd, runtime-manager (the endpoint behind
+ the link: mutual TLS and a file store), runtime-client (the client command
+ line) and muxcat (netcat for the multiplexed link), with systemd units,
+ manual pages and shell completions.
+CONTROL
+dpkg-deb --root-owner-group -Zxz --build "$DEB" "$OUT/repeater_${VERSION}_${DEB_ARCH}.deb" >/dev/null
+
+echo "== written"
+ls -l "$OUT/$NAME.tar.gz" "$OUT/repeater_${VERSION}_${DEB_ARCH}.deb"
+echo "binaries (stripped):"
+for product in "${PRODUCTS[@]}"; do
+  awk -v name="$product" -v bytes="$(stat -c %s "$FILES/bin/$product")" 'BEGIN { printf "  %-16s %6.1f MiB\n", name, bytes / 1048576 }'
+done
