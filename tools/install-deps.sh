@@ -6,17 +6,21 @@
 #   tools/install-deps.sh --bench [--no-plots] also tools/bench's peers and tools (sockperf, iperf3,
 #                                              nginx's stream module, socat) and,
 #                                              unless --no-plots, matplotlib (pip) for its plots
+#   tools/install-deps.sh --packaging          only what tools/package.sh and tools/package-test.sh
+#                                              need (dpkg-dev, binutils, gzip, lintian, man-db)
 #
 # Swift itself and the Swift packages come with the machine; nothing else is downloaded. PYTHON
 # names the interpreter pip installs for (default: python3 on PATH).
 set -euo pipefail
 bench=0
 plots=1
+packaging=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
     --no-plots) plots=0 ;;
-    *) echo "usage: tools/install-deps.sh [--bench [--no-plots]]" >&2; exit 2 ;;
+    --packaging) packaging=1 ;;
+    *) echo "usage: tools/install-deps.sh [--bench [--no-plots] | --packaging]" >&2; exit 2 ;;
   esac
 done
 PYTHON=${PYTHON:-python3}
@@ -31,6 +35,9 @@ packages=(
   time                                         # GNU time: a process's peak RSS (the streaming get test)
   systemd                                      # systemd-analyze verify/security on dist/systemd's units
 )
+if [ "$packaging" -eq 1 ]; then
+  packages=(dpkg-dev binutils gzip lintian man-db)  # dpkg-deb, dpkg-shlibdeps, strip; the package checks
+fi
 if [ "$bench" -eq 1 ]; then
   packages+=(
     sockperf iperf3                              # latency and throughput clients and servers
@@ -47,6 +54,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
+
+[ "$packaging" -eq 1 ] && exit 0
 
 # The bench library's tests (tools/test.sh runs them).
 if ! "$PYTHON" -m pytest --version >/dev/null 2>&1; then

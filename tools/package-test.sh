@@ -15,15 +15,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-missing=()
-for p in lintian man-db; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
-fi
+bash tools/install-deps.sh --packaging
 
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/repeater-package-test.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT

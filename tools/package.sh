@@ -30,16 +30,7 @@ done
 PRODUCTS=(repeaterd runtime-manager runtime-client muxcat)
 SCRATCH="$ROOT/.build-package"
 
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-missing=()
-for p in dpkg-dev binutils gzip; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
-fi
+bash tools/install-deps.sh --packaging
 
 echo "== release build, --static-swift-stdlib (${PRODUCTS[*]})"
 for product in "${PRODUCTS[@]}"; do

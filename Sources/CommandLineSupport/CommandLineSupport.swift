@@ -31,16 +31,6 @@ public enum CommandLineSupport {
         .nanoseconds(Int64((value * 1_000_000_000).rounded()))
     }
 
-    /// A bound address as a user writes it on the command line (`127.0.0.1:3011`, `[::1]:3011`,
-    /// `unix:/run/x.sock`) rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:3011`: for status lines.
-    public static func describe(_ address: SocketAddress) -> String {
-        switch address {
-        case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
-        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
-        }
-    }
-
     /// An interval option where 0 means "off".
     public static func secondsOrOff(_ value: Double) -> TimeAmount? {
         value > 0 ? seconds(value) : nil

@@ -8,6 +8,10 @@ public enum LogFormat: String, CaseIterable, Sendable, ExpressibleByArgument {
     case human
     /// One JSON object per line (`JSONLogHandler`), for a log pipeline (journald, Vector, Loki, jq).
     case json
+
+    /// `--log-format`'s help, the same for every daemon.
+    public static let help: ArgumentHelp =
+        "How log lines look on stderr: human, or json (one object per line: ts, level, logger, msg and the line's metadata)."
 }
 
 extension CommandLineSupport {

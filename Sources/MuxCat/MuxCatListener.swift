@@ -97,14 +97,9 @@ public final class MuxCatListener: Sendable {
 
     /// `127.0.0.1:6000` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:6000`.
     static func describe(_ address: SocketAddress) -> String {
-        switch address {
-        case .v4: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
-        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
-        case .unixDomainSocket:
-            // The connecting end of a Unix socket usually has no name.
-            guard let path = address.pathname, !path.isEmpty else { return "a Unix socket peer" }
-            return "unix:\(path)"
-        }
+        // The connecting end of a Unix socket usually has no name.
+        if case .unixDomainSocket = address, address.pathname?.isEmpty ?? true { return "a Unix socket peer" }
+        return address.commandLineForm
     }
 }
 

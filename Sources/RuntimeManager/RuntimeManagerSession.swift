@@ -6,6 +6,7 @@ import NIOSSL
 import NIOTLS
 import ProxyProtocol
 import TransportProtocol
+import YamuxLink
 
 /// Everything a runtime-manager session needs, shared by all sessions of a
 /// server whatever carries them (a direct TCP connection or a yamux stream).
@@ -139,7 +140,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let peer = context.channel.remoteAddress.map(Self.describe) ?? "\(type(of: context.channel))"
+        let peer = context.channel.remoteAddress.map(\.commandLineForm) ?? "\(type(of: context.channel))"
         self.logger[metadataKey: "peer"] = "\(peer)"
         self.sessionContext.sessions.add(context.channel)
         let timeout = self.sessionContext.handshakeTimeout
@@ -167,7 +168,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             return
         }
         if let announced = event as? ProxyHeaderReceived, let source = announced.header.source {
-            self.logger[metadataKey: "peer"] = "\(Self.describe(source))"
+            self.logger[metadataKey: "peer"] = "\(source.commandLineForm)"
         }
         if case TLSUserEvent.handshakeCompleted = event {
             self.handshakeTimer?.cancel()
@@ -457,15 +458,6 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         guard !self.closing else { return }
         self.closing = true
         context.close(promise: nil)
-    }
-
-    /// `127.0.0.1:45750` rather than NIO's `[IPv4]127.0.0.1/127.0.0.1:45750`.
-    static func describe(_ address: SocketAddress) -> String {
-        switch address {
-        case let .v4(inet): return "\(address.ipAddress ?? inet.host):\(address.port ?? 0)"
-        case .v6: return "[\(address.ipAddress ?? "?")]:\(address.port ?? 0)"
-        case .unixDomainSocket: return "unix:\(address.pathname ?? "?")"
-        }
     }
 
     static func kind(of request: RuntimeManagerRequest) -> String {

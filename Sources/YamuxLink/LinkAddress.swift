@@ -122,6 +122,19 @@ extension ClientBootstrap {
     }
 }
 
+extension SocketAddress {
+    /// The address as a user writes it on a command line (`127.0.0.1:3011`, `[::1]:3011`,
+    /// `unix:/run/x.sock`; `unix:` for an unnamed peer) rather than NIO's
+    /// `[IPv4]127.0.0.1/127.0.0.1:3011`: for log lines and status lines.
+    public var commandLineForm: String {
+        switch self {
+        case .v4: return "\(ipAddress ?? "?"):\(port ?? 0)"
+        case .v6: return "[\(ipAddress ?? "?")]:\(port ?? 0)"
+        case .unixDomainSocket: return "unix:\(pathname ?? "?")"
+        }
+    }
+}
+
 /// A listener that could not be opened: says where, and why in words (`SystemErrorText`).
 public struct LinkListenError: Error, CustomStringConvertible {
     public var address: LinkAddress

@@ -85,7 +85,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
 
-    @Option(help: "How log lines look on stderr: human, or json (one object per line: ts, level, logger, msg and the line's metadata).")
+    @Option(help: LogFormat.help)
     var logFormat: LogFormat = .human
 
     /// Usage errors in one line, exit 64 (`CommandLineEntry`).
@@ -202,7 +202,7 @@ struct RepeaterService: Service {
             }
         }
         if notifier.isActive {
-            let listening = server.localAddress.map(CommandLineSupport.describe) ?? "\(server.configuration.listen)"
+            let listening = server.localAddress.map(\.commandLineForm) ?? "\(server.configuration.listen)"
             let backend = server.configuration.backend
             notifier.status("listening on \(listening); dialing the runtime manager at \(backend)")
             // Ready only when a client can be served: before a link is up it would be refused.

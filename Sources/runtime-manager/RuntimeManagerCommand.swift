@@ -87,7 +87,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
 
-    @Option(help: "How log lines look on stderr: human, or json (one object per line: ts, level, logger, msg and the line's metadata).")
+    @Option(help: LogFormat.help)
     var logFormat: LogFormat = .human
 
     /// Usage errors in one line, exit 64 (`CommandLineEntry`).
@@ -177,7 +177,7 @@ struct RuntimeManagerService: Service {
         if let link {
             do {
                 let bound = try await self.server.bindLinks(address: link, yamux: self.yamux)
-                listening.append("links on \(bound.map(CommandLineSupport.describe) ?? "\(link)")")
+                listening.append("links on \(bound.map(\.commandLineForm) ?? "\(link)")")
             } catch {
                 throw CommandLineFailure("--listen: \(error)")
             }
@@ -185,7 +185,7 @@ struct RuntimeManagerService: Service {
         if let direct {
             do {
                 let bound = try await self.server.bindDirect(host: direct.host, port: direct.port)
-                listening.append("direct clients on \(CommandLineSupport.describe(bound))")
+                listening.append("direct clients on \(bound.commandLineForm)")
             } catch {
                 throw CommandLineFailure("--direct: \(error)")
             }
