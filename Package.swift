@@ -187,7 +187,7 @@ let package = Package(
 
         // MARK: Tests: a target per module, and one for the whole system
 
-        .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers], swiftSettings: swift6),
+        .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6),
         .testTarget(name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioEmbedded, logging], swiftSettings: swift6),
         .testTarget(name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix], swiftSettings: swift6),
         .testTarget(

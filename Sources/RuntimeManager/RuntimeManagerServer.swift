@@ -149,6 +149,8 @@ public final class RuntimeManagerServer: Sendable {
     ) async throws -> SocketAddress? {
         let context = self.sessionContext
         let streams = self.streamsOpenCount
+        var yamux = yamux
+        yamux.events.countLinkFailures(as: "runtime_manager_link_failures_total")
         let listener = YamuxLinkListener(
             address: address, group: self.group, configuration: yamux, logger: self.logger,
             streamInitializer: { stream in

@@ -6,6 +6,7 @@ import NIOSSL
 import NIOTLS
 import ProxyProtocol
 import TransportProtocol
+import Yamux
 import YamuxLink
 
 /// Everything a runtime-manager session needs, shared by all sessions of a
@@ -430,6 +431,11 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             self.close(context: context)
         case NIOSSLError.uncleanShutdown:
             self.logger.debug("client closed the connection without TLS close_notify")
+            self.close(context: context)
+        case let yamux as YamuxError where yamux.isPeerGone:
+            // The client went away (the repeater reset its stream) or the link closed: normal,
+            // and the link counts it (one summary line per link, not one per session).
+            self.logger.debug("session error: \(yamux); closing session")
             self.close(context: context)
         default:
             self.logger.warning("session error: \(error); closing session")

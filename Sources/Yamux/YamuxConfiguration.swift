@@ -44,6 +44,24 @@ public struct YamuxConfiguration: Sendable {
     /// How long a locally closed stream may wait for the peer's FIN (or for window to drain its
     /// last bytes) before it is reset, so a peer that never closes cannot leak streams.
     public var streamCloseTimeout: TimeAmount = .seconds(60)
+    /// Most control frames (window updates, SYN/ACK/FIN/RST, ping replies, Go Away) that may wait
+    /// for a link that is not writable; past it the link is closed (`controlFlood`). Above what
+    /// legitimate use queues: `controlAnswersPauseThreshold` plus four frames per stream
+    /// (1,024 + 4 × 16,384 = 66,560 with the defaults). 12 bytes a frame (docs/SECURITY.md).
+    public var maximumQueuedControlFrames = 100_000
+    /// Answers the peer asked for (ping replies, refusals of its SYNs) that may wait for a link
+    /// that is not writable before this side stops reading the link until they are written.
+    public var controlAnswersPauseThreshold = 1_024
+    /// Streams the peer may open in one read cycle of the link; past it the rest of what was read
+    /// waits for the next turn of the event loop. A stream the peer opens and resets at once is
+    /// only freed at the end of the turn (its channel's handlers are removed then), so without a
+    /// cap one read of 4 × 64 KiB opened ~11,000 streams at once: runtime-manager grew by ~20 KiB
+    /// each (the TLS handler's buffer alone is 16 KiB), +250 MiB.
+    public var maximumInboundOpensPerReadCycle = 128
+    /// Events a peer can cause at will (a stream it resets, a stream refused, a frame for a closed
+    /// stream) are logged one by one at debug level only; at most one summary line per link per
+    /// this interval says how many there were.
+    public var peerEventSummaryInterval: TimeAmount = .seconds(10)
 
     public init(role: YamuxRole) {
         self.role = role
@@ -59,6 +77,9 @@ public struct YamuxLinkEvents: Sendable {
     /// A stream was reset: by this side (`byPeer` false: a failed socket, a close that timed out)
     /// or by the peer's RST.
     public var streamReset: (@Sendable (_ byPeer: Bool) -> Void)?
+    /// The link was closed by this side because of the peer: `reason` is a metric label
+    /// (`YamuxError.metricReason`: protocol_error, keepalive_timeout, control_flood).
+    public var linkFailed: (@Sendable (_ reason: String) -> Void)?
 
     public init() {}
 }

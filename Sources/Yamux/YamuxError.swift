@@ -33,6 +33,8 @@ public struct YamuxError: Error, Hashable, Sendable, CustomStringConvertible {
         case streamIDsExhausted
         /// The peer refused the stream (RST in answer to our SYN).
         case streamRefused(stream: YamuxStreamID)
+        /// The peer made this side queue more control frames than `limit` and did not read them.
+        case controlFlood(limit: Int)
     }
 
     public var kind: Kind
@@ -54,6 +56,27 @@ public struct YamuxError: Error, Hashable, Sendable, CustomStringConvertible {
             return true
         default:
             return false
+        }
+    }
+
+    /// Whether a stream ended because its far end went away (reset) or its link closed: the link
+    /// logs and counts these, so the stream's own user need not say it again.
+    public var isPeerGone: Bool {
+        switch kind {
+        case .streamReset, .linkClosed: return true
+        default: return false
+        }
+    }
+
+    /// Every value `metricReason` takes.
+    public static let metricReasons = ["protocol_error", "keepalive_timeout", "control_flood", "internal_error"]
+
+    /// The label a link closed for this error carries in metrics (`reason`).
+    public var metricReason: String {
+        switch kind {
+        case .controlFlood: return "control_flood"
+        case .keepAliveTimeout: return "keepalive_timeout"
+        default: return isProtocolViolation ? "protocol_error" : "internal_error"
         }
     }
 
@@ -89,6 +112,8 @@ public struct YamuxError: Error, Hashable, Sendable, CustomStringConvertible {
             return "yamux: stream ids exhausted on this link; open a new link"
         case .streamRefused(let stream):
             return "yamux: the peer refused stream \(stream) (RST)"
+        case .controlFlood(let limit):
+            return "yamux: the peer does not read the control frames it asks for (\(limit) queued, the limit); closing the link"
         }
     }
 }

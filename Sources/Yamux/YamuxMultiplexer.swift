@@ -11,9 +11,14 @@ import NIOCore
 ///   payload written straight into the socket.
 ///
 /// Scheduling rules, which are what keep the link fast and fair:
-/// - Control frames (window updates, pings, RST, Go Away) are written at once; Data is only
-///   written while the link channel is writable. So control frames wait behind at most the link's
-///   write watermark of data and one frame, never behind a stream's backlog.
+/// - Control frames (window updates, pings, RST, Go Away) are written at once while the link
+///   channel is writable; Data is only written while it is. So control frames wait behind at most
+///   the link's write watermark of data and one frame, never behind a stream's backlog. While the
+///   link is not writable, control frames wait in a capped queue (`YamuxControlFrameQueue`) that
+///   goes out first when it is again; a peer that asks for answers and never reads them makes this
+///   side stop reading its link, and past the cap the link is closed.
+/// - Events a peer can cause at will (resets, refused streams, frames for closed streams) are
+///   debug lines, and at most one summary line per link per interval (`YamuxPeerEventTally`).
 /// - Streams with data take turns, one frame each, round-robin: a bulk stream cannot starve a small one.
 ///   A stream that had nothing queued and now has a small message goes first, once
 ///   (`YamuxSendQueue`: sparse streams first, as fq_codel serves sparse flows).
@@ -94,6 +99,22 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var flushScheduled = false
     private var closed = false
 
+    /// Control frames waiting while the link channel is not writable (capped, coalesced).
+    private var controlQueue: YamuxControlFrameQueue
+    /// Decoding and reading the link are paused: the peer asked for more answers than it read.
+    private var readsPaused = false
+    /// A read was asked for while paused: it is passed on when reads resume.
+    private var readPending = false
+    /// Set while paused reads resume (they may end in a flush that fires writability again).
+    private var resumingReads = false
+    /// Streams the peer opened in this read cycle (`maximumInboundOpensPerReadCycle`).
+    private var inboundOpensThisCycle = 0
+    /// Reads resume at the next turn of the loop (the opens budget was used up).
+    private var resumeNextTurnScheduled = false
+    /// Peer-caused events since the last summary line, and the timer that writes it.
+    private var peerEvents = YamuxPeerEventTally()
+    private var peerEventSummaryTask: Scheduled<Void>?
+
     // Keep-alive and ping
     /// Pings out and the round-trip time they measured (a value type, tested alone).
     private var pings = YamuxPingTracker()
@@ -120,6 +141,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             acceptBacklog: configuration.acceptBacklog,
             maximumStreamWindow: configuration.maximumStreamWindow)
         self.decoder = YamuxFrameDecoder(maximumDataLength: configuration.maximumInboundFrameSize)
+        self.controlQueue = YamuxControlFrameQueue(
+            limit: configuration.maximumQueuedControlFrames, pauseThreshold: configuration.controlAnswersPauseThreshold)
         self.inboundStreamInitializer = inboundStreamInitializer
         self.inboundRelayConnector = inboundRelayConnector
         self.logger = logger
@@ -229,7 +252,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        if !closed && decoder.isMidFrame {
+        if !closed && decoder.isMidFrame && !readsPaused {
             // A header or payload cut off by the peer's close: say so, it is the only trace of it.
             logger.warning("link closed by the peer in the middle of a frame (\(decoder.bytesMissing) bytes of it missing); its streams are closed")
         }
@@ -241,15 +264,30 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         guard !closed else { return }
         inReadCycle = true
         decoder.append(unwrapInboundIn(data))
+        decodeFrames()
+    }
+
+    /// Handles the frames buffered in the decoder until it needs more bytes — or until the
+    /// answers the peer asked for and has not read reach the pause threshold: then the rest stays
+    /// in the decoder and the link is not read (`read(context:)`) until they are written.
+    private func decodeFrames() {
         do {
-            while let item = try decoder.next() {
+            while !closed {
+                if controlQueue.pausesReading {
+                    pauseReads()
+                    return
+                }
+                if inboundOpensThisCycle >= configuration.maximumInboundOpensPerReadCycle {
+                    pauseReadsUntilNextTurn()
+                    return
+                }
+                guard let item = try decoder.next() else { return }
                 switch item {
                 case .header(let header):
                     handle(header)
                 case .payload(let bytes, let isLast):
                     handlePayload(bytes, isLast: isLast)
                 }
-                if closed { return }
             }
         } catch let error as YamuxError {
             sessionFailed(error)
@@ -259,19 +297,77 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        // Deliver while still in the read cycle: what the streams write in reply is flushed once,
-        // below, instead of scheduling a flush task each.
+        if !readsPaused { inboundOpensThisCycle = 0 }
+        endReadCycle()
+        context.fireChannelReadComplete()
+        resumeReadsIfPossible(context: context)
+    }
+
+    /// Delivers while still in the read cycle: what the streams write in reply is flushed once,
+    /// here, instead of scheduling a flush task each.
+    private func endReadCycle() {
         swap(&touchedStreams, &deliveringStreams)
         for endpoint in deliveringStreams { endpoint.parentReadComplete() }
         deliveringStreams.removeAllKeepingCapacity()
         inReadCycle = false
         flushIfNeeded()
-        context.fireChannelReadComplete()
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { pumpSendQueue() }
+        if context.channel.isWritable {
+            drainControlQueue(context: context)
+            pumpSendQueue()
+            resumeReadsIfPossible(context: context)
+        }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Holds the link's reads while paused (see `decodeFrames`).
+    public func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    private func pauseReads() {
+        guard !readsPaused else { return }
+        readsPaused = true
+        notePeerEvent(.readsPaused, "link reads paused: \(controlQueue.answers) answers wait for the peer to read them")
+    }
+
+    /// The peer opened as many streams as one read cycle may: the rest waits for the next turn
+    /// of the loop, after the tasks queued in this one (those that free the streams it closed).
+    private func pauseReadsUntilNextTurn() {
+        readsPaused = true
+        guard !resumeNextTurnScheduled, let context else { return }
+        resumeNextTurnScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.resumeNextTurnScheduled = false
+            self.inboundOpensThisCycle = 0
+            guard let context = self.context else { return }
+            self.resumeReadsIfPossible(context: context)
+        }
+    }
+
+    /// Resumes paused reads once the answers have been written and the opens budget is fresh:
+    /// first the frames left in the decoder (a read cycle of their own), then the link's socket.
+    private func resumeReadsIfPossible(context: ChannelHandlerContext) {
+        guard readsPaused, !controlQueue.pausesReading,
+            inboundOpensThisCycle < configuration.maximumInboundOpensPerReadCycle, !inReadCycle, !resumingReads, !closed
+        else { return }
+        resumingReads = true
+        defer { resumingReads = false }
+        readsPaused = false
+        logger.debug("link reads resumed")
+        inReadCycle = true
+        decodeFrames()
+        endReadCycle()
+        if !readsPaused { inboundOpensThisCycle = 0 }
+        guard !readsPaused, !closed, readPending else { return }
+        readPending = false
+        context.read()
     }
 
     /// Frames gathered in `output` go out before the link closes (a Go Away, an RST, the last
@@ -295,12 +391,11 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         case .stream(let frame):
             handleStreamFrame(frame, localEnd: localEnd)
         case .ignore(let payloadBytes):
+            notePeerEvent(.frameForClosedStream, "dropped \(header) (its stream is closed)")
             if payloadBytes > 0 { frameInProgress = FrameInProgress(endpoint: nil, deliver: false, ending: .none) }
         case .refuse(let reply, let payloadBytes, let reason):
-            logger.info(
-                "refused stream opened by the peer",
-                metadata: ["stream": "\(header.streamID)", "reason": "\(reason)"])
-            writeControl(reply)
+            notePeerEvent(.streamRefused, "refused stream \(header.streamID) opened by the peer: \(reason)", detail: reason)
+            writeControl(reply, isAnswer: true)
             if payloadBytes > 0 { frameInProgress = FrameInProgress(endpoint: nil, deliver: false, ending: .none) }
         case .pingRequest(let reply):
             writeControl(reply)
@@ -331,11 +426,16 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         let id = frame.streamID
         var endpoint = localEnd?.endpoint
         if frame.opened, let context {
+            inboundOpensThisCycle += 1
             endpoint = openInbound(id, context: context)
         }
         if let update = frame.windowUpdate { writeControl(update) }
         switch frame.ending {
-        case .finishedAndClosed, .reset: stateWentAway(id, localEnd: localEnd)
+        case .finishedAndClosed: stateWentAway(id, localEnd: localEnd)
+        case .reset:
+            stateWentAway(id, localEnd: localEnd)
+            controlQueue.peerReset(id)
+            notePeerEvent(.streamResetByPeer, "stream \(id) reset by the peer")
         case .none, .finished: break
         }
         switch frame.payload {
@@ -582,6 +682,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     private func pumpSendQueueOnce() {
         guard let context, !closed else { return }
+        // Control frames that waited for writability go first.
+        if !controlQueue.isEmpty, context.channel.isWritable { drainControlQueue(context: context) }
         sendQueue.startPass()
         while let turn = sendQueue.nextTurn() {
             let channel = turn.stream
@@ -648,12 +750,42 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
-    /// Writes a control frame now: it never waits behind queued stream data.
-    private func writeControl(_ header: YamuxFrameHeader) {
+    /// Writes a control frame now: it never waits behind queued stream data. While the link is
+    /// not writable it waits in `controlQueue` instead (in order, after those already there).
+    /// `isAnswer`: a reply the peer asked for that holds no stream state (see the queue).
+    private func writeControl(_ header: YamuxFrameHeader, isAnswer: Bool = false) {
         guard let context, !closed else { return }
+        if !controlQueue.isEmpty || !context.channel.isWritable {
+            if context.channel.isWritable {
+                // Writable again, its event still on the way: the queue goes first.
+                drainControlQueue(context: context)
+            } else {
+                if controlQueue.append(header, isAnswer: isAnswer) == .overLimit {
+                    let error = YamuxError(.controlFlood(limit: controlQueue.limit))
+                    logger.error("closing link: \(error)")
+                    failSession(error, goAwayCode: nil)
+                }
+                return
+            }
+        }
         prepareOutput()
         output.writeYamuxHeader(header)
         if output.readableBytes >= Self.outputHandOverSize { handOverOutput(context) }
+        needsFlush = true
+        scheduleFlush()
+    }
+
+    /// Writes the control frames that waited for the link to be writable, in order.
+    private func drainControlQueue(context: ChannelHandlerContext) {
+        guard !controlQueue.isEmpty, !closed else { return }
+        prepareOutput()
+        controlQueue.drain { header in
+            output.writeYamuxHeader(header)
+            if output.readableBytes >= Self.outputHandOverSize {
+                handOverOutput(context)
+                prepareOutput()
+            }
+        }
         needsFlush = true
         scheduleFlush()
     }
@@ -722,6 +854,31 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         }
     }
 
+    // MARK: Peer events
+
+    /// An event the peer can cause at will: a debug line, and a count for the next summary line.
+    private func notePeerEvent(
+        _ event: YamuxPeerEventTally.Event, _ message: @autoclosure () -> Logger.Message, detail: String? = nil
+    ) {
+        logger.debug(message())
+        guard peerEvents.record(event, detail: detail), let context else { return }
+        // Strong capture (see `streamIsClosing`): teardown cancels it.
+        peerEventSummaryTask = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.peerEventSummaryInterval) {
+            self.peerEventSummaryTask = nil
+            self.logPeerEventSummary("from the link's peer over the last \(Self.describe(self.configuration.peerEventSummaryInterval))")
+        }
+    }
+
+    private func logPeerEventSummary(_ lead: String) {
+        guard let summary = peerEvents.takeSummary() else { return }
+        logger.notice("\(lead): \(summary)")
+    }
+
+    private static func describe(_ interval: TimeAmount) -> String {
+        let milliseconds = interval.nanoseconds / 1_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
+    }
+
     // MARK: Failure and teardown
 
     /// A protocol violation: Go Away with the protocol-error code, then close the link.
@@ -732,6 +889,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     private func failSession(_ error: YamuxError, goAwayCode: YamuxGoAwayCode?) {
         guard let context, !closed else { return }
+        configuration.events.linkFailed?(error.metricReason)
         if let goAwayCode, let frame = session.goAway(goAwayCode) {
             writeControl(frame)
         }
@@ -747,6 +905,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         keepAliveTask = nil
         keepAliveTimeoutTask?.cancel()
         keepAliveTimeoutTask = nil
+        peerEventSummaryTask?.cancel()
+        peerEventSummaryTask = nil
+        logPeerEventSummary("from the link's peer before the link closed")
+        controlQueue.drain { _ in }
         for promise in pings.abandonAll() { promise.fail(error) }
         let localEnds = session.closeAll()
         for localEnd in localEnds { localEnd.linger?.cancel() }

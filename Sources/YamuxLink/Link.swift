@@ -110,6 +110,7 @@ public final class Link: Sendable {
         let resetsByPeer = CoreMetrics.Counter(label: "repeater_streams_reset_total", dimensions: [("by", "peer")])
         configuration.yamux.events.pingAnswered = { roundTrips.recordNanoseconds($0.nanoseconds) }
         configuration.yamux.events.streamReset = { byPeer in (byPeer ? resetsByPeer : resetsByUs).increment() }
+        configuration.yamux.events.countLinkFailures(as: "repeater_link_failures_total")
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "link"] = "\(index)"
@@ -340,3 +341,13 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+
+extension YamuxLinkEvents {
+    /// Counts the links this side closed because of their peer in `label{reason}`
+    /// (`YamuxError.metricReasons`), each counter made once.
+    public mutating func countLinkFailures(as label: String) {
+        let counters = Dictionary(
+            uniqueKeysWithValues: YamuxError.metricReasons.map { ($0, CoreMetrics.Counter(label: label, dimensions: [("reason", $0)])) })
+        linkFailed = { reason in counters[reason]?.increment() }
+    }
+}

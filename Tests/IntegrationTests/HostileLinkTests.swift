@@ -163,7 +163,7 @@ final class HostileLinkTests: XCTestCase {
         ]
         for hostile in cases {
             let before = repeater.stderr.text.count
-            let (link, client) = try acceptLinkWithAClientStream(backend: backend, frontPort: frontPort)
+            let (link, client) = try Self.acceptLinkWithAClientStream(backend: backend, frontPort: frontPort)
             link.clearReceived()
             link.send(hostile.bytes)
             if hostile.thenClose { link.shutdownWrite() }
@@ -180,7 +180,7 @@ final class HostileLinkTests: XCTestCase {
             client.close()
         }
         // The next, honest link serves a client end to end.
-        let (link, client) = try acceptLinkWithAClientStream(backend: backend, frontPort: frontPort)
+        let (link, client) = try Self.acceptLinkWithAClientStream(backend: backend, frontPort: frontPort)
         defer { link.close(); client.close() }
         let syn = try XCTUnwrap(link.frames.first { $0.flags & F.syn != 0 && $0.stream != 0 })
         link.send([F(type: F.windowUpdate, flags: F.ack, stream: syn.stream, length: 0),
@@ -193,7 +193,7 @@ final class HostileLinkTests: XCTestCase {
     /// Accepts repeaterd's next link and connects clients until one's "hello" arrives on it as a
     /// stream. A client that connects before repeaterd has finished setting the link up is closed
     /// at once: then the next one is tried. Each waits for one of the two events, not for a time.
-    private func acceptLinkWithAClientStream(backend: RawListener, frontPort: Int) throws -> (RawSocket, RawSocket) {
+    static func acceptLinkWithAClientStream(backend: RawListener, frontPort: Int) throws -> (RawSocket, RawSocket) {
         let link = try backend.accept(timeout: 20)
         let hello = Array("hello".utf8)
         let deadline = Date().addingTimeInterval(30)

@@ -112,6 +112,16 @@ final class RawSocket {
         return Int(UInt16(bigEndian: local.sin_port))
     }
 
+    /// The port of the far end.
+    var remotePort: Int {
+        var remote = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: remote.sin_port))
+    }
+
     func send(_ bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {
@@ -122,6 +132,35 @@ final class RawSocket {
     }
 
     func send(_ frames: [WireFrame]) { send(frames.flatMap(\.bytes)) }
+
+    /// Sends `bytes` (over and over when `repeating`) without reading anything, until they are
+    /// all sent, the peer closes, or `deadline` passes: never blocked past it by a peer that
+    /// stops reading (which is what a flood test is about). Returns the bytes sent.
+    @discardableResult
+    func send(_ bytes: [UInt8], repeating: Bool = false, until deadline: Date) -> Int {
+        var total = 0
+        var offset = 0
+        while Date() < deadline, repeating || offset < bytes.count {
+            var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            let wait = Int32(min(100, max(1, deadline.timeIntervalSinceNow * 1000)))
+            guard poll(&poller, 1, wait) >= 0 else { break }
+            if poller.revents & Int16(POLLOUT) == 0 {
+                if poller.revents != 0 { break }  // closed or failed
+                continue
+            }
+            let n = bytes[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }
+                break
+            }
+            total += n
+            offset += n
+            if repeating, offset == bytes.count { offset = 0 }
+        }
+        return total
+    }
 
     func shutdownWrite() { _ = shutdown(fd, Int32(SHUT_WR)) }
 
@@ -214,6 +253,12 @@ func residentKiB(pid: Int32, field: String = "VmRSS:") -> Int? {
         return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
     }
     return nil
+}
+
+/// Starts measuring a process's peak resident memory from now (`VmHWM:` is reset to the
+/// current resident size; Linux's clear_refs, value 5).
+func resetPeakResident(pid: Int32) {
+    try? "5".write(toFile: "/proc/\(pid)/clear_refs", atomically: false, encoding: .utf8)
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` passes. The timeout is a deadline

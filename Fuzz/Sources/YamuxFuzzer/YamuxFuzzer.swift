@@ -5,8 +5,10 @@ import Yamux
 
 /// Feeds arbitrary bytes to a yamux server session as if they came from the link: first the
 /// pure decoder and state machine (acting on every result as the multiplexer would), then the
-/// real `YamuxMultiplexer` on an embedded channel, once with echoing child-channel streams and
-/// once with every stream relayed to an echoing (embedded) socket. Any crash, hang or
+/// real `YamuxMultiplexer` on an embedded channel, once with echoing child-channel streams,
+/// once with every stream relayed to an echoing (embedded) socket, and once with child channels
+/// on a link that is not writable until the input is read (control frames queued, coalesced,
+/// dropped, reads paused, the cap reached with small limits). Any crash, hang or
 /// unbounded allocation is a bug; errors are the expected outcome for garbage.
 func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
     let input = ByteBuffer(bytes: bytes)
@@ -67,14 +69,21 @@ func fuzzOne(_ bytes: UnsafeRawBufferPointer) {
     //    channels, then relays to (embedded) sockets that echo.
     fuzzMultiplexer(input, relayed: false)
     fuzzMultiplexer(input, relayed: true)
+    fuzzMultiplexer(input, relayed: false, writableLate: true)
 }
 
-private func fuzzMultiplexer(_ input: ByteBuffer, relayed: Bool) {
+private func fuzzMultiplexer(_ input: ByteBuffer, relayed: Bool, writableLate: Bool = false) {
     let channel = EmbeddedChannel()
     let loop = channel.embeddedEventLoop
     var configuration = YamuxConfiguration(role: .server)
     configuration.maximumInboundStreams = 16
     configuration.keepAliveInterval = nil
+    configuration.maximumInboundOpensPerReadCycle = 3
+    if writableLate {
+        configuration.controlAnswersPauseThreshold = 4
+        configuration.maximumQueuedControlFrames = 24
+        channel.isWritable = false
+    }
     var sockets: [EmbeddedChannel] = []
     let mux: YamuxMultiplexer
     if relayed {
@@ -99,6 +108,11 @@ private func fuzzMultiplexer(_ input: ByteBuffer, relayed: Bool) {
     _ = try? channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
     _ = try? channel.writeInbound(input)
     loop.run()
+    if writableLate {
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        loop.run()
+    }
     // Each socket echoes what the relay wrote into it, once (the peer's window bounds it).
     for socket in sockets where socket.isActive {
         while let bytes = try? socket.readOutbound(as: ByteBuffer.self) {
