@@ -22,8 +22,9 @@ enum ExistingListenerProbe {
         case .tcp(_, 0):
             return nil
         case .tcp:
-            guard Self.tcpPortIsHeld(address) else { return nil }
-            guard reusePort else { return nil }  // the bind itself then fails with "address already in use"
+            // Held by a socket that does not share (some other program): the bind itself fails
+            // with "address already in use", which says it.
+            guard reusePort, Self.tcpPortIsHeld(address), Self.tcpPortCanBeShared(address) else { return nil }
             return "another socket already listens on \(address): the port is shared (SO_REUSEPORT, which lets a new "
                 + "repeaterd take over during a restart), so the kernel splits new clients between the processes; "
                 + "this one listens only once its links are up (a restart then refuses nobody); "
@@ -49,6 +50,21 @@ enum ExistingListenerProbe {
         _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
         let result = resolved.withSockAddr { bind(descriptor, $0, socklen_t($1)) }
         return result != 0 && errno == EADDRINUSE
+    }
+
+    /// Whether the socket that holds the port lets this one share it: a bind with `SO_REUSEPORT`
+    /// succeeds only beside sockets bound with `SO_REUSEPORT` by the same user — another repeaterd,
+    /// the one a restart replaces — and fails beside a program that holds the port for itself
+    /// (whose port repeaterd then cannot take: it says so and exits, rather than waiting beside it).
+    static func tcpPortCanBeShared(_ address: LinkAddress) -> Bool {
+        guard case .socket(let resolved)? = try? address.resolve() else { return false }
+        let descriptor = socket(resolved.protocol.rawValue, CInt(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var one: CInt = 1
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size))
+        return resolved.withSockAddr { bind(descriptor, $0, socklen_t($1)) } == 0
     }
 
     /// A connect to the socket file succeeds only while a process accepts on it.

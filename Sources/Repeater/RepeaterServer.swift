@@ -182,6 +182,20 @@ public final class RepeaterServer: Sendable {
     /// The address clients connect to (with the real port when 0 was asked for).
     public var localAddress: SocketAddress? { serverChannels.first?.localAddress }
 
+    /// Whether another repeaterd (a socket that shares the port with `SO_REUSEPORT`) listens on
+    /// this one's TCP port now: a restart beside it. Checked at start.
+    public var startsBesideAnother: Bool {
+        configuration.listen.isTCP && ExistingListenerProbe.tcpPortIsHeld(configuration.listen)
+            && ExistingListenerProbe.tcpPortCanBeShared(configuration.listen)
+    }
+
+    /// Gives up a start that waits for its links before it listens (beside another repeaterd): a
+    /// shutdown asked for then stops the links, and `start()` fails with `LinkDownError`, so a
+    /// signal ends the process even while no link ever comes up.
+    public func abandonStart() {
+        for link in links { _ = link.stop() }
+    }
+
     /// Dials the links and starts accepting clients. Completes once listening; links come up on their own.
     public func start() -> EventLoopFuture<Void> {
         // On TCP always SO_REUSEPORT, even with one event loop: a new repeaterd can then start on
@@ -196,7 +210,7 @@ public final class RepeaterServer: Sendable {
         let linksUp = EventLoopFuture.andAllSucceed(links.map { $0.start() }, on: links[0].eventLoop)
         // A restart: another repeaterd serves this port. Listening before the links are up would
         // take clients from it only to close them ("link down"): listen once they are up.
-        let restarting = sharesPort && ExistingListenerProbe.tcpPortIsHeld(configuration.listen)
+        let restarting = sharesPort && startsBesideAnother
         if restarting { logger.info("another repeaterd listens on \(configuration.listen): listening beside it once the links are up") }
         let ready = restarting ? linksUp : links[0].eventLoop.makeSucceededVoidFuture()
         let bound: EventLoopFuture<[Channel]>
@@ -397,7 +411,8 @@ public final class RepeaterServer: Sendable {
         isDraining.store(true, ordering: .relaxed)
         let grace = configuration.drainGrace
         var graceOver = loop.makeSucceededVoidFuture()
-        if grace > .zero {
+        // Not listening yet (asked to stop during the start): no client to keep serving.
+        if grace > .zero, !serverChannels.isEmpty {
             logger.info("draining: /readyz answers 503 now; still accepting for \(grace) (--drain-grace) so that a balancer stops sending first")
             graceOver = loop.scheduleTask(in: grace) {}.futureResult
         }

@@ -31,6 +31,8 @@ public enum SystemErrorText {
             return each.isEmpty ? "\(error)" : each.joined(separator: "; ")
         case ChannelError.connectTimeout(let amount):
             return "timed out after \(Self.seconds(amount))"
+        case let error as SocketAddressError.UnknownHost:
+            return "cannot resolve the host name \(error.host) (\(error.errorDescription.lowercased()))"
         default:
             return "\(error)"
         }

@@ -2,6 +2,10 @@ import NIOCore
 import NIOPosix
 import SystemErrorText
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Where a link or listener lives: `HOST:PORT` for TCP, `unix:PATH` for a Unix socket, or
 /// `vsock:CID:PORT` for a virtio socket (an enclave or VM and its host: AWS Nitro Enclaves, …).
 public enum LinkAddress: Hashable, Sendable, CustomStringConvertible {
@@ -139,6 +143,8 @@ extension SocketAddress {
 public struct LinkListenError: Error, CustomStringConvertible {
     public var address: LinkAddress
     public var underlying: any Error
+    /// Another socket holds the address (EADDRINUSE).
+    public var isAddressInUse: Bool { (underlying as? IOError)?.errnoCode == EADDRINUSE }
     public var description: String {
         let unixPath: String? = if case .unix(let path) = address { path } else { nil }
         return "cannot listen on \(address): \(SystemErrorText.describeBind(underlying, unixPath: unixPath))"

@@ -8,6 +8,7 @@ import LegacyRelayServer
 import Repeater
 import YamuxLink
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// repeaterd: relays every client TCP connection as one yamux stream on a long-lived link to the
@@ -148,7 +149,21 @@ struct RepeaterDaemon: AsyncParsableCommand {
             let routes = AdminRoutes(
                 readiness: { server.notReadyReason.map { .notReady(reason: $0) } ?? .ready },
                 metrics: { metrics.exposition() })
-            services.append(.init(service: AdminService(server: AdminServer(address: admin, group: group, routes: routes, logger: logger))))
+            // Bound before anything is served or READY is said: a taken port is one line and exit
+            // 1 — unless this repeaterd starts beside the one it replaces, which holds the admin
+            // port until its drain ends: then this one serves its clients and takes the port once
+            // the old one lets go (one process answers /metrics and /readyz at a time).
+            let adminServer = AdminServer(address: admin, group: group, routes: routes, logger: logger)
+            do {
+                try await adminServer.start()
+                services.append(.init(service: AdminService(started: adminServer)))
+            } catch let error as LinkListenError where error.isAddressInUse && server.startsBesideAnother {
+                logger.notice("--admin \(admin) is held by the repeaterd this one replaces: taking it once that one exits (retrying every second)")
+                services.append(.init(service: AdminService(bindingOnceFree: adminServer, logger: logger)))
+            } catch {
+                try? await group.shutdownGracefully()
+                throw CommandLineFailure("--admin: \(error)")
+            }
         }
         var legacyRelay: (relay: LegacyHTTPRelay, address: LinkAddress)?
         if let legacyHTTP {
@@ -188,10 +203,21 @@ struct RepeaterService: Service {
     let notifier: ServiceManagerNotifier
 
     func run() async throws {
+        // A signal while the start waits (for the links, beside another repeaterd) gives it up.
+        let stopAsked = Mutex(false)
         do {
-            try await server.start().get()
+            try await withGracefulShutdownHandler {
+                try await server.start().get()
+            } onGracefulShutdown: { [server] in
+                stopAsked.withLock { $0 = true }
+                server.abandonStart()
+            }
         } catch let error as LinkListenError {
             throw CommandLineFailure("--listen: \(error)")
+        } catch where stopAsked.withLock({ $0 }) {
+            notifier.stopping(status: "stopping before listening: asked to stop while the links were down")
+            _ = try? await server.shutdown().get()
+            return
         }
         if let legacyRelay {
             do {

@@ -146,9 +146,15 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
             let routes = AdminRoutes(
                 readiness: { server.notReadyReason.map { .notReady(reason: $0) } ?? .ready },
                 metrics: { metrics.exposition() })
+            // Bound before anything is served: a taken port is one line and exit 1.
+            let adminServer = AdminServer(address: admin, group: MultiThreadedEventLoopGroup.singleton, routes: routes, logger: logger)
+            do {
+                try await adminServer.start()
+            } catch {
+                throw CommandLineFailure("--admin: \(error)")
+            }
             // First in the group, so it stops last.
-            services.append(.init(service: AdminService(
-                server: AdminServer(address: admin, group: MultiThreadedEventLoopGroup.singleton, routes: routes, logger: logger))))
+            services.append(.init(service: AdminService(started: adminServer)))
         }
         services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
@@ -191,9 +197,15 @@ struct RuntimeManagerService: Service {
             }
         }
         self.notifier.ready(status: "accepting \(listening.joined(separator: " and "))")
-        await withGracefulShutdownHandler {
-            await self.server.waitForShutdownRequest()
-        } onGracefulShutdown: { [server] in
+        // A signal, an authorized client, or the group cancelled (another service failed): each
+        // ends the wait, so the process never runs on without a way to stop it.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await self.server.waitForShutdownRequest()
+            } onGracefulShutdown: { [server] in
+                server.requestShutdown()
+            }
+        } onCancel: { [server] in
             server.requestShutdown()
         }
         // A signal, or an authorized client's shutdown request.

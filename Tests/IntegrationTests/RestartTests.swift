@@ -108,7 +108,9 @@ final class RestartTests: XCTestCase {
             try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
         XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
         let port = freePort()
-        let arguments = ["--threads", "2", "--drain-timeout", "20"]
+        // As shipped (/etc/default/repeaterd): an admin endpoint, on one port for old and new.
+        let adminPort = freePort()
+        let arguments = ["--threads", "2", "--drain-timeout", "20", "--admin", "127.0.0.1:\(adminPort)", "--log-format", "json"]
         var current = try deployment.repeater(listenPort: port, backendPort: linkPort, arguments)
         // Both links (one per event loop): a client on a loop whose link is still down is closed.
         XCTAssertTrue(eventually(timeout: 20) { current.stderr.text.components(separatedBy: "link up").count - 1 >= 2 })
@@ -130,6 +132,7 @@ final class RestartTests: XCTestCase {
             // It listens only once its links are up (another repeaterd holds the port).
             let next = try deployment.repeater(listenPort: port, backendPort: linkPort, arguments)
             XCTAssertTrue(next.stderr.text.contains("listening beside it once the links are up"), next.stderr.text)
+            XCTAssertTrue(next.stderr.text.contains("is held by the repeaterd this one replaces"), next.stderr.text)
             let servedBeforeSwitch = tally.served.load(ordering: .relaxed)
             let switchedAt = Int(DispatchTime.now().uptimeNanoseconds - tally.started)
             current.signal(SIGTERM)
@@ -143,6 +146,10 @@ final class RestartTests: XCTestCase {
             XCTAssertTrue(longSession.readUntilClosed(timeout: 10), "run \(run): the old session ends cleanly")
             longSession.close()
             XCTAssertEqual(current.waitForExit(timeout: 30), 0, "run \(run): the old repeaterd exits 0 once drained")
+            // The new one takes the admin port once the old one let go of it.
+            XCTAssertTrue(
+                eventually(timeout: 10) { (try? self.deployment.adminGet(adminPort, "/readyz"))?.status == 200 },
+                "run \(run): the new repeaterd answers /readyz: \(next.stderr.text.suffix(1500))")
             tally.stop.store(true, ordering: .relaxed)
             while loops.contains(where: { $0.isExecuting }) { usleep(10_000) }
             let served = tally.served.load(ordering: .relaxed)
