@@ -41,7 +41,7 @@ for product in "${PRODUCTS[@]}"; do
   [ "$answer" = "$VERSION" ] || fail "$product --version says '$answer', the package '$VERSION'"
   echo "  $product: $(ldd "$binary" | awk '{print $1}' | grep -v linux-vdso | tr '\n' ' ')→ $answer"
 done
-for path in systemd/repeaterd.service systemd/runtime-manager.service systemd/repeaterd.default man/man1/repeaterd.1 \
+for path in systemd/repeaterd.service systemd/repeaterd.socket systemd/runtime-manager.service systemd/repeaterd.default man/man1/repeaterd.1 \
             completions/bash/repeaterd completions/zsh/_repeaterd completions/fish/repeaterd.fish README.md copyright; do
   [ -s "$UNPACKED/$path" ] || fail "the tarball has no $path"
 done
@@ -55,7 +55,7 @@ case "$DEPENDS" in *ssl*) fail "Depends: names OpenSSL, which the binaries do no
 echo "== dpkg-deb --contents"
 CONTENTS=$(dpkg-deb --contents "$DEB" | awk '{print $6}' | sed 's|^\./|/|')
 echo "$CONTENTS" | grep -v '/$' | sed 's/^/  /'
-expected=(/usr/lib/systemd/system/repeaterd.service /usr/lib/systemd/system/runtime-manager.service
+expected=(/usr/lib/systemd/system/repeaterd.service /usr/lib/systemd/system/repeaterd.socket /usr/lib/systemd/system/runtime-manager.service
           /etc/default/repeaterd /etc/default/runtime-manager /usr/share/doc/repeater/copyright /usr/share/doc/repeater/changelog.gz)
 for product in "${PRODUCTS[@]}"; do
   expected+=("/usr/bin/$product" "/usr/share/man/man1/$product.1.gz" "/usr/share/bash-completion/completions/$product"

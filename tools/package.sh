@@ -64,7 +64,7 @@ for product in "${PRODUCTS[@]}"; do
   "$FILES/bin/$product" --generate-completion-script zsh > "$FILES/completions/zsh/_$product"
   "$FILES/bin/$product" --generate-completion-script fish > "$FILES/completions/fish/$product.fish"
 done
-cp dist/systemd/*.service "$FILES/systemd/"
+cp dist/systemd/*.service dist/systemd/*.socket "$FILES/systemd/"
 for unit in repeaterd runtime-manager; do cp "dist/systemd/$unit.default" "$FILES/systemd/$unit.default"; done
 
 mkdir -p "$OUT"
@@ -84,7 +84,7 @@ install -d "$DEB/DEBIAN" "$DEB/usr/bin" "$DEB/usr/lib/systemd/system" "$DEB/etc/
   "$DEB/usr/share/bash-completion/completions" "$DEB/usr/share/zsh/vendor-completions" \
   "$DEB/usr/share/fish/vendor_completions.d" "$DEB/usr/share/doc/repeater"
 install -m 0755 "$FILES/bin/"* "$DEB/usr/bin/"
-install -m 0644 "$FILES/systemd/"*.service "$DEB/usr/lib/systemd/system/"
+install -m 0644 "$FILES/systemd/"*.service "$FILES/systemd/"*.socket "$DEB/usr/lib/systemd/system/"
 install -m 0644 "$FILES/systemd/repeaterd.default" "$DEB/etc/default/repeaterd"
 install -m 0644 "$FILES/systemd/runtime-manager.default" "$DEB/etc/default/runtime-manager"
 for page in "$FILES/man/"*.1; do

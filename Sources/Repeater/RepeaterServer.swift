@@ -44,6 +44,10 @@ public final class RepeaterServer: Sendable {
         /// The least `maximumStreamWindow` may be: the window every stream starts with (the spec's).
         public static let minimumStreamWindow = YamuxWindow.initial
         public var listenBacklog: Int32 = 4096
+        /// A listening socket passed by the service manager (socket activation): accepted on in
+        /// place of binding `listen`, and only once the links are up (clients wait in its queue,
+        /// which the service manager keeps across a restart).
+        public var inheritedListener: NIOBSDSocket.Handle?
         /// Total the bytes relayed (`bytesRelayed`): one relaxed atomic add per socket read or
         /// delivered frame, on a per-loop counter; repeaterd turns it on with `--admin`.
         public var countsBytes = false
@@ -185,7 +189,7 @@ public final class RepeaterServer: Sendable {
     /// Whether another repeaterd (a socket that shares the port with `SO_REUSEPORT`) listens on
     /// this one's TCP port now: a restart beside it. Checked at start.
     public var startsBesideAnother: Bool {
-        configuration.listen.isTCP && ExistingListenerProbe.tcpPortIsHeld(configuration.listen)
+        configuration.inheritedListener == nil && configuration.listen.isTCP && ExistingListenerProbe.tcpPortIsHeld(configuration.listen)
             && ExistingListenerProbe.tcpPortCanBeShared(configuration.listen)
     }
 
@@ -198,6 +202,28 @@ public final class RepeaterServer: Sendable {
 
     /// Dials the links and starts accepting clients. Completes once listening; links come up on their own.
     public func start() -> EventLoopFuture<Void> {
+        if let inherited = configuration.inheritedListener {
+            // Socket activation: the service manager holds the socket; clients queue in it until
+            // the links are up, then this process accepts. One listener (one descriptor: a
+            // duplicate per loop would wake every loop for each client, which NIO does not
+            // allow); accepted clients are spread over the loops, each served on its own loop's
+            // link. TCP_NODELAY as `bind(to:)` sets it for TCP, since this socket is not bound through it.
+            let noDelay = Self.isInternetSocket(inherited)
+            let linksUp = EventLoopFuture.andAllSucceed(links.map { $0.start() }, on: links[0].eventLoop)
+            return linksUp.flatMap {
+                var bootstrap = self.listenerBootstrap(on: self.group)
+                if noDelay { bootstrap = bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1) }
+                return bootstrap.withBoundSocket(inherited)
+            }.map { channel in
+                self.listeners.withLock { $0 = [channel] }
+                self.logger.info(
+                    "repeater listening",
+                    metadata: [
+                        "listen": "\(channel.localAddress.map { "\($0)" } ?? "?") (passed by the service manager)",
+                        "backend": "\(self.configuration.backend)", "links": "\(self.links.count)", "listeners": "1",
+                    ])
+            }
+        }
         // On TCP always SO_REUSEPORT, even with one event loop: a new repeaterd can then start on
         // the same port while this one drains (a restart that drops nobody).
         let sharesPort = configuration.listen.isTCP
@@ -239,7 +265,24 @@ public final class RepeaterServer: Sendable {
     }
 
     private func bind(on group: EventLoopGroup, to address: LinkAddress, reusePort: Bool) -> EventLoopFuture<Channel> {
-        var bootstrap = ServerBootstrap(group: group)
+        var bootstrap = listenerBootstrap(on: group)
+        if reusePort { bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: CInt(SO_REUSEPORT))),
+                value: 1) }
+        return bootstrap.bind(to: address)
+    }
+
+    private static func isInternetSocket(_ descriptor: NIOBSDSocket.Handle) -> Bool {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return named == 0 && (address.ss_family == sa_family_t(AF_INET) || address.ss_family == sa_family_t(AF_INET6))
+    }
+
+    private func listenerBootstrap(on group: EventLoopGroup) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.listenBacklog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -250,10 +293,27 @@ public final class RepeaterServer: Sendable {
             .childChannelInitializer { channel in
                 self.accept(channel)
             }
-        if reusePort { bootstrap = bootstrap.serverChannelOption(
-                ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: CInt(SO_REUSEPORT))),
-                value: 1) }
-        return bootstrap.bind(to: address)
+    }
+
+    /// Closes the listeners, the first step of a drain. An inherited listener (socket activation)
+    /// hands the clients it accepts to other loops, and NIO closes a client still on its way
+    /// there when its listener closes (a reset: 3 in 3 restarts): so it stops accepting first,
+    /// lets every loop finish taking the clients already accepted (two rounds through the loops:
+    /// there and back), and closes then. The clients behind them wait in the socket's queue for
+    /// the next process.
+    private func closeListeners(on loop: EventLoop) -> EventLoopFuture<Void> {
+        let channels = serverChannels
+        guard configuration.inheritedListener != nil else {
+            return EventLoopFuture.andAllComplete(channels.map { $0.close() }, on: loop)
+        }
+        let loops = stateByLoop.values.map(\.eventLoop)
+        @Sendable func roundThroughLoops() -> EventLoopFuture<Void> {
+            EventLoopFuture.andAllComplete(loops.map { $0.submit {} }, on: loop)
+        }
+        let stopped = EventLoopFuture.andAllComplete(channels.map { $0.setOption(.autoRead, value: false) }, on: loop)
+        return stopped.flatMap { roundThroughLoops() }.flatMap { roundThroughLoops() }.flatMap {
+            EventLoopFuture.andAllComplete(channels.map { $0.close() }, on: loop)
+        }
     }
 
     /// Waits until every link is up (for tests and for a daemon that wants to log it).
@@ -416,9 +476,7 @@ public final class RepeaterServer: Sendable {
             logger.info("draining: /readyz answers 503 now; still accepting for \(grace) (--drain-grace) so that a balancer stops sending first")
             graceOver = loop.scheduleTask(in: grace) {}.futureResult
         }
-        let closeListeners = graceOver.flatMap {
-            EventLoopFuture.andAllComplete(self.serverChannels.map { $0.close() }, on: loop)
-        }
+        let closeListeners = graceOver.flatMap { self.closeListeners(on: loop) }
         return closeListeners.flatMap { () -> EventLoopFuture<Void> in
             let otherDrained = otherDrain?() ?? loop.makeSucceededVoidFuture()
             let openNow = self.sessionCount

@@ -129,6 +129,18 @@ struct RepeaterDaemon: AsyncParsableCommand {
         configuration.countsBytes = admin != nil
         configuration.acceptsProxyHeader = acceptProxy
         configuration.sendsProxyHeader = sendProxy
+        // systemd's socket activation (repeaterd.socket): accept on the socket it passed, which it
+        // keeps across restarts, instead of binding --listen.
+        if let activation = SocketActivation.takeFromEnvironment() {
+            let listener = activation.listeners.first { $0.name == "client" } ?? activation.listeners[0]
+            guard SocketActivation.isListeningStreamSocket(listener.descriptor) else {
+                throw CommandLineFailure(
+                    "the socket passed by the service manager (LISTEN_FDS, descriptor \(listener.descriptor), '\(listener.name)') is not a listening stream socket; check ListenStream= in repeaterd.socket")
+            }
+            configuration.inheritedListener = listener.descriptor
+            logger.notice(
+                "accepting on the socket the service manager passed (descriptor \(listener.descriptor), '\(listener.name)'), once a link is up; --listen \(listen) is not bound")
+        }
 
         // Before the server: its counters bind to the backend when they are created.
         let metrics = admin.map { _ in AdminMetrics.bootstrapPrometheus() }

@@ -98,6 +98,84 @@ final class RestartTests: XCTestCase {
         try body()
     }
 
+    /// Plays systemd across restarts, under `systemd-socket-activate` (which passes the listening
+    /// socket as systemd does: descriptor 3, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES): holds that
+    /// socket and runs repeaterd with it; each "restart" line on stdin stops the running one
+    /// (SIGTERM, waits for it to exit) and then starts a new one, as `systemctl restart` does.
+    private static let supervisor = """
+        #!/bin/bash
+        repeaterd="$1"; shift
+        start() {
+            ( export LISTEN_PID=$BASHPID LISTEN_FDS=1 LISTEN_FDNAMES=client; exec "$repeaterd" "$@" ) &
+            child=$!
+            echo "supervisor: started $child" >&2
+        }
+        start "$@"
+        while read -r command; do
+            if [ "$command" = restart ]; then
+                kill -TERM "$child"; wait "$child"; echo "supervisor: stopped $child, status $?" >&2
+                start "$@"
+            fi
+        done
+        kill -TERM "$child"; wait "$child"
+        """
+
+    /// `systemctl restart repeaterd` with repeaterd.socket: the socket stays with the service
+    /// manager, so while no repeaterd runs clients wait in its queue; the new one accepts them
+    /// once its links are up. Three restarts under eight connect/echo/close loops.
+    func testRestartsUnderSocketActivationDropNobody() throws {
+        let linkPort = freePort()
+        let echo = try deployment.sandbox.start(
+            try Binaries.muxcat, ["listen", "127.0.0.1:\(linkPort)", "--echo", "-v"], name: "muxcat listen --echo")
+        XCTAssertTrue(echo.waitFor("listening on", onStderr: true))
+        let script = deployment.sandbox.temporaryFile("supervisor.sh")
+        try Self.supervisor.write(toFile: script, atomically: true, encoding: .utf8)
+        let port = freePort()
+        let activate = try Binaries.system("systemd-socket-activate", package: "systemd")
+        // As shipped: --listen is the socket unit's address, admin and JSON logs as in /etc/default.
+        let supervisor = try deployment.sandbox.start(
+            activate,
+            ["-l", "127.0.0.1:\(port)", "--fdname=client", "/bin/bash", script, try Binaries.repeaterd,
+             "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(linkPort)", "--threads", "2",
+             "--admin", "127.0.0.1:\(freePort())", "--log-format", "json"],
+            name: "systemd-socket-activate")
+        // It listens at once and starts the supervisor at the first connection.
+        XCTAssertTrue(supervisor.waitFor("Listening on", onStderr: true))
+        let tally = Tally()
+        let loops = (0..<8).map { _ in
+            Thread {
+                while !tally.stop.load(ordering: .relaxed) { Self.exchange(port: port, tally: tally) }
+            }
+        }
+        for loop in loops { loop.start() }
+        XCTAssertTrue(supervisor.waitFor("repeater listening", onStderr: true, timeout: 30))
+        XCTAssertTrue(supervisor.stderr.text.contains("accepting on the socket the service manager passed"), supervisor.stderr.text)
+        var summary: [String] = []
+        for restart in 1...3 {
+            Thread.sleep(forTimeInterval: 1.5)
+            let before = tally.served.load(ordering: .relaxed)
+            let listening = supervisor.stderr.text.components(separatedBy: "repeater listening").count - 1
+            supervisor.write("restart\n")
+            XCTAssertTrue(
+                eventually(timeout: 60) { supervisor.stderr.text.components(separatedBy: "repeater listening").count - 1 > listening },
+                "restart \(restart): the new repeaterd accepts: \(supervisor.stderr.text.suffix(2000))")
+            XCTAssertTrue(supervisor.stderr.text.contains("stopped") && supervisor.stderr.text.contains("status 0"), String(supervisor.stderr.text.suffix(2000)))
+            Thread.sleep(forTimeInterval: 1.5)
+            summary.append("restart \(restart): \(tally.served.load(ordering: .relaxed) - before) served across it")
+        }
+        tally.stop.store(true, ordering: .relaxed)
+        while loops.contains(where: { $0.isExecuting }) { usleep(10_000) }
+        let line = "\(tally.served.load(ordering: .relaxed)) served, \(tally.refused.load(ordering: .relaxed)) refused, "
+            + "\(tally.reset.load(ordering: .relaxed)) reset, \(tally.cutShort.load(ordering: .relaxed)) cut short, "
+            + "\(tally.stalled.load(ordering: .relaxed)) stalled; " + summary.joined(separator: "; ")
+        print("socket activation: " + line)
+        XCTAssertEqual(tally.refused.load(ordering: .relaxed) + tally.reset.load(ordering: .relaxed)
+            + tally.cutShort.load(ordering: .relaxed) + tally.stalled.load(ordering: .relaxed), 0, line)
+        XCTAssertGreaterThan(tally.served.load(ordering: .relaxed), 300, line)
+        supervisor.closeInput()
+        XCTAssertEqual(supervisor.waitForExit(timeout: 60), 0, supervisor.stderr.text.suffix(2000).description)
+    }
+
     func testTenSwitchesToANewRepeaterdDropNobody() throws {
         try withConnectionMigration { try self.tenSwitches() }
     }

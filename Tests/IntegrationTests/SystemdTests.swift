@@ -30,6 +30,9 @@ final class SystemdTests: XCTestCase {
 
     func testBothUnitsPassSystemdAnalyzeVerifyAndAreConfined() throws {
         let analyze = try Binaries.system("systemd-analyze", package: "systemd")
+        // Beside the services, as installed: repeaterd.service requires it.
+        let socketUnit = deployment.sandbox.temporaryFile("repeaterd.socket")
+        try FileManager.default.copyItem(atPath: Self.unitDirectory.appendingPathComponent("repeaterd.socket").path, toPath: socketUnit)
         for unit in Self.units {
             let path = try installedCopy(of: unit)
             // --man=no: the Documentation= man pages come with the package, not with a build tree.
@@ -52,11 +55,20 @@ final class SystemdTests: XCTestCase {
                 XCTAssertTrue(text.contains(setting), "\(unit) sets \(setting)")
             }
         }
+        // The client socket systemd holds for repeaterd (socket activation), verified with its service.
+        let verifySocket = try runProcess(analyze, ["verify", "--man=no", try installedCopy(of: "repeaterd"), socketUnit])
+        XCTAssertEqual(verifySocket.status, 0, verifySocket.stderr)
+        XCTAssertEqual(verifySocket.stderr.trimmingCharacters(in: .whitespacesAndNewlines), "", "repeaterd.socket: no warning either")
+        let socketText = try String(contentsOfFile: socketUnit, encoding: .utf8)
+        for setting in ["ListenStream=0.0.0.0:3011", "FileDescriptorName=client", "Backlog=4096", "NoDelay=true"] {
+            XCTAssertTrue(socketText.contains(setting), "repeaterd.socket sets \(setting)")
+        }
         let repeaterUnit = try String(contentsOfFile: try installedCopy(of: "repeaterd"), encoding: .utf8)
         // repeaterd's defaults: --drain-grace 4 (with --admin, which the shipped options set) + --drain-timeout 30.
         let stopTimeout = try XCTUnwrap(Self.setting("TimeoutStopSec", in: repeaterUnit).flatMap { Int($0.dropLast()) })
         XCTAssertGreaterThan(stopTimeout, 4 + 30, "systemd waits out a whole drain before SIGKILL")
         XCTAssertTrue(try String(contentsOfFile: try installedCopy(of: "runtime-manager"), encoding: .utf8).contains("StateDirectory=runtime-manager"))
+        XCTAssertTrue(repeaterUnit.contains("Requires=repeaterd.socket") && repeaterUnit.contains("After=repeaterd.socket"))
     }
 
     /// `2026-12-03T12:20:36.123456Z` (what `--log-format json` writes) as a date.
