@@ -23,7 +23,7 @@ public final class AdminMetrics: Sendable {
     /// that count are created (their counters bind to the backend then).
     public static func bootstrapPrometheus() -> AdminMetrics {
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        MetricsSystem.bootstrap(DescribedMetricsFactory(registry: registry, base: PrometheusMetricsFactory(registry: registry)))
         return AdminMetrics(registry: registry)
     }
 
@@ -40,6 +40,14 @@ public final class AdminMetrics: Sendable {
         self.scrapeTimeCounters.withLock { $0.append((counter, read, 0)) }
     }
 
+    /// `NAME_build_info{version="…"} 1`, as Prometheus' own exporters name their version.
+    public func buildInfo(_ name: String, version: String) {
+        let gauge = self.registry.makeGauge(
+            descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: "The version of this daemon (always 1)."),
+            labels: [("version", version)])
+        gauge.set(to: 1.0)
+    }
+
     /// The Prometheus text exposition, with every scrape-time gauge and counter read now.
     public func exposition() -> [UInt8] {
         for (gauge, read) in self.scrapeTimeGauges.withLock({ $0 }) { gauge.set(Int64(read())) }
@@ -50,6 +58,8 @@ public final class AdminMetrics: Sendable {
                 counters[index].2 = max(total, counters[index].2)
             }
         }
-        return self.registry.emitToBuffer()
+        var text = self.registry.emitToBuffer()
+        text += ProcessMetrics.read()?.exposition() ?? []
+        return text
     }
 }

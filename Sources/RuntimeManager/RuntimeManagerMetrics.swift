@@ -22,13 +22,19 @@ public struct RuntimeManagerMetrics: Sendable {
         "closed_during_handshake", "timeout", "other",
     ]
 
-    private let requests: [[Counter]]
+    /// Per type, per result; nil where that result cannot happen (`request_result` and an
+    /// unknown request are always `failed_invalid_request`), so no series that cannot move is
+    /// exported.
+    private let requests: [[Counter?]]
     private let durations: [Timer]
     private let handshakeFailures: [Counter]
 
     public init() {
         self.requests = Self.requestTypes.map { type in
-            Self.results.map { Counter(label: "runtime_manager_requests_total", dimensions: [("type", type), ("result", $0)]) }
+            Self.results.map { result in
+                guard Self.canHappen(type: type, result: result) else { return nil }
+                return Counter(label: "runtime_manager_requests_total", dimensions: [("type", type), ("result", result)])
+            }
         }
         self.durations = Self.requestTypes.map { Timer(label: "runtime_manager_request_seconds", dimensions: [("type", $0)]) }
         self.handshakeFailures = Self.handshakeReasons.map {
@@ -46,8 +52,16 @@ public struct RuntimeManagerMetrics: Sendable {
         case .failedGeneric: result = 3
         default: result = 4
         }
-        self.requests[typeIndex][result].increment()
+        self.requests[typeIndex][result]?.increment()
         self.durations[typeIndex].recordNanoseconds(nanoseconds)
+    }
+
+    /// Whether a request of `type` can be answered with `result` (RequestHandler's answers).
+    static func canHappen(type: String, result: String) -> Bool {
+        switch type {
+        case "request_result", "unknown": return result == "failed_invalid_request"
+        default: return result != "other"
+        }
     }
 
     func handshakeFailed(reason: String) {

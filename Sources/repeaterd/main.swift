@@ -149,6 +149,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let admin, let metrics {
             // First in the group, so it stops last: /readyz says "draining" for the whole drain.
+            metrics.buildInfo("repeater_build_info", version: RepeaterVersion.current)
             metrics.gauge("repeater_sessions_open", help: "Client sessions open now.") { server.sessionCount }
             metrics.gauge("repeater_links_up", help: "Links to the runtime manager up now.") { server.linksUpCount }
             let bytesHelp = "Bytes relayed between clients and the link."

@@ -135,6 +135,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
             server: server, direct: directAddress, link: self.listen, yamux: yamux, notifier: notifier)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let admin = self.admin, let metrics {
+            metrics.buildInfo("runtime_manager_build_info", version: RepeaterVersion.current)
             metrics.gauge("runtime_manager_links_open", help: "Links from repeaters connected now.") { server.linksOpen }
             metrics.gauge("runtime_manager_streams_open", help: "Streams open now on the links (one session each).") {
                 server.streamsOpen

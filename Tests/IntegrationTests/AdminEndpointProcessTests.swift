@@ -59,6 +59,94 @@ final class AdminEndpointProcessTests: XCTestCase {
         _ = manager
     }
 
+    /// What `promtool check metrics` checks of the conventions, checked here (Debian's promtool
+    /// comes with the whole Prometheus server): every family has one `# HELP` and one `# TYPE`
+    /// before its samples, every sample belongs to a described family, histogram buckets grow and
+    /// end at +Inf. Returns the problems.
+    static func conventionProblems(_ exposition: String) -> [String] {
+        var problems: [String] = []
+        var help: [String: Int] = [:]
+        var type: [String: String] = [:]
+        var lastBound: [String: Double] = [:]
+        for line in exposition.split(separator: "\n").map(String.init) {
+            let words = line.split(separator: " ", maxSplits: 3).map(String.init)
+            if line.hasPrefix("# HELP ") {
+                help[words[2], default: 0] += 1
+                if words.count < 4 || words[3].isEmpty { problems.append("\(words[2]): empty HELP") }
+                continue
+            }
+            if line.hasPrefix("# TYPE ") {
+                if type[words[2]] != nil { problems.append("\(words[2]): two TYPE lines") }
+                if help[words[2]] == nil { problems.append("\(words[2]): TYPE before HELP") }
+                type[words[2]] = words[3]
+                continue
+            }
+            if line.hasPrefix("#") || line.isEmpty { continue }
+            let name = String(line.prefix { $0 != "{" && $0 != " " })
+            let family = type[name] != nil ? name
+                : ["_bucket", "_sum", "_count"].compactMap { name.hasSuffix($0) ? String(name.dropLast($0.count)) : nil }.first ?? name
+            guard let kind = type[family] else {
+                problems.append("\(name): a sample without TYPE")
+                continue
+            }
+            if help[family] != 1 { problems.append("\(family): \(help[family] ?? 0) HELP lines") }
+            if kind == "histogram", name.hasSuffix("_bucket"), let range = line.range(of: "le=\""),
+                let end = line[range.upperBound...].firstIndex(of: "\"")
+            {
+                let series = line.replacingOccurrences(of: String(line[range.lowerBound...end]), with: "")
+                    .prefix { $0 != " " }
+                let bound = line[range.upperBound..<end] == "+Inf" ? Double.infinity : Double(line[range.upperBound..<end]) ?? .nan
+                if let last = lastBound[String(series)], !(bound > last) { problems.append("\(series): buckets do not grow") }
+                lastBound[String(series)] = bound
+            }
+        }
+        for (series, bound) in lastBound where bound != .infinity { problems.append("\(series): no +Inf bucket") }
+        return problems
+    }
+
+    /// Issue 41: every family described, buckets that fit, no series that cannot happen, the
+    /// version, and the process metrics of the official client libraries, on both daemons.
+    func testMetricsFollowThePrometheusConventions() throws {
+        let linkPort = freePort()
+        let managerAdmin = freePort()
+        let repeaterAdmin = freePort()
+        _ = try deployment.runtimeManager(linkPort: linkPort, ["--admin", "127.0.0.1:\(managerAdmin)"])
+        let (_, port) = try deployment.repeaterWithLinkUp(
+            backendPort: linkPort, ["--threads", "1", "--keepalive-interval", "0.2", "--admin", "127.0.0.1:\(repeaterAdmin)"])
+        XCTAssertEqual(try deployment.runClient(port: port, ["policy-hash"]).status, 0)
+        XCTAssertTrue(eventually(timeout: 10) {
+            ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_link_rtt_seconds_count{}"] ?? 0) >= 2
+        })
+        for (daemon, adminPort) in [("repeater", repeaterAdmin), ("runtime_manager", managerAdmin)] {
+            let text = try get(adminPort, "/metrics").body
+            XCTAssertEqual(Self.conventionProblems(text), [], "\(daemon): \(text)")
+            XCTAssertFalse(text.contains("no help text"), text)
+            let values = try samples(text)
+            XCTAssertEqual(values["\(daemon)_build_info{version=0.9.0}"], 1, "\(values.keys.sorted())")
+            for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                         "process_open_fds", "process_max_fds", "process_start_time_seconds"] {
+                XCTAssertGreaterThan(values["\(name){}"] ?? 0, 0, "\(daemon): \(name)")
+            }
+            let started = values["process_start_time_seconds{}"] ?? 0
+            XCTAssertEqual(started, Date().timeIntervalSince1970, accuracy: 120, "\(daemon) started within the test")
+            XCTAssertGreaterThan(values["process_resident_memory_bytes{}"] ?? 0, 1_048_576)
+            XCTAssertLessThan(values["process_open_fds{}"] ?? .infinity, values["process_max_fds{}"] ?? 0)
+            if let promtool = ["/usr/bin/promtool"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) {
+                let check = try deployment.sandbox.start(promtool, ["check", "metrics"], name: "promtool")
+                check.write(text)
+                check.closeInput()
+                XCTAssertEqual(check.waitForExit(), 0, "promtool: \(check.stdout.text) \(check.stderr.text)")
+            }
+        }
+        let runtime = try samples(try get(managerAdmin, "/metrics").body)
+        // The policy hash took microseconds: it lands in a bucket below 1 ms, not in the first of 5 ms.
+        let fast = runtime["runtime_manager_request_seconds_bucket{le=0.001,type=request_policy_hash}"] ?? 0
+        XCTAssertEqual(fast, 1, "buckets fit requests of microseconds: \(runtime.keys.filter { $0.contains("policy_hash") }.sorted())")
+        XCTAssertNil(runtime["runtime_manager_requests_total{result=success,type=unknown}"], "a series that cannot happen")
+        XCTAssertNil(runtime["runtime_manager_requests_total{result=success,type=request_result}"])
+        XCTAssertEqual(runtime["runtime_manager_requests_total{result=failed_invalid_request,type=unknown}"], 0)
+    }
+
     func testMetricsCountTheSessionsAndLinks() throws {
         let linkPort = freePort()
         let managerAdmin = freePort()
