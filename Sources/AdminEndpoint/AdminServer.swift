@@ -49,7 +49,7 @@ public final class AdminServer: Sendable {
             .bind(to: self.address)
             .get()
         self.listener.withLock { $0 = channel }
-        self.logger.notice("admin endpoint on \(channel.localAddress.map { "\($0)" } ?? "\(self.address)"): /healthz /readyz /metrics")
+        self.logger.notice("admin endpoint on \(channel.localAddress.map(\.commandLineForm) ?? "\(self.address)"): /healthz /readyz /metrics")
         return channel.localAddress
     }
 

@@ -124,7 +124,7 @@ public final class LegacyHTTPRelay: Sendable {
             self.running.withLock { $0 = (channel, tasks) }
             self.logger.info(
                 "legacy HTTP relay listening (POST /runtime_manager)",
-                metadata: ["listen": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                metadata: ["listen": "\(channel.localAddress.map(\.commandLineForm) ?? "?")"])
         }
     }
 

@@ -219,7 +219,7 @@ public final class RepeaterServer: Sendable {
                 self.logger.info(
                     "repeater listening",
                     metadata: [
-                        "listen": "\(channel.localAddress.map { "\($0)" } ?? "?") (passed by the service manager)",
+                        "listen": "\(channel.localAddress.map(\.commandLineForm) ?? "?") (passed by the service manager)",
                         "backend": "\(self.configuration.backend)", "links": "\(self.links.count)", "listeners": "1",
                     ])
             }
@@ -257,7 +257,7 @@ public final class RepeaterServer: Sendable {
             self.logger.info(
                 "repeater listening",
                 metadata: [
-                    "listen": "\(channels[0].localAddress.map { "\($0)" } ?? "?")",
+                    "listen": "\(channels[0].localAddress.map(\.commandLineForm) ?? "?")",
                     "backend": "\(self.configuration.backend)", "links": "\(self.links.count)",
                     "listeners": "\(channels.count)",
                 ])
@@ -535,7 +535,7 @@ final class SessionLog {
 /// A peer's address for log metadata, formatted only when a line is written.
 struct PeerDescription: CustomStringConvertible, Sendable {
     var address: SocketAddress?
-    var description: String { address.map { "\($0)" } ?? "?" }
+    var description: String { address.map(\.commandLineForm) ?? "?" }
 }
 
 /// The repeater's session counters. Bumped once per accepted or refused client (relaxed atomics

@@ -165,7 +165,7 @@ public final class RuntimeManagerServer: Sendable {
             throw RuntimeManagerSetupError(error.description)
         }
         self.listening.withLock { $0.linkListeners.append(listener) }
-        self.logger.notice("accepting repeater links on \(listener.localAddress.map { "\($0)" } ?? "\(address)")")
+        self.logger.notice("accepting repeater links on \(listener.localAddress.map(\.commandLineForm) ?? "\(address)")")
         return listener.localAddress
     }
 

@@ -84,11 +84,26 @@ public enum RuntimeManagerSession {
         return channel.eventLoop.submit { try self.addHandlers(to: channel, context: context) }
     }
 
+    /// The session's logger: on a yamux stream, its lines name the stream and the link it came
+    /// over (the repeater's address: `link_peer`); `client` is the client's address once known
+    /// (a direct connection's peer, or a PROXY header's source), `identity` its certificate's.
+    static func sessionLogger(for channel: any Channel, context: RuntimeManagerSessionContext) -> Logger {
+        var logger = context.logger
+        if let stream = channel as? YamuxStreamChannel {
+            logger[metadataKey: "stream"] = "\(stream.streamID)"
+            if let link = stream.parent?.remoteAddress { logger[metadataKey: "link_peer"] = "\(link.commandLineForm)" }
+        } else if let client = channel.remoteAddress {
+            logger[metadataKey: "client"] = "\(client.commandLineForm)"
+        }
+        return logger
+    }
+
     private static func addHandlers(to channel: any Channel, context: RuntimeManagerSessionContext) throws {
         let sync = channel.pipeline.syncOperations
+        let sessionLogger = Self.sessionLogger(for: channel, context: context)
         if context.acceptsProxyHeader {
             // First: TLS must not see the header, and nothing may reach TLS without one.
-            let logger = context.logger
+            let logger = sessionLogger
             try sync.addHandler(
                 ProxyHeaderReceiver { outcome, channel in
                     switch outcome {
@@ -115,7 +130,7 @@ public enum RuntimeManagerSession {
             LengthPrefixedMessageDecoder<RuntimeManagerRequest>(
                 maximumMessageBytes: context.maximumMessageBytes, stallTimeout: context.messageTimeout)
         )
-        try sync.addHandler(RuntimeManagerSessionHandler(context: context))
+        try sync.addHandler(RuntimeManagerSessionHandler(context: context, logger: sessionLogger))
     }
 }
 
@@ -135,14 +150,12 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     private var handshakeTimer: Scheduled<Void>?
     private var closing = false
 
-    init(context: RuntimeManagerSessionContext) {
+    init(context: RuntimeManagerSessionContext, logger: Logger) {
         self.sessionContext = context
-        self.logger = context.logger
+        self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let peer = context.channel.remoteAddress.map(\.commandLineForm) ?? "\(type(of: context.channel))"
-        self.logger[metadataKey: "peer"] = "\(peer)"
         self.sessionContext.sessions.add(context.channel)
         let timeout = self.sessionContext.handshakeTimeout
         // The timer runs on this session's event loop: it may use the handler and its context.
@@ -169,7 +182,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             return
         }
         if let announced = event as? ProxyHeaderReceived, let source = announced.header.source {
-            self.logger[metadataKey: "peer"] = "\(source.commandLineForm)"
+            self.logger[metadataKey: "client"] = "\(source.commandLineForm)"
         }
         if case TLSUserEvent.handshakeCompleted = event {
             self.handshakeTimer?.cancel()
@@ -181,7 +194,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
                 }
                 let identity = try ClientIdentity(certificate: certificate)
                 self.identity = identity
-                self.logger[metadataKey: "client"] = "\(identity)"
+                self.logger[metadataKey: "identity"] = "\(identity)"
                 self.logger.info("session started")
             } catch {
                 self.logger.warning("cannot read the client certificate after the handshake: \(error); closing session")

@@ -282,13 +282,15 @@ public final class Link: Sendable {
             guard let delay = scheduleRedial() else { return }
             logger.warning(
                 "cannot reach the runtime manager at \(configuration.backend): \(SystemErrorText.describe(error)); retrying with backoff in \(Self.describe(delay))",
-                metadata: ["attempts": "\(failures)"])
+                metadata: ["attempts": "\(failures)", "backend": "\(configuration.backend)"])
         }
     }
 
     private func linkClosed(_ channel: Channel) {
         guard case .up(let current, _) = state, current === channel else { return }
-        logger.warning("link to \(configuration.backend) went down; its sessions are closed; redialing")
+        logger.warning(
+            "link to \(configuration.backend) went down; its sessions are closed; redialing",
+            metadata: ["backend": "\(configuration.backend)"])
         setHealth(isUp: false, lastFailure: "the link went down; redialing")
         scheduleRedial()
     }

@@ -74,7 +74,7 @@ public final class YamuxLinkListener: Sendable {
         }
         var logger = self.logger
         logger[metadataKey: "link"] = "\(number)"
-        logger[metadataKey: "peer"] = "\(channel.remoteAddress.map { "\($0)" } ?? "unix")"
+        logger[metadataKey: "peer"] = "\(channel.remoteAddress.map(\.commandLineForm) ?? "unix")"
         logger.info("link accepted")
         channel.closeFuture.whenComplete { [logger] _ in
             _ = self.links.withLock { $0.open.removeValue(forKey: key) }

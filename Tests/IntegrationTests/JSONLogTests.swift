@@ -71,13 +71,13 @@ final class JSONLogTests: XCTestCase {
 
         let managerLines = parsedLines(manager.stderr.text, of: "runtime-manager")
         XCTAssertTrue(
-            managerLines.contains { $0["msg"] as? String == "accepting repeater links on [UDS]\(socketPath)" },
+            managerLines.contains { $0["msg"] as? String == "accepting repeater links on unix:\(socketPath)" },
             "a message with a quote, a newline and non-ASCII comes back exactly: \(manager.stderr.text)")
         let started = managerLines.filter { $0["msg"] as? String == "session started" }
         XCTAssertEqual(started.count, 2, manager.stderr.text)
         XCTAssertTrue(
-            started.allSatisfy { ($0["client"] as? String)?.hasPrefix("CN=client") == true && $0["peer"] != nil },
-            "each session line carries its client and peer: \(started)")
+            started.allSatisfy { ($0["identity"] as? String)?.hasPrefix("CN=client") == true && $0["stream"] != nil && $0["link_peer"] != nil },
+            "each session line carries its identity, its stream and its link: \(started)")
     }
 
     /// muxcat listen and connect, with -v: their own lines (listening, link and stream open and

@@ -79,7 +79,7 @@ final class ProxyProtocolProcessTests: XCTestCase {
         }
         XCTAssertEqual(sentV6.source, try SocketAddress(ipAddress: "2001:db8::7", port: 12345))
         XCTAssertEqual(Array(echoed[consumedV6...]), Array("x".utf8))
-        XCTAssertTrue(repeater.waitFor("client=[IPv6]2001:db8::7:12345", onStderr: true), "the logs name the announced client")
+        XCTAssertTrue(repeater.waitFor("client=[2001:db8::7]:12345", onStderr: true), "the logs name the announced client")
 
         // Refused: each closed at once with nothing relayed.
         let refusals: [([UInt8], String)] = [
@@ -152,7 +152,7 @@ final class ProxyProtocolProcessTests: XCTestCase {
             client.shutdownWrite()
             XCTAssertTrue(client.readUntilClosed(timeout: 15))
             XCTAssertEqual(client.received, Array("ping through haproxy".utf8))
-            let logged = "client=[IPv4]\(source):\(client.localPort)"
+            let logged = "client=\(source):\(client.localPort)"
             client.close()
             XCTAssertTrue(repeater.waitFor(logged, onStderr: true), "repeaterd logs \(logged)")
         }
@@ -224,7 +224,7 @@ final class ProxyProtocolProcessTests: XCTestCase {
         }
         XCTAssertEqual(ports.count, 2, repeater.stderr.text)
         for clientPort in ports {
-            XCTAssertTrue(manager.waitFor("peer=127.0.0.1:\(clientPort)", onStderr: true), "the manager names the client")
+            XCTAssertTrue(manager.waitFor("client=127.0.0.1:\(clientPort)", onStderr: true), "the manager names the client")
         }
 
         let unannounced = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
@@ -233,5 +233,8 @@ final class ProxyProtocolProcessTests: XCTestCase {
         XCTAssertTrue(manager.waitFor(
             "refusing session: the connection does not begin with a PROXY header (v1 or v2) (--accept-proxy: is the repeater started with --send-proxy?)",
             onStderr: true))
+        // It says which stream of which link (issue 41): a line an operator can trace to the repeater.
+        let refusal = manager.stderr.text.split(separator: "\n").first { $0.contains("refusing session") }.map(String.init) ?? ""
+        XCTAssertTrue(refusal.contains("link_peer=127.0.0.1:") && refusal.contains("stream="), refusal)
     }
 }
