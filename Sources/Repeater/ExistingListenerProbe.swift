@@ -42,14 +42,7 @@ enum ExistingListenerProbe {
     /// A plain bind (with `SO_REUSEADDR`, which ignores TIME_WAIT, but not `SO_REUSEPORT`) fails
     /// with EADDRINUSE only while a socket is bound there, in practice a listener.
     static func tcpPortIsHeld(_ address: LinkAddress) -> Bool {
-        guard case .socket(let resolved)? = try? address.resolve() else { return false }
-        let descriptor = socket(resolved.protocol.rawValue, CInt(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var one: CInt = 1
-        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
-        let result = resolved.withSockAddr { bind(descriptor, $0, socklen_t($1)) }
-        return result != 0 && errno == EADDRINUSE
+        trialBind(address, reusePort: false) == EADDRINUSE
     }
 
     /// Whether the socket that holds the port lets this one share it: a bind with `SO_REUSEPORT`
@@ -57,14 +50,20 @@ enum ExistingListenerProbe {
     /// the one a restart replaces — and fails beside a program that holds the port for itself
     /// (whose port repeaterd then cannot take: it says so and exits, rather than waiting beside it).
     static func tcpPortCanBeShared(_ address: LinkAddress) -> Bool {
-        guard case .socket(let resolved)? = try? address.resolve() else { return false }
+        trialBind(address, reusePort: true) == 0
+    }
+
+    /// Binds a throw-away TCP socket to `address` (with `SO_REUSEADDR`, and `SO_REUSEPORT` when
+    /// asked) and closes it: 0 if the bind succeeded, else its errno (-1: no socket to try with).
+    private static func trialBind(_ address: LinkAddress, reusePort: Bool) -> CInt {
+        guard case .socket(let resolved)? = try? address.resolve() else { return -1 }
         let descriptor = socket(resolved.protocol.rawValue, CInt(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
+        guard descriptor >= 0 else { return -1 }
         defer { close(descriptor) }
         var one: CInt = 1
         _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
-        _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size))
-        return resolved.withSockAddr { bind(descriptor, $0, socklen_t($1)) } == 0
+        if reusePort { _ = setsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size)) }
+        return resolved.withSockAddr { bind(descriptor, $0, socklen_t($1)) } == 0 ? 0 : errno
     }
 
     /// A connect to the socket file succeeds only while a process accepts on it.

@@ -103,23 +103,18 @@ final class RawSocket {
     }
 
     /// The port this socket connected from.
-    var localPort: Int {
-        var local = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: local.sin_port))
-    }
+    var localPort: Int { port(getsockname) }
 
     /// The port of the far end.
-    var remotePort: Int {
-        var remote = sockaddr_in()
+    var remotePort: Int { port(getpeername) }
+
+    private func port(_ name: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> Int {
+        var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { name(fd, $0, &length) }
         }
-        return Int(UInt16(bigEndian: remote.sin_port))
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     func send(_ bytes: [UInt8]) {
