@@ -56,6 +56,18 @@ final class LinkFloodTests: XCTestCase {
         (residentKiB(pid: process.process.processIdentifier, field: "VmHWM:") ?? Int.max) - before
     }
 
+    /// Floods `link` with pings for `seconds`, never reading: the process's memory grows by at
+    /// most the limit, and it stops reading (the flood waits unread in its socket). Closes the link.
+    private func pingFlood(_ process: RunningProcess, link: RawSocket, seconds: TimeInterval, file: StaticString = #filePath, line: UInt = #line) throws {
+        let pings = try flood(process, link: link, Self.pings, repeating: true, seconds: seconds, file: file, line: line)
+        XCTAssertGreaterThan(pings.sent, 1 << 20, "the flood was sent", file: file, line: line)
+        let growth = peakGrowthKiB(process, above: pings.residentBeforeKiB)
+        XCTAssertLessThanOrEqual(growth, Self.growthLimitKiB, "a \(seconds) s ping flood grew \(process.name) by \(growth) KiB", file: file, line: line)
+        print("\(process.name): \(seconds) s ping flood, \(pings.sent >> 20) MiB sent, peak resident +\(growth) KiB")
+        XCTAssertGreaterThan(unreadByProcess(link), 0, "\(process.name) stopped reading the flood", file: file, line: line)
+        link.close()
+    }
+
     private func lines(_ process: RunningProcess, since offset: Int) -> [Substring] {
         String(process.stderr.text.dropFirst(offset)).split(separator: "\n")
     }
@@ -72,13 +84,7 @@ final class LinkFloodTests: XCTestCase {
         let start = manager.stderr.text.count
 
         let pinger = try RawSocket.connect(port: linkPort)
-        let pings = try flood(manager, link: pinger, Self.pings, repeating: true, seconds: 15)
-        XCTAssertGreaterThan(pings.sent, 1 << 20, "the flood was sent")
-        let pingGrowth = peakGrowthKiB(manager, above: pings.residentBeforeKiB)
-        XCTAssertLessThanOrEqual(pingGrowth, Self.growthLimitKiB, "a 15 s ping flood grew runtime-manager by \(pingGrowth) KiB")
-        print("runtime-manager: 15 s ping flood, \(pings.sent >> 20) MiB sent, peak resident +\(pingGrowth) KiB")
-        XCTAssertGreaterThan(unreadByProcess(pinger), 0, "runtime-manager stopped reading the flood")
-        pinger.close()
+        try pingFlood(manager, link: pinger, seconds: 15)
         XCTAssertTrue(eventually(timeout: 30) { self.lines(manager, since: start).filter { $0.hasSuffix("link closed") }.count == 1 })
 
         let opener = try RawSocket.connect(port: linkPort)
@@ -114,12 +120,7 @@ final class LinkFloodTests: XCTestCase {
         let start = repeater.stderr.text.count
 
         let pinger = try backend.accept(timeout: 20)
-        let pings = try flood(repeater, link: pinger, Self.pings, repeating: true, seconds: 10)
-        XCTAssertGreaterThan(pings.sent, 1 << 20, "the flood was sent")
-        let pingGrowth = peakGrowthKiB(repeater, above: pings.residentBeforeKiB)
-        XCTAssertLessThanOrEqual(pingGrowth, Self.growthLimitKiB, "a 10 s ping flood grew repeaterd by \(pingGrowth) KiB")
-        XCTAssertGreaterThan(unreadByProcess(pinger), 0, "repeaterd stopped reading the flood")
-        pinger.close()
+        try pingFlood(repeater, link: pinger, seconds: 10)
 
         // repeaterd opens streams, it accepts none: each SYN is refused, an answer it must send.
         let opener = try backend.accept(timeout: 30)
@@ -148,12 +149,7 @@ final class LinkFloodTests: XCTestCase {
 
         let pinger = try RawSocket.connect(port: port)
         // Under keep-alive's timeout (10 s): muxcat's own first ping goes unanswered, and would close the link.
-        let pings = try flood(muxcat, link: pinger, Self.pings, repeating: true, seconds: 8)
-        XCTAssertGreaterThan(pings.sent, 1 << 20, "the flood was sent")
-        let pingGrowth = peakGrowthKiB(muxcat, above: pings.residentBeforeKiB)
-        XCTAssertLessThanOrEqual(pingGrowth, Self.growthLimitKiB, "an 8 s ping flood grew muxcat by \(pingGrowth) KiB")
-        XCTAssertGreaterThan(unreadByProcess(pinger), 0, "muxcat stopped reading the flood")
-        pinger.close()
+        try pingFlood(muxcat, link: pinger, seconds: 8)
 
         let opener = try RawSocket.connect(port: port)
         let all = Self.streams(100_000, firstID: 1, reset: true)
