@@ -11,13 +11,14 @@ import Musl
 /// A swift-log handler that writes each log line as one JSON object (`--log-format json`):
 ///
 /// ```text
-/// {"level":"info","link":"0","logger":"repeaterd","msg":"link up","ts":"2026-12-03T12:20:36.123456Z"}
+/// {"backend":"127.0.0.1:6000","level":"info","link":"5f3a09c2","link_slot":0,"logger":"repeaterd","msg":"link up","ts":"2026-12-03T12:20:36.123456Z"}
 /// ```
 ///
 /// - `ts`: RFC 3339, UTC, microseconds; `level`: swift-log's level name; `logger`: the label
 ///   (the program); `msg`: the message; `error`: the error the line was logged with, if any;
 /// - then every metadata key of the line (`session`, `link`, `stream`, `client`, …) at the top
-///   level, so that `jq 'select(.session == "7")'` finds a session. Strings stay strings, nested
+///   level, so that `jq 'select(.session == 7)'` finds a session. Integers logged as
+///   `.stringConvertible(n)` (ids, counts) are JSON numbers, other values strings; nested
 ///   metadata becomes objects and arrays. A metadata key that would shadow one of the five fields
 ///   above is written with a `metadata.` prefix instead of being lost.
 ///
@@ -77,7 +78,7 @@ public struct JSONLogHandler: LogHandler {
         do {
             return String(decoding: try encoder.encode(record), as: UTF8.self)
         } catch {
-            // Only non-finite numbers fail to encode, and every field here is a string; kept so a
+            // Only non-finite numbers fail to encode, and no field here is a float; kept so a
             // line is never lost silently.
             var fallback = record
             fallback.metadata = [:]
@@ -140,7 +141,8 @@ struct JSONLogRecord: Encodable {
     }
 }
 
-/// A metadata value as JSON: a string, or an object or array of them.
+/// A metadata value as JSON: a string, a number (an integer given as `.stringConvertible`), or an
+/// object or array of them.
 private struct JSONMetadataValue: Encodable {
     let value: Logger.Metadata.Value
     init(_ value: Logger.Metadata.Value) { self.value = value }
@@ -151,8 +153,20 @@ private struct JSONMetadataValue: Encodable {
             var single = encoder.singleValueContainer()
             try single.encode(text)
         case .stringConvertible(let convertible):
+            // A count or an id logged as `.stringConvertible(n)` is a JSON number; the human
+            // format prints the same digits.
             var single = encoder.singleValueContainer()
-            try single.encode(convertible.description)
+            if let number = convertible as? any BinaryInteger {
+                if let signed = Int64(exactly: number) {
+                    try single.encode(signed)
+                } else {
+                    try single.encode(UInt64(truncatingIfNeeded: number))
+                }
+            } else if let flag = convertible as? Bool {
+                try single.encode(flag)
+            } else {
+                try single.encode(convertible.description)
+            }
         case .array(let values):
             var list = encoder.unkeyedContainer()
             for element in values { try list.encode(JSONMetadataValue(element)) }

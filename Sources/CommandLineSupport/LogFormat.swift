@@ -4,7 +4,7 @@ import Synchronization
 
 /// `--log-format human|json`: how a daemon writes its log lines on stderr.
 public enum LogFormat: String, CaseIterable, Sendable, ExpressibleByArgument {
-    /// swift-log's `StreamLogHandler` line: `2026-12-03T12:20:36+0000 info repeaterd: link=0 [YamuxLink] link up`.
+    /// swift-log's `StreamLogHandler` line: `2026-12-03T12:20:36+0000 info repeaterd: backend=127.0.0.1:6000 link=5f3a09c2 link_slot=0 [YamuxLink] link up`.
     case human
     /// One JSON object per line (`JSONLogHandler`), for a log pipeline (journald, Vector, Loki, jq).
     case json

@@ -184,7 +184,7 @@ public final class LegacyHTTPRelay: Sendable {
     private func expireIdleSessions(inTable index: Int, now: NIODeadline) {
         let expired = tables[index].value.expire(now: now)
         for (id, session) in expired {
-            logger.debug("legacy session expired", metadata: ["session": "\(id)"])
+            logger.debug("legacy session expired", metadata: ["session": .stringConvertible(id)])
             session.close(reason: "the session was idle for \(configuration.idleTimeout) and expired")
         }
         sessionsEnded(expired.count)
@@ -257,7 +257,7 @@ public final class LegacyHTTPRelay: Sendable {
                 LegacyRelayFailure(.unavailable, "cannot open a session to the runtime manager: \(error); retry shortly"))
         }.flatMap { stream in
             stream.closeFuture.whenComplete { _ in
-                self.logger.debug("legacy session's stream closed", metadata: ["session": "\(id)"])
+                self.logger.debug("legacy session's stream closed", metadata: ["session": .stringConvertible(id)])
             }
             return boundSession.value.exchange(payload)
         }.flatMapThrowing { try self.response(id: id, decision: $0) }

@@ -134,8 +134,12 @@ public final class MuxCatConnector: Sendable {
     /// Dials with the link socket options repeaterd uses (`linkSocketOptions(for:)`: TCP_NODELAY,
     /// TCP_NOTSENT_LOWAT and the link write watermark), since muxcat connect stands in for it.
     func connect(to address: LinkTarget, capture: CaptureFile?) async throws -> Channel {
-        let yamux = configuration.yamux
-        let logger = self.logger
+        // Named as repeaterd names its links, so the peer's log lines say `link=` as for repeaterd's.
+        var yamux = configuration.yamux
+        let linkID = YamuxLinkID.random()
+        yamux.announcedLinkID = linkID
+        var logger = self.logger
+        logger[metadataKey: "link"] = "\(linkID)"
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .linkSocketOptions(for: configuration.address)

@@ -35,9 +35,16 @@ public final class ProxyHeaderReceiver: ChannelInboundHandler, RemovableChannelH
     private var onOutcome: ((Outcome, Channel) -> Void)?
     private var received: ByteBuffer?
     private var timer: Scheduled<Void>?
+    /// Written to the peer before the close when a connection that is still open is refused, so
+    /// that it can tell "refused" from "nobody there" (runtime-manager: a TLS alert).
+    private let refusalReply: ByteBuffer?
 
-    public init(timeout: TimeAmount = ProxyHeaderReceiver.defaultTimeout, onOutcome: @escaping (Outcome, Channel) -> Void) {
+    public init(
+        timeout: TimeAmount = ProxyHeaderReceiver.defaultTimeout, refusalReply: ByteBuffer? = nil,
+        onOutcome: @escaping (Outcome, Channel) -> Void
+    ) {
         self.timeout = timeout
+        self.refusalReply = refusalReply
         self.onOutcome = onOutcome
     }
 
@@ -118,7 +125,12 @@ public final class ProxyHeaderReceiver: ChannelInboundHandler, RemovableChannelH
 
     private func refuse(context: ChannelHandlerContext, _ why: String) {
         self.report(.refused(why), context: context)
-        context.close(promise: nil)
+        guard let refusalReply, context.channel.isActive else {
+            context.close(promise: nil)
+            return
+        }
+        // Closed once written (a close at once may drop what is still queued).
+        context.writeAndFlush(NIOAny(refusalReply)).whenComplete { _ in context.close(promise: nil) }
     }
 }
 

@@ -133,7 +133,7 @@ public final class RepeaterServer: Sendable {
                     [logger] id, channel in
                     logger.info(
                         "closing idle client connection (no traffic within the idle timeout)",
-                        metadata: ["session": "\(id)", "client": "\(PeerDescription(address: channel.remoteAddress))"])
+                        metadata: ["session": .stringConvertible(id), "client": "\(PeerDescription(address: channel.remoteAddress))"])
                 }
                 sweeper = NIOLoopBoundBox.makeBoxSendingValue(idleSweeper, eventLoop: loop)
             }
@@ -220,7 +220,7 @@ public final class RepeaterServer: Sendable {
                     "repeater listening",
                     metadata: [
                         "listen": "\(channel.localAddress.map(\.commandLineForm) ?? "?") (passed by the service manager)",
-                        "backend": "\(self.configuration.backend)", "links": "\(self.links.count)", "listeners": "1",
+                        "backend": "\(self.configuration.backend)", "links": .stringConvertible(self.links.count), "listeners": .stringConvertible(1),
                     ])
             }
         }
@@ -258,8 +258,8 @@ public final class RepeaterServer: Sendable {
                 "repeater listening",
                 metadata: [
                     "listen": "\(channels[0].localAddress.map(\.commandLineForm) ?? "?")",
-                    "backend": "\(self.configuration.backend)", "links": "\(self.links.count)",
-                    "listeners": "\(channels.count)",
+                    "backend": "\(self.configuration.backend)", "links": .stringConvertible(self.links.count),
+                    "listeners": .stringConvertible(channels.count),
                 ])
         }
     }
@@ -400,6 +400,7 @@ public final class RepeaterServer: Sendable {
                 self.metrics.ended(SessionMetrics.cause(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: drained))
             }
             log.stream = relay.streamID
+            log.link = link.connectedLinkID
             log.debug("session open")
             metrics.accepted.increment()
         } catch is LinkDownError where links.contains(where: { $0 !== link && $0.health.isUp }) {
@@ -512,6 +513,8 @@ final class SessionLog {
     /// The balancer the client came through (`--accept-proxy`).
     var via: SocketAddress?
     var stream: YamuxStreamID?
+    /// The link's name, as runtime-manager logs it too (`YamuxLinkID`).
+    var link: YamuxLinkID?
 
     init(logger: Logger, session: UInt64, client: SocketAddress?) {
         self.logger = logger
@@ -521,10 +524,11 @@ final class SessionLog {
 
     var metadata: Logger.Metadata {
         var metadata: Logger.Metadata = [
-            "session": "\(session)", "client": "\(PeerDescription(address: client))",
+            "session": .stringConvertible(session), "client": "\(PeerDescription(address: client))",
         ]
-        if let via { metadata["via"] = "\(via)" }
-        if let stream { metadata["stream"] = "\(stream)" }
+        if let via { metadata["via"] = "\(via.commandLineForm)" }
+        if let stream { metadata["stream"] = .stringConvertible(stream.rawValue) }
+        if let link { metadata["link"] = "\(link)" }
         return metadata
     }
 

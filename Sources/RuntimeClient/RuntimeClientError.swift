@@ -95,7 +95,11 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
             text = "\(error)"
         }
         let explanation: String
-        if text.contains("CERTIFICATE_VERIFY_FAILED") {
+        if text.contains("ALERT_ACCESS_DENIED") {
+            // runtime-manager's answer to a session without the PROXY header it expects.
+            explanation = "the runtime manager refused the session before TLS; its log says why (one cause: "
+                + "runtime-manager --accept-proxy expects a PROXY header, and the repeater in front is not started with --send-proxy)"
+        } else if text.contains("CERTIFICATE_VERIFY_FAILED") {
             explanation = "the runtime manager's certificate was not issued by the CA given with --ca"
         } else if text.contains("ALERT_UNKNOWN_CA") || text.contains("ALERT_BAD_CERTIFICATE")
             || text.contains("ALERT_CERTIFICATE_UNKNOWN") || text.contains("ALERT_CERTIFICATE_REQUIRED")

@@ -85,17 +85,30 @@ public enum RuntimeManagerSession {
     }
 
     /// The session's logger: on a yamux stream, its lines name the stream and the link it came
-    /// over (the repeater's address: `link_peer`); `client` is the client's address once known
+    /// over (`link`, the name repeaterd logs too, and the repeater's address: `link_peer`); `client` is the client's address once known
     /// (a direct connection's peer, or a PROXY header's source), `identity` its certificate's.
     static func sessionLogger(for channel: any Channel, context: RuntimeManagerSessionContext) -> Logger {
         var logger = context.logger
         if let stream = channel as? YamuxStreamChannel {
-            logger[metadataKey: "stream"] = "\(stream.streamID)"
+            logger[metadataKey: "stream"] = .stringConvertible(stream.streamID.rawValue)
             if let link = stream.parent?.remoteAddress { logger[metadataKey: "link_peer"] = "\(link.commandLineForm)" }
+            if let link = stream.linkID { logger[metadataKey: "link"] = "\(link)" }
         } else if let client = channel.remoteAddress {
             logger[metadataKey: "client"] = "\(client.commandLineForm)"
         }
         return logger
+    }
+
+    /// A TLS alert record, fatal `access_denied` (RFC 8446 6.2), sent in plaintext before the close
+    /// of a session refused for its PROXY header: the client is in its handshake and reports
+    /// "alert access denied" (runtime-client says the runtime manager refused it) instead of a
+    /// connection closed for no reason, which through a repeater reads as a link that is down.
+    static let accessDeniedAlert = ByteBuffer(bytes: [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 49])
+
+    /// The session ended on purpose before its TLS handshake (refused, or a health check): the
+    /// handshake's failure that follows is no news.
+    private static func endedBeforeTLS(_ channel: any Channel) {
+        (try? channel.pipeline.syncOperations.handler(type: RuntimeManagerSessionHandler.self))?.endedBeforeTLS = true
     }
 
     private static func addHandlers(to channel: any Channel, context: RuntimeManagerSessionContext) throws {
@@ -105,12 +118,14 @@ public enum RuntimeManagerSession {
             // First: TLS must not see the header, and nothing may reach TLS without one.
             let logger = sessionLogger
             try sync.addHandler(
-                ProxyHeaderReceiver { outcome, channel in
+                ProxyHeaderReceiver(refusalReply: Self.accessDeniedAlert) { outcome, channel in
                     switch outcome {
                     case .refused(let why):
                         logger.warning("refusing session: \(why) (--accept-proxy: is the repeater started with --send-proxy?)")
+                        Self.endedBeforeTLS(channel)
                     case .header(let header) where header.command == .local:
                         logger.debug("PROXY LOCAL header (a health check): closing session")
+                        Self.endedBeforeTLS(channel)
                         channel.close(promise: nil)
                     case .header:
                         break  // the session handler takes the address from `ProxyHeaderReceived`
@@ -149,6 +164,8 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     private var identity: ClientIdentity?
     private var handshakeTimer: Scheduled<Void>?
     private var closing = false
+    /// Refused for its PROXY header, or a health check: no TLS handshake was to happen.
+    var endedBeforeTLS = false
 
     init(context: RuntimeManagerSessionContext, logger: Logger) {
         self.sessionContext = context
@@ -438,6 +455,8 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             case .truncatedMessage:
                 self.logger.info("\(framing)")
             }
+        case is NIOSSLError where self.endedBeforeTLS:
+            self.close(context: context)
         case let tls as NIOSSLError where self.identity == nil:
             self.logger.warning("TLS handshake failed: \(Self.describe(tls)); closing session")
             self.sessionContext.metrics.handshakeFailed(reason: RuntimeManagerMetrics.handshakeFailureReason(tls))

@@ -33,6 +33,10 @@ public struct YamuxConfiguration: Sendable {
     /// Told of rare link events (a ping's round trip, a stream reset), for metrics; the yamux
     /// layer itself counts nothing.
     public var events = YamuxLinkEvents()
+    /// The dialing side's name for this connection, sent as its first ping's opaque value (written
+    /// when the link becomes active, keep-alive or not); nil on the accepting side, which takes
+    /// the peer's (`YamuxMultiplexer.linkID`).
+    public var announcedLinkID: YamuxLinkID?
     /// How often to ping the peer; nil turns keep-alive off.
     public var keepAliveInterval: TimeAmount? = .seconds(30)
     /// How long a ping may go unanswered before the link is declared dead and closed.

@@ -117,7 +117,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     // Keep-alive and ping
     /// Pings out and the round-trip time they measured (a value type, tested alone).
-    private var pings = YamuxPingTracker()
+    private var pings: YamuxPingTracker
+    private var pingingStarted = false
     private var keepAliveTask: RepeatedTask?
     private var keepAliveTimeoutTask: Scheduled<Void>?
     /// Smoothed round-trip time from ping replies (feeds window auto-tuning).
@@ -125,6 +126,16 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     /// Called (on the event loop) when the peer says Go Away.
     public var onGoAway: ((UInt32) -> Void)?
+
+    /// The link's name in log lines on both ends (`YamuxLinkID`): ours when we dialed, the
+    /// peer's once its first frame has been read when we accepted (nil if that frame was not a
+    /// ping: a peer that names nothing).
+    public private(set) var linkID: YamuxLinkID?
+    /// Whether the peer's first frame has been read (the accepting side's moment to name the link).
+    private var firstFrameRead = false
+    /// Called (on the event loop) once, when the peer's first frame has been read, with the
+    /// link's name if the peer gave one: the accepting side logs "link accepted" then.
+    public var onFirstFrame: ((YamuxLinkID?) -> Void)?
 
     /// `inboundRelayConnector`, when given, makes every stream the peer opens a relayed socket
     /// (`YamuxSocketRelay`) instead of a child channel, and `inboundStreamInitializer` is unused.
@@ -145,6 +156,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             limit: configuration.maximumQueuedControlFrames, pauseThreshold: configuration.controlAnswersPauseThreshold)
         self.inboundStreamInitializer = inboundStreamInitializer
         self.inboundRelayConnector = inboundRelayConnector
+        self.pings = YamuxPingTracker(firstOpaque: configuration.announcedLinkID?.rawValue ?? 1)
+        self.linkID = configuration.announcedLinkID
         self.logger = logger
     }
 
@@ -385,6 +398,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Inbound frames
 
     private func handle(_ header: YamuxFrameHeader) {
+        if !firstFrameRead { firstFrameArrived(header) }
         let offset = decoder.currentFrameOffset
         var localEnd: StreamLocalEnd?
         switch session.receive(header, localEnd: &localEnd) {
@@ -412,7 +426,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             if code == YamuxGoAwayCode.normal.rawValue {
                 logger.info("peer is going away: no new streams on this link")
             } else {
-                logger.warning("peer sent Go Away", metadata: ["code": "\(code)"])
+                logger.warning("peer sent Go Away", metadata: ["code": .stringConvertible(code)])
             }
             onGoAway?(code)
         case .sessionError(var error):
@@ -584,7 +598,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         else { return }
         localEnd.linger = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.streamCloseTimeout) {
             guard let (reset, localEnd) = self.session.reset(id) else { return }
-            self.logger.debug("stream close timed out; resetting", metadata: ["stream": "\(id)"])
+            self.logger.debug("stream close timed out; resetting", metadata: ["stream": .stringConvertible(id.rawValue)])
             self.configuration.events.streamReset?(false)
             self.writeControl(reset)
             self.stateWentAway(id, localEnd: localEnd)
@@ -827,8 +841,15 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Keep-alive
 
     private func startKeepAlive(context: ChannelHandlerContext) {
-        guard keepAliveTask == nil, let interval = configuration.keepAliveInterval else { return }
-        // One ping at once measures the round-trip time for window auto-tuning.
+        guard !pingingStarted else { return }
+        pingingStarted = true
+        // One ping at once: the first frame on the link, it names the link to the peer
+        // (`announcedLinkID`), and it measures the round-trip time for window auto-tuning.
+        // Without keep-alive it is sent only to name the link, and no timeout hangs on it.
+        guard let interval = configuration.keepAliveInterval else {
+            if configuration.announcedLinkID != nil { writeControl(pings.ping(now: .now())) }
+            return
+        }
         sendPing(promise: nil)
         // Strong captures (see `streamIsClosing`): teardown cancels both tasks.
         let multiplexer = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -852,6 +873,16 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
                 self.failSession(error, goAwayCode: nil)
             }
         }
+    }
+
+    /// The accepting side names the link after the peer's first frame (`YamuxLinkID`).
+    private func firstFrameArrived(_ header: YamuxFrameHeader) {
+        firstFrameRead = true
+        if linkID == nil, header.type == .ping, header.flags.contains(.syn) {
+            linkID = YamuxLinkID(rawValue: header.length)
+            logger[metadataKey: "link"] = "\(linkID!)"
+        }
+        onFirstFrame?(linkID)
     }
 
     // MARK: Peer events

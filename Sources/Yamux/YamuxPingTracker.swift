@@ -20,7 +20,10 @@ public struct YamuxPingTracker: Sendable {
     private var nextOpaque: UInt32 = 1
     private var outstanding: [UInt32: (sent: NIODeadline, promise: EventLoopPromise<TimeAmount>?)] = [:]
 
-    public init() {}
+    /// `firstOpaque`: the first ping's opaque value (a dialer's `YamuxLinkID`); the rest follow it.
+    public init(firstOpaque: UInt32 = 1) {
+        nextOpaque = firstOpaque
+    }
 
     /// Whether a ping is waiting for its reply (what a keep-alive timeout checks).
     public var isAwaitingReply: Bool { !outstanding.isEmpty }

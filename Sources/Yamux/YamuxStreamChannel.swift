@@ -99,6 +99,12 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
 
     public var description: String { "YamuxStreamChannel(stream: \(streamID))" }
 
+    /// The link's name in log lines (`YamuxLinkID`); call on the stream's event loop.
+    public var linkID: YamuxLinkID? {
+        eventLoop.preconditionInEventLoop()
+        return multiplexer.linkID
+    }
+
     // MARK: Lifecycle driven by the multiplexer
 
     /// Runs the initializer; activates the channel when it completes.

@@ -70,6 +70,8 @@ public final class Link: Sendable {
         var failures = 0
         var resolved: LinkTarget?
         var upWaiters: [EventLoopPromise<Void>] = []
+        /// The name the dial in progress gives its connection (`YamuxLinkID`).
+        var dialingID = YamuxLinkID.random()
     }
 
     private var state: State {
@@ -112,8 +114,10 @@ public final class Link: Sendable {
         configuration.yamux.events.streamReset = { byPeer in (byPeer ? resetsByPeer : resetsByUs).increment() }
         configuration.yamux.events.countLinkFailures(as: "repeater_link_failures_total")
         self.configuration = configuration
+        // `link_slot` is this link's place (one per event loop, the same across redials); `link`,
+        // on the lines of a connection, is the name both ends log for it (`YamuxLinkID`).
         var logger = logger
-        logger[metadataKey: "link"] = "\(index)"
+        logger[metadataKey: "link_slot"] = .stringConvertible(index)
         self.logger = logger
         self.onLoop = NIOLoopBoundBox.makeBoxSendingValue(LoopState(), eventLoop: eventLoop)
     }
@@ -159,6 +163,13 @@ public final class Link: Sendable {
     }
 
     /// Opens a stream on the link. Fails at once while the link is down. Call on the event loop.
+    /// The name of the connection up now (`YamuxLinkID`), for session log lines; call on the
+    /// link's loop.
+    public var connectedLinkID: YamuxLinkID? {
+        guard case .up(_, let mux) = state else { return nil }
+        return mux.linkID
+    }
+
     public func openStream(initializer: YamuxMultiplexer.StreamInitializer?) -> EventLoopFuture<Channel> {
         eventLoop.preconditionInEventLoop()
         guard case .up(_, let mux) = state else {
@@ -230,6 +241,7 @@ public final class Link: Sendable {
             scheduleRedial()
             return
         }
+        onLoop.value.dialingID = YamuxLinkID.random()
         connector(address, self).whenComplete { result in
             self.connectCompleted(result)
         }
@@ -237,8 +249,10 @@ public final class Link: Sendable {
 
     /// A dial's bootstrap: the link's socket options and a multiplexer on the new channel.
     private func bootstrap() -> ClientBootstrap {
-        let yamux = configuration.yamux
-        let logger = self.logger
+        var yamux = configuration.yamux
+        yamux.announcedLinkID = onLoop.value.dialingID
+        var logger = self.logger
+        logger[metadataKey: "link"] = "\(onLoop.value.dialingID)"
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .linkSocketOptions(for: configuration.backend, writeBufferWaterMark: configuration.writeBufferWaterMark)
@@ -268,7 +282,7 @@ public final class Link: Sendable {
             failures = 0
             state = .up(channel, mux)
             setHealth(isUp: true, lastFailure: nil)
-            logger.info("link up", metadata: ["backend": "\(configuration.backend)"])
+            logger.info("link up", metadata: ["backend": "\(configuration.backend)", "link": "\(mux.linkID.map { "\($0)" } ?? "?")"])
             for waiter in upWaiters { waiter.succeed(()) }
             upWaiters.removeAll()
             channel.closeFuture.whenComplete { _ in
@@ -282,15 +296,15 @@ public final class Link: Sendable {
             guard let delay = scheduleRedial() else { return }
             logger.warning(
                 "cannot reach the runtime manager at \(configuration.backend): \(SystemErrorText.describe(error)); retrying with backoff in \(Self.describe(delay))",
-                metadata: ["attempts": "\(failures)", "backend": "\(configuration.backend)"])
+                metadata: ["attempts": .stringConvertible(failures), "backend": "\(configuration.backend)"])
         }
     }
 
     private func linkClosed(_ channel: Channel) {
-        guard case .up(let current, _) = state, current === channel else { return }
+        guard case .up(let current, let mux) = state, current === channel else { return }
         logger.warning(
             "link to \(configuration.backend) went down; its sessions are closed; redialing",
-            metadata: ["backend": "\(configuration.backend)"])
+            metadata: ["backend": "\(configuration.backend)", "link": "\(mux.linkID.map { "\($0)" } ?? "?")"])
         setHealth(isUp: false, lastFailure: "the link went down; redialing")
         scheduleRedial()
     }

@@ -67,27 +67,34 @@ public final class YamuxLinkListener: Sendable {
 
     private func acceptLink(_ channel: Channel) -> EventLoopFuture<Void> {
         let key = ObjectIdentifier(channel)
-        let number = links.withLock { links -> Int in
+        links.withLock { links in
             links.accepted += 1
             links.open[key] = channel
-            return links.accepted
         }
+        // `peer` is where the link came from; `link` is the name the dialer gave it in its first
+        // ping (`YamuxLinkID`), the one repeaterd logs too: "link accepted" waits for that frame.
         var logger = self.logger
-        logger[metadataKey: "link"] = "\(number)"
         logger[metadataKey: "peer"] = "\(channel.remoteAddress.map(\.commandLineForm) ?? "unix")"
-        logger.info("link accepted")
-        channel.closeFuture.whenComplete { [logger] _ in
-            _ = self.links.withLock { $0.open.removeValue(forKey: key) }
-            logger.info("link closed")
-        }
         let initializer = streamInitializer
         let connector = relayConnector
         return channel.eventLoop.makeCompletedFuture {
             try self.linkInitializer?(channel)
-            try channel.pipeline.syncOperations.addHandler(
-                YamuxMultiplexer(
-                    configuration: configuration, logger: logger, inboundStreamInitializer: initializer,
-                    inboundRelayConnector: connector))
+            let multiplexer = YamuxMultiplexer(
+                configuration: configuration, logger: logger, inboundStreamInitializer: initializer,
+                inboundRelayConnector: connector)
+            let named = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
+            multiplexer.onFirstFrame = { linkID in
+                named.value = true
+                var logger = logger
+                if let linkID { logger[metadataKey: "link"] = "\(linkID)" }
+                logger.info("link accepted")
+                channel.closeFuture.whenComplete { _ in logger.info("link closed") }
+            }
+            channel.closeFuture.whenComplete { _ in
+                _ = self.links.withLock { $0.open.removeValue(forKey: key) }
+                if !named.value { logger.info("link closed before its first frame") }
+            }
+            try channel.pipeline.syncOperations.addHandler(multiplexer)
         }
     }
 

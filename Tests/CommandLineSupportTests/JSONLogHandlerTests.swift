@@ -77,6 +77,22 @@ final class JSONLogHandlerTests: XCTestCase {
         XCTAssertEqual(window["limit"] as? [String], ["262144", "16777216"])
     }
 
+    /// Ids and counts logged as integers are JSON numbers (`jq 'select(.stream == 3)'`), the
+    /// largest of each width exactly; the same digits written as a string stay a string.
+    func testIntegersAreJSONNumbersAndStringsStayStrings() throws {
+        let lines = logged { logger in
+            logger.info(
+                "x",
+                metadata: [
+                    "stream": .stringConvertible(UInt32(3)), "session": .stringConvertible(UInt64.max),
+                    "attempts": .stringConvertible(-2), "closed": .stringConvertible(true), "link": "00012345",
+                ])
+        }
+        XCTAssertTrue(lines[0].contains(#""stream":3"#) && lines[0].contains(#""session":18446744073709551615"#), lines[0])
+        XCTAssertTrue(lines[0].contains(#""attempts":-2"#) && lines[0].contains(#""closed":true"#), lines[0])
+        XCTAssertTrue(lines[0].contains(#""link":"00012345""#), lines[0])
+    }
+
     func testAMetadataProviderAddsItsFields() throws {
         let lines = Mutex<[String]>([])
         let provider = Logger.MetadataProvider { ["request": "42"] }

@@ -66,7 +66,6 @@ final class JSONLogTests: XCTestCase {
         let linkUp = try XCTUnwrap(repeaterLines.first { $0["msg"] as? String == "link up" }, repeater.stderr.text)
         XCTAssertEqual(linkUp["backend"] as? String, link, "metadata with a quote, a newline and non-ASCII comes back exactly")
         XCTAssertEqual(linkUp["logger"] as? String, "repeaterd")
-        XCTAssertNotNil(linkUp["link"] as? String)
         XCTAssertTrue(repeaterLines.contains { ($0["msg"] as? String)?.hasPrefix("shutting down") == true })
 
         let managerLines = parsedLines(manager.stderr.text, of: "runtime-manager")
@@ -76,8 +75,18 @@ final class JSONLogTests: XCTestCase {
         let started = managerLines.filter { $0["msg"] as? String == "session started" }
         XCTAssertEqual(started.count, 2, manager.stderr.text)
         XCTAssertTrue(
-            started.allSatisfy { ($0["identity"] as? String)?.hasPrefix("CN=client") == true && $0["stream"] != nil && $0["link_peer"] != nil },
-            "each session line carries its identity, its stream and its link: \(started)")
+            started.allSatisfy { ($0["identity"] as? String)?.hasPrefix("CN=client") == true && $0["stream"] is Int && $0["link_peer"] != nil },
+            "each session line carries its identity, its stream (a number) and its link: \(started)")
+
+        // The two ends name each link alike: repeaterd's "link up" and runtime-manager's
+        // "link accepted" and session lines carry the same `link`.
+        let upIDs = Set(repeaterLines.filter { $0["msg"] as? String == "link up" }.compactMap { $0["link"] as? String })
+        XCTAssertEqual(upIDs.count, 2, "two links, two names: \(repeater.stderr.text)")
+        XCTAssertTrue(upIDs.allSatisfy { $0.range(of: "^[0-9a-f]{8}$", options: .regularExpression) != nil }, "\(upIDs)")
+        let acceptedIDs = Set(managerLines.filter { $0["msg"] as? String == "link accepted" }.compactMap { $0["link"] as? String })
+        XCTAssertEqual(acceptedIDs, upIDs, manager.stderr.text)
+        XCTAssertTrue(started.allSatisfy { upIDs.contains($0["link"] as? String ?? "") }, "\(started)")
+        XCTAssertTrue(repeaterLines.filter { $0["msg"] as? String == "link up" }.allSatisfy { $0["link_slot"] is Int })
     }
 
     /// muxcat listen and connect, with -v: their own lines (listening, link and stream open and

@@ -230,11 +230,19 @@ final class ProxyProtocolProcessTests: XCTestCase {
         let unannounced = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
         let result = try deployment.runClient(port: unannounced.port, ["policy-hash"])
         XCTAssertNotEqual(result.status, 0)
+        // The client is told it was refused (a TLS access_denied alert), not that a link is down.
+        XCTAssertTrue(result.stderr.contains("the runtime manager refused the session before TLS"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("link"), result.stderr)
         XCTAssertTrue(manager.waitFor(
             "refusing session: the connection does not begin with a PROXY header (v1 or v2) (--accept-proxy: is the repeater started with --send-proxy?)",
             onStderr: true))
         // It says which stream of which link (issue 41): a line an operator can trace to the repeater.
         let refusal = manager.stderr.text.split(separator: "\n").first { $0.contains("refusing session") }.map(String.init) ?? ""
         XCTAssertTrue(refusal.contains("link_peer=127.0.0.1:") && refusal.contains("stream="), refusal)
+        // `link=` is the name repeaterd logged when that link came up.
+        let linkName = try XCTUnwrap(refusal.split(separator: " ").first { $0.hasPrefix("link=") }, refusal)
+        XCTAssertTrue(unannounced.0.stderr.text.contains("\(linkName) link_slot=0 [YamuxLink] link up"), unannounced.0.stderr.text)
+        // A refused session ends there: no TLS failure line after it.
+        XCTAssertFalse(manager.stderr.text.contains("TLS handshake failed"), manager.stderr.text)
     }
 }
