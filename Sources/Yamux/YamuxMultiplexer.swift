@@ -878,7 +878,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// The accepting side names the link after the peer's first frame (`YamuxLinkID`).
     private func firstFrameArrived(_ header: YamuxFrameHeader) {
         firstFrameRead = true
-        if linkID == nil, header.type == .ping, header.flags.contains(.syn) {
+        if linkID == nil, configuration.role == .server, header.type == .ping, header.flags.contains(.syn) {
             linkID = YamuxLinkID(rawValue: header.length)
             logger[metadataKey: "link"] = "\(linkID!)"
         }

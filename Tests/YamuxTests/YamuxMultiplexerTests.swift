@@ -281,6 +281,46 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertEqual(pair.serverMux.openStreamCount, 0)
     }
 
+    /// The dialer's first frame is the ping that names the link; the accepting side takes the name
+    /// from it and says so once. Keep-alive off, the ping still goes.
+    func testTheAcceptingSideTakesTheLinksNameFromTheDialersFirstPing() throws {
+        var client = YamuxConfiguration(role: .client)
+        client.announcedLinkID = YamuxLinkID(rawValue: 0x00c0_ffee)
+        client.keepAliveInterval = nil
+        let pair = try LinkedPair(clientConfiguration: client)
+        var named: [YamuxLinkID?] = []
+        pair.serverMux.onFirstFrame = { named.append($0) }
+        (pair.client.eventLoop as! EmbeddedEventLoop).run()
+        let firstFrame = try XCTUnwrap(pair.client.readOutbound(as: ByteBuffer.self))
+        XCTAssertEqual(Array(firstFrame.readableBytesView), [0, 2, 0, 1, 0, 0, 0, 0, 0x00, 0xc0, 0xff, 0xee], "a SYN ping carrying the name")
+        try pair.server.writeInbound(firstFrame)
+        let (stream, collector) = try pair.openStream()
+        stream.writeAndFlush(ByteBuffer(string: "hi"), promise: nil)
+        pair.pump()
+        XCTAssertEqual(collector.received, ByteBuffer(string: "hi"))
+        XCTAssertEqual(named, [YamuxLinkID(rawValue: 0x00c0_ffee)], "said once")
+        XCTAssertEqual(pair.serverMux.linkID, pair.clientMux.linkID)
+        XCTAssertEqual("\(pair.serverMux.linkID!)", "00c0ffee")
+    }
+
+    /// A dialer that names nothing (Go yamux, keep-alive off) leaves the link unnamed on both
+    /// sides: the accepting side's own pings do not name it for the dialer.
+    func testALinkWhoseDialerNamesNothingStaysUnnamed() throws {
+        var client = YamuxConfiguration(role: .client)
+        client.keepAliveInterval = nil
+        let pair = try LinkedPair(clientConfiguration: client)
+        var named: [YamuxLinkID?] = []
+        pair.serverMux.onFirstFrame = { named.append($0) }
+        let (stream, collector) = try pair.openStream()
+        stream.writeAndFlush(ByteBuffer(string: "hi"), promise: nil)
+        pair.pump()
+        XCTAssertEqual(collector.received, ByteBuffer(string: "hi"))
+        XCTAssertEqual(named.count, 1)
+        XCTAssertNil(named.first ?? YamuxLinkID(rawValue: 1))
+        XCTAssertNil(pair.serverMux.linkID)
+        XCTAssertNil(pair.clientMux.linkID, "the server's keep-alive ping names nothing for the dialer")
+    }
+
     func testPingMeasuresRoundTrip() throws {
         let pair = try LinkedPair()
         let rtt = pair.clientMux.ping()
