@@ -33,6 +33,7 @@ packages=(
   curl xxd less iproute2                       # README examples (tools/readme_examples.py), ss
   haproxy nginx-light                          # real PROXY protocol peers (send-proxy, listen … proxy_protocol)
   time                                         # GNU time: a process's peak RSS (the streaming get test)
+  man-db                                       # man -l: the manual pages (ManualPageAndCompletionTests)
   systemd                                      # systemd-analyze verify/security on dist/systemd's units
 )
 if [ "$packaging" -eq 1 ]; then

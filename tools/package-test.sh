@@ -42,7 +42,7 @@ for product in "${PRODUCTS[@]}"; do
   echo "  $product: $(ldd "$binary" | awk '{print $1}' | grep -v linux-vdso | tr '\n' ' ')→ $answer"
 done
 for path in systemd/repeaterd.service systemd/repeaterd.socket systemd/runtime-manager.service systemd/repeaterd.default man/man1/repeaterd.1 \
-            completions/bash/repeaterd completions/zsh/_repeaterd completions/fish/repeaterd.fish README.md copyright; do
+            completions/bash/repeaterd completions/zsh/_repeaterd completions/fish/repeaterd.fish README.md docs/DEPLOYMENT.md copyright; do
   [ -s "$UNPACKED/$path" ] || fail "the tarball has no $path"
 done
 
@@ -56,7 +56,8 @@ echo "== dpkg-deb --contents"
 CONTENTS=$(dpkg-deb --contents "$DEB" | awk '{print $6}' | sed 's|^\./|/|')
 echo "$CONTENTS" | grep -v '/$' | sed 's/^/  /'
 expected=(/usr/lib/systemd/system/repeaterd.service /usr/lib/systemd/system/repeaterd.socket /usr/lib/systemd/system/runtime-manager.service
-          /etc/default/repeaterd /etc/default/runtime-manager /usr/share/doc/repeater/copyright /usr/share/doc/repeater/changelog.gz)
+          /etc/default/repeaterd /etc/default/runtime-manager /usr/share/doc/repeater/copyright /usr/share/doc/repeater/changelog.gz
+          /usr/share/doc/repeater/README.md.gz /usr/share/doc/repeater/docs/DEPLOYMENT.md.gz)
 for product in "${PRODUCTS[@]}"; do
   expected+=("/usr/bin/$product" "/usr/share/man/man1/$product.1.gz" "/usr/share/bash-completion/completions/$product"
              "/usr/share/zsh/vendor-completions/_$product" "/usr/share/fish/vendor_completions.d/$product.fish")
@@ -86,6 +87,9 @@ else
     page=$(MANPAGER=cat MANWIDTH=80 man -l "$OUT/root/usr/share/man/man1/repeaterd.1.gz" 2>&1) || fail "man -l: $page"
   fi
   echo "$page" | grep -q -- '--backend' || fail "man repeaterd does not render its options: $page"
+  echo "$page" | grep -q -- '(default: 16384)' || fail "man repeaterd does not show the defaults --help shows: $page"
+  echo "$page" | grep -Eq '^ +64 ' || fail "man repeaterd's EXIT STATUS does not list 64 (a usage error): $page"
+  echo "$page" | grep -Eq 'repeaterd (subcommand|help)' && fail "man repeaterd's synopsis names a subcommand repeaterd does not have: $page"
   echo "$page" | sed -n '1,12p' | sed 's/^/  | /'
   $SUDO dpkg --purge repeater | sed 's/^/  /'
   [ ! -e /usr/bin/repeaterd ] || fail "dpkg --purge left /usr/bin/repeaterd"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds a release of the four binaries that needs no Swift runtime on the host, and packs it:
 #
-#   dist-out/repeater-VERSION-linux-ARCH.tar.gz   bin/, systemd/, man/, completions/, README.md, copyright
+#   dist-out/repeater-VERSION-linux-ARCH.tar.gz   bin/, systemd/, man/, completions/, README.md, docs/, copyright
 #   dist-out/repeater_VERSION_DEBARCH.deb         /usr/bin, /usr/lib/systemd/system, /etc/default,
 #                                                 /usr/share/man/man1 (gzipped), bash/zsh/fish completions,
-#                                                 /usr/share/doc/repeater/{copyright,changelog.gz}
+#                                                 /usr/share/doc/repeater/{copyright,changelog.gz,README.md.gz,docs/}
 #
 #   tools/package.sh [--out DIR]
 #
@@ -12,10 +12,12 @@
 #   debug tree is untouched) and stripped; what they still load (libc, libstdc++, libgcc_s) is
 #   the .deb's Depends:, computed by dpkg-shlibdeps. No OpenSSL: TLS is BoringSSL, linked in.
 # - VERSION is `repeaterd --version` (Sources/CommandLineSupport/Version.swift, the one place).
-# - Man pages come from swift-argument-parser's generate-manual, the tool behind its
-#   `generate-manual` plugin, run on the built binaries (the plugin itself would build every
-#   product a second time, without --static-swift-stdlib, for the same pages).
-# - Completions from each binary's --generate-completion-script.
+# - Man pages come from tools/manpage.py, from each built binary's own description of its options
+#   (swift-argument-parser's generate-manual named a `help` subcommand that repeaterd does not
+#   have, left out the defaults and said nothing of exit status 64: issue 41).
+# - Completions from tools/completions.sh (argument-parser's scripts; bash's learns `--option=`).
+# - The README and docs/*.md go to /usr/share/doc/repeater/, since the units and /etc/default
+#   files say "see README"; as dh_compress does, what is over 4 KiB is gzipped there.
 # tools/package-test.sh checks the result (ldd, env -i, dpkg-deb, lintian, dpkg -i, man).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,9 +38,6 @@ echo "== release build, --static-swift-stdlib (${PRODUCTS[*]})"
 for product in "${PRODUCTS[@]}"; do
   swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product "$product"
 done
-echo "== swift-argument-parser's generate-manual"
-# Same flags as the binaries: a flag that differs would rebuild ArgumentParser each time.
-swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product generate-manual
 BIN="$SCRATCH/release"
 
 VERSION=$("$BIN/repeaterd" --version)
@@ -57,12 +56,9 @@ FILES="$STAGE/files"
 mkdir -p "$FILES/bin" "$FILES/man" "$FILES/completions/bash" "$FILES/completions/zsh" "$FILES/completions/fish" "$FILES/systemd"
 for product in "${PRODUCTS[@]}"; do
   strip --strip-unneeded -o "$FILES/bin/$product" "$BIN/$product"
-  "$BIN/generate-manual" "$BIN/$product" --output-directory "$FILES/man" --date "$DATE" \
-    --authors "The Repeater developers<repeater@example.org>"
-  # Without the generator's #!/bin/bash: a completion file is sourced, never run.
-  "$FILES/bin/$product" --generate-completion-script bash | sed '1{/^#!/d}' > "$FILES/completions/bash/$product"
-  "$FILES/bin/$product" --generate-completion-script zsh > "$FILES/completions/zsh/_$product"
-  "$FILES/bin/$product" --generate-completion-script fish > "$FILES/completions/fish/$product.fish"
+  python3 tools/manpage.py "$FILES/bin/$product" --output-directory "$FILES/man" --date "$DATE" \
+    --authors "The Repeater developers <repeater@example.org>" >/dev/null
+  bash tools/completions.sh "$FILES/bin/$product" "$FILES/completions"
 done
 cp dist/systemd/*.service dist/systemd/*.socket "$FILES/systemd/"
 for unit in repeaterd runtime-manager; do cp "dist/systemd/$unit.default" "$FILES/systemd/$unit.default"; done
@@ -76,6 +72,7 @@ mkdir -p "$TAR_ROOT"
 cp -r "$FILES/bin" "$FILES/systemd" "$FILES/completions" "$TAR_ROOT/"
 mkdir -p "$TAR_ROOT/man/man1" && cp "$FILES/man/"*.1 "$TAR_ROOT/man/man1/"
 cp README.md dist/debian/copyright "$TAR_ROOT/"
+mkdir -p "$TAR_ROOT/docs" && cp docs/*.md "$TAR_ROOT/docs/"
 tar -C "$STAGE/tar" --owner=0 --group=0 --numeric-owner -czf "$OUT/$NAME.tar.gz" "$NAME"
 
 # --- the .deb
@@ -94,6 +91,10 @@ install -m 0644 "$FILES/completions/bash/"* "$DEB/usr/share/bash-completion/comp
 install -m 0644 "$FILES/completions/zsh/"* "$DEB/usr/share/zsh/vendor-completions/"
 install -m 0644 "$FILES/completions/fish/"* "$DEB/usr/share/fish/vendor_completions.d/"
 install -m 0644 dist/debian/copyright "$DEB/usr/share/doc/repeater/copyright"
+install -d "$DEB/usr/share/doc/repeater/docs"
+install -m 0644 README.md "$DEB/usr/share/doc/repeater/README.md"
+install -m 0644 docs/*.md "$DEB/usr/share/doc/repeater/docs/"
+find "$DEB/usr/share/doc/repeater" -name '*.md' -size +4k -exec gzip -9n {} +
 {
   echo "repeater ($VERSION) unstable; urgency=medium"
   echo

@@ -11,7 +11,8 @@ import Musl
 
 /// What every executable's `main` does, so the four agree on what a user sees:
 ///
-/// - `--help`, `help SUBCOMMAND`, `--version`: argument-parser's text on stdout, exit 0;
+/// - `--help`, `help SUBCOMMAND` (`help` alone too, in a command without subcommands), `--version`:
+///   argument-parser's text on stdout, exit 0;
 /// - a usage error (unknown option, missing or out-of-range value): **one line** on stderr,
 ///   `NAME: what is wrong (see NAME --help)`, exit 64 (`EX_USAGE`, argument-parser's and
 ///   sysexits' convention). argument-parser's own form adds the whole usage line, which for
@@ -22,6 +23,12 @@ import Musl
 public enum CommandLineEntry {
     public static func main<Command: ParsableCommand>(_ command: Command.Type) async -> Never {
         let name = Command.configuration.commandName ?? "\(Command.self)"
+        // argument-parser's completion scripts offer a `help` subcommand to every command, but
+        // parse it only for commands that have subcommands: make `repeaterd help` what it offers.
+        if Command.configuration.subcommands.isEmpty, Array(CommandLine.arguments.dropFirst()) == ["help"] {
+            print(Command.helpMessage())
+            exit(0)
+        }
         do {
             var parsed = try Command.parseAsRoot()
             if var asyncCommand = parsed as? AsyncParsableCommand {
