@@ -166,6 +166,12 @@ final class StreamingResponseDecoder: ChannelInboundHandler {
                     if let sink = self.sink {
                         try sink.write(bytes)
                     } else {
+                        // A read into memory (not a get into a file) holds the file: bounded.
+                        guard self.gathered!.count + bytes.readableBytes <= self.decoder.maximumMessageBytes else {
+                            throw RuntimeClientError.unexpectedResponse(
+                                "the file is larger than \(self.decoder.maximumMessageBytes) bytes, the most read into memory "
+                                    + "(--max-message-bytes); a get into a file or to stdout has no such limit")
+                        }
                         self.gathered!.append(contentsOf: bytes.readableBytesView)
                     }
                 case .response(var response, let fileBytes):

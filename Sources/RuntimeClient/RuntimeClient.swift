@@ -199,29 +199,39 @@ public final class RuntimeClient: Sendable {
         )
     }
 
-    /// Uploads a local file as `remoteName`, chunk by chunk: the first chunk
-    /// is a write (replacing the remote file) and the rest are appends, so
-    /// memory use is a few chunks, not the file. With `append: true` every chunk
-    /// is appended to the existing remote file.
-    ///
-    /// Up to `configuration.chunksInFlight` chunks are on their way at once (the next is sent
-    /// before the oldest is answered), so the link is not idle while the runtime manager
-    /// stores a chunk. If one fails, nothing more is sent, the runtime manager refuses the
-    /// chunks already on their way (it accepts no append to a file after a failed chunk in
-    /// the session), and the first failure is thrown: the remote file is exactly the chunks
-    /// before it, never a file with a hole.
-    /// - Parameter progress: called after each answered chunk with (bytes stored, file size).
+    /// Uploads a local file as `remoteName` (``put(from:remoteName:append:progress:)``).
     public func put(
         localPath: String, remoteName: String, append: Bool = false,
         progress: ((_ sent: Int, _ total: Int) -> Void)? = nil
     ) async throws {
-        guard let file = FileHandle(forReadingAtPath: localPath) else {
-            throw RuntimeClientError.localFile(
-                path: localPath, reason: Self.whyUnreadable(localPath) ?? "cannot be read (permissions?)")
-        }
-        defer { try? file.close() }
-        let total = (try? FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int) ?? 0
+        try await put(from: try UploadSource(path: localPath), remoteName: remoteName, append: append, progress: progress)
+    }
+
+    /// Uploads `source` as `remoteName`, chunk by chunk, so memory use is a few chunks, not the
+    /// file: a write, then appends.
+    ///
+    /// A put is staged (protocol extension 1, `StagedUploads` in the runtime manager): every
+    /// chunk carries `stage`, and the last one `commit`, so the stored file is replaced only
+    /// when the whole new content is in. Interrupted (Ctrl-C, a lost link, a full store, a
+    /// source that changed while read), it leaves the stored file as it was. The last chunk is
+    /// known by reading one ahead; a source whose size is a multiple of the chunk size ends
+    /// with an empty committing append.
+    ///
+    /// With `append: true` every chunk is a plain append to the existing file, as before: a
+    /// failure leaves what was appended before it (the runtime manager refuses every later
+    /// append of the file in the session, so the file never has a hole).
+    ///
+    /// Up to `configuration.chunksInFlight` chunks are on their way at once (the next is sent
+    /// before the oldest is answered), so the link is not idle while the runtime manager
+    /// stores a chunk. If one fails, nothing more is sent and the first failure is thrown.
+    /// - Parameter progress: called after each answered chunk with (bytes stored, size), the
+    ///   size being 0 for a source of unknown size (a pipe).
+    public func put(
+        from source: UploadSource, remoteName: String, append: Bool = false,
+        progress: ((_ sent: Int, _ total: Int) -> Void)? = nil
+    ) async throws {
         let window = max(1, self.configuration.chunksInFlight)
+        let chunkBytes = self.configuration.chunkBytes
         var inFlight: [(sent: SentRequest, name: String, bytes: Int)] = []
         var stored = 0
         var failure: (any Error)?
@@ -231,31 +241,45 @@ public final class RuntimeClient: Sendable {
             do {
                 _ = try Self.succeeded(try await self.response(to: oldest.sent), request: oldest.name)
                 stored += oldest.bytes
-                progress?(stored, max(total, stored))
+                progress?(stored, max(source.expectedSize, stored))
             } catch {
                 if failure == nil { failure = error }
             }
         }
         var first = true
+        var bytesRead = 0
+        var chunk = try source.read(upTo: chunkBytes)
+        bytesRead += chunk.count
         while failure == nil {
-            let chunk: Data
-            do {
-                chunk = try file.read(upToCount: self.configuration.chunkBytes) ?? Data()
-            } catch {
-                failure = RuntimeClientError.localFile(path: localPath, reason: "read failed: \(error.localizedDescription)")
+            // One chunk ahead: the current one is the last when the input ends after it.
+            let next = chunk.count < chunkBytes ? Data() : try source.read(upTo: chunkBytes)
+            bytesRead += next.count
+            let last = next.isEmpty
+            if last, let change = source.changeWhileRead(bytesRead: bytesRead) {
+                failure = RuntimeClientError.localFile(
+                    path: source.name,
+                    reason: append ? "\(change); what was appended before the change stays" : "\(change); nothing was stored, \"\(remoteName)\" is unchanged")
                 break
             }
-            if chunk.isEmpty && !first { break }
-            if first && !append {
-                let request = RuntimeManagerRequest.with { $0.writeFile = .with { $0.fileName = remoteName; $0.data = chunk } }
-                inFlight.append((self.dispatch(request), "write \"\(remoteName)\"", chunk.count))
-            } else if !chunk.isEmpty {
-                let request = RuntimeManagerRequest.with { $0.appendFile = .with { $0.fileName = remoteName; $0.data = chunk } }
-                inFlight.append((self.dispatch(request), "append to \"\(remoteName)\"", chunk.count))
+            if append {
+                if !chunk.isEmpty {
+                    let request = RuntimeManagerRequest.with { $0.appendFile = .with { $0.fileName = remoteName; $0.data = chunk } }
+                    inFlight.append((self.dispatch(request), "append to \"\(remoteName)\"", chunk.count))
+                }
+            } else {
+                let data = TransportProtocol_Data.with {
+                    $0.fileName = remoteName
+                    $0.data = chunk
+                    $0.stage = true
+                    $0.commit = last
+                }
+                let request = RuntimeManagerRequest.with { first ? ($0.writeFile = data) : ($0.appendFile = data) }
+                inFlight.append((self.dispatch(request), first ? "write \"\(remoteName)\"" : "append to \"\(remoteName)\"", chunk.count))
             }
             first = false
             if inFlight.count >= window { await settleOldest() }
-            if chunk.count < self.configuration.chunkBytes { break }
+            if last { break }
+            chunk = next
         }
         while !inFlight.isEmpty { await settleOldest() }
         if let failure { throw failure }

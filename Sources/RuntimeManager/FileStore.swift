@@ -57,6 +57,35 @@ public final class FileStore: Sendable {
         }
     }
 
+    // MARK: Staged puts (`StagedUploads`)
+
+    /// Holds `count` more bytes of the limit for a put in progress of `name`, not yet a file:
+    /// staged content counts against the limit like stored content, so that puts in progress
+    /// cannot hold more memory than the store may.
+    public func reserve(_ count: Int, for name: String) throws(FileStoreError) {
+        let limit = self.maximumTotalBytes
+        try self.contents.withLock { (contents) throws(FileStoreError) in
+            guard contents.usedBytes + count <= limit else {
+                throw .storeFull(name: name, requested: count, used: contents.usedBytes, limit: limit)
+            }
+            contents.usedBytes += count
+        }
+    }
+
+    /// Gives back what `reserve` held for a put that will not be committed.
+    public func release(_ count: Int) {
+        self.contents.withLock { $0.usedBytes -= count }
+    }
+
+    /// Makes a staged put the file `name`, replacing any old one in one step: a reader sees the
+    /// old file or the new one, never a part. Its `data.count` bytes were reserved already.
+    public func commit(_ name: String, data: Data) {
+        self.contents.withLock { contents in
+            contents.usedBytes -= contents.files[name]?.count ?? 0
+            contents.files[name] = data
+        }
+    }
+
     /// The contents of a file.
     public func read(_ name: String) throws(FileStoreError) -> Data {
         let data = self.contents.withLock { $0.files[name] }

@@ -14,12 +14,10 @@ import TransportProtocol
 public struct RequestHandler: Sendable {
     public let store: FileStore
     public let policy: Policy
-    /// Largest message the session may send; a file too large for one
-    /// response is refused with a clear message instead of breaking the peer's decoder.
+    /// Largest request message (`--max-message-bytes`). A read's response is not bound by it:
+    /// the session streams the file in slices and the client writes it out as it arrives, so a
+    /// file of any size that could be stored can be read back (issue 42).
     public let maximumMessageBytes: Int
-
-    /// Bytes a response needs besides the file contents (status, context, tags, lengths).
-    static let responseOverheadBytes = 32
 
     public init(store: FileStore, policy: Policy, maximumMessageBytes: Int) {
         self.store = store
@@ -27,7 +25,18 @@ public struct RequestHandler: Sendable {
         self.maximumMessageBytes = maximumMessageBytes
     }
 
+    /// Answers a request outside any session's puts in progress (a staged put must then commit
+    /// in the same request).
     public func handle(_ request: RuntimeManagerRequest, from identity: ClientIdentity) -> RequestOutcome {
+        var uploads = StagedUploads()
+        defer { uploads.discardAll(store: store) }
+        return handle(request, from: identity, uploads: &uploads)
+    }
+
+    /// Answers a request of a session whose puts in progress are `uploads`.
+    public func handle(
+        _ request: RuntimeManagerRequest, from identity: ClientIdentity, uploads: inout StagedUploads
+    ) -> RequestOutcome {
         let context = request.context
         func fail(_ status: ResponseStatus, _ message: String) -> RequestOutcome {
             RequestOutcome(response: .failure(status, context: context, message: message))
@@ -44,7 +53,14 @@ public struct RequestHandler: Sendable {
         }
 
         switch request.messageOneof {
+        case let .writeFile(file)? where file.stage:
+            return stagedChunk(file, starting: true, uploads: &uploads, identity: identity, context: context)
+
+        case let .appendFile(file)? where file.stage:
+            return stagedChunk(file, starting: false, uploads: &uploads, identity: identity, context: context)
+
         case let .writeFile(file)?:
+            if let refusal = Self.refusal(ofName: file.fileName) { return fail(.failedInvalidRequest, refusal) }
             guard self.policy.permits(.write(file.fileName), for: identity) else { return deny(.write(file.fileName)) }
             do {
                 try self.store.write(file.fileName, data: file.data)
@@ -71,13 +87,6 @@ public struct RequestHandler: Sendable {
                 data = try self.store.read(read.fileName)
             } catch {
                 return fail(.failedGeneric, "\(error)")
-            }
-            guard data.count + Self.responseOverheadBytes <= self.maximumMessageBytes else {
-                return fail(
-                    .failedGeneric,
-                    "file \"\(read.fileName)\" is \(data.count) bytes, too large for one response "
-                        + "(limit \(self.maximumMessageBytes) bytes); raise --max-message-bytes on both sides"
-                )
             }
             return success { $0.result = .with { $0.data = data } }
 
@@ -117,6 +126,40 @@ public struct RequestHandler: Sendable {
                     + "request_pi_hash, request_policy_hash and request_shutdown"
             )
         }
+    }
+}
+
+extension RequestHandler {
+    /// A chunk of a staged put (`StagedUploads`): it replaces the file, so it needs write
+    /// permission whether it starts the put (write_file) or adds to it (append_file).
+    private func stagedChunk(
+        _ file: TransportProtocol_Data, starting: Bool, uploads: inout StagedUploads, identity: ClientIdentity, context: UInt32
+    ) -> RequestOutcome {
+        guard policy.permits(.write(file.fileName), for: identity) else {
+            return RequestOutcome(
+                response: .failure(
+                    .failedInvalidRole, context: context,
+                    message: "denied: the policy does not allow \(identity) to \(Policy.Action.write(file.fileName))"))
+        }
+        if starting, let refusal = Self.refusal(ofName: file.fileName) {
+            return RequestOutcome(response: .failure(.failedInvalidRequest, context: context, message: refusal))
+        }
+        do {
+            try uploads.add(file.data, to: file.fileName, starting: starting, commit: file.commit, store: store)
+        } catch {
+            return RequestOutcome(response: .failure(.failedGeneric, context: context, message: "\(error)"))
+        }
+        var response = RuntimeManagerResponse()
+        response.status = .success
+        response.context = context
+        return RequestOutcome(response: response)
+    }
+
+    /// Why a file may not be created under `name`, or nil. The empty name is refused: in a script
+    /// it is nearly always a variable that was not set. (Names that are not UTF-8 never get here:
+    /// a protobuf string must be UTF-8, and such a request fails to decode.)
+    static func refusal(ofName name: String) -> String? {
+        name.isEmpty ? "a file name must not be empty" : nil
     }
 }
 

@@ -185,6 +185,8 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        // A put not committed leaves the stored file as it was.
+        self.stagedUploads.discardAll(store: self.sessionContext.requestHandler.store)
         self.fileBody?.done.fail(ChannelError.ioOnClosedChannel)
         self.fileBody = nil
         self.handshakeTimer?.cancel()
@@ -245,6 +247,9 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
 
     // MARK: Files without holes
 
+    /// This session's puts in progress (stage-then-commit): given back when the session ends.
+    private var stagedUploads = StagedUploads()
+
     /// Files whose write or append failed in this session: later appends to them are refused.
     private var filesWithAFailedChunk: Set<String> = []
     /// Names the set above keeps at most; past it every append of the session is refused, so a
@@ -270,7 +275,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
                     message: "an earlier write or append of \"\(file.fileName)\" failed in this session, so this append is refused "
                         + "(the file would have a hole); the file holds what was stored before that failure: write it again"))
         case .writeFile(let file)?:
-            let outcome = self.sessionContext.requestHandler.handle(request, from: identity)
+            let outcome = self.sessionContext.requestHandler.handle(request, from: identity, uploads: &self.stagedUploads)
             if outcome.response.status == .success {
                 self.filesWithAFailedChunk.remove(file.fileName)
             } else if self.filesWithAFailedChunk.count < Self.maximumFilesWithAFailedChunk {
@@ -278,13 +283,13 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             }
             return outcome
         case .appendFile(let file)?:
-            let outcome = self.sessionContext.requestHandler.handle(request, from: identity)
+            let outcome = self.sessionContext.requestHandler.handle(request, from: identity, uploads: &self.stagedUploads)
             if outcome.response.status != .success && self.filesWithAFailedChunk.count < Self.maximumFilesWithAFailedChunk {
                 self.filesWithAFailedChunk.insert(file.fileName)
             }
             return outcome
         default:
-            return self.sessionContext.requestHandler.handle(request, from: identity)
+            return self.sessionContext.requestHandler.handle(request, from: identity, uploads: &self.stagedUploads)
         }
     }
 

@@ -10,9 +10,10 @@ import SwiftProtobuf
 /// is complete: fields may come in any order (the runtime manager streams status, context, then
 /// the file; swift-protobuf's serialization puts the context last), a field is checked against
 /// the length of what contains it, and nothing is allocated from a claimed length. What is kept
-/// (the fields other than the file) is bounded by the message limit, as with
-/// ``LengthPrefixFrameDecoder``; a malformed message ends decoding (the stream cannot be trusted
-/// to be framed any more).
+/// (the fields other than the file) is bounded by `maximumMessageBytes`, as with
+/// ``LengthPrefixFrameDecoder``; the file is not, since it is handed on as it arrives: a file of
+/// any size the runtime manager stored can be read back (issue 42). A malformed message ends
+/// decoding (the stream cannot be trusted to be framed any more).
 public struct ResponseStreamDecoder {
     public enum Event: Equatable {
         /// The next bytes of the current response's `result.data`.
@@ -29,6 +30,7 @@ public struct ResponseStreamDecoder {
         case failed(TransportProtocolError)
     }
 
+    /// Most bytes of one response kept in memory: all of it but a read's file.
     public let maximumMessageBytes: Int
     private var input = ByteBuffer()
     private var phase = Phase.prefix
@@ -84,7 +86,8 @@ public struct ResponseStreamDecoder {
                 throw error
             case .prefix:
                 guard let length = self.input.readInteger(as: UInt64.self) else { return nil }
-                guard length <= UInt64(self.maximumMessageBytes) else {
+                // Only what is kept is bounded (below); this bound keeps the arithmetic in `Int`.
+                guard length <= UInt64(Int.max / 2) else {
                     try self.fail(.messageTooLarge(length: length, limit: self.maximumMessageBytes))
                 }
                 self.messageLength = Int(length)
@@ -185,7 +188,11 @@ public struct ResponseStreamDecoder {
             self.consumed(length)
             self.resultRemaining = Int(payloadLength)
         } else {
-            // Kept as it came: the header now, the value as it arrives.
+            // Kept as it came: the header now, the value as it arrives; all that is kept of one
+            // message stays within the limit.
+            guard self.kept.readableBytes + length + Int(payloadLength) <= self.maximumMessageBytes else {
+                try self.fail(.messageTooLarge(length: UInt64(self.messageLength), limit: self.maximumMessageBytes))
+            }
             var header = self.input.readSlice(length: length - fixedBytes)!
             self.kept.writeBuffer(&header)
             self.consumed(length - fixedBytes)

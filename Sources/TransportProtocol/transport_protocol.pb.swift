@@ -104,6 +104,18 @@ public nonisolated struct TransportProtocol_Data: Sendable {
 
   public var data: Data = Data()
 
+  /// Fields 3 and 4 are this project's (protocol extension 1: stage-then-commit puts), not
+  /// Veracruz's. A runtime manager that does not know them ignores them, and a request without
+  /// them means what it always meant (docs/INTEROP.md).
+  ///
+  /// stage: this chunk belongs to the session's put in progress of file_name: write_file starts
+  /// it afresh, append_file adds to it. Nothing of it is visible (to reads, hashes or other
+  /// sessions) until it is committed; a session that ends first leaves the stored file as it was.
+  public var stage: Bool = false
+
+  /// commit (with stage): once this chunk is added, the put's content replaces file_name whole.
+  public var commit: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -360,7 +372,7 @@ nonisolated extension TransportProtocol_ResponseStatus: SwiftProtobuf._ProtoName
 
 nonisolated extension TransportProtocol_Data: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Data"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}file_name\0\u{1}data\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}file_name\0\u{1}data\0\u{1}stage\0\u{1}commit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -370,6 +382,8 @@ nonisolated extension TransportProtocol_Data: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.fileName) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.stage) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.commit) }()
       default: break
       }
     }
@@ -382,12 +396,20 @@ nonisolated extension TransportProtocol_Data: SwiftProtobuf.Message, SwiftProtob
     if !self.data.isEmpty {
       try visitor.visitSingularBytesField(value: self.data, fieldNumber: 2)
     }
+    if self.stage != false {
+      try visitor.visitSingularBoolField(value: self.stage, fieldNumber: 3)
+    }
+    if self.commit != false {
+      try visitor.visitSingularBoolField(value: self.commit, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: TransportProtocol_Data, rhs: TransportProtocol_Data) -> Bool {
     if lhs.fileName != rhs.fileName {return false}
     if lhs.data != rhs.data {return false}
+    if lhs.stage != rhs.stage {return false}
+    if lhs.commit != rhs.commit {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

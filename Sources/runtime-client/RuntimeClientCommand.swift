@@ -57,7 +57,7 @@ struct ConnectionOptions: ParsableArguments {
 
     @Option(
         name: .customLong("max-message-bytes"), parsing: .unconditional,
-        help: "Largest response accepted, in bytes (a get needs the whole file in one response; match the runtime manager's --max-message-bytes).")
+        help: "Most bytes of one response held in memory, the file of a get aside (a get writes it out as it arrives, whatever its size).")
     var maxMessageBytes = LengthPrefixFrameDecoder.defaultMaximumMessageBytes
 
     @Option(
@@ -137,14 +137,16 @@ struct Put: AsyncParsableCommand {
     )
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
-    @Argument(help: "Local file to upload.") var local: String
-    @Argument(help: "Name of the file in the runtime manager.") var remote: String
+    @Argument(help: "Local file to upload; - for stdin.") var local: String
+    @Argument(help: "Name of the file in the runtime manager (UTF-8, not empty).") var remote: String
+
+    func validate() throws { try checkRemoteName(self.remote) }
 
     func run() async throws {
-        try checkReadable(self.local)
+        let source = try openUploadSource(self.local)
         let bar = ProgressBar(label: "put \(self.remote)", quiet: self.options.quiet)
         try await self.options.withClient { client in
-            try await client.put(localPath: self.local, remoteName: self.remote) { bar.update(done: $0, total: $1) }
+            try await client.put(from: source, remoteName: self.remote) { bar.update(done: $0, total: $1) }
             bar.finish()
         }
     }
@@ -155,14 +157,16 @@ struct Append: AsyncParsableCommand {
         abstract: "Append LOCAL to the existing REMOTE.", discussion: connectionOptionsNote)
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
-    @Argument(help: "Local file to append.") var local: String
-    @Argument(help: "Name of the file in the runtime manager.") var remote: String
+    @Argument(help: "Local file to append; - for stdin.") var local: String
+    @Argument(help: "Name of the file in the runtime manager (UTF-8, not empty).") var remote: String
+
+    func validate() throws { try checkRemoteName(self.remote) }
 
     func run() async throws {
-        try checkReadable(self.local)
+        let source = try openUploadSource(self.local)
         let bar = ProgressBar(label: "append \(self.remote)", quiet: self.options.quiet)
         try await self.options.withClient { client in
-            try await client.put(localPath: self.local, remoteName: self.remote, append: true) {
+            try await client.put(from: source, remoteName: self.remote, append: true) {
                 bar.update(done: $0, total: $1)
             }
             bar.finish()
@@ -177,6 +181,8 @@ struct Get: AsyncParsableCommand {
     var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Name of the file in the runtime manager.") var remote: String
     @Argument(help: "Where to write it; - or nothing for stdout.") var local: String?
+
+    func validate() throws { try checkRemoteName(self.remote) }
 
     func run() async throws {
         try await self.options.withClient(downloadLabel: "get \(self.remote)") { client in
@@ -203,6 +209,8 @@ struct Hash: AsyncParsableCommand {
     @ParentCommand var parent: RuntimeClientCommand
     var options: ConnectionOptions { self.parent.options }
     @Argument(help: "Name of the file in the runtime manager.") var remote: String
+
+    func validate() throws { try checkRemoteName(self.remote) }
 
     func run() async throws {
         try await self.options.withClient { client in
@@ -243,11 +251,32 @@ func hex(_ data: Data) -> String {
     data.map { String(format: "%02x", $0) }.joined()
 }
 
-/// Fails before connecting when the file to upload cannot be read, so no
-/// session is opened for nothing.
-func checkReadable(_ path: String) throws {
-    guard let reason = RuntimeClient.whyUnreadable(path) else { return }
-    var standardError = FileHandle.standardError
-    print("runtime-client: \(path): \(reason)", to: &standardError)
-    throw ExitCode(1)
+/// Opens what a put or an append reads, once, before connecting (so no session is opened for
+/// nothing); a failure is one line and exit 1.
+func openUploadSource(_ path: String) throws -> UploadSource {
+    do {
+        return try UploadSource(path: path)
+    } catch {
+        var standardError = FileHandle.standardError
+        print("runtime-client: \(error)", to: &standardError)
+        throw ExitCode(1)
+    }
+}
+
+/// A remote name must be a protobuf string, so UTF-8: argument-parser hands over arguments with
+/// invalid bytes replaced by U+FFFD, and two different names would become one (issue 42). It
+/// must not be empty either: in a script that is an unset variable. A usage error, exit 64.
+func checkRemoteName(_ name: String) throws {
+    guard !name.isEmpty else {
+        throw ValidationError("the remote file name is empty (an unset variable?)")
+    }
+    guard name.contains("\u{FFFD}") else { return }
+    for index in 1..<Int(CommandLine.argc) {
+        guard let raw = CommandLine.unsafeArgv[index] else { continue }
+        let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
+        if String(validating: bytes, as: UTF8.self) == nil && String(decoding: bytes, as: UTF8.self) == name {
+            let shown = bytes.map { $0 < 0x80 && $0 >= 0x20 ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }.joined()
+            throw ValidationError("the remote file name \"\(shown)\" is not valid UTF-8; file names in the runtime manager are UTF-8 text")
+        }
+    }
 }

@@ -61,7 +61,7 @@ final class DirectServerTests: XCTestCase {
 
     func testLargePutIsChunkedSoNoMessageIsAsLargeAsTheFile() async throws {
         // The server refuses messages over 9 MiB; a 20 MiB put still works because it is chunked,
-        // and reading it back is refused with advice instead of an oversized response.
+        // and reading it back works too: the file streams, whatever the message limit.
         let server = try await self.startServer(maximumMessageBytes: 9 * 1024 * 1024)
         let contents = patternedData(count: 20 * 1024 * 1024, seed: 2)
         let client = try await server.connect(self.certs.client("client"))
@@ -69,16 +69,44 @@ final class DirectServerTests: XCTestCase {
         try await client.put(localPath: local, remoteName: "chunked")
         let chunkedHash = try await client.hash("chunked")
         XCTAssertEqual(hex(chunkedHash), try sha256sum(local))
-        do {
-            _ = try await client.read("chunked")
-            XCTFail("reading a file larger than one message should fail")
-        } catch let RuntimeClientError.requestFailed(_, status, message) {
-            XCTAssertEqual(status, .failedGeneric)
-            XCTAssertTrue(message.contains("too large for one response"), message)
-        }
+        // Read back whole although it is larger than the server's message limit: a read's
+        // response is streamed, and that limit is for requests (issue 42).
+        let readBack = try await client.read("chunked")
+        XCTAssertEqual(readBack, contents)
         // The session goes on.
         let policyHash = try await client.policyHash()
         XCTAssertEqual(policyHash.count, 32)
+        await client.close()
+        await server.stop()
+    }
+
+    /// Issue 42, item 5: a file that changes while a put reads it is not stored: the change is
+    /// found at its end, before the chunk that would commit, so the stored file stays the old one.
+    func testAFileThatChangesWhileItIsPutIsNotStored() async throws {
+        let server = try await self.startServer()
+        let old = patternedData(count: 1000, seed: 3)
+        var configuration = self.certs.client("client")
+        configuration.chunksInFlight = 1
+        let client = try await server.connect(configuration)
+        try await client.write("moving", data: old)
+        let local = try self.temporaryFile(patternedData(count: 20 * 1024 * 1024, seed: 4))
+        let source = try UploadSource(path: local)
+        do {
+            // After the first chunk is answered (the next is not read yet) the file grows.
+            try await client.put(from: source, remoteName: "moving") { sent, _ in
+                if sent == 8 * 1024 * 1024, let handle = FileHandle(forWritingAtPath: local) {
+                    handle.seekToEndOfFile()
+                    handle.write(Data("more".utf8))
+                    try? handle.close()
+                }
+            }
+            XCTFail("a file that changed while read was stored")
+        } catch let RuntimeClientError.localFile(path, reason) {
+            XCTAssertEqual(path, local)
+            XCTAssertTrue(reason.contains("file changed as we read it") && reason.contains("\"moving\" is unchanged"), reason)
+        }
+        let stored = try await client.read("moving")
+        XCTAssertEqual(stored, old, "the stored file is the old one")
         await client.close()
         await server.stop()
     }

@@ -69,13 +69,27 @@ final class ResponseStreamDecoderTests: XCTestCase {
         XCTAssertEqual(decoded[1].0.errorMessage, "no such file")
     }
 
-    func testAPrefixOverTheLimitIsRefusedAtOnce() {
+    /// The limit bounds what is kept, not the file: a 200,000-byte file comes through a decoder
+    /// limited to 1,000 bytes, while a 1,001-byte error message does not, and a prefix too large
+    /// for any arithmetic is refused at once.
+    func testTheLimitBoundsWhatIsKeptNotTheFile() throws {
+        let wire = try self.responses()[0].lengthPrefixedByteBuffer()
+        let (bytes, decoded) = try self.decode(wire, chunk: 4096, limit: 1000)
+        XCTAssertEqual(bytes.count, 200_000)
+        XCTAssertEqual(decoded.map(\.1), [200_000])
+
+        let long = try RuntimeManagerResponse.failure(.failedGeneric, context: 1, message: String(repeating: "x", count: 1001))
+            .lengthPrefixedByteBuffer()
+        XCTAssertThrowsError(try self.decode(long, chunk: 100, limit: 1000)) {
+            XCTAssertEqual($0 as? TransportProtocolError, .messageTooLarge(length: UInt64(long.readableBytes - 8), limit: 1000))
+        }
+
         var decoder = ResponseStreamDecoder(maximumMessageBytes: 1000)
         var prefix = ByteBuffer()
-        prefix.writeInteger(UInt64(1001))
+        prefix.writeInteger(UInt64(1) << 63)
         decoder.append(prefix)
         XCTAssertThrowsError(try decoder.next()) {
-            XCTAssertEqual($0 as? TransportProtocolError, .messageTooLarge(length: 1001, limit: 1000))
+            XCTAssertEqual($0 as? TransportProtocolError, .messageTooLarge(length: UInt64(1) << 63, limit: 1000))
         }
     }
 

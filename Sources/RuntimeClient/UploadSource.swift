@@ -1,0 +1,82 @@
+import Foundation
+import SystemErrorText
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What a put reads: a file opened once (a named pipe can be read only once), or stdin.
+///
+/// A regular file is watched: its size and modification time when opened are compared with
+/// what was read and with the file at its end, so that a file that changed while it was read is
+/// not stored silently (as tar says "file changed as we read it"); with a staged put the change
+/// is found before the commit, and the stored file stays as it was.
+public final class UploadSource: @unchecked Sendable {  // used by one put at a time
+    /// For messages: the path, or "stdin".
+    public let name: String
+    let handle: FileHandle
+    private let closesHandle: Bool
+    /// Size and modification time at open, for a regular file (nil for a pipe, a socket, stdin
+    /// from a terminal).
+    private let opened: OpenFileStatus?
+
+    /// Opens `path` once; "-" is stdin.
+    public init(path: String) throws {
+        if path == "-" {
+            name = "stdin"
+            handle = FileHandle.standardInput
+            closesHandle = false
+        } else {
+            name = path
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                let code = errno
+                // Asked only now: asking first would open the file twice, and a named pipe's
+                // writer loses what it wrote when its first reader goes (issue 42).
+                throw RuntimeClientError.localFile(path: path, reason: SystemErrorText.whyUnreadable(path) ?? SystemErrorText.errnoText(code))
+            }
+            handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+            closesHandle = true
+        }
+        let status = OpenFileStatus(descriptor: handle.fileDescriptor)
+        if status?.isDirectory == true {
+            throw RuntimeClientError.localFile(path: path, reason: "is a directory, not a file")
+        }
+        opened = status?.isRegularFile == true ? status : nil
+    }
+
+    /// The size announced for progress (0 when unknown: a pipe).
+    public var expectedSize: Int { opened?.size ?? 0 }
+
+    /// Up to `count` bytes: fewer only at the end of the input (a pipe's short reads are
+    /// gathered).
+    func read(upTo count: Int) throws -> Data {
+        var chunk = Data()
+        while chunk.count < count {
+            let piece: Data
+            do {
+                piece = try handle.read(upToCount: count - chunk.count) ?? Data()
+            } catch {
+                throw RuntimeClientError.localFile(path: name, reason: "read failed: \(error.localizedDescription)")
+            }
+            if piece.isEmpty { break }
+            chunk.append(piece)
+        }
+        return chunk
+    }
+
+    /// Why what was read (`bytesRead`, to the end) is not the file as it was opened, or nil.
+    func changeWhileRead(bytesRead: Int) -> String? {
+        guard let opened, let now = OpenFileStatus(descriptor: handle.fileDescriptor) else { return nil }
+        if bytesRead != opened.size || now != opened {
+            return "file changed as we read it (\(opened.size) bytes when opened, \(bytesRead) read, \(now.size) now)"
+        }
+        return nil
+    }
+
+    deinit {
+        if closesHandle { try? handle.close() }
+    }
+}
