@@ -47,4 +47,17 @@ final class MessagesTests: XCTestCase {
         XCTAssertEqual(request.context, 4)
         XCTAssertNil(request.messageOneof)
     }
+
+    /// Protocol extension 1 (docs/INTEROP.md): `stage` and `commit` are fields 3 and 4 of `Data`,
+    /// varints on the wire, absent when false (so a request without them is byte for byte what
+    /// Veracruz sends), named as in the .proto.
+    func testTheStagedPutFieldsAreFieldsThreeAndFourOfData() throws {
+        var data = TransportProtocol_Data.with { $0.fileName = "f"; $0.data = Data([7]) }
+        XCTAssertEqual(Array(try data.serializedBytes() as [UInt8]), [0x0A, 1, 0x66, 0x12, 1, 7])
+        data.stage = true
+        data.commit = true
+        XCTAssertEqual(Array(try data.serializedBytes() as [UInt8]), [0x0A, 1, 0x66, 0x12, 1, 7, 0x18, 1, 0x20, 1])
+        XCTAssertEqual(try TransportProtocol_Data(serializedBytes: try data.serializedBytes() as [UInt8]), data)
+        XCTAssertEqual(try data.jsonString(), #"{"fileName":"f","data":"Bw==","stage":true,"commit":true}"#)
+    }
 }
