@@ -13,7 +13,9 @@ binaries (issue 41):
     unless its help text already says what the default is (`--threads`: one per CPU, which the
     dump gives as the count of the machine that wrote the page);
   - its EXIT STATUS is mdoc's `.Ex -std` ("0 on success, >0 if an error occurs"): here it lists
-    what every binary of this project does, 64 (EX_USAGE) for a usage error included.
+    what every binary of this project does, 64 (EX_USAGE) for a usage error included, or the
+    binary's own list where its help has one (an "Exit status:" block of `  CODE  meaning` lines,
+    as runtime-client's).
 """
 import argparse
 import datetime
@@ -30,6 +32,27 @@ EXIT_STATUS = [
     ("64", "a usage error (EX_USAGE): an unknown option, a missing or malformed value, a value "
            "out of range; the line names the option and `--help` says more"),
 ]
+
+
+def exit_status_list(discussion):
+    """A discussion's "Exit status:" block (`  CODE  meaning` lines, continuation lines indented
+    further), split off: (the discussion without it, [(code, meaning)]), or (discussion, None)."""
+    lines = discussion.split("\n")
+    if "Exit status:" not in lines:
+        return discussion, None
+    start = lines.index("Exit status:")
+    entries = []
+    end = start + 1
+    while end < len(lines) and lines[end].startswith("  "):
+        line = lines[end].strip()
+        head, _, meaning = line.partition(" ")
+        if head.isdigit() and lines[end].startswith("  ") and not lines[end].startswith("    "):
+            entries.append([head, meaning.strip()])
+        elif entries:
+            entries[-1][1] += " " + line
+        end += 1
+    rest = "\n".join(lines[:start] + lines[end:]).strip()
+    return rest, [(code, meaning) for code, meaning in entries]
 
 
 def escape(text):
@@ -147,8 +170,8 @@ def page(dump, date, authors):
     else:
         out += [".Nm"] + synopsis_lines(command)
     out.append(".Sh DESCRIPTION")
-    description = command.get("discussion") or command.get("abstract", "")
-    out.append(escape(description))
+    discussion, exit_status = exit_status_list(command.get("discussion", ""))
+    out.append(escape(discussion or command.get("abstract", "")))
     out.append(".Sh OPTIONS")
     out += option_list(command)
     if subs:
@@ -166,7 +189,7 @@ def page(dump, date, authors):
         out.append(".El")
     out.append(".Sh \"EXIT STATUS\"")
     out.append(".Bl -tag -width 4n")
-    for code, meaning in EXIT_STATUS:
+    for code, meaning in exit_status or EXIT_STATUS:
         out.append(f".It {code}")
         out.append(escape(meaning))
     out.append(".El")

@@ -135,11 +135,13 @@ public final class MuxCatConnector: Sendable {
     /// TCP_NOTSENT_LOWAT and the link write watermark), since muxcat connect stands in for it.
     func connect(to address: LinkTarget, capture: CaptureFile?) async throws -> Channel {
         // Named as repeaterd names its links, so the peer's log lines say `link=` as for repeaterd's.
-        var yamux = configuration.yamux
+        var named = configuration.yamux
         let linkID = YamuxLinkID.random()
-        yamux.announcedLinkID = linkID
-        var logger = self.logger
-        logger[metadataKey: "link"] = "\(linkID)"
+        named.announcedLinkID = linkID
+        let yamux = named
+        var namedLogger = self.logger
+        namedLogger[metadataKey: "link"] = "\(linkID)"
+        let logger = namedLogger
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .linkSocketOptions(for: configuration.address)

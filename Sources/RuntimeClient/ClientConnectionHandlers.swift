@@ -24,17 +24,22 @@ final class ClientConnectionMonitor: ChannelInboundHandler {
     private let handshake: EventLoopPromise<Void>
     private let address: String
     private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
+    private let waits: ClientWaits
     private var handshakeDone = false
 
-    init(handshake: EventLoopPromise<Void>, address: String, firstFailure: NIOLockedValueBox<RuntimeClientError?>) {
+    init(
+        handshake: EventLoopPromise<Void>, address: String, firstFailure: NIOLockedValueBox<RuntimeClientError?>, waits: ClientWaits
+    ) {
         self.handshake = handshake
         self.address = address
         self.firstFailure = firstFailure
+        self.waits = waits
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event, !self.handshakeDone {
             self.handshakeDone = true
+            self.waits.handshakeDone.set()
             self.handshake.succeed(())
         }
         context.fireUserInboundEventTriggered(event)
@@ -119,6 +124,91 @@ final class UnrequestedResponseHandler: ChannelInboundHandler {
         self.firstFailure.withLockedValue { first in
             if first == nil { first = failure }
         }
+        context.close(promise: nil)
+    }
+}
+
+/// What the client awaits, shared by the connection's handlers and ``RuntimeClient``: whether
+/// the TLS handshake is done, and how many requests wait for their answers.
+final class ClientWaits: Sendable {
+    let handshakeDone = ManagedAtomicFlag()
+    let awaitedResponses = NIOLockedValueBox(0)
+
+    /// Something is awaited from the peer: the handshake, or an answer.
+    var awaitingPeer: Bool { !handshakeDone.isSet || awaitedResponses.withLockedValue { $0 } > 0 }
+}
+
+/// A flag any thread may set and read.
+final class ManagedAtomicFlag: Sendable {
+    private let value = NIOLockedValueBox(false)
+    var isSet: Bool { value.withLockedValue { $0 } }
+    func set() { value.withLockedValue { $0 = true } }
+}
+
+/// `--timeout`: the first handler of a client connection (next to the socket, so that every TLS
+/// record counts), it notes when bytes last moved either way, and fails the connection with
+/// ``RuntimeClientError/timedOut(address:phase:seconds:)`` once nothing has moved for the
+/// timeout while the handshake or an answer is awaited. Bytes count, not messages: a large get
+/// or put that keeps moving never times out, however long it takes.
+final class ProgressTimeout: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let timeout: TimeAmount
+    private let waits: ClientWaits
+    private let address: String
+    private var lastProgress = NIODeadline.now()
+    private var check: Scheduled<Void>?
+
+    init(timeout: TimeAmount, waits: ClientWaits, address: String) {
+        self.timeout = timeout
+        self.waits = waits
+        self.address = address
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        lastProgress = .now()
+        schedule(context: context, at: lastProgress + timeout)
+        context.fireChannelActive()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { schedule(context: context, at: .now() + timeout) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        check?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastProgress = .now()
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let written = promise ?? context.eventLoop.makePromise()
+        written.futureResult.assumeIsolated().whenSuccess { self.lastProgress = .now() }
+        context.write(data, promise: written)
+    }
+
+    private func schedule(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        check?.cancel()
+        check = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.expired(context: context)
+        }
+    }
+
+    private func expired(context: ChannelHandlerContext) {
+        let due = lastProgress + timeout
+        guard NIODeadline.now() >= due, waits.awaitingPeer else {
+            schedule(context: context, at: max(due, .now() + .milliseconds(100)))
+            return
+        }
+        let phase = waits.handshakeDone.isSet ? "wait for an answer" : "TLS handshake"
+        let seconds = Int(timeout.nanoseconds / 1_000_000_000)
+        context.fireErrorCaught(RuntimeClientError.timedOut(address: address, phase: phase, seconds: seconds))
         context.close(promise: nil)
     }
 }

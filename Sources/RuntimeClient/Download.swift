@@ -27,26 +27,57 @@ public final class FileDownload: DownloadSink {
     private let closed = NIOLockedValueBox(false)
 
     /// Creates the temporary file; fails with what the user can act on (no such directory, no permission).
-    public init(path: String) throws {
+    ///
+    /// As `cp` does: a `path` that is a symbolic link is written through (the file it points to
+    /// is replaced, the link stays), and a file that exists keeps its mode (issue 42: 0600
+    /// became 0644, a link became a file).
+    public init(path requested: String) throws {
+        let path = Self.followingLinks(requested)
         self.path = path
         let url = URL(fileURLWithPath: path)
         var template = Array(url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).part-XXXXXX").path.utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard descriptor >= 0 else {
-            throw RuntimeClientError.localFile(path: path, reason: "cannot write: \(SystemErrorText.errnoText(errno))")
+            throw RuntimeClientError.cannotWrite(path: path, reason: SystemErrorText.errnoText(errno))
         }
         self.descriptor = descriptor
         self.temporaryPath = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        // mkstemp makes it 0600; a downloaded file gets the usual mode (0666 less the umask).
-        let mask = umask(0)
-        umask(mask)
-        fchmod(descriptor, 0o666 & ~mask)
+        PartialFiles.add(self.temporaryPath)
+        // mkstemp makes it 0600; a downloaded file gets the mode of the file it replaces, or the
+        // usual one (0666 less the umask).
+        if let existing = OpenFileStatus(path: path) {
+            fchmod(descriptor, mode_t(existing.permissions))
+        } else {
+            let mask = umask(0)
+            umask(mask)
+            fchmod(descriptor, 0o666 & ~mask)
+        }
+    }
+
+    /// Where writing `path` lands: the end of its chain of symbolic links (a relative link is
+    /// read from the link's directory), at most 40 links deep as the kernel's own limit.
+    static func followingLinks(_ path: String) -> String {
+        var current = path
+        for _ in 0..<40 {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlink(current, &buffer, buffer.count - 1)
+            guard count > 0 else { return current }
+            let target = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if target.hasPrefix("/") {
+                current = target
+            } else {
+                let directory = current.lastIndex(of: "/").map { String(current[...$0]) } ?? ""
+                current = directory + target
+            }
+        }
+        return current
     }
 
     deinit {
         if !self.closed.withLockedValue({ $0 }) {
             close(self.descriptor)
             unlink(self.temporaryPath)
+            PartialFiles.remove(self.temporaryPath)
         }
     }
 
@@ -57,7 +88,7 @@ public final class FileDownload: DownloadSink {
                 let count = Glibc.write(self.descriptor, raw.baseAddress! + offset, raw.count - offset)
                 if count < 0 {
                     if errno == EINTR { continue }
-                    throw RuntimeClientError.localFile(path: self.path, reason: "cannot write: \(SystemErrorText.errnoText(errno))")
+                    throw RuntimeClientError.cannotWrite(path: self.path, reason: SystemErrorText.errnoText(errno))
                 }
                 offset += count
             }
@@ -69,6 +100,7 @@ public final class FileDownload: DownloadSink {
         let failure: String? = self.closed.withLockedValue { closed in
             guard !closed else { return "already closed" }
             closed = true
+            PartialFiles.remove(self.temporaryPath)
             let closed = close(self.descriptor) == 0 ? nil : SystemErrorText.errnoText(errno)
             if let closed {
                 unlink(self.temporaryPath)
@@ -81,7 +113,7 @@ public final class FileDownload: DownloadSink {
             }
             return nil
         }
-        if let failure { throw RuntimeClientError.localFile(path: self.path, reason: "cannot write: \(failure)") }
+        if let failure { throw RuntimeClientError.cannotWrite(path: self.path, reason: failure) }
     }
 
     /// The download failed: the temporary file goes, `path` is left as it was.
@@ -89,6 +121,7 @@ public final class FileDownload: DownloadSink {
         self.closed.withLockedValue { closed in
             guard !closed else { return }
             closed = true
+            PartialFiles.remove(self.temporaryPath)
             close(self.descriptor)
             unlink(self.temporaryPath)
         }
@@ -106,7 +139,7 @@ public final class StandardOutputDownload: DownloadSink {
                 let count = Glibc.write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
                 if count < 0 {
                     if errno == EINTR { continue }
-                    throw RuntimeClientError.localFile(path: "standard output", reason: "cannot write: \(SystemErrorText.errnoText(errno))")
+                    throw RuntimeClientError.cannotWrite(path: "standard output", reason: SystemErrorText.errnoText(errno))
                 }
                 offset += count
             }

@@ -31,15 +31,18 @@ public final class RuntimeClient: Sendable {
     private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
     /// Where the file of the read in flight goes (``read(_:into:)``).
     private let downloadSlot: DownloadSlot
+    /// What is awaited from the peer, for `--timeout` (``ProgressTimeout``).
+    private let waits: ClientWaits
 
     /// Matches responses to requests in order (NIOExtras), behind the handlers that explain failures.
     typealias ResponseQueue = RequestResponseHandler<RuntimeManagerRequest, RuntimeManagerResponse>
 
     private init(
         channel: any Channel, address: String, configuration: RuntimeClientConfiguration,
-        firstFailure: NIOLockedValueBox<RuntimeClientError?>, downloadSlot: DownloadSlot
+        firstFailure: NIOLockedValueBox<RuntimeClientError?>, downloadSlot: DownloadSlot, waits: ClientWaits
     ) {
         self.downloadSlot = downloadSlot
+        self.waits = waits
         self.channel = channel
         self.firstFailure = firstFailure
         self.address = address
@@ -64,14 +67,17 @@ public final class RuntimeClient: Sendable {
         let handshake = group.next().makePromise(of: Void.self)
         let firstFailure = NIOLockedValueBox<RuntimeClientError?>(nil)
         let downloadSlot = DownloadSlot()
+        let waits = ClientWaits()
+        let timeout = configuration.timeout
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: handshake.futureResult.eventLoop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(10))
+                .connectTimeout(timeout ?? .hours(1))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
+                        if let timeout { try sync.addHandler(ProgressTimeout(timeout: timeout, waits: waits, address: address)) }
                         if overLegacyHTTP { try LegacyHTTPTransportHandler.addToPipeline(sync, host: address) }
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverNameCheck?.indicatedName))
                         try sync.addHandler(LengthPrefixedMessageEncoder<RuntimeManagerRequest>())
@@ -81,7 +87,7 @@ public final class RuntimeClient: Sendable {
                                 maximumMessageBytes: maximumMessageBytes, slot: downloadSlot, progress: downloadProgress))
                         if overLegacyHTTP { try sync.addHandler(LegacyExchangeTracker()) }
                         try sync.addHandler(
-                            ClientConnectionMonitor(handshake: handshake, address: address, firstFailure: firstFailure))
+                            ClientConnectionMonitor(handshake: handshake, address: address, firstFailure: firstFailure, waits: waits))
                         try sync.addHandler(ResponseQueue())
                         try sync.addHandler(UnrequestedResponseHandler(firstFailure: firstFailure))
                     }
@@ -111,7 +117,7 @@ public final class RuntimeClient: Sendable {
         }
         return RuntimeClient(
             channel: channel, address: address, configuration: configuration, firstFailure: firstFailure,
-            downloadSlot: downloadSlot)
+            downloadSlot: downloadSlot, waits: waits)
     }
 
     /// Sends one request and waits for its response, whatever its status.
@@ -131,6 +137,9 @@ public final class RuntimeClient: Sendable {
         var request = request
         request.context = self.lastContext.wrappingAdd(1, ordering: .relaxed).newValue
         let promise = self.channel.eventLoop.makePromise(of: RuntimeManagerResponse.self)
+        let waits = self.waits
+        waits.awaitedResponses.withLockedValue { $0 += 1 }
+        promise.futureResult.whenComplete { _ in waits.awaitedResponses.withLockedValue { $0 -= 1 } }
         // A write that never reaches the response queue (the connection closed and its
         // handlers are gone) must still fail the request instead of leaving it waiting forever.
         // (Failing a promise the queue already failed changes nothing.)

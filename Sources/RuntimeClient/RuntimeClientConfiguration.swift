@@ -1,3 +1,4 @@
+import NIOCore
 import NIOSSL
 import SystemErrorText
 import TransportProtocol
@@ -17,7 +18,8 @@ public struct RuntimeClientConfiguration: Sendable {
     /// address says nothing about the runtime manager's certificate; trust comes
     /// from the dedicated CA instead, and no name is checked.
     public var serverName: String?
-    /// Largest response accepted (a read of a big file is one message).
+    /// Most bytes of one response held in memory; a read's file is not held (it is written out as
+    /// it arrives) except by ``RuntimeClient/read(_:)``, which this bounds.
     public var maximumMessageBytes: Int
     /// Files larger than this are sent as a write followed by appends, so
     /// neither side needs a message as large as the file.
@@ -30,6 +32,16 @@ public struct RuntimeClientConfiguration: Sendable {
     /// Safe because the runtime manager refuses every later append to a file once one of its
     /// chunks failed in the session, so a failure never leaves a hole.
     public var chunksInFlight = Self.defaultChunksInFlight
+    /// How long nothing may move (no byte read or written) while the client waits (to connect,
+    /// for the TLS handshake, for an answer) before it gives up (`--timeout`); nil: never.
+    /// Reading a slow local input (a pipe) with nothing awaited is not waiting.
+    public var timeout: TimeAmount? = Self.defaultTimeout
+    public static let defaultTimeout: TimeAmount = .seconds(30)
+    /// `timeout` in seconds, as a command line gives it (0 or nil: never).
+    public var timeoutSeconds: Double? {
+        get { timeout.map { Double($0.nanoseconds) / 1e9 } }
+        set { timeout = newValue.flatMap { $0 > 0 ? .nanoseconds(Int64($0 * 1e9)) : nil } }
+    }
 
     public static let defaultChunkBytes = 8 * 1024 * 1024
     /// Measured (docs/bench/NOTES.md, issue 25): 2 hides the round trip per chunk; more only adds memory.

@@ -23,8 +23,12 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
     case requestFailed(request: String, status: ResponseStatus, message: String)
     /// The connection ended while a response was awaited.
     case connectionClosed(address: String)
-    /// A local file could not be read or written.
+    /// A local file could not be read (missing, unreadable, changed while read).
     case localFile(path: String, reason: String)
+    /// A local file could not be written (a get's LOCAL, or stdout).
+    case cannotWrite(path: String, reason: String)
+    /// Nothing moved for `--timeout` seconds while something was awaited (`phase`).
+    case timedOut(address: String, phase: String, seconds: Int)
     /// A client-side setup problem (certificates, keys).
     case setup(String)
     /// The response did not have the shape the request calls for.
@@ -54,12 +58,32 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
                 + "(it may have rejected this client's certificate or stopped; see its log)"
         case let .localFile(path, reason):
             return "\(path): \(reason)"
+        case let .cannotWrite(path, reason):
+            return "\(path): cannot write: \(reason)"
+        case let .timedOut(address, phase, seconds):
+            return "timed out: nothing from \(address) for \(seconds) s during the \(phase) (--timeout); "
+                + (phase == "connect" ? "is the address right and reachable?" : "is the runtime manager up, and the repeater's link? retry later")
         case let .setup(message):
             return message
         case let .unexpectedResponse(message):
             return "unexpected response from the runtime manager: \(message)"
         case let .relayFailed(message):
             return "\(message) (is --connect the relay's --legacy-http address?)"
+        }
+    }
+
+    /// The process's exit status for this failure (sysexits.h), so that a script can tell a
+    /// retry from a mistake (`runtime-client --help` lists them).
+    public var exitStatus: Int32 {
+        switch self {
+        case .connectionRefused, .connectFailed, .closedDuringHandshake, .connectionClosed: return 69  // EX_UNAVAILABLE
+        case .localFile: return 66  // EX_NOINPUT
+        case .cannotWrite: return 73  // EX_CANTCREAT
+        case .timedOut: return 75  // EX_TEMPFAIL
+        case .unexpectedResponse, .relayFailed: return 76  // EX_PROTOCOL
+        case .requestFailed(_, let status, _) where status == .failedInvalidRole: return 77  // EX_NOPERM
+        case .requestFailed: return 1
+        case .tlsFailed, .serverNameMismatch, .setup: return 78  // EX_CONFIG
         }
     }
 
@@ -76,8 +100,8 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
             return .connectFailed(address: address, reason: reasons.isEmpty ? "\(error)" : reasons)
         }
         if Self.isRefused(error) { return .connectionRefused(address: address) }
-        if case ChannelError.connectTimeout? = error as? ChannelError {
-            return .connectFailed(address: address, reason: "timed out")
+        if case ChannelError.connectTimeout(let amount)? = error as? ChannelError {
+            return .timedOut(address: address, phase: "connect", seconds: Int(amount.nanoseconds / 1_000_000_000))
         }
         return .connectFailed(address: address, reason: "\(error)")
     }

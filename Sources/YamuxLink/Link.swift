@@ -249,10 +249,11 @@ public final class Link: Sendable {
 
     /// A dial's bootstrap: the link's socket options and a multiplexer on the new channel.
     private func bootstrap() -> ClientBootstrap {
-        var yamux = configuration.yamux
-        yamux.announcedLinkID = onLoop.value.dialingID
-        var logger = self.logger
-        logger[metadataKey: "link"] = "\(onLoop.value.dialingID)"
+        var named = configuration.yamux
+        named.announcedLinkID = onLoop.value.dialingID
+        var namedLogger = self.logger
+        namedLogger[metadataKey: "link"] = "\(onLoop.value.dialingID)"
+        let (yamux, logger) = (named, namedLogger)
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .linkSocketOptions(for: configuration.backend, writeBufferWaterMark: configuration.writeBufferWaterMark)

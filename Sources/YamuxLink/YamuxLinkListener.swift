@@ -73,8 +73,9 @@ public final class YamuxLinkListener: Sendable {
         }
         // `peer` is where the link came from; `link` is the name the dialer gave it in its first
         // ping (`YamuxLinkID`), the one repeaterd logs too: "link accepted" waits for that frame.
-        var logger = self.logger
-        logger[metadataKey: "peer"] = "\(channel.remoteAddress.map(\.commandLineForm) ?? "unix")"
+        var peerLogger = self.logger
+        peerLogger[metadataKey: "peer"] = "\(channel.remoteAddress.map(\.commandLineForm) ?? "unix")"
+        let logger = peerLogger
         let initializer = streamInitializer
         let connector = relayConnector
         return channel.eventLoop.makeCompletedFuture {
@@ -85,10 +86,11 @@ public final class YamuxLinkListener: Sendable {
             let named = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
             multiplexer.onFirstFrame = { linkID in
                 named.value = true
-                var logger = logger
-                if let linkID { logger[metadataKey: "link"] = "\(linkID)" }
-                logger.info("link accepted")
-                channel.closeFuture.whenComplete { _ in logger.info("link closed") }
+                var linkLogger = logger
+                if let linkID { linkLogger[metadataKey: "link"] = "\(linkID)" }
+                let accepted = linkLogger
+                accepted.info("link accepted")
+                channel.closeFuture.whenComplete { _ in accepted.info("link closed") }
             }
             channel.closeFuture.whenComplete { _ in
                 _ = self.links.withLock { $0.open.removeValue(forKey: key) }

@@ -11,6 +11,7 @@ struct RuntimeClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime-client",
         abstract: "Provisions and fetches files in a runtime manager over mutual TLS (through repeaterd or directly).",
+        discussion: exitStatusText,
         version: RepeaterVersion.current,
         subcommands: [Put.self, Append.self, Get.self, Hash.self, PolicyHash.self, Shutdown.self]
     )
@@ -19,7 +20,10 @@ struct RuntimeClientCommand: AsyncParsableCommand {
     @OptionGroup var options: ConnectionOptions
 
     /// Usage errors in one line, exit 64 (`CommandLineEntry`).
-    static func main() async { await CommandLineEntry.main(Self.self) }
+    static func main() async {
+        InterruptHandling.install()
+        await CommandLineEntry.main(Self.self)
+    }
 }
 
 /// Flags every command shares.
@@ -65,9 +69,15 @@ struct ConnectionOptions: ParsableArguments {
         help: "Chunks of a put (8 MiB each) sent before the oldest is answered (at least 1; 1 is lock-step).")
     var chunksInFlight = RuntimeClientConfiguration.defaultChunksInFlight
 
+    @Option(
+        parsing: .unconditional,
+        help: "Seconds nothing may move while the client waits (to connect, for the TLS handshake, for an answer) before it gives up with exit status 75 (0: never). A transfer that keeps moving never times out.")
+    var timeout: Double = 30
+
     func validate() throws {
         try OptionRange.check("--max-message-bytes", self.maxMessageBytes, atLeast: 1)
         try OptionRange.check("--chunks-in-flight", self.chunksInFlight, atLeast: 1)
+        try OptionRange.checkSecondsFromZero("--timeout", self.timeout, zeroMeans: "never")
     }
 
     func hostAndPort() throws -> (host: String, port: Int) {
@@ -94,6 +104,7 @@ struct ConnectionOptions: ParsableArguments {
         )
         configuration.transport = self.legacyHTTP ? .legacyHTTP : .tcp
         configuration.chunksInFlight = self.chunksInFlight
+        configuration.timeoutSeconds = self.timeout
         let bar = downloadLabel.map { ProgressBar(label: $0, quiet: self.quiet) }
         do {
             let client = try await RuntimeClient.connect(
@@ -110,12 +121,36 @@ struct ConnectionOptions: ParsableArguments {
                 throw error
             }
         } catch {
-            var standardError = FileHandle.standardError
-            print("runtime-client: \(error)", to: &standardError)
-            throw ExitCode(1)
+            throw failed(error)
         }
     }
 }
+
+/// Prints the one line a failure gets and returns the exit code of its class (`exitStatusText`).
+func failed(_ error: any Error) -> ExitCode {
+    var standardError = FileHandle.standardError
+    // Escaped: a file name with a newline or a terminal escape in it (the runtime manager's
+    // message repeats the name) must not break the line or reach the terminal as a command.
+    print("runtime-client: \(TerminalText.escaped("\(error)"))", to: &standardError)
+    return ExitCode((error as? RuntimeClientError)?.exitStatus ?? 1)
+}
+
+/// The exit statuses, for --help and the manual page (tools/manpage.py reads this list).
+let exitStatusText = """
+    Exit status:
+      0   success
+      1   the runtime manager refused the request (no such file, store full, ...)
+      64  usage error (bad option or value; a remote name empty or not UTF-8)
+      66  a local file cannot be read (missing, unreadable, changed while read)
+      69  runtime manager or repeater unreachable, or its link down: retry later
+      73  a local file cannot be written
+      75  timed out (--timeout): nothing moved while waiting; retry later
+      76  protocol error: the peer does not speak the runtime manager's protocol
+      77  refused by the runtime manager's policy
+      78  TLS or identity failure (--cert, --key, --ca, --server-name)
+      130 interrupted by SIGINT, 143 by SIGTERM (an unfinished put stores
+          nothing; a get leaves no partial file)
+    """
 
 /// Every subcommand's help says where the connection options are, since they belong to the root.
 let connectionOptionsNote = """
@@ -144,6 +179,7 @@ struct Put: AsyncParsableCommand {
 
     func run() async throws {
         let source = try openUploadSource(self.local)
+        InterruptHandling.note = "the put was not finished, so \"\(TerminalText.escaped(self.remote))\" is unchanged"
         let bar = ProgressBar(label: "put \(self.remote)", quiet: self.options.quiet)
         try await self.options.withClient { client in
             try await client.put(from: source, remoteName: self.remote) { bar.update(done: $0, total: $1) }
@@ -214,7 +250,8 @@ struct Hash: AsyncParsableCommand {
 
     func run() async throws {
         try await self.options.withClient { client in
-            print(hex(try await client.hash(self.remote)))
+            // As sha256sum prints it, so `runtime-client hash X | sha256sum -c` checks a local X.
+            print("\(hex(try await client.hash(self.remote)))  \(TerminalText.escaped(self.remote))")
         }
     }
 }
@@ -257,9 +294,7 @@ func openUploadSource(_ path: String) throws -> UploadSource {
     do {
         return try UploadSource(path: path)
     } catch {
-        var standardError = FileHandle.standardError
-        print("runtime-client: \(error)", to: &standardError)
-        throw ExitCode(1)
+        throw failed(error)
     }
 }
 

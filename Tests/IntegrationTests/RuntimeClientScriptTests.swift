@@ -125,4 +125,116 @@ final class RuntimeClientScriptTests: XCTestCase {
         XCTAssertTrue(try runProcess("/bin/sh", ["-c", "\(try clientCommandLine(port: port, ["put", file])) \"$(printf '\\377')\""]).stderr
             .contains("\\xff"), "the name is shown with its bytes")
     }
+
+    /// Item 11: `hash` prints `HASH  NAME` as sha256sum does, so its output checks a local copy.
+    func testHashPrintsWhatSha256sumChecks() throws {
+        let (_, port) = try system()
+        let file = try deployment.makeFile("checked.bin", bytes: 5000)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", file, file]).status, 0)
+        let hash = try deployment.runClient(port: port, ["hash", file])
+        XCTAssertEqual(hash.stdout, "\(try sha256(file))  \(file)\n")
+        let check = try runProcess("/bin/sh", ["-c", "\(try clientCommandLine(port: port, ["hash", file])) | sha256sum -c"])
+        XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+        XCTAssertTrue(check.stdout.contains("\(file): OK"), check.stdout)
+    }
+
+    /// Item 10: each class of failure has its own exit status (sysexits), so a script can tell a
+    /// retry from a mistake.
+    func testEachClassOfFailureHasItsOwnExitStatus() throws {
+        let linkPort = freePort()
+        let manager = try deployment.runtimeManager(linkPort: linkPort)
+        let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let file = try deployment.makeFile("f.bin", bytes: 100)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", file, "f"]).status, 0)
+
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", file + ".missing", "f"]).status, 66, "a local file missing: EX_NOINPUT")
+        XCTAssertEqual(try deployment.runClient(port: port, ["get", "f", "/nonexistent/dir/f"]).status, 73, "cannot write: EX_CANTCREAT")
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", file, "f"], who: "reader").status, 77, "denied by policy: EX_NOPERM")
+        XCTAssertEqual(try deployment.runClient(port: port, ["get", "no such file", "-"]).status, 1, "the runtime manager said no")
+        XCTAssertEqual(try deployment.runClient(port: freePort(), ["policy-hash"]).status, 69, "nothing listens: EX_UNAVAILABLE")
+        let wrongCA = try deployment.sandbox.start(
+            try Binaries.path("runtime-client"),
+            ["--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("client.pem"), "--key", Certificates.path("client.key"),
+             "--ca", TestCertificates.shared.foreignPath("ca.pem"), "policy-hash"], name: "runtime-client (foreign CA)")
+        XCTAssertEqual(wrongCA.waitForExit(), 78, "a TLS or identity failure: EX_CONFIG \(wrongCA.stderr.text)")
+        manager.signal(SIGTERM)
+        XCTAssertEqual(manager.waitForExit(), 0)
+        let linkDown = try deployment.runClient(port: port, ["policy-hash"])
+        XCTAssertEqual(linkDown.status, 69, "the repeater's link is down: EX_UNAVAILABLE, retry later: \(linkDown.stderr)")
+
+        let help = try runProcess(try Binaries.path("runtime-client"), ["--help"])
+        for code in ["66", "69", "73", "75", "76", "77", "78"] {
+            XCTAssertTrue(help.stdout.contains("\n  \(code) "), "--help lists \(code): \(help.stdout)")
+        }
+    }
+
+    /// Item 6: a peer that accepts and says nothing (nc -l) ends the client after --timeout, with
+    /// the phase that timed out and EX_TEMPFAIL.
+    func testASilentPeerTimesOutAndSaysWhere() throws {
+        let port = freePort()
+        let nc = try deployment.sandbox.start(try Binaries.system("nc", package: "netcat-openbsd"), ["-l", "127.0.0.1", "\(port)"], name: "nc -l")
+        usleep(300_000)
+        let started = Date()
+        let client = try deployment.runClient(port: port, ["--timeout", "1", "policy-hash"])
+        XCTAssertEqual(client.status, 75, client.stderr)
+        XCTAssertTrue(client.stderr.contains("TLS handshake") && client.stderr.contains("1 s"), client.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+        nc.signal(SIGTERM)
+    }
+
+    /// Item 7: a get killed mid-transfer (SIGTERM; SIGINT alike) leaves no `.NAME.part-XXXXXX`.
+    func testAnInterruptedGetLeavesNoPartFile() throws {
+        let linkPort = freePort()
+        _ = try deployment.runtimeManager(linkPort: linkPort)
+        let (repeater, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let file = try deployment.makeFile("big.bin", bytes: 64 * 1024 * 1024)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", file, "big"]).status, 0)
+        let directory = deployment.sandbox.temporaryFile("downloads")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let get = try deployment.client(port: port, ["get", "big", "\(directory)/big.bin"])
+        func partFiles() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.contains(".part-") } }
+        XCTAssertTrue(eventually(timeout: 30) { !partFiles().isEmpty })
+        // Hold the transfer where it is, then stop the client.
+        repeater.signal(SIGSTOP)
+        defer { repeater.signal(SIGCONT) }
+        get.signal(SIGTERM)
+        // Ended by the signal itself (a shell's $? says 143); Foundation reports the signal.
+        XCTAssertEqual(get.waitForExit(), SIGTERM, get.stderr.text)
+        XCTAssertEqual(partFiles(), [], "the temporary file is removed")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/big.bin"))
+        XCTAssertTrue(get.stderr.text.contains("interrupted"), get.stderr.text)
+    }
+
+    /// Item 8: a get over an existing file keeps its mode, and a get to a symlink writes the file
+    /// it points to (as cp does), leaving the link a link.
+    func testAGetKeepsTheModeAndWritesThroughASymlink() throws {
+        let (_, port) = try system()
+        let file = try deployment.makeFile("source.bin", bytes: 3000)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", file, "f"]).status, 0)
+        let existing = try deployment.makeFile("existing.bin", bytes: 10)
+        XCTAssertEqual(chmod(existing, 0o600), 0)
+        XCTAssertEqual(try deployment.runClient(port: port, ["get", "f", existing]).status, 0)
+        XCTAssertEqual(contents(existing), contents(file))
+        let mode = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: existing)[.posixPermissions] as? Int)
+        XCTAssertEqual(mode, 0o600)
+
+        let target = try deployment.makeFile("target.bin", bytes: 10)
+        let link = deployment.sandbox.temporaryFile("link.bin")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        XCTAssertEqual(try deployment.runClient(port: port, ["get", "f", link]).status, 0)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link), target, "still a link")
+        XCTAssertEqual(contents(target), contents(file))
+    }
+
+    /// Item 9: a name holding a newline and a terminal escape is written escaped: the error stays
+    /// one line and sends no escape sequence to the terminal.
+    func testNamesInErrorLinesAreEscaped() throws {
+        let (_, port) = try system()
+        let name = "bad\nname\u{1b}[31m"
+        let get = try deployment.runClient(port: port, ["get", name, "-"])
+        XCTAssertEqual(get.status, 1)
+        XCTAssertEqual(get.stderr.split(separator: "\n").count, 1, get.stderr)
+        XCTAssertFalse(get.stderr.contains("\u{1b}"), get.stderr)
+        XCTAssertTrue(get.stderr.contains(#"bad\nname\e[31m"#), get.stderr)
+    }
 }
