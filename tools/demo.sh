@@ -67,7 +67,7 @@ t0=$(now)
 t1=$(now)
 "${CLIENT[@]}" get demo/input.bin "$WORK/output.bin"
 t2=$(now)
-remote_hash=$("${CLIENT[@]}" hash demo/input.bin)
+remote_hash=$("${CLIENT[@]}" hash demo/input.bin | cut -d' ' -f1)   # 'HASH  NAME', as sha256sum
 
 want=$(sha256sum "$WORK/input.bin" | cut -d' ' -f1)
 got=$(sha256sum "$WORK/output.bin" | cut -d' ' -f1)

@@ -89,22 +89,22 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(try sha256sum(back), try sha256sum(local))
         result = try self.client("reader", port: port, ["hash", "data/file.bin"])
-        XCTAssertEqual(result.stdout, try sha256sum(local) + "\n")
+        XCTAssertEqual(result.stdout, try sha256sum(local) + "  data/file.bin\n")
         result = try self.client("reader", port: port, ["policy-hash"])
         XCTAssertEqual(result.stdout, try sha256sum(self.certs.path("policy.json")) + "\n")
         result = try self.client("reader", port: port, ["get", "data/file.bin", "-"])
         XCTAssertEqual(result.stdout.utf8.count > 0, true)
 
-        // Failures: exit 1 and exactly one line saying what happened.
-        for (who, arguments, needle) in [
-            ("reader", ["put", local, "x"], "FAILED_INVALID_ROLE"),
-            ("reader", ["get", "missing"], "no file named \"missing\""),
-            ("client", ["put", "/nonexistent/file", "x"], "/nonexistent/file: no such directory /nonexistent"),
-            ("client", ["put", local + ".missing", "x"], "\(local).missing: no such file"),
-            ("reader", ["shutdown"], "FAILED_INVALID_ROLE"),
+        // Failures: the exit status of their class and exactly one line saying what happened.
+        for (who, arguments, needle, status) in [
+            ("reader", ["put", local, "x"], "FAILED_INVALID_ROLE", Int32(77)),
+            ("reader", ["get", "missing"], "no file named \"missing\"", 1),
+            ("client", ["put", "/nonexistent/file", "x"], "/nonexistent/file: no such directory /nonexistent", 66),
+            ("client", ["put", local + ".missing", "x"], "\(local).missing: no such file", 66),
+            ("reader", ["shutdown"], "FAILED_INVALID_ROLE", 77),
         ] {
             result = try self.client(who, port: port, arguments)
-            XCTAssertEqual(result.status, 1, "\(arguments)")
+            XCTAssertEqual(result.status, status, "\(arguments)")
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
             XCTAssertTrue(result.stderr.hasPrefix("runtime-client: "), result.stderr)
             XCTAssertTrue(result.stderr.contains(needle), "\(arguments): \(result.stderr)")
@@ -125,7 +125,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(output.contains("shutting down at the request of CN=client"), output)
 
         result = try self.client("client", port: port, ["policy-hash"])
-        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.status, 69, "unreachable: EX_UNAVAILABLE")
         XCTAssertTrue(result.stderr.contains("cannot connect to 127.0.0.1:\(port): connection refused"), result.stderr)
     }
 
@@ -146,7 +146,7 @@ final class CommandLineTests: XCTestCase {
         defer { if manager.isRunning { manager.terminate() } }
 
         let wrong = try self.client("client", port: port, ["policy-hash", "--server-name", "evil.example.com"])
-        XCTAssertEqual(wrong.status, 1)
+        XCTAssertEqual(wrong.status, 78, "an identity failure: EX_CONFIG")
         XCTAssertEqual(
             wrong.stderr.split(separator: "\n").first.map(String.init),
             "runtime-client: the runtime manager's certificate is not for \"evil.example.com\" (it names localhost, "

@@ -357,7 +357,7 @@ final class FaultMatrixTests: XCTestCase {
         for i in 0..<3 {
             let hash = try deployment.runClient(port: directPort, ["hash", "drained-\(i)"])
             XCTAssertEqual(hash.status, 0, hash.stderr)
-            XCTAssertEqual(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines), String(expected))
+            XCTAssertEqual(String(hash.stdout.prefix(64)), String(expected))
         }
     }
 

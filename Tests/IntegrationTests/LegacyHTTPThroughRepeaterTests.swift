@@ -89,7 +89,7 @@ final class LegacyHTTPThroughRepeaterTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(try sha256sum(local + ".back"), try sha256sum(local))
         result = try runProcess(executable, ["hash", "cli.bin"] + common)
-        XCTAssertEqual(result.stdout, try sha256sum(local) + "\n")
+        XCTAssertEqual(result.stdout, try sha256sum(local) + "  cli.bin\n")
         await path.stop()
     }
 }

@@ -85,37 +85,64 @@ final class StreamingGetTests: XCTestCase {
     }
 }
 
-/// A put keeps several chunks on their way; a failed chunk never leaves a file with a hole.
+/// A put or an append keeps several chunks on their way; a failed chunk never leaves a file
+/// with a hole, and a put that fails keeps the old file.
 final class PipelinedPutTests: XCTestCase {
     private var deployment: Deployment!
 
     override func setUpWithError() throws { deployment = try Deployment() }
     override func tearDown() { deployment?.cleanUp() }
 
-    /// 26 MiB in chunks of 8, 8, 8 and 2 MiB into a store of 19 MiB, four chunks in flight: the
-    /// third chunk does not fit, the fourth would (16 + 2 ≤ 19) and is already on its way. It is
-    /// refused, the client reports the third's failure, and the stored file is exactly the
-    /// first 16 MiB, as its hash says.
-    func testAFailedChunkEndsTheFileThereEvenWithLaterChunksInFlight() throws {
+    /// An append of 26 MiB (chunks of 8, 8, 8 and 2 MiB) to a 1 MiB file in a store of 19 MiB,
+    /// four chunks in flight: the third chunk does not fit, the fourth would (17 + 2 ≤ 19) and is
+    /// already on its way. It is refused, the client reports the third's failure, and the file is
+    /// exactly the old MiB and the first 16 MiB appended, as its hash says. (An append applies
+    /// each chunk at once; a put is staged, below.)
+    func testAFailedChunkEndsAnAppendThereEvenWithLaterChunksInFlight() throws {
         let linkPort = freePort()
         _ = try deployment.runtimeManager(linkPort: linkPort, ["--max-store-bytes", "\(19 << 20)"])
         let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let old = try deployment.makeFile("old.bin", bytes: 1 << 20)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", old, "holey.bin"]).status, 0)
         let file = try deployment.makeFile("input.bin", bytes: 26 << 20)
-        let put = try deployment.runClient(port: port, ["--chunks-in-flight", "4", "put", file, "holey.bin"], timeout: 120)
-        XCTAssertEqual(put.status, 1)
-        XCTAssertTrue(put.stderr.hasPrefix("runtime-client: append to \"holey.bin\" failed: FAILED_GENERIC: "), put.stderr)
-        XCTAssertFalse(put.stderr.contains("would have a hole"), "the first failure is reported, not the refusals after it")
+        let append = try deployment.runClient(port: port, ["--chunks-in-flight", "4", "append", file, "holey.bin"], timeout: 120)
+        XCTAssertEqual(append.status, 1)
+        XCTAssertTrue(append.stderr.hasPrefix("runtime-client: append to \"holey.bin\" failed: FAILED_GENERIC: "), append.stderr)
+        XCTAssertFalse(append.stderr.contains("would have a hole"), "the first failure is reported, not the refusals after it")
 
-        let prefixFile = deployment.sandbox.temporaryFile("first-16-MiB.bin")
-        try XCTUnwrap(FileManager.default.contents(atPath: file)).prefix(16 << 20).write(to: URL(fileURLWithPath: prefixFile))
-        let expected = String(try runTool("/usr/bin/sha256sum", [prefixFile]).prefix(64))
+        let expectedFile = deployment.sandbox.temporaryFile("old-and-16-MiB.bin")
+        var expectedBytes = try XCTUnwrap(FileManager.default.contents(atPath: old))
+        expectedBytes.append(try XCTUnwrap(FileManager.default.contents(atPath: file)).prefix(16 << 20))
+        try expectedBytes.write(to: URL(fileURLWithPath: expectedFile))
+        let expected = String(try runTool("/usr/bin/sha256sum", [expectedFile]).prefix(64))
         let hash = try deployment.runClient(port: port, ["hash", "holey.bin"])
         XCTAssertEqual(hash.status, 0, hash.stderr)
-        XCTAssertEqual(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines), expected, "the file is the chunks before the failure")
+        XCTAssertEqual(String(hash.stdout.prefix(64)), expected, "the file is the chunks before the failure")
 
         // In a new session the file can be written again (here: one that fits).
         let small = try deployment.makeFile("small.bin", bytes: 1 << 20)
         XCTAssertEqual(try deployment.runClient(port: port, ["put", small, "holey.bin"]).status, 0)
+    }
+
+    /// The same 26 MiB as a put over the 1 MiB file: staged, the third chunk does not fit
+    /// (1 + 16 + 8 > 19), the put is abandoned, the fourth chunk already on its way is refused,
+    /// and the stored file is still the old one.
+    func testAFailedChunkAbandonsAPutAndKeepsTheOldFile() throws {
+        let linkPort = freePort()
+        _ = try deployment.runtimeManager(linkPort: linkPort, ["--max-store-bytes", "\(19 << 20)"])
+        let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
+        let old = try deployment.makeFile("old.bin", bytes: 1 << 20)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", old, "kept.bin"]).status, 0)
+        let file = try deployment.makeFile("input.bin", bytes: 26 << 20)
+        let put = try deployment.runClient(port: port, ["--chunks-in-flight", "4", "put", file, "kept.bin"], timeout: 120)
+        XCTAssertEqual(put.status, 1)
+        XCTAssertTrue(put.stderr.contains("the put is abandoned and the stored file is unchanged"), put.stderr)
+        XCTAssertEqual(put.stderr.split(separator: "\n").count, 1, put.stderr)
+        let hash = try deployment.runClient(port: port, ["hash", "kept.bin"])
+        XCTAssertEqual(String(hash.stdout.prefix(64)), String(try runTool("/usr/bin/sha256sum", [old]).prefix(64)))
+        // The staged bytes were given back: a put that fits now succeeds.
+        let fits = try deployment.makeFile("fits.bin", bytes: 17 << 20)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", fits, "kept.bin"], timeout: 120).status, 0)
     }
 
     func testAPipelinedPutArrivesWhole() throws {
@@ -126,8 +153,7 @@ final class PipelinedPutTests: XCTestCase {
         for window in ["1", "2", "4"] {
             XCTAssertEqual(try deployment.runClient(port: port, ["--chunks-in-flight", window, "put", file, "whole.bin"], timeout: 120).status, 0)
             let hash = try deployment.runClient(port: port, ["hash", "whole.bin"])
-            XCTAssertEqual(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
-                           String(try runTool("/usr/bin/sha256sum", [file]).prefix(64)), "window \(window)")
+            XCTAssertEqual(String(hash.stdout.prefix(64)), String(try runTool("/usr/bin/sha256sum", [file]).prefix(64)), "window \(window)")
         }
     }
 }
