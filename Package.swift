@@ -178,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "muxcat",
             dependencies: [
-                "MuxCat", "YamuxLink", "CommandLineSupport", nioCore, nioPosix, argumentParser, logging, serviceLifecycle,
+                "MuxCat", "YamuxLink", "CommandLineSupport", "SystemErrorText", nioCore, nioPosix, argumentParser, logging, serviceLifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swift6

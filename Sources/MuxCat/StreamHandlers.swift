@@ -87,6 +87,7 @@ public final class StreamReporter: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        if (context.channel as? YamuxStreamChannel)?.peerFinished == true { tally.peerFinished = true }
         sink.line("muxcat: \(tally.closedLine)")
         onClose?(tally)
         context.fireChannelInactive()

@@ -49,8 +49,8 @@ public struct StreamTally: Sendable, Equatable {
         let how: String
         switch ending {
         case nil:
-            // The stream channel closes without surfacing the peer's FIN when ours went first,
-            // so "cleanly" (no reset, no error) is what can be said for sure.
+            // Both FINs when both went (the reporter asks the stream channel for the peer's,
+            // which closes at it without an event when ours went first).
             let fins = [finishedLocally ? "FIN sent" : nil, peerFinished ? "FIN received" : nil].compactMap { $0 }
             how = "closed cleanly" + (fins.isEmpty ? "" : " (\(fins.joined(separator: ", ")))")
         case .reset?: how = "reset (RST)"

@@ -99,6 +99,14 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
 
     public var description: String { "YamuxStreamChannel(stream: \(streamID))" }
 
+    /// Whether the peer's FIN arrived. When ours went first the stream closes at the peer's FIN
+    /// without an `inputClosed` event, so a handler that reports how a stream ended (muxcat
+    /// -v) asks here. Call on the stream's event loop.
+    public var peerFinished: Bool {
+        eventLoop.preconditionInEventLoop()
+        return remoteFinished
+    }
+
     /// The link's name in log lines (`YamuxLinkID`); call on the stream's event loop.
     public var linkID: YamuxLinkID? {
         eventLoop.preconditionInEventLoop()

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import UnixSignals
+import SystemErrorText
 import YamuxLink
 
 #if canImport(Glibc)
@@ -201,8 +202,11 @@ struct ConnectService: Service {
         interrupt.fail(CancellationError())
         if connector.configuration.streams > 1 { diagnostics.line("muxcat: \(outcome.totalsLine)") }
         if !outcome.succeeded {
-            for tally in outcome.tallies where !MuxCatConnector.endedCleanly(tally) {
-                diagnostics.line("muxcat: \(tally.closedLine)")
+            // With -v each stream's close was said as it happened: not twice.
+            if !connector.configuration.verbose {
+                for tally in outcome.tallies where !MuxCatConnector.endedCleanly(tally) {
+                    diagnostics.line("muxcat: \(tally.closedLine)")
+                }
             }
             throw ExitCode.failure
         }
@@ -260,26 +264,34 @@ struct Decode: ParsableCommand {
         } else {
             descriptor = open(file, O_RDONLY | O_CLOEXEC)
             guard descriptor >= 0 else {
-                throw CommandLineFailure("cannot open \(file): \(String(cString: strerror(errno)))")
+                throw CommandLineFailure("cannot open \(file): \(SystemErrorText.errnoText(errno))")
             }
         }
         defer { if descriptor != 0 { close(descriptor) } }
         var run = FrameDecodeRun()
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         let out = OutputSink.standardOutput
+        var total = 0
         while true {
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw CommandLineFailure("cannot read \(file): \(String(cString: strerror(errno)))") }
+            guard count >= 0 else { throw CommandLineFailure("cannot read \(file): \(SystemErrorText.errnoText(errno))") }
             if count == 0 { break }
+            total += count
             let lines = run.feed(ByteBuffer(bytes: chunk[0..<count]))
             if !lines.isEmpty { out.write(lines.joined(separator: "\n") + "\n") }
+        }
+        // Nothing to decode is not a decoded link with no traffic: say so, and fail.
+        guard total > 0 else {
+            throw CommandLineFailure("decode: \(file == "-" ? "stdin" : file) is empty: there is no frame to decode")
         }
         let last = run.finish() + run.summary.lines
         out.write(last.joined(separator: "\n") + "\n")
         if let first = run.problems.first {
-            let more = run.problems.count > 1 ? " (and \(run.problems.count - 1) more problems, listed above)" : ""
-            throw CommandLineFailure("decode: \(first.message)\(more)")
+            // The problems are ERROR lines among the frames on stdout; stderr says where to look
+            // rather than saying them a second time.
+            let count = run.problems.count == 1 ? "1 problem" : "\(run.problems.count) problems"
+            throw CommandLineFailure("decode: \(count) in the input, the first at byte offset \(first.offset) (the ERROR lines on stdout)")
         }
     }
 }

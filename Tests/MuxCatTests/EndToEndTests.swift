@@ -235,6 +235,23 @@ final class EndToEndTests: ProcessTestCase {
         }
     }
 
+    /// -v on the side whose FIN goes first says both FINs once the peer's came back (the stream
+    /// closes at it without an event); a stream the link drops under it is said once, not again
+    /// in the closing lines.
+    func testConnectVerboseSaysBothFinsAndALostLinkOnce() throws {
+        let (listener, port) = try startListener(["--echo"])
+        let echoed = try runMuxcat(["connect", "127.0.0.1:\(port)", "-v"], input: Data("hi\n".utf8))
+        XCTAssertEqual(echoed.status, 0, echoed.stderr)
+        XCTAssertTrue(
+            echoed.stderr.contains("link 1 stream 1: closed, 3 bytes in, 3 bytes out, closed cleanly (FIN sent, FIN received)"), echoed.stderr)
+
+        let connect = try start(try Binaries.muxcat, ["connect", "127.0.0.1:\(port)", "-v"], name: "muxcat connect")
+        connect.waitFor("stream 1: opened", onStderr: true)
+        listener.signal(SIGKILL)
+        XCTAssertEqual(connect.waitForExit(), 1, connect.stderr.text)
+        XCTAssertEqual(connect.stderr.text.components(separatedBy: "the link closed under it").count - 1, 1, connect.stderr.text)
+    }
+
     // MARK: muxcat decode on files
 
     func testDecodeReportsMalformedFilesWithOffsetsAndExitsWithOne() throws {
@@ -259,8 +276,23 @@ final class EndToEndTests: ProcessTestCase {
             XCTAssertEqual(result.status, 1, testCase.name)
             let text = String(decoding: result.stdout, as: UTF8.self)
             XCTAssertTrue(text.contains("ERROR: \(testCase.error)"), "\(testCase.name): \(text)")
-            XCTAssertTrue(result.stderr.hasPrefix("muxcat: decode: \(testCase.error)"), "\(testCase.name): \(result.stderr)")
+            // Said once: stderr points at the ERROR line rather than repeating it.
+            XCTAssertFalse(result.stderr.contains(testCase.error), "\(testCase.name): \(result.stderr)")
+            XCTAssertTrue(result.stderr.hasPrefix("muxcat: decode: 1 problem in the input, the first at byte offset "), result.stderr)
         }
+    }
+
+    /// An empty file, or empty stdin, is not a link without traffic: it fails and says so.
+    func testDecodingNothingFailsAndSaysTheInputIsEmpty() throws {
+        let path = temporaryFile("empty")
+        try Data().write(to: URL(fileURLWithPath: path))
+        let file = try runMuxcat(["decode", path])
+        XCTAssertEqual(file.status, 1)
+        XCTAssertEqual(file.stderr, "muxcat: decode: \(path) is empty: there is no frame to decode\n")
+        XCTAssertTrue(file.stdout.isEmpty)
+        let stdin = try runMuxcat(["decode"], input: Data())
+        XCTAssertEqual(stdin.status, 1)
+        XCTAssertTrue(stdin.stderr.contains("stdin is empty"), stdin.stderr)
     }
 
     func testDecodeReadsRawFramesFromStdin() throws {
