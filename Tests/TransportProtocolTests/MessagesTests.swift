@@ -60,4 +60,14 @@ final class MessagesTests: XCTestCase {
         XCTAssertEqual(try TransportProtocol_Data(serializedBytes: try data.serializedBytes() as [UInt8]), data)
         XCTAssertEqual(try data.jsonString(), #"{"fileName":"f","data":"Bw==","stage":true,"commit":true}"#)
     }
+
+    /// A file name is a protobuf string, so UTF-8: a request naming a file with other bytes does
+    /// not decode (the runtime manager answers it FAILED_INVALID_REQUEST as any malformed
+    /// message), so two invalid names can never become one (issue 42).
+    func testANameThatIsNotUTF8DoesNotDecode() {
+        let invalid: [UInt8] = [0x12, 5, 0x0A, 1, 0xFF, 0x12, 0]  // write_file { file_name: "\xff", data: "" }
+        XCTAssertThrowsError(try RuntimeManagerRequest(serializedBytes: invalid))
+        let valid: [UInt8] = [0x12, 5, 0x0A, 1, 0x61, 0x12, 0]
+        XCTAssertEqual(try RuntimeManagerRequest(serializedBytes: valid).writeFile.fileName, "a")
+    }
 }
