@@ -23,6 +23,8 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
     case requestFailed(request: String, status: ResponseStatus, message: String)
     /// The connection ended while a response was awaited.
     case connectionClosed(address: String)
+    /// The connection went away in the middle of the session, without a TLS goodbye.
+    case connectionLost(reason: String)
     /// A local file could not be read (missing, unreadable, changed while read).
     case localFile(path: String, reason: String)
     /// A local file could not be written (a get's LOCAL, or stdout).
@@ -53,6 +55,8 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
                 + "pass one of those to --server-name, or leave it out to check only the CA (--ca)"
         case let .requestFailed(request, status, message):
             return "\(request) failed: \(status.protocolName): \(message)"
+        case let .connectionLost(reason):
+            return reason
         case let .connectionClosed(address):
             return "the connection to \(address) closed before the runtime manager answered "
                 + "(it may have rejected this client's certificate or stopped; see its log)"
@@ -76,7 +80,7 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
     /// retry from a mistake (`runtime-client --help` lists them).
     public var exitStatus: Int32 {
         switch self {
-        case .connectionRefused, .connectFailed, .closedDuringHandshake, .connectionClosed: return 69  // EX_UNAVAILABLE
+        case .connectionRefused, .connectFailed, .closedDuringHandshake, .connectionClosed, .connectionLost: return 69  // EX_UNAVAILABLE
         case .localFile: return 66  // EX_NOINPUT
         case .cannotWrite: return 73  // EX_CANTCREAT
         case .timedOut: return 75  // EX_TEMPFAIL
@@ -136,7 +140,9 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
         } else if text.contains("UNSUPPORTED_PROTOCOL") || text.contains("PROTOCOL_VERSION") {
             explanation = "the peer does not offer TLS 1.3"
         } else if case NIOSSLError.uncleanShutdown = error {
-            explanation = "the connection closed without a TLS goodbye: the runtime manager, its link or the repeater went away mid-session (see their logs)"
+            // Not a TLS disagreement but a lost connection: a script may retry it (exit 69).
+            return .connectionLost(
+                reason: "the connection closed without a TLS goodbye: the runtime manager, its link or the repeater went away mid-session (see their logs)")
         } else {
             explanation = "handshake failed"
         }

@@ -78,7 +78,7 @@ final class StreamingGetTests: XCTestCase {
             return size > 0
         }, "the download starts writing its temporary file")
         manager.signal(SIGKILL)
-        XCTAssertEqual(get.waitForExit(timeout: 60), 1)
+        XCTAssertEqual(get.waitForExit(timeout: 60), 69, "a lost connection: EX_UNAVAILABLE, retry later")
         XCTAssertTrue(get.stderr.text.hasPrefix("runtime-client: "), get.stderr.text)
         XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "the old contents\n", "the old file stays as it was")
         XCTAssertNil(partial(), "the temporary file is removed")
@@ -98,13 +98,19 @@ final class PipelinedPutTests: XCTestCase {
     /// already on its way. It is refused, the client reports the third's failure, and the file is
     /// exactly the old MiB and the first 16 MiB appended, as its hash says. (An append applies
     /// each chunk at once; a put is staged, below.)
-    func testAFailedChunkEndsAnAppendThereEvenWithLaterChunksInFlight() throws {
+    /// A runtime manager with a 19 MiB store behind a repeater, `name` stored as a 1 MiB file,
+    /// and a 26 MiB file to send: (the repeater's port, the old file, the new one).
+    private func oneMiBStoredIn19MiBStore(as name: String) throws -> (port: Int, old: String, new: String) {
         let linkPort = freePort()
         _ = try deployment.runtimeManager(linkPort: linkPort, ["--max-store-bytes", "\(19 << 20)"])
         let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
         let old = try deployment.makeFile("old.bin", bytes: 1 << 20)
-        XCTAssertEqual(try deployment.runClient(port: port, ["put", old, "holey.bin"]).status, 0)
-        let file = try deployment.makeFile("input.bin", bytes: 26 << 20)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", old, name]).status, 0)
+        return (port, old, try deployment.makeFile("input.bin", bytes: 26 << 20))
+    }
+
+    func testAFailedChunkEndsAnAppendThereEvenWithLaterChunksInFlight() throws {
+        let (port, old, file) = try oneMiBStoredIn19MiBStore(as: "holey.bin")
         let append = try deployment.runClient(port: port, ["--chunks-in-flight", "4", "append", file, "holey.bin"], timeout: 120)
         XCTAssertEqual(append.status, 1)
         XCTAssertTrue(append.stderr.hasPrefix("runtime-client: append to \"holey.bin\" failed: FAILED_GENERIC: "), append.stderr)
@@ -128,12 +134,7 @@ final class PipelinedPutTests: XCTestCase {
     /// (1 + 16 + 8 > 19), the put is abandoned, the fourth chunk already on its way is refused,
     /// and the stored file is still the old one.
     func testAFailedChunkAbandonsAPutAndKeepsTheOldFile() throws {
-        let linkPort = freePort()
-        _ = try deployment.runtimeManager(linkPort: linkPort, ["--max-store-bytes", "\(19 << 20)"])
-        let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
-        let old = try deployment.makeFile("old.bin", bytes: 1 << 20)
-        XCTAssertEqual(try deployment.runClient(port: port, ["put", old, "kept.bin"]).status, 0)
-        let file = try deployment.makeFile("input.bin", bytes: 26 << 20)
+        let (port, old, file) = try oneMiBStoredIn19MiBStore(as: "kept.bin")
         let put = try deployment.runClient(port: port, ["--chunks-in-flight", "4", "put", file, "kept.bin"], timeout: 120)
         XCTAssertEqual(put.status, 1)
         XCTAssertTrue(put.stderr.contains("the put is abandoned and the stored file is unchanged"), put.stderr)
