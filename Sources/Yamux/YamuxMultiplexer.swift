@@ -91,9 +91,11 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var frameInProgress: FrameInProgress?
 
     private var inReadCycle = false
-    /// Relayed sockets in the middle of a read cycle: the link is flushed when the last one
-    /// ends (`relayReadCycleEnded`), not by a task at the end of the loop turn — one
-    /// `eventLoop.execute` per client message showed in repeaterd's profile.
+    /// Relayed sockets in the middle of a read cycle: while any is, nothing is flushed; when the
+    /// last one ends, one task flushes at the end of the loop's turn (`scheduleFlush`, at most
+    /// one pending), after every socket ready in this wake has been read. Measured (issue 43,
+    /// docs/BENCHMARKS.md "Many sessions"): link writes per message 1.86 → 1.04 at 512 sessions;
+    /// with one session the task costs within the noise (+2% relay CPU, 4 rounds).
     private var openRelayReadCycles = 0
     private var needsFlush = false
     private var flushScheduled = false
@@ -558,11 +560,14 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     /// A relayed socket's read cycle ended (read complete, or the socket's input or the socket
-    /// went away): flush what its reads queued, once for all of them.
+    /// went away): what its reads queued is flushed at the end of this turn of the event loop,
+    /// once for every socket that read in it (issue 43). NIO runs one socket's read cycle to its
+    /// end before the next socket's, so a flush here was one link write per message; a task
+    /// runs after all the sockets that were ready in this wake have been read.
     func relayReadCycleEnded() {
         openRelayReadCycles -= 1
         assert(openRelayReadCycles >= 0)
-        if openRelayReadCycles == 0, !inReadCycle { flushIfNeeded() }
+        if openRelayReadCycles == 0, !inReadCycle { scheduleFlush() }
     }
 
     func streamConsumed(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {

@@ -463,3 +463,40 @@ final class YamuxMultiplexerTests: XCTestCase {
         XCTAssertEqual(try bulkCredit(besideSmallMessages: true), 65_536, "beside small messages: the shared window")
     }
 }
+
+/// Issue 43: the link's output leaves once per turn of the event loop, whatever number of
+/// relayed sockets read in it, so that many sessions cost one link write between them.
+final class LinkOutputPerTurnTests: XCTestCase {
+    func testFramesOfSocketsThatReadInOneTurnLeaveInOneLinkWrite() throws {
+        let loop = EmbeddedEventLoop()
+        let link = EmbeddedChannel(loop: loop)
+        var configuration = YamuxConfiguration(role: .client)
+        configuration.keepAliveInterval = nil
+        let mux = YamuxMultiplexer(configuration: configuration)
+        try link.pipeline.syncOperations.addHandler(mux)
+        try link.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let sockets = (0..<3).map { _ in EmbeddedChannel(loop: loop) }
+        for socket in sockets {
+            try socket.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+            _ = try mux.createRelayStream(to: socket)
+        }
+        loop.run()
+        while try link.readOutbound(as: ByteBuffer.self) != nil {}  // the SYNs
+
+        // Three sockets read, one after another, as NIO runs their read cycles in one wake.
+        for (index, socket) in sockets.enumerated() {
+            try socket.writeInbound(ByteBuffer(string: "message \(index)"))
+        }
+        XCTAssertNil(try link.readOutbound(as: ByteBuffer.self), "nothing leaves before the turn ends")
+        loop.run()
+        var write = try XCTUnwrap(try link.readOutbound(as: ByteBuffer.self))
+        XCTAssertNil(try link.readOutbound(as: ByteBuffer.self), "one link write for the three")
+        var payloads: [String] = []
+        while let header = write.readBytes(length: 12) {
+            let length = Int(header[8]) << 24 | Int(header[9]) << 16 | Int(header[10]) << 8 | Int(header[11])
+            XCTAssertEqual(header[1], 0, "a Data frame")
+            payloads.append(write.readString(length: length) ?? "")
+        }
+        XCTAssertEqual(payloads, ["message 0", "message 1", "message 2"])
+    }
+}

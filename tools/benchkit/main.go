@@ -38,7 +38,7 @@ func emit(v interface{}) {
 
 func main() {
 	if len(os.Args) < 2 {
-		die("usage: benchkit echo|connrate|delay|scale|pingpong [flags]")
+		die("usage: benchkit echo|connrate|delay|scale|pingpong|sessions [flags]")
 	}
 	cmd, args := os.Args[1], os.Args[2:]
 	switch cmd {
@@ -52,6 +52,8 @@ func main() {
 		scaleMain(args)
 	case "pingpong":
 		pingpongMain(args)
+	case "sessions":
+		sessionsMain(args)
 	default:
 		die("unknown command %q", cmd)
 	}
@@ -395,7 +397,7 @@ func scaleMain(args []string) {
 		"sessions": open, "failed": failed, "open_seconds": openSec, "opened_per_second": float64(open) / openSec,
 		"rss_before_kib": rss0, "rss_after_kib": rss1,
 		"rss_per_session_bytes": float64(rss1-rss0) * 1024 / float64(max1(open)),
-		"latency_alone": before, "latency_among": during,
+		"latency_alone":         before, "latency_among": during,
 	})
 }
 
@@ -531,4 +533,120 @@ func rawIO(trap uintptr, fd int, b []byte) (int, error) {
 		}
 		return int(n), nil
 	}
+}
+
+// ---------------------------------------------------------------- sessions
+
+// sessionsMain: -c connections at once, each a ping-pong of -size bytes (write, read the same
+// count back) for -duration seconds: many sessions with a message ready at the same time, as
+// wrk's keep-alive requests are. Reports exchanges per second and, for each -pid (comma
+// separated), the write and read system calls (/proc/PID/io syscw, syscr) and CPU seconds
+// (/proc/PID/stat) it spent during the run, per exchange.
+func sessionsMain(args []string) {
+	fs := flag.NewFlagSet("sessions", flag.ExitOnError)
+	target := fs.String("target", "", "address")
+	conc := fs.Int("c", 512, "sessions at once")
+	size := fs.Int("size", 1024, "bytes per message")
+	duration := fs.Float64("duration", 5, "seconds measured")
+	pids := fs.String("pid", "", "processes to account, comma separated")
+	fs.Parse(args)
+	conns := make([]net.Conn, *conc)
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", *target, 10*time.Second)
+		if err != nil {
+			die("dial %d: %v", i, err)
+		}
+		c.(*net.TCPConn).SetNoDelay(true)
+		conns[i] = c
+	}
+	var ids []int
+	for _, field := range strings.Split(*pids, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(field)); err == nil {
+			ids = append(ids, v)
+		}
+	}
+	type counts struct{ writes, reads, ticks int64 }
+	sample := func() []counts {
+		out := make([]counts, len(ids))
+		for i, id := range ids {
+			if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", id)); err == nil {
+				for _, line := range strings.Split(string(io), "\n") {
+					f := strings.Fields(line)
+					if len(f) == 2 && f[0] == "syscw:" {
+						out[i].writes, _ = strconv.ParseInt(f[1], 10, 64)
+					}
+					if len(f) == 2 && f[0] == "syscr:" {
+						out[i].reads, _ = strconv.ParseInt(f[1], 10, 64)
+					}
+				}
+			}
+			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", id)); err == nil {
+				text := string(stat)
+				f := strings.Fields(text[strings.LastIndex(text, ")")+2:])
+				utime, _ := strconv.ParseInt(f[11], 10, 64)
+				stime, _ := strconv.ParseInt(f[12], 10, 64)
+				out[i].ticks = utime + stime
+			}
+		}
+		return out
+	}
+	var exchanges int64
+	var stop int32
+	var wg sync.WaitGroup
+	// Warm up: one exchange per session before counting.
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c net.Conn) {
+			defer wg.Done()
+			msg := make([]byte, *size)
+			reply := make([]byte, *size)
+			if _, err := c.Write(msg); err != nil {
+				die("write: %v", err)
+			}
+			if _, err := io.ReadFull(c, reply); err != nil {
+				die("read: %v", err)
+			}
+		}(c)
+	}
+	wg.Wait()
+	before := sample()
+	start := time.Now()
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c net.Conn) {
+			defer wg.Done()
+			msg := make([]byte, *size)
+			reply := make([]byte, *size)
+			for atomic.LoadInt32(&stop) == 0 {
+				if _, err := c.Write(msg); err != nil {
+					die("write: %v", err)
+				}
+				if _, err := io.ReadFull(c, reply); err != nil {
+					die("read: %v", err)
+				}
+				atomic.AddInt64(&exchanges, 1)
+			}
+		}(c)
+	}
+	time.Sleep(time.Duration(*duration * float64(time.Second)))
+	atomic.StoreInt32(&stop, 1)
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+	after := sample()
+	n := float64(atomic.LoadInt64(&exchanges))
+	result := map[string]interface{}{"sessions": *conc, "size": *size, "seconds": elapsed, "exchanges": n,
+		"exchanges_per_second": n / elapsed}
+	var per []map[string]interface{}
+	for i, id := range ids {
+		per = append(per, map[string]interface{}{
+			"pid": id, "writes_per_exchange": float64(after[i].writes-before[i].writes) / n,
+			"reads_per_exchange":  float64(after[i].reads-before[i].reads) / n,
+			"cpu_us_per_exchange": float64(after[i].ticks-before[i].ticks) * 1e6 / 100 / n,
+		})
+	}
+	result["processes"] = per
+	for _, c := range conns {
+		c.Close()
+	}
+	emit(result)
 }
