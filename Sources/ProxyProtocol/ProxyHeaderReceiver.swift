@@ -130,7 +130,7 @@ public final class ProxyHeaderReceiver: ChannelInboundHandler, RemovableChannelH
             return
         }
         // Closed once written (a close at once may drop what is still queued).
-        context.writeAndFlush(NIOAny(refusalReply)).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(NIOAny(refusalReply)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }
 

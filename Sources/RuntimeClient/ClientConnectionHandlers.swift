@@ -7,6 +7,7 @@ import NIOCore
 import NIOExtras
 import NIOSSL
 import NIOTLS
+import SystemErrorText
 import TransportProtocol
 
 /// What a client connection tells its owner beyond the responses themselves: when the TLS
@@ -95,6 +96,12 @@ final class ClientConnectionMonitor: ChannelInboundHandler {
         case let error as RuntimeClientError: return error
         case let error as TransportProtocolError: return .unexpectedResponse("\(error)")
         case let error as LegacyHTTPRelayError: return .relayFailed("\(error)")
+        case let error as IOError:
+            // The socket failed (a reset, a broken pipe): a lost connection, not a TLS
+            // disagreement, and worth a retry (exit 69), whatever TLS was doing at the time.
+            return .connectionLost(
+                reason: "the connection was lost: \(SystemErrorText.describe(error)); the runtime manager, its link or the repeater "
+                    + "went away (see their logs)")
         default: return .tls(error)
         }
     }

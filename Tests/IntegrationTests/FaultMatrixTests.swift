@@ -51,6 +51,9 @@ final class FaultMatrixTests: XCTestCase {
         let seconds = Date().timeIntervalSince(killedAt)
         XCTAssertNotNil(status)
         XCTAssertNotEqual(status, 0, "the put cannot have succeeded: \(put.stdout.text)")
+        // A lost connection, not a TLS failure: a script may retry (issue 42).
+        XCTAssertEqual(status, 69, put.stderr.text)
+        XCTAssertFalse(put.stderr.text.contains("TLS failure"), put.stderr.text)
         let message = put.stderr.text.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertFalse(message.isEmpty, "the client must say what happened")
         XCTAssertFalse(message.contains("\n"), "one clear line, not a dump: \(message)")
