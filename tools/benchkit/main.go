@@ -139,13 +139,16 @@ func oneExchange(target string, msg, reply []byte) error {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	c.(*net.TCPConn).SetNoDelay(true)
+	return exchange(c, msg, reply)
+}
+
+// exchange writes msg and reads len(reply) bytes back.
+func exchange(c net.Conn, msg, reply []byte) error {
 	if _, err := c.Write(msg); err != nil {
 		return err
 	}
-	if _, err := io.ReadFull(c, reply); err != nil {
-		return err
-	}
-	return nil
+	_, err := io.ReadFull(c, reply)
+	return err
 }
 
 func connrateMain(args []string) {
@@ -295,11 +298,8 @@ func pingPong(c net.Conn, n int) []float64 {
 	out := make([]float64, 0, n)
 	for i := 0; i < n; i++ {
 		t := time.Now()
-		if _, err := c.Write(msg); err != nil {
-			die("ping: %v", err)
-		}
-		if _, err := io.ReadFull(c, reply); err != nil {
-			die("pong: %v", err)
+		if err := exchange(c, msg, reply); err != nil {
+			die("ping-pong: %v", err)
 		}
 		out = append(out, float64(time.Since(t).Nanoseconds())/1000)
 	}
@@ -598,13 +598,8 @@ func sessionsMain(args []string) {
 		wg.Add(1)
 		go func(c net.Conn) {
 			defer wg.Done()
-			msg := make([]byte, *size)
-			reply := make([]byte, *size)
-			if _, err := c.Write(msg); err != nil {
-				die("write: %v", err)
-			}
-			if _, err := io.ReadFull(c, reply); err != nil {
-				die("read: %v", err)
+			if err := exchange(c, make([]byte, *size), make([]byte, *size)); err != nil {
+				die("warm-up exchange: %v", err)
 			}
 		}(c)
 	}
@@ -618,11 +613,8 @@ func sessionsMain(args []string) {
 			msg := make([]byte, *size)
 			reply := make([]byte, *size)
 			for atomic.LoadInt32(&stop) == 0 {
-				if _, err := c.Write(msg); err != nil {
-					die("write: %v", err)
-				}
-				if _, err := io.ReadFull(c, reply); err != nil {
-					die("read: %v", err)
+				if err := exchange(c, msg, reply); err != nil {
+					die("exchange: %v", err)
 				}
 				atomic.AddInt64(&exchanges, 1)
 			}
