@@ -44,6 +44,7 @@ if [ "$bench" -eq 1 ]; then
     sockperf iperf3                              # latency and throughput clients and servers
     libnginx-mod-stream socat                    # the peer relays (with haproxy and nginx above)
     util-linux procps                            # taskset, chrt; /proc readers
+    wrk linux-perf                               # section 11: keep-alive HTTP load; system calls per request
   )
 fi
 missing=()

@@ -25,14 +25,15 @@ import NIOCore
 /// - While another stream sends small messages, a stream's receive window stays at
 ///   `sharedStreamWindow`: the most it can have queued in the link's buffers ahead of them
 ///   (`YamuxInboundActivity`).
-/// - Frames written while handling a read are flushed once at the read's end; frames written
-///   otherwise are flushed once at the end of the current event-loop iteration (a task NIO runs
-///   right after this iteration's I/O, before it waits again: no extra tick, no extra system
-///   call), so new streams opened by many clients in one iteration share one write. Never a flush
-///   per frame. (Flushing at once on every stream flush was tried and measured: no latency gain,
+/// - Frames gather in the link's output (`YamuxLinkOutput`, a value tested alone): frames written
+///   while the link is read are flushed once at the read's end; frames written while relayed
+///   sockets read, or outside any read, are flushed once at the end of the current event-loop
+///   turn (a task NIO runs right after this turn's I/O, before it waits again), so the messages of
+///   every session ready in one wake leave in one link write. Never a flush per frame or per
+///   message. (Flushing at once on every stream flush was tried and measured: no latency gain,
 ///   and fewer sessions opened per second; docs/bench/NOTES.md.)
-/// - A small Data frame goes out as one buffer, header and payload together (one iovec, and the
-///   payload's buffer is released at once).
+/// - A small Data frame goes out in the gathered buffer, header and payload together (one iovec
+///   for many frames, and the payload's buffer is released at once).
 public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = Never
@@ -69,16 +70,9 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// its receive window (`YamuxConfiguration.sharedStreamWindow`).
     private var inboundActivity = YamuxInboundActivity()
 
-    /// Small frames (control frames, and small Data frames with their payload) written since the
-    /// last flush, in one buffer that is handed to the link channel at the flush and reused once
-    /// the socket has taken it: no allocation per frame. Handed over early past
-    /// `outputHandOverSize`, so the link channel's write watermark sees it.
-    private var output = ByteBuffer()
-    private var outputPromise: EventLoopPromise<Void>?
-    /// `output` was handed to the channel: clear it (reusing its memory if the channel is done
-    /// with it) before the next frame.
-    private var outputHandedOver = false
-    private static let outputHandOverSize = 16 * 1024
+    /// Where written frames gather and when they are flushed: one link write per turn of the
+    /// event loop (`YamuxLinkOutput`).
+    private var output = YamuxLinkOutput()
 
     /// What is left to do for the Data frame being decoded: where its payload goes, and the
     /// stream's ending (steps 3 and 4 of the state machine's `StreamFrame`) once it is through.
@@ -90,15 +84,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
     private var frameInProgress: FrameInProgress?
 
-    private var inReadCycle = false
-    /// Relayed sockets in the middle of a read cycle: while any is, nothing is flushed; when the
-    /// last one ends, one task flushes at the end of the loop's turn (`scheduleFlush`, at most
-    /// one pending), after every socket ready in this wake has been read. Measured (issue 43,
-    /// docs/BENCHMARKS.md "Many sessions"): link writes per message 1.86 → 1.04 at 512 sessions;
-    /// with one session the task costs within the noise (+2% relay CPU, 4 rounds).
-    private var openRelayReadCycles = 0
-    private var needsFlush = false
-    private var flushScheduled = false
+    /// The link is being read (its frames delivered at the read cycle's end).
+    private var inReadCycle: Bool { output.isInLinkReadCycle }
     private var closed = false
 
     /// Control frames waiting while the link channel is not writable (capped, coalesced).
@@ -277,7 +264,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
-        inReadCycle = true
+        output.linkReadCycleBegan()
         decoder.append(unwrapInboundIn(data))
         decodeFrames()
     }
@@ -324,8 +311,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         swap(&touchedStreams, &deliveringStreams)
         for endpoint in deliveringStreams { endpoint.parentReadComplete() }
         deliveringStreams.removeAllKeepingCapacity()
-        inReadCycle = false
-        flushIfNeeded()
+        if output.linkReadCycleEnded() == .now { flushNow() }
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -376,7 +362,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         defer { resumingReads = false }
         readsPaused = false
         logger.debug("link reads resumed")
-        inReadCycle = true
+        output.linkReadCycleBegan()
         decodeFrames()
         endReadCycle()
         if !readsPaused { inboundOpensThisCycle = 0 }
@@ -388,7 +374,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// Frames gathered in `output` go out before the link closes (a Go Away, an RST, the last
     /// window update): a close drops what was never written to the channel.
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if mode != .input { flushIfNeeded() }
+        if mode != .input { flushNow() }
         context.close(mode: mode, promise: promise)
     }
 
@@ -556,18 +542,14 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     /// A relayed socket started a read cycle: hold the link's flush until it ends.
     func relayReadCycleBegan() {
-        openRelayReadCycles += 1
+        output.relayReadCycleBegan()
     }
 
     /// A relayed socket's read cycle ended (read complete, or the socket's input or the socket
     /// went away): what its reads queued is flushed at the end of this turn of the event loop,
-    /// once for every socket that read in it (issue 43). NIO runs one socket's read cycle to its
-    /// end before the next socket's, so a flush here was one link write per message; a task
-    /// runs after all the sockets that were ready in this wake have been read.
+    /// once for every socket that read in it (`YamuxLinkOutput`).
     func relayReadCycleEnded() {
-        openRelayReadCycles -= 1
-        assert(openRelayReadCycles >= 0)
-        if openRelayReadCycles == 0, !inReadCycle { scheduleFlush() }
+        scheduleFlush(output.relayReadCycleEnded())
     }
 
     func streamConsumed(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {
@@ -694,8 +676,6 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         } while pumpAgain && context != nil && !closed
     }
 
-    /// Payloads up to this size are copied behind their header into one buffer.
-    private static let coalescedPayloadLimit = 2048
     /// Scratch space for one frame's pieces, kept between frames (the pump is not re-entrant).
     private var pieces: [(ByteBuffer, EventLoopPromise<Void>?)] = []
 
@@ -725,9 +705,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
                 }
                 let taken = channel.takeSendable(upTo: grant.bytes, into: &pieces)
                 assert(taken == grant.bytes)
-                writeDataFrame(id, length: taken, context: context)
+                output.appendData(.data(id, length: UInt32(taken)), pieces: pieces) { bytes, promise in
+                    context.write(wrapOutboundOut(bytes), promise: promise)
+                }
                 pieces.removeAllKeepingCapacity()
-                needsFlush = true
                 if channel.sendableBytes > 0 {
                     if grant.windowLeft > 0 { sendQueue.takeAnotherTurn(channel) }
                     continue
@@ -741,32 +722,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
                 }
             }
         }
-        scheduleFlush()
-    }
-
-    /// Writes one Data frame: its header and the pieces in `pieces`. A small one is copied into
-    /// `output` (one iovec with its neighbours, and the payload's buffer is released at once).
-    private func writeDataFrame(_ id: YamuxStreamID, length: Int, context: ChannelHandlerContext) {
-        let header = YamuxFrameHeader.data(id, length: UInt32(length))
-        prepareOutput()
-        output.writeYamuxHeader(header)
-        if length <= Self.coalescedPayloadLimit {
-            for (var bytes, piecePromise) in pieces {
-                output.writeBuffer(&bytes)
-                guard let piecePromise else { continue }
-                if let outputPromise {
-                    outputPromise.futureResult.cascade(to: piecePromise)
-                } else {
-                    outputPromise = piecePromise
-                }
-            }
-            if output.readableBytes >= Self.outputHandOverSize { handOverOutput(context) }
-            return
-        }
-        handOverOutput(context)
-        for (bytes, promise) in pieces {
-            context.write(wrapOutboundOut(bytes), promise: promise)
-        }
+        scheduleFlush(output.framesAppended())
     }
 
     /// Writes a control frame now: it never waits behind queued stream data. While the link is
@@ -787,60 +743,40 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
                 return
             }
         }
-        prepareOutput()
-        output.writeYamuxHeader(header)
-        if output.readableBytes >= Self.outputHandOverSize { handOverOutput(context) }
-        needsFlush = true
-        scheduleFlush()
+        output.append(header) { bytes, promise in context.write(wrapOutboundOut(bytes), promise: promise) }
+        scheduleFlush(output.framesAppended())
     }
 
     /// Writes the control frames that waited for the link to be writable, in order.
     private func drainControlQueue(context: ChannelHandlerContext) {
         guard !controlQueue.isEmpty, !closed else { return }
-        prepareOutput()
         controlQueue.drain { header in
-            output.writeYamuxHeader(header)
-            if output.readableBytes >= Self.outputHandOverSize {
-                handOverOutput(context)
-                prepareOutput()
+            output.append(header) { bytes, promise in context.write(wrapOutboundOut(bytes), promise: promise) }
+        }
+        scheduleFlush(output.framesAppended())
+    }
+
+    /// Acts on the output's answer: one task flushes at the end of this turn of the loop.
+    private func scheduleFlush(_ step: YamuxLinkOutput.FlushStep) {
+        switch step {
+        case .none:
+            return
+        case .now:
+            flushNow()
+        case .atEndOfTurn:
+            guard let context else { return }
+            context.eventLoop.assumeIsolated().execute {
+                self.output.endOfTurnFlushRan()
+                self.flushNow()
             }
         }
-        needsFlush = true
-        scheduleFlush()
     }
 
-    /// Makes `output` ready for more frames: after a hand-over it is cleared, which reuses its
-    /// memory when the channel has written it out (and allocates anew only when it has not).
-    private func prepareOutput() {
-        if outputHandedOver {
-            outputHandedOver = false
-            output.clear()
-        }
-    }
-
-    /// Passes the small frames gathered in `output` to the link channel (in order with the
-    /// large frames written after them).
-    private func handOverOutput(_ context: ChannelHandlerContext) {
-        guard !outputHandedOver, output.readableBytes > 0 else { return }
-        context.write(wrapOutboundOut(output), promise: outputPromise)
-        outputPromise = nil
-        outputHandedOver = true
-    }
-
-    private func scheduleFlush() {
-        guard needsFlush, !inReadCycle, openRelayReadCycles == 0, !flushScheduled, let context else { return }
-        flushScheduled = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.flushIfNeeded()
-        }
-    }
-
-    private func flushIfNeeded() {
-        guard needsFlush, let context else { return }
-        needsFlush = false
-        handOverOutput(context)
-        context.flush()
+    /// Hands the gathered frames to the link channel and flushes it, if any frames wait.
+    private func flushNow() {
+        guard let context else { return }
+        let hasFrames = output.takeFlush { bytes, promise in context.write(wrapOutboundOut(bytes), promise: promise) }
+        if hasFrames { context.flush() }
     }
 
     // MARK: Keep-alive
@@ -929,7 +865,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         if let goAwayCode, let frame = session.goAway(goAwayCode) {
             writeControl(frame)
         }
-        flushIfNeeded()
+        flushNow()
         tearDown(error: error)
         context.close(promise: nil)
     }
@@ -956,8 +892,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         touchedStreams.removeAll()
         liveEndpoints = 0
         for localEnd in localEnds { localEnd.endpoint?.receiveReset(error: error) }
-        outputPromise?.fail(error)
-        outputPromise = nil
+        output.fail(error)
         idleWaiters.forEach { $0.succeed(()) }
         idleWaiters.removeAll()
     }

@@ -8,7 +8,8 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MiB = 1024 * 1024
 
-ALL_MEASUREMENTS = ["latency", "nagle", "throughput", "connrate", "tls", "rtt", "hol", "scale", "micro", "endpoint"]
+ALL_MEASUREMENTS = ["latency", "nagle", "throughput", "connrate", "tls", "rtt", "hol", "scale", "micro", "endpoint",
+                    "sessions"]
 DESCRIPTIONS = {
     "latency": "1. ping-pong latency, 64 B (sockperf ping-pong --tcp --full-rtt), pinned",
     "nagle": "2. the Nagle trap (sockperf ping-pong --tcp --full-rtt -b 2), pinned",
@@ -21,6 +22,7 @@ DESCRIPTIONS = {
     "micro": "9 + micro-benchmarks: Benchmarks/ package (ordo-one/benchmark)",
     "endpoint": "10. one relay hop: the repeater in its deployment shape (yamux endpoint answers itself), "
                 "pinned ping-pong + connection rate",
+    "sessions": "11. many sessions: wrk keep-alive requests at c64 and c512, system calls and CPU per request",
 }
 
 # The generic paths (sections 1–4, and as far as they fit 7 and 10), in report order: each floor
@@ -32,6 +34,8 @@ GENERIC_PATHS = ["DIRECT", "REPEATER", "NIO_1TO1x2", "HAPROXY", "NIO_1TO1", "HAP
 OPTIONAL_PATHS = ["REPEATER_ADMIN"]
 PEERS = ["HAPROXY", "HAPROXY_SPLICE", "NGINX", "SOCAT"]  # the 1:1 relays a user would pick instead
 ENDPOINT_PEERS = ["HAPROXY", "NGINX", "SOCAT"]  # the one-hop peers of section 10
+# Section 11 compares the two-hop paths: the multiplexer against two 1:1 relays and their NIO floor.
+SESSIONS_PATHS = ("REPEATER", "REPEATER_BEFORE", "NIO_1TO1x2", "HAPROXYx2")
 HOL_PATHS = ("DIRECT", "REPEATER", "REPEATER_BEFORE", "NIO_1TO1x2", "HAPROXY", "HAPROXYx2", "NGINX")
 HOPS = {"DIRECT": 0, "REPEATER": 2, "REPEATER_BEFORE": 2, "NIO_1TO1": 1, "NIO_1TO1x2": 2, "HAPROXY": 1,
         "HAPROXY_SPLICE": 1, "HAPROXYx2": 2, "NGINX": 1, "SOCAT": 1, "LEGACY_HTTP": 1, "REPEATER_1HOP": 1,
@@ -79,3 +83,7 @@ def endpoint_paths(paths: list[str], baseline_bin: str | None) -> list[str]:
 
 def hol_paths(paths: list[str]) -> list[str]:
     return [p for p in paths if p in HOL_PATHS]
+
+
+def sessions_paths(paths: list[str]) -> list[str]:
+    return [p for p in paths if p in SESSIONS_PATHS]

@@ -8,10 +8,12 @@ import platform
 from . import procs
 from .catalog import FLOORS, ROOT
 from .procs import out
+from .catalog import HOPS
 from .results import (ConnRateResult, EndpointResult, Failure, HOLResult, MeasurementFailure, MicroResult,
-                      PingPongResult, RTTResult, RunRecord, ScaleResult, Target, ThroughputResult, TLSResult)
+                      PingPongResult, RTTResult, RunRecord, ScaleResult, SessionsResult, Target, ThroughputResult,
+                      TLSResult)
 from .tables import (best_peer, column, connrate_table, floor_note, fmt, latency_table, ok, ratio,
-                     throughput_table)
+                     sessions_table, throughput_table)
 
 CPU_NOTE = (" \"Relay CPU\" is the user + system CPU time of the path's relay processes (all their threads, "
             "nginx's workers, socat's forks; read from /proc, 10 ms resolution) during the round, divided by its "
@@ -454,6 +456,48 @@ def write_endpoint(rep: Report) -> None:
 
 # ----------------------------------------------------------------------------- the end
 
+# ----------------------------------------------------------------------------- section 11
+
+def write_sessions(rep: Report) -> None:
+    r = rep.record.results.get("sessions")
+    if not isinstance(r, SessionsResult):
+        return
+    rep.add("## 11. Many sessions (wrk, keep-alive)", "",
+            f"`wrk -t2 -cN -d{r.seconds_per_round}s` keep-alive GETs of a {r.response_bytes}-byte file from one nginx "
+            "(1 worker, behind every path), N concurrent connections, each its own session; "
+            f"{r.rounds} rounds per path. For each path's relay processes: CPU (from /proc) and system calls "
+            "(`perf stat -e raw_syscalls:sys_enter,syscalls:sys_enter_{read,write,readv,writev,recvfrom,sendto,"
+            "recvmsg,sendmsg,epoll_wait,epoll_pwait,epoll_pwait2}` attached while wrk runs), per request and per hop. "
+            "A 1:1 relay pays a read and a write per message on each side (2 + 2 per request per hop); a "
+            "multiplexer can carry every session's frames in one link write and one link read per event-loop turn, "
+            "and pay per message only the client socket's own read and write (issue 43). — : perf could not count.",
+            "")
+    for level, lv in r.levels.items():
+        rep.add(f"**{level}**", "")
+        rep.add(*sessions_table(lv.summary))
+    c512 = r.levels.get("c512")
+    if c512 is None:
+        return
+    s = ok(c512.summary)
+    rp, hp = s.get("REPEATER"), s.get("HAPROXYx2")
+    if rp is None:
+        return
+    if rp.writes is not None:
+        rep.target("c512: link writes per request per hop ≤ 1.3", f"{fmt(rp.writes, 2)}", rp.writes <= 1.3)
+    if hp is not None:
+        if rp.relay_cpu_us is not None and hp.relay_cpu_us:
+            q = (rp.relay_cpu_us / HOPS["REPEATER"]) / (hp.relay_cpu_us / HOPS["HAPROXYx2"])
+            rep.target("c512: relay CPU per request per hop ≤ 0.8× HAProxy×2's", f"{q:.2f}×", q <= 0.8)
+        if rp.per_second and hp.per_second:
+            rep.target("c512: requests/s ≥ 1.2× HAProxy×2", ratio(rp.per_second, hp.per_second),
+                       rp.per_second >= 1.2 * hp.per_second)
+    c64 = ok(r.levels["c64"].summary) if "c64" in r.levels else {}
+    rp64, hp64 = c64.get("REPEATER"), c64.get("HAPROXYx2")
+    if rp64 is not None and hp64 is not None and rp64.per_second and hp64.per_second:
+        rep.target("c64: requests/s ≥ 1.0× HAProxy×2", ratio(rp64.per_second, hp64.per_second),
+                   rp64.per_second >= hp64.per_second)
+
+
 def write_plots(rep: Report, plots: list[str]) -> None:
     if plots:
         rep.add("## Plots", "")
@@ -492,6 +536,7 @@ def write_report(record: RunRecord, outdir: str, plots: list[str], quick: bool) 
     write_scale(rep)
     write_micro(rep, outdir)
     write_endpoint(rep)
+    write_sessions(rep)
     write_plots(rep, plots)
     write_targets(rep)
     write_notes(rep)

@@ -77,7 +77,22 @@ class HOLRound:
     bulk_MBps: float | None = None
 
 
-Round = Union[PingPongRound, GbpsRound, ConnRateRound, TransferRound, DelayedPutRound, HOLRound]
+@dataclass(kw_only=True)
+class SessionsRound:
+    """One wrk run through a path (section 11); the system calls are per request per hop (perf), and
+    absent where perf could not count."""
+    requests: int
+    per_second: float
+    errors: int = 0
+    syscalls: float | None = None
+    reads: float | None = None
+    writes: float | None = None
+    epoll_waits: float | None = None
+    relay_cpu_us: float | None = None  # per request, all the path's relay processes
+    relay_cpu_us_by_process: dict[str, float] | None = None
+
+
+Round = Union[PingPongRound, GbpsRound, ConnRateRound, TransferRound, DelayedPutRound, HOLRound, SessionsRound]
 
 
 # ----------------------------------------------------------------------------- per-path summaries (medians over rounds)
@@ -130,6 +145,17 @@ class HOLSummary:
     p99: float | None
     p999: float | None
     bulk_MBps: float | None
+
+
+@dataclass(kw_only=True)
+class SessionsSummary:
+    per_second: float | None
+    errors: int
+    syscalls: float | None = None
+    reads: float | None = None
+    writes: float | None = None
+    epoll_waits: float | None = None
+    relay_cpu_us: float | None = None
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -242,6 +268,24 @@ class HOLResult(Measurement):
 
     def summaries(self):
         return [self.summary]
+
+
+@dataclass(kw_only=True)
+class SessionsLevel:
+    raw: dict[str, list]
+    summary: dict[str, SessionsSummary | Failure]
+
+
+@dataclass(kw_only=True)
+class SessionsResult(Measurement):
+    """Section 11: per concurrency ("c64", "c512")."""
+    levels: dict[str, SessionsLevel]
+    seconds_per_round: float
+    rounds: int
+    response_bytes: int
+
+    def summaries(self):
+        return [lv.summary for lv in self.levels.values()]
 
 
 @dataclass(kw_only=True)
@@ -383,6 +427,13 @@ def measurement_from_json(name: str, data: dict) -> Measurement:
     if name == "hol":
         return HOLResult(raw=per_path_rounds(HOLRound, data.get("raw")), summary=per_path(HOLSummary, data.get("summary")),
                          seconds_per_round=data["seconds_per_round"], rounds=data["rounds"], **_common(data))
+    if name == "sessions":
+        return SessionsResult(
+            levels={k: SessionsLevel(raw=per_path_rounds(SessionsRound, lv.get("raw")),
+                                     summary=per_path(SessionsSummary, lv.get("summary")))
+                    for k, lv in data["levels"].items()},
+            seconds_per_round=data["seconds_per_round"], rounds=data["rounds"],
+            response_bytes=data["response_bytes"], **_common(data))
     if name == "scale":
         return record(ScaleResult, data)
     if name == "micro":

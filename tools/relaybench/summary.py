@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import statistics
 
-from .results import (ConnRateSummary, DelayedPutSummary, Failure, HOLSummary, LatencySummary, ThroughputSummary,
-                      TransferSummary)
+from .results import (ConnRateSummary, DelayedPutSummary, Failure, HOLSummary, LatencySummary, SessionsSummary,
+                      ThroughputSummary, TransferSummary)
 
 
 def median(values) -> float | None:
@@ -98,6 +98,18 @@ def summarize_hol(raw: dict[str, list]) -> dict[str, HOLSummary | Failure]:
         ok = _ok(rounds)
         summary[n] = (HOLSummary(**{k: median(getattr(r, k) for r in ok)
                                     for k in ("alone_p50", "alone_p99", "p50", "p99", "p999", "bulk_MBps")})
+                      if ok else _failure(rounds))
+    return summary
+
+
+def summarize_sessions(raw: dict[str, list]) -> dict[str, SessionsSummary | Failure]:
+    summary: dict[str, SessionsSummary | Failure] = {}
+    for n, rounds in raw.items():
+        ok = _ok(rounds)
+        summary[n] = (SessionsSummary(errors=sum(r.errors for r in ok),
+                                      **{k: median(getattr(r, k) for r in ok)
+                                         for k in ("per_second", "syscalls", "reads", "writes", "epoll_waits",
+                                                   "relay_cpu_us")})
                       if ok else _failure(rounds))
     return summary
 

@@ -138,6 +138,26 @@ def throughput_table(summary: dict) -> tuple[list[str], float | None, str | None
     return lines, bp, bpn
 
 
+def sessions_table(summary: dict) -> list[str]:
+    """Section 11, one concurrency: one row per path, read against HAPROXYx2 (the two-hop peer). CPU
+    and system calls are per request per hop."""
+    lines = ["| path | hops | requests/s | ÷ HAPROXYx2 | relay CPU µs per request per hop | ÷ HAPROXYx2's | "
+             "system calls | reads | writes | epoll waits | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rates = column(summary, "per_second")
+    cpu = {n: (v / HOPS[n] if v is not None and HOPS.get(n) else None)
+           for n, v in column(summary, "relay_cpu_us").items()}
+    for n, v in summary.items():
+        if isinstance(v, Failure):
+            lines.append(failed_row(n, v.error, 11))
+            continue
+        lines.append(f"| {n} | {HOPS.get(n, '?')} | {fmt(v.per_second, 0)} | {ratio(v.per_second, rates.get('HAPROXYx2'))} "
+                     f"| {fmt(cpu.get(n), 2)} | {ratio(cpu.get(n), cpu.get('HAPROXYx2'))} | {fmt(v.syscalls, 2)} | "
+                     f"{fmt(v.reads, 2)} | {fmt(v.writes, 2)} | {fmt(v.epoll_waits, 2)} | {v.errors} |")
+    lines.append("")
+    return lines
+
+
 # The processes of a repeater path, as the report names them (labels of paths.start_path).
 PROCESS_NAMES = {"repeaterd": "`repeaterd`", "muxcat": "`muxcat --forward`", "repeaterd-1hop": "`repeaterd`"}
 

@@ -1,8 +1,8 @@
 """One module per measurement; each has `run(env, paths)` returning its typed result."""
 from __future__ import annotations
 
-from ..catalog import endpoint_paths, hol_paths
-from . import connrate, endpoint, hol, latency, micro, nagle, rtt, scale, throughput, tls
+from ..catalog import endpoint_paths, hol_paths, sessions_paths
+from . import connrate, endpoint, hol, latency, micro, nagle, rtt, scale, sessions, throughput, tls
 
 
 def run(name: str, env, paths):
@@ -27,4 +27,6 @@ def run(name: str, env, paths):
         return micro.run(env)
     if name == "endpoint":
         return endpoint.run(env, endpoint_paths(paths, env.args.baseline_bin))
+    if name == "sessions":
+        return sessions.run(env, sessions_paths(paths))
     raise ValueError(f"unknown measurement {name!r}")
