@@ -549,7 +549,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// went away): what its reads queued is flushed at the end of this turn of the event loop,
     /// once for every socket that read in it (`YamuxLinkOutput`).
     func relayReadCycleEnded() {
-        scheduleFlush(output.relayReadCycleEnded())
+        scheduleFlush(output.relayReadCycleEnded(othersMayShare: liveEndpoints > 1))
     }
 
     func streamConsumed(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {

@@ -146,6 +146,26 @@ final class YamuxLinkOutputTests: XCTestCase {
         XCTAssertEqual(output.relayReadCycleEnded(), .atEndOfTurn)
     }
 
+    /// One session: nothing to share a write with, so no task per message.
+    func testTheOnlyStreamsReadCycleFlushesAtOnce() {
+        var output = YamuxLinkOutput()
+        output.relayReadCycleBegan()
+        output.appendData(.data(YamuxStreamID(1), length: 64), pieces: [(payload(9, 64), nil)], write: write)
+        XCTAssertEqual(output.framesAppended(), .none)
+        XCTAssertEqual(output.relayReadCycleEnded(othersMayShare: false), .now)
+        XCTAssertTrue(output.takeFlush(write: write))
+
+        // Nothing written: nothing to flush, alone or not.
+        output.relayReadCycleBegan()
+        XCTAssertEqual(output.relayReadCycleEnded(othersMayShare: false), .none)
+        // Another socket still in its read cycle holds the flush even for the only stream's frames.
+        output.relayReadCycleBegan()
+        output.relayReadCycleBegan()
+        output.append(.windowUpdate(YamuxStreamID(1), delta: 1), write: write)
+        XCTAssertEqual(output.relayReadCycleEnded(othersMayShare: false), .none)
+        XCTAssertEqual(output.relayReadCycleEnded(othersMayShare: false), .now)
+    }
+
     func testAReadCycleThatWroteNothingSchedulesNothing() {
         var output = YamuxLinkOutput()
         output.relayReadCycleBegan()
