@@ -10,6 +10,14 @@ import NIOCore
 ///   streams that only copy bytes between a socket and the link: no pipeline per stream, each
 ///   payload written straight into the socket.
 ///
+/// What it does itself is dispatch: it feeds the link's bytes to `YamuxFrameDecoder`, applies what
+/// `YamuxSessionStateMachine` says about each frame to the streams' ends, runs the send pump (turns
+/// from `YamuxSendQueue`, window from the state machine, frames into `YamuxLinkOutput`), tells the
+/// streams that received something once per read cycle, and tears down. Each decision lives in a
+/// value tested alone: the state machine, the send queue, the output (what is written and when it is
+/// flushed), the control-frame queue, the keep-alive timers and ping tracker, the open-stream count,
+/// the inbound activity and the peer-event tally.
+///
 /// Scheduling rules, which are what keep the link fast and fair:
 /// - Control frames (window updates, pings, RST, Go Away) are written at once while the link
 ///   channel is writable; Data is only written while it is. So control frames wait behind at most
@@ -57,8 +65,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private var context: ChannelHandlerContext?
     /// The link's loop, kept after the handler is removed so late callers get a failed future.
     private var eventLoop: EventLoop?
-    /// Endpoints registered in a slot and not yet closed (`openStreamCount`, idle waiters).
-    private var liveEndpoints = 0
+    /// Endpoints registered in a slot and not yet closed (`openStreamCount`), and who waits for none.
+    private var openStreams = YamuxOpenStreams()
     /// Streams that received bytes or FIN during the current read cycle.
     private var touchedStreams: [any YamuxStreamEndpoint] = []
     /// The list being delivered at a read cycle's end (swapped with `touchedStreams`, so neither
@@ -107,9 +115,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     // Keep-alive and ping
     /// Pings out and the round-trip time they measured (a value type, tested alone).
     private var pings: YamuxPingTracker
-    private var pingingStarted = false
-    private var keepAliveTask: RepeatedTask?
-    private var keepAliveTimeoutTask: Scheduled<Void>?
+    /// When pings go out and when unanswered ones end the link.
+    private var keepAlive = YamuxKeepAliveTimers()
     /// Smoothed round-trip time from ping replies (feeds window auto-tuning).
     public var roundTripTime: TimeAmount? { pings.roundTripTime }
 
@@ -153,7 +160,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Public API (call on the link's event loop)
 
     /// Number of streams that have a live local end (a channel, or a relayed socket).
-    public var openStreamCount: Int { liveEndpoints }
+    public var openStreamCount: Int { openStreams.count }
 
     /// The link channel (nil before the handler is added and after it is removed).
     var linkChannel: Channel? { context?.channel }
@@ -405,10 +412,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             if let reply = pings.receiveReply(opaque: opaque, now: .now()) {
                 configuration.events.pingAnswered?(reply.roundTrip)
                 reply.promise?.succeed(reply.roundTrip)
-                if reply.allAnswered {
-                    keepAliveTimeoutTask?.cancel()
-                    keepAliveTimeoutTask = nil
-                }
+                if reply.allAnswered { keepAlive.answered() }
             }
         case .goAway(let code):
             if code == YamuxGoAwayCode.normal.rawValue {
@@ -549,7 +553,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// went away): what its reads queued is flushed at the end of this turn of the event loop,
     /// once for every socket that read in it (`YamuxLinkOutput`).
     func relayReadCycleEnded() {
-        scheduleFlush(output.relayReadCycleEnded(othersMayShare: liveEndpoints > 1))
+        scheduleFlush(output.relayReadCycleEnded(othersMayShare: openStreams.count > 1))
     }
 
     func streamConsumed(_ endpoint: any YamuxStreamEndpoint, bytes: Int) {
@@ -604,7 +608,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// leaves no slot: the endpoint is reset as soon as it is made, and is not counted.)
     private func register(_ endpoint: any YamuxStreamEndpoint) {
         if session.setLocalEnd(StreamLocalEnd(endpoint: endpoint), for: endpoint.streamID) {
-            liveEndpoints += 1
+            openStreams.opened()
         }
     }
 
@@ -624,7 +628,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         guard let localEnd = session.localEnd(of: id), let current = localEnd.endpoint, current === endpoint else {
             return
         }
-        liveEndpoints -= 1
+        let waiters = openStreams.closed()
         localEnd.endpoint = nil
         if session.state(of: id) == nil {
             localEnd.linger?.cancel()
@@ -633,18 +637,13 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             // Closed by the application while the peer may still send: linger, then reset.
             if localEnd.linger == nil, !closed { streamIsClosing(endpoint) }
         }
-        if liveEndpoints == 0 { idleWaiters.forEach { $0.succeed(()) }; idleWaiters.removeAll() }
+        for waiter in waiters { waiter.succeed(()) }
     }
-
-    private var idleWaiters: [EventLoopPromise<Void>] = []
 
     /// Completes once no stream is open (for draining on shutdown).
     public func allStreamsClosed() -> EventLoopFuture<Void> {
         guard let eventLoop else { preconditionFailure("YamuxMultiplexer is not in a pipeline") }
-        if liveEndpoints == 0 { return eventLoop.makeSucceededVoidFuture() }
-        let promise = eventLoop.makePromise(of: Void.self)
-        idleWaiters.append(promise)
-        return promise.futureResult
+        return openStreams.noneOpen(on: eventLoop)
     }
 
     // MARK: Outbound
@@ -782,8 +781,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     // MARK: Keep-alive
 
     private func startKeepAlive(context: ChannelHandlerContext) {
-        guard !pingingStarted else { return }
-        pingingStarted = true
+        guard keepAlive.markStarted() else { return }
         // One ping at once: the first frame on the link, it names the link to the peer
         // (`announcedLinkID`), and it measures the round-trip time for window auto-tuning.
         // Without keep-alive it is sent only to name the link, and no timeout hangs on it.
@@ -792,11 +790,9 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             return
         }
         sendPing(promise: nil)
-        // Strong captures (see `streamIsClosing`): teardown cancels both tasks.
+        // Strong captures (see `streamIsClosing`): teardown stops both timers.
         let multiplexer = NIOLoopBound(self, eventLoop: context.eventLoop)
-        keepAliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
-            multiplexer.value.sendPing(promise: nil)
-        }
+        keepAlive.startInterval(on: context.eventLoop, every: interval) { multiplexer.value.sendPing(promise: nil) }
     }
 
     private func sendPing(promise: EventLoopPromise<TimeAmount>?) {
@@ -805,14 +801,15 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
             return
         }
         writeControl(pings.ping(now: .now(), promise: promise))
-        if keepAliveTimeoutTask == nil {
-            let timeout = configuration.keepAliveTimeout
-            keepAliveTimeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-                guard self.pings.isAwaitingReply else { return }
-                let error = YamuxError(.keepAliveTimeout(milliseconds: timeout.nanoseconds / 1_000_000))
-                self.logger.warning("\(error)")
-                self.failSession(error, goAwayCode: nil)
-            }
+        let timeout = configuration.keepAliveTimeout
+        let multiplexer = NIOLoopBound(self, eventLoop: context.eventLoop)
+        keepAlive.pingSent(on: context.eventLoop, timeout: timeout) {
+            let link = multiplexer.value
+            link.keepAlive.deadlinePassed()
+            guard link.pings.isAwaitingReply else { return }
+            let error = YamuxError(.keepAliveTimeout(milliseconds: timeout.nanoseconds / 1_000_000))
+            link.logger.warning("\(error)")
+            link.failSession(error, goAwayCode: nil)
         }
     }
 
@@ -873,10 +870,7 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     private func tearDown(error: YamuxError) {
         guard !closed else { return }
         closed = true
-        keepAliveTask?.cancel()
-        keepAliveTask = nil
-        keepAliveTimeoutTask?.cancel()
-        keepAliveTimeoutTask = nil
+        keepAlive.stop()
         peerEventSummaryTask?.cancel()
         peerEventSummaryTask = nil
         logPeerEventSummary("from the link's peer before the link closed")
@@ -890,37 +884,9 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         // channel alive forever (a reference cycle; found by the fuzzer under LeakSanitizer).
         frameInProgress = nil
         touchedStreams.removeAll()
-        liveEndpoints = 0
+        let waiters = openStreams.closeAll()
         for localEnd in localEnds { localEnd.endpoint?.receiveReset(error: error) }
         output.fail(error)
-        idleWaiters.forEach { $0.succeed(()) }
-        idleWaiters.removeAll()
-    }
-}
-
-/// What the multiplexer keeps in a stream's slot, beside its state.
-///
-/// A class: every frame carries it from the slot to the handler, and copying one reference is a
-/// single retain, where a struct of an endpoint and a timer took generic value-witness copies
-/// (≈ 3 % of repeaterd's CPU per round trip in a profile).
-final class StreamLocalEnd {
-    /// The stream's end on this side (nil once it closed while the stream lingers on the wire).
-    var endpoint: (any YamuxStreamEndpoint)?
-    /// Resets the stream if it has not closed within the close timeout.
-    var linger: Scheduled<Void>?
-
-    init(endpoint: any YamuxStreamEndpoint) {
-        self.endpoint = endpoint
-    }
-}
-
-extension Array {
-    /// Empties the array and keeps its storage, releasing the elements one by one in specialized
-    /// code: `removeAll(keepingCapacity:)` goes through the runtime's generic array destroy
-    /// (`swift_arrayDestroy`, a value witness per element), which showed in repeaterd's profile
-    /// for these one- or two-element lists emptied on every frame.
-    @inline(__always)
-    mutating func removeAllKeepingCapacity() {
-        while popLast() != nil {}
+        for waiter in waiters { waiter.succeed(()) }
     }
 }
