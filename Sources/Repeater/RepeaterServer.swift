@@ -58,6 +58,9 @@ public final class RepeaterServer: Sendable {
         public var proxyHeaderTimeout = ProxyHeaderReceiver.defaultTimeout
         /// `--send-proxy`: each stream begins with a PROXY v2 header carrying the client's address.
         public var sendsProxyHeader = false
+        /// `--access-log`: one info line per session when it ends (or is refused), with who, how
+        /// much, how long and why (`SessionLog.ended`); off, nothing is logged per session at info.
+        public var accessLog = false
 
         public init() {}
 
@@ -80,6 +83,9 @@ public final class RepeaterServer: Sendable {
     private let stateByLoop: [ObjectIdentifier: LoopState]
     /// `repeater_sessions_total{result}` (swift-metrics; a no-op until the daemon bootstraps a backend).
     private let metrics = SessionMetrics()
+    /// Refused and idle-closed clients between two summary lines, without `--access-log` (nil with
+    /// it: each is the session's access line).
+    private let clientEvents: ClientEvents?
     /// Sessions open over all loops (relaxed: it orders nothing).
     private let openSessions = Atomic<Int>(0)
     /// What `--max-sessions` limits: these sessions and any other front end's that shares it
@@ -121,6 +127,8 @@ public final class RepeaterServer: Sendable {
         var links: [Link] = []
         var stateByLoop: [ObjectIdentifier: LoopState] = [:]
         let loops = Array(group.makeIterator())
+        let clientEvents = configuration.accessLog ? nil : ClientEvents(logger: logger, eventLoop: loops[0])
+        self.clientEvents = clientEvents
         for (index, loop) in loops.enumerated() {
             let link = Link(
                 index: index, eventLoop: loop,
@@ -129,11 +137,14 @@ public final class RepeaterServer: Sendable {
             links.append(link)
             var sweeper: NIOLoopBoundBox<IdleSweeper>?
             if let idleTimeout = configuration.idleTimeout {
+                // A client chooses to be silent: with --access-log its session's line says "idle";
+                // without, a debug line and a count in the next summary line.
                 let idleSweeper = IdleSweeper(eventLoop: loop, timeout: idleTimeout) {
                     [logger] id, channel in
-                    logger.info(
+                    logger.debug(
                         "closing idle client connection (no traffic within the idle timeout)",
                         metadata: ["session": .stringConvertible(id), "client": "\(PeerDescription(address: channel.remoteAddress))"])
+                    clientEvents?.record(.closedIdle)
                 }
                 sweeper = NIOLoopBoundBox.makeBoxSendingValue(idleSweeper, eventLoop: loop)
             }
@@ -336,16 +347,20 @@ public final class RepeaterServer: Sendable {
         let state = stateByLoop[ObjectIdentifier(loop)]!
         // Even during the drain: a client the listener accepted before it closed is served like
         // any other (and drained), not turned away: during a restart it would be reset.
+        let acceptedAt: NIODeadline? = configuration.accessLog ? .now() : nil
         guard sessionLimit.reserve() else {
             metrics.refusedLimit.increment()
-            logger.warning(
-                "refusing client: session limit of \(sessionLimit.maximum) reached",
-                metadata: ["client": "\(PeerDescription(address: client.remoteAddress))"])
+            SessionLog(
+                logger: logger, session: 0, client: client.remoteAddress, listener: client.localAddress, acceptedAt: acceptedAt,
+                clientEvents: clientEvents
+            ).refused(.refusedLimit, "session limit of \(sessionLimit.maximum) reached")
             return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
         openSessions.wrappingAdd(1, ordering: .relaxed)
         let sessionID = state.sessions.value.add(client)
-        let log = SessionLog(logger: logger, session: sessionID, client: client.remoteAddress)
+        let log = SessionLog(
+            logger: logger, session: sessionID, client: client.remoteAddress, listener: client.localAddress, acceptedAt: acceptedAt,
+            clientEvents: clientEvents)
         let activity = RelayActivity(byteCounts: state.byteCounts)
         state.sweeper?.value.add(sessionID, channel: client, activity: activity)
         client.closeFuture.whenComplete { _ in
@@ -363,7 +378,7 @@ public final class RepeaterServer: Sendable {
             switch outcome {
             case .refused(let why):
                 self.metrics.refusedProxyHeader.increment()
-                log.warning("refusing client: \(why) (--accept-proxy)")
+                log.refused(.refusedProxyHeader, "\(why) (--accept-proxy)")
             case .header(let header) where header.command == .local:
                 log.debug("PROXY LOCAL header (the balancer's own health check): closing")
                 channel.close(promise: nil)
@@ -397,7 +412,9 @@ public final class RepeaterServer: Sendable {
             let relay = try link.openRelayStream(to: client, activity: activity, preamble: preamble) { reason in
                 log.debug("session ended: \(reason)")
                 let drained = state.sessions.value.drainTimedOut
-                self.metrics.ended(SessionMetrics.cause(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: drained))
+                let outcome = SessionOutcome(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: drained)
+                self.metrics.ended(outcome.cause)
+                log.ended(outcome, activity: activity)
             }
             log.stream = relay.streamID
             log.link = link.connectedLinkID
@@ -410,7 +427,7 @@ public final class RepeaterServer: Sendable {
             openRelay(for: client, onAnotherLoop: other, log: log, activity: activity, preamble: preamble)
         } catch {
             if error is LinkDownError { metrics.refusedLinkDown.increment() }
-            log.warning("closing client at once: \(error)")
+            log.refused(error is LinkDownError ? .refusedLinkDown : .refusedOther, "\(error)")
             throw error
         }
     }
@@ -420,7 +437,9 @@ public final class RepeaterServer: Sendable {
     private func openRelay(for client: Channel, onAnotherLoop link: Link, log: SessionLog, activity: RelayActivity, preamble: ByteBuffer?) {
         let clientSide = CrossLoopRelay.firstSide("client", activity: activity) { reason in
             log.debug("session ended: \(reason)")
-            self.metrics.ended(SessionMetrics.cause(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: false))
+            let outcome = SessionOutcome(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: false)
+            self.metrics.ended(outcome.cause)
+            log.ended(outcome, activity: activity)
         }
         do {
             try client.pipeline.syncOperations.addHandler(clientSide)
@@ -432,16 +451,23 @@ public final class RepeaterServer: Sendable {
         metrics.servedOnAnotherLoop.increment()
         log.debug("session open on link \(link.index): this loop's link is down")
         let first = NIOLoopBound(clientSide, eventLoop: client.eventLoop)
+        let sessionLog = NIOLoopBound(log, eventLoop: client.eventLoop)
         link.eventLoop.execute {
+            let linkID = link.connectedLinkID
             link.openStream { stream in
-                stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                if let id = (stream as? YamuxStreamChannel)?.streamID {
+                    client.eventLoop.execute { sessionLog.value.stream = id; sessionLog.value.link = linkID }
+                }
+                return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
                     // The PROXY header is the stream's first bytes, before anything relayed.
                     if let preamble { stream.write(preamble, promise: nil) }
                     try stream.pipeline.syncOperations.addHandler(
                         CrossLoopRelay.secondSide("runtime manager", on: stream.eventLoop, joining: first))
                 }
-            }.whenFailure { _ in
+            }.whenFailure { error in
                 self.metrics.refusedLinkDown.increment()
+                let why = "\(error)"
+                client.eventLoop.execute { sessionLog.value.refused(.refusedLinkDown, why) }
                 client.close(promise: nil)
             }
         }
@@ -498,42 +524,11 @@ public final class RepeaterServer: Sendable {
                 sweeper.eventLoop.execute { sweeper.value.stop() }
             }
             return EventLoopFuture.andAllComplete(self.links.map { $0.stop() }, on: loop)
+        }.always { _ in
+            // What was counted since the last summary line is not lost at the exit.
+            self.clientEvents?.writeSummary()
         }
     }
-}
-
-/// A session's identity in its log lines. Turned into metadata only when a line is written:
-/// setting it on the `Logger` at every accept made swift-log's `StreamLogHandler` format it there
-/// and then (2–3 % of repeaterd's CPU at full connection rate).
-final class SessionLog {
-    let logger: Logger
-    let session: UInt64
-    /// The client: the socket's peer, or the address its PROXY header announced (nil: unknown).
-    var client: SocketAddress?
-    /// The balancer the client came through (`--accept-proxy`).
-    var via: SocketAddress?
-    var stream: YamuxStreamID?
-    /// The link's name, as runtime-manager logs it too (`YamuxLinkID`).
-    var link: YamuxLinkID?
-
-    init(logger: Logger, session: UInt64, client: SocketAddress?) {
-        self.logger = logger
-        self.session = session
-        self.client = client
-    }
-
-    var metadata: Logger.Metadata {
-        var metadata: Logger.Metadata = [
-            "session": .stringConvertible(session), "client": "\(PeerDescription(address: client))",
-        ]
-        if let via { metadata["via"] = "\(via.commandLineForm)" }
-        if let stream { metadata["stream"] = .stringConvertible(stream.rawValue) }
-        if let link { metadata["link"] = "\(link)" }
-        return metadata
-    }
-
-    func debug(_ message: @autoclosure () -> Logger.Message) { logger.debug(message(), metadata: metadata) }
-    func warning(_ message: @autoclosure () -> Logger.Message) { logger.warning(message(), metadata: metadata) }
 }
 
 /// A peer's address for log metadata, formatted only when a line is written.
@@ -561,21 +556,5 @@ struct SessionMetrics: Sendable {
 
     func ended(_ cause: String) {
         closed[Self.causes.firstIndex(of: cause) ?? Self.causes.count - 1].increment()
-    }
-
-    /// Why an accepted session ended: closed on purpose (the idle sweep, the drain timeout), ended
-    /// cleanly by the side that finished first, reset (a failed client socket, or the runtime
-    /// manager's RST), or cut by its link going down.
-    static func cause(of reason: RelayEndReason, closedOnPurpose: String?, drained: Bool) -> String {
-        if let closedOnPurpose { return closedOnPurpose }
-        switch reason {
-        case .closed(let side):
-            if drained { return "drain" }
-            return side == "client" ? "client" : "runtime_manager"
-        case .error(let side, let error):
-            if side == "client" { return "reset" }
-            if let error = error as? YamuxError, case .streamReset = error.kind { return "reset" }
-            return "link_down"
-        }
     }
 }

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// Whether a relayed session carried bytes lately: the relay (`YamuxSocketRelay`, or `RelayGlue`
@@ -12,9 +13,31 @@ public final class RelayActivity {
     public var closedOnPurpose: String?
     /// Where the session's relayed bytes are totalled (its event loop's counts), if anywhere.
     public let byteCounts: RelayByteCounts?
+    /// Bytes read from the session's socket (the client) and handed to it: repeaterd's access log.
+    /// Plain integers, one add per socket read or delivered frame, on the session's loop.
+    public private(set) var bytesFromSocket = 0
+    public private(set) var bytesToSocket = 0
+    /// When the peer acknowledged the session's stream (repeaterd's access log, `connect_ms`).
+    public var acknowledgedAt: NIODeadline?
 
     public init(byteCounts: RelayByteCounts? = nil) {
         self.byteCounts = byteCounts
+    }
+
+    /// `bytes` were read from the socket, bound for the link.
+    @inline(__always)
+    public func readFromSocket(_ bytes: Int) {
+        sawTraffic = true
+        bytesFromSocket &+= bytes
+        byteCounts?.addFromSocket(bytes)
+    }
+
+    /// `bytes` from the link were handed to the socket.
+    @inline(__always)
+    public func deliveredToSocket(_ bytes: Int) {
+        sawTraffic = true
+        bytesToSocket &+= bytes
+        byteCounts?.addToSocket(bytes)
     }
 }
 

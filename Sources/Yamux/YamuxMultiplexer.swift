@@ -398,6 +398,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         var localEnd: StreamLocalEnd?
         switch session.receive(header, localEnd: &localEnd) {
         case .stream(let frame):
+            // ACK comes once, on the peer's first frame of a stream this side opened.
+            if header.flags.contains(.ack) { localEnd?.endpoint?.openAcknowledged() }
             handleStreamFrame(frame, localEnd: localEnd)
         case .ignore(let payloadBytes):
             notePeerEvent(.frameForClosedStream, "dropped \(header) (its stream is closed)")

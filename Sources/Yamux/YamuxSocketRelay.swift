@@ -147,7 +147,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
             multiplexer.relayReadCycleBegan()
         }
         let bytes = unwrapInboundIn(data)
-        activity?.byteCounts?.addFromSocket(bytes.readableBytes)
+        activity?.readFromSocket(bytes.readableBytes)
         sendableBytes += bytes.readableBytes
         outbound.append(bytes)
         if started { multiplexer.streamHasSendableData(self) }
@@ -227,8 +227,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
         // Held here or in the socket's pending writes until the client reads it: not as a
         // slice of a whole link read buffer.
         let buffer = piece.heldCompactly()
-        activity?.sawTraffic = true
-        activity?.byteCounts?.addToSocket(buffer.readableBytes)
+        activity?.deliveredToSocket(buffer.readableBytes)
         if started, socketOpen, inbound.isEmpty, !delivering, let context, context.channel.isWritable {
             unflushedBytes += buffer.readableBytes
             context.write(wrapOutboundOut(buffer), promise: nil)
@@ -258,6 +257,10 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     func localFinishWasSent(streamClosed: Bool) {
         localFinishSent = true
         if streamClosed { streamClosedOnWire() }
+    }
+
+    func openAcknowledged() {
+        activity?.acknowledgedAt = .now()
     }
 
     func streamClosedOnWire() {

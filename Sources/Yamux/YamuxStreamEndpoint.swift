@@ -28,6 +28,8 @@ protocol YamuxStreamEndpoint: AnyObject {
     func localFinishWasSent(streamClosed: Bool)
     /// Both directions are finished on the wire; the stream's state is gone.
     func streamClosedOnWire()
+    /// The peer acknowledged a stream this side opened (its first frame carried ACK).
+    func openAcknowledged()
 
     /// Bytes ready to go out as Data frames.
     var sendableBytes: Int { get }
@@ -36,4 +38,9 @@ protocol YamuxStreamEndpoint: AnyObject {
     /// Takes up to `limit` sendable bytes for one Data frame (slices, no copy), with the promises
     /// of the writes they complete.
     func takeSendable(upTo limit: Int, into pieces: inout [(ByteBuffer, EventLoopPromise<Void>?)]) -> Int
+}
+
+extension YamuxStreamEndpoint {
+    /// Most ends do not care when their open was acknowledged.
+    func openAcknowledged() {}
 }

@@ -24,6 +24,9 @@ public final class CrossLoopRelay: ChannelDuplexHandler {
     private var pendingRead = false
     private var outputClosed = false
     private var ended = false
+    /// The side that finished first (read the end of its input), as far as this side knows: the
+    /// end's reason names it, as `YamuxSocketRelay` does, not the side whose channel closed first.
+    private var finishedFirst: String?
     /// What arrived before the partner joined (a socket may read before its first `read()`
     /// reaches this handler), handed over when it does.
     private var waiting: [ByteBuffer] = []
@@ -68,7 +71,7 @@ public final class CrossLoopRelay: ChannelDuplexHandler {
         }
         for bytes in waiting { toPartner { $0.deliver(bytes) } }
         waiting = []
-        if waitingEOF { toPartner { $0.partnerFinished() } }
+        if waitingEOF { toPartner { [side] in $0.partnerFinished(by: side) } }
         let writable = context?.channel.isWritable ?? false
         toPartner { $0.partnerWritabilityChanged(writable) }
     }
@@ -84,7 +87,7 @@ public final class CrossLoopRelay: ChannelDuplexHandler {
     // MARK: Messages from the partner (on this side's loop)
 
     private func deliver(_ bytes: ByteBuffer) {
-        activity?.sawTraffic = true
+        activity?.deliveredToSocket(bytes.readableBytes)
         context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
     }
 
@@ -96,7 +99,8 @@ public final class CrossLoopRelay: ChannelDuplexHandler {
         }
     }
 
-    private func partnerFinished() {
+    private func partnerFinished(by partnerSide: String) {
+        if finishedFirst == nil { finishedFirst = partnerSide }
         guard let context, !outputClosed else { return }
         outputClosed = true
         if context.channel is YamuxStreamChannel {
@@ -133,8 +137,8 @@ public final class CrossLoopRelay: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        activity?.sawTraffic = true
         let bytes = unwrapInboundIn(data)
+        activity?.readFromSocket(bytes.readableBytes)
         guard partner != nil else { return waiting.append(bytes) }
         toPartner { $0.deliver(bytes) }
     }
@@ -147,13 +151,14 @@ public final class CrossLoopRelay: ChannelDuplexHandler {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
-            if partner == nil { waitingEOF = true } else { toPartner { $0.partnerFinished() } }
+            if finishedFirst == nil { finishedFirst = side }
+            if partner == nil { waitingEOF = true } else { toPartner { [side] in $0.partnerFinished(by: side) } }
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        report(.closed(side: side))
+        report(.closed(side: finishedFirst ?? side))
         toPartner { $0.partnerClosed(failed: false) }
         context.fireChannelInactive()
     }

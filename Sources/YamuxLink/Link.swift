@@ -162,7 +162,6 @@ public final class Link: Sendable {
         return nil
     }
 
-    /// Opens a stream on the link. Fails at once while the link is down. Call on the event loop.
     /// The name of the connection up now (`YamuxLinkID`), for session log lines; call on the
     /// link's loop.
     public var connectedLinkID: YamuxLinkID? {
@@ -170,6 +169,7 @@ public final class Link: Sendable {
         return mux.linkID
     }
 
+    /// Opens a stream on the link. Fails at once while the link is down. Call on the event loop.
     public func openStream(initializer: YamuxMultiplexer.StreamInitializer?) -> EventLoopFuture<Channel> {
         eventLoop.preconditionInEventLoop()
         guard case .up(_, let mux) = state else {

@@ -83,6 +83,15 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @OptionGroup var adminOptions: AdminOptions
     var admin: LinkAddress? { adminOptions.admin }
 
+    @Flag(
+        help: """
+            Log one line per client session when it ends, at info, in the --log-format in force: client, \
+            via, listener, link, stream, bytes each way, duration_ms, connect_ms, cause and ended_by. A client \
+            refused at once is such a line too. Without it, refused and idle-closed clients are counted in \
+            one warning per 10 s.
+            """)
+    var accessLog = false
+
     @Option(help: "How much to log.")
     var logLevel: Logger.Level = .info
 
@@ -129,6 +138,7 @@ struct RepeaterDaemon: AsyncParsableCommand {
         configuration.countsBytes = admin != nil
         configuration.acceptsProxyHeader = acceptProxy
         configuration.sendsProxyHeader = sendProxy
+        configuration.accessLog = accessLog
         // systemd's socket activation (repeaterd.socket): accept on the socket it passed, which it
         // keeps across restarts, instead of binding --listen.
         if let activation = SocketActivation.takeFromEnvironment() {

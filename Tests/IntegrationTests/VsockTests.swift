@@ -66,7 +66,7 @@ final class VsockTests: XCTestCase {
         let repeater = try deployment.sandbox.start(
             try Binaries.repeaterd,
             [
-                "--listen", "127.0.0.1:\(clientPort)", "--backend", "vsock:16:\(port)", "--threads", "1", "--admin", "127.0.0.1:\(adminPort)",
+                "--listen", "127.0.0.1:\(clientPort)", "--backend", "vsock:16:\(port)", "--threads", "1", "--admin", "127.0.0.1:\(adminPort)", "--access-log",
             ], name: "repeaterd")
         repeater.waitFor("repeater listening", onStderr: true)
         let redialLine = "cannot reach the runtime manager at vsock:16:\(port): "
@@ -83,8 +83,9 @@ final class VsockTests: XCTestCase {
         defer { client.close() }
         XCTAssertTrue(client.readUntilClosed(timeout: 10), "a client is closed at once while the link is down")
         XCTAssertTrue(
-            repeater.waitFor("closing client at once: the link to the runtime manager at vsock:16:\(port) is down (", onStderr: true),
-            "the reason, as the last dial failed")
+            repeater.waitFor("reason=the link to the runtime manager at vsock:16:\(port) is down (", onStderr: true),
+            "the access line gives the reason, as the last dial failed")
+        XCTAssertTrue(repeater.stderr.text.contains("cause=refused_link_down"), repeater.stderr.text)
         let ready = try deployment.adminGet(adminPort, "/readyz")
         XCTAssertEqual(ready.status, 503)
         XCTAssertTrue(ready.body.contains("vsock:16:\(port)"), ready.body)

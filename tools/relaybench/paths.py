@@ -96,6 +96,16 @@ def start_path(env: Env, name: str, target: int, cpus: str | None, repeater_thre
         scraper = P.start("admin-scraper", ["sh", "-c", f"while :; do curl -s -o /dev/null "
                                                          f"http://127.0.0.1:{admin}/metrics; sleep 1; done"], None)
         return front, [r, m, scraper]
+    if name == "REPEATER_ACCESSLOG":
+        # REPEATER with `repeaterd --access-log --log-format json`: one JSON line per session written to
+        # its log file (what the access log costs, beside REPEATER in one run).
+        b = env.b
+        link = free_port()
+        m = P.start("muxcat", [b("muxcat"), "listen", f"127.0.0.1:{link}", "--forward", f"127.0.0.1:{target}",
+                               "--log-level", "warning"], cpus)
+        wait_port(link)
+        return front, [_repeaterd(env, b, front, link, repeater_threads, "repeaterd", cpus,
+                                  ["--access-log", "--log-format", "json"]), m]
     if name == "NIO_1TO1":
         return front, [_nio_relay(env, front, target, "nio-relay", cpus)]
     if name == "NIO_1TO1x2":

@@ -105,6 +105,9 @@ def write_paths(rep: Report) -> None:
     if "REPEATER_ADMIN" in measured:
         a("| REPEATER_ADMIN | 2 | REPEATER with `repeaterd --admin` on, its `/metrics` scraped every second: what the "
           "admin endpoint and the metrics cost |")
+    if "REPEATER_ACCESSLOG" in measured:
+        a("| REPEATER_ACCESSLOG | 2 | REPEATER with `repeaterd --access-log --log-format json`: one JSON line per "
+          "session into its log file (what the access log costs) |")
     if "NIO_1TO1x2" in measured:
         a("| NIO_1TO1x2 | 2 | two `nio-relay`s in a chain: the NIO floor for REPEATER's two hops |")
     a("| HAPROXY | 1 | HAProxy 2.6 `mode tcp`, 2 threads, splice off |")
