@@ -7,6 +7,7 @@ import NIOCore
 import NIOExtras
 import NIOSSL
 import NIOTLS
+import Synchronization
 import SystemErrorText
 import TransportProtocol
 
@@ -40,7 +41,7 @@ final class ClientConnectionMonitor: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted = event, !self.handshakeDone {
             self.handshakeDone = true
-            self.waits.handshakeDone.set()
+            self.waits.handshakeDone.store(true, ordering: .releasing)
             self.handshake.succeed(())
         }
         context.fireUserInboundEventTriggered(event)
@@ -138,18 +139,14 @@ final class UnrequestedResponseHandler: ChannelInboundHandler {
 /// What the client awaits, shared by the connection's handlers and ``RuntimeClient``: whether
 /// the TLS handshake is done, and how many requests wait for their answers.
 final class ClientWaits: Sendable {
-    let handshakeDone = ManagedAtomicFlag()
+    /// Set once on the connection's loop, read by the timeout's timer (an atomic, not a lock).
+    let handshakeDone = Atomic<Bool>(false)
     let awaitedResponses = NIOLockedValueBox(0)
 
     /// Something is awaited from the peer: the handshake, or an answer.
-    var awaitingPeer: Bool { !handshakeDone.isSet || awaitedResponses.withLockedValue { $0 } > 0 }
-}
-
-/// A flag any thread may set and read.
-final class ManagedAtomicFlag: Sendable {
-    private let value = NIOLockedValueBox(false)
-    var isSet: Bool { value.withLockedValue { $0 } }
-    func set() { value.withLockedValue { $0 = true } }
+    var awaitingPeer: Bool {
+        !handshakeDone.load(ordering: .acquiring) || awaitedResponses.withLockedValue { $0 } > 0
+    }
 }
 
 /// `--timeout`: the first handler of a client connection (next to the socket, so that every TLS
@@ -213,7 +210,7 @@ final class ProgressTimeout: ChannelDuplexHandler {
             schedule(context: context, at: max(due, .now() + .milliseconds(100)))
             return
         }
-        let phase = waits.handshakeDone.isSet ? "wait for an answer" : "TLS handshake"
+        let phase = waits.handshakeDone.load(ordering: .acquiring) ? "wait for an answer" : "TLS handshake"
         let seconds = Int(timeout.nanoseconds / 1_000_000_000)
         context.fireErrorCaught(RuntimeClientError.timedOut(address: address, phase: phase, seconds: seconds))
         context.close(promise: nil)

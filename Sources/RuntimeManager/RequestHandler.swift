@@ -42,7 +42,7 @@ public struct RequestHandler: Sendable {
             RequestOutcome(response: .failure(status, context: context, message: message))
         }
         func deny(_ action: Policy.Action) -> RequestOutcome {
-            fail(.failedInvalidRole, "denied: the policy does not allow \(identity) to \(action)")
+            fail(.failedInvalidRole, Self.denial(of: action, to: identity))
         }
         func success(_ fill: (inout RuntimeManagerResponse) -> Void = { _ in }) -> RequestOutcome {
             var response = RuntimeManagerResponse()
@@ -130,6 +130,11 @@ public struct RequestHandler: Sendable {
 }
 
 extension RequestHandler {
+    /// What a client is told when the policy does not allow what it asked (one wording everywhere).
+    static func denial(of action: Policy.Action, to identity: ClientIdentity) -> String {
+        "denied: the policy does not allow \(identity) to \(action)"
+    }
+
     /// A chunk of a staged put (`StagedUploads`): it replaces the file, so it needs write
     /// permission whether it starts the put (write_file) or adds to it (append_file).
     private func stagedChunk(
@@ -137,9 +142,7 @@ extension RequestHandler {
     ) -> RequestOutcome {
         guard policy.permits(.write(file.fileName), for: identity) else {
             return RequestOutcome(
-                response: .failure(
-                    .failedInvalidRole, context: context,
-                    message: "denied: the policy does not allow \(identity) to \(Policy.Action.write(file.fileName))"))
+                response: .failure(.failedInvalidRole, context: context, message: Self.denial(of: .write(file.fileName), to: identity)))
         }
         if starting, let refusal = Self.refusal(ofName: file.fileName) {
             return RequestOutcome(response: .failure(.failedInvalidRequest, context: context, message: refusal))
