@@ -100,6 +100,14 @@ final class SessionLog {
         self.clientEvents = clientEvents
     }
 
+    /// The access lines' logger: `logger` at `info` even under `--log-level warning`, so that
+    /// `--access-log` writes its lines whatever else the level keeps out.
+    private var accessLogger: Logger {
+        var access = logger
+        if access.logLevel > .info { access.logLevel = .info }
+        return access
+    }
+
     var metadata: Logger.Metadata {
         var metadata: Logger.Metadata = ["client": "\(PeerDescription(address: client))"]
         if session != 0 { metadata["session"] = .stringConvertible(session) }
@@ -123,7 +131,7 @@ final class SessionLog {
         }
         metadata["cause"] = "\(outcome.cause)"
         metadata["ended_by"] = "\(outcome.endedBy)"
-        logger.info("session ended", metadata: metadata)
+        accessLogger.info("session ended", metadata: metadata)
     }
 
     /// A client turned away at once. With `--access-log` it is the session's access line (info);
@@ -141,7 +149,7 @@ final class SessionLog {
         metadata["cause"] = "\(refusal.rawValue)"
         metadata["ended_by"] = "repeater"
         metadata["reason"] = "\(why)"
-        logger.info("session refused", metadata: metadata)
+        accessLogger.info("session refused", metadata: metadata)
     }
 
     private func accessMetadata(now: NIODeadline, since acceptedAt: NIODeadline) -> Logger.Metadata {

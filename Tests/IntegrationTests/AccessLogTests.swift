@@ -165,6 +165,30 @@ final class AccessLogTests: XCTestCase {
         target.close()
     }
 
+    /// The access lines are written under `--log-level warning` too: the flag asks for them.
+    func testAccessLinesAreWrittenWhateverTheLogLevel() throws {
+        let (_, echoPort) = try startEcho()
+        let port = freePort()
+        let repeater = try deployment.sandbox.start(
+            try Binaries.repeaterd,
+            ["--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(echoPort)", "--log-format", "json", "--access-log",
+             "--log-level", "warning", "--threads", "1"], name: "repeaterd")
+        // Nothing at info says it listens or that its link is up: try until a session goes through.
+        let deadline = Date().addingTimeInterval(20)
+        var echoed = false
+        while !echoed && Date() < deadline {
+            guard let client = try? RawSocket.connect(port: port) else { usleep(50_000); continue }
+            client.send(Array("hello".utf8))
+            client.read(timeout: 5) { $0.count >= 5 }
+            echoed = client.received.count == 5
+            client.close()
+        }
+        XCTAssertTrue(echoed, repeater.stderr.text)
+        let ended = waitForLines(repeater, "session ended", count: 1)
+        XCTAssertEqual(ended.first?["bytes_to_client"] as? Int, 5, "\(ended)")
+        XCTAssertFalse(repeater.stderr.text.contains("\"link up\""), "other info lines stay out:\n\(repeater.stderr.text)")
+    }
+
     /// `--accept-proxy`: a client that does not start with a PROXY header is a refused session.
     func testABadProxyHeaderIsARefusedSession() throws {
         let (_, echoPort) = try startEcho()
