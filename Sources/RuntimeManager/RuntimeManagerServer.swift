@@ -29,6 +29,8 @@ public struct RuntimeManagerConfiguration: Sendable {
     public var idleTimeout: TimeAmount?
     /// `--accept-proxy`: every session (stream or direct connection) begins with a PROXY header.
     public var acceptsProxyHeader = false
+    /// `--access-log`: one info line per session when it ends.
+    public var accessLog = false
 
     public static let defaultMaximumStoreBytes = 1024 * 1024 * 1024
 
@@ -108,6 +110,7 @@ public final class RuntimeManagerServer: Sendable {
             }
         )
         sessionContext.acceptsProxyHeader = configuration.acceptsProxyHeader
+        sessionContext.accessLog = configuration.accessLog
         self.sessionContext = sessionContext
     }
 

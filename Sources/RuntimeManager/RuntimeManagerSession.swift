@@ -35,6 +35,9 @@ public struct RuntimeManagerSessionContext: Sendable {
     /// `--accept-proxy`: each session begins with a PROXY header (from `repeaterd --send-proxy`)
     /// ahead of TLS; its address names the client in the session's log lines.
     public var acceptsProxyHeader = false
+    /// `--access-log`: one info line per session when it ends (`SessionAccessRecord`), in place of
+    /// the "session started" and "session ended" pair.
+    public var accessLog = false
 
     public init(
         sslContext: NIOSSLContext,
@@ -107,8 +110,10 @@ public enum RuntimeManagerSession {
 
     /// The session ended on purpose before its TLS handshake (refused, or a health check): the
     /// handshake's failure that follows is no news.
-    private static func endedBeforeTLS(_ channel: any Channel) {
-        (try? channel.pipeline.syncOperations.handler(type: RuntimeManagerSessionHandler.self))?.endedBeforeTLS = true
+    private static func endedBeforeTLS(_ channel: any Channel, cause: String) {
+        let handler = try? channel.pipeline.syncOperations.handler(type: RuntimeManagerSessionHandler.self)
+        handler?.endedBeforeTLS = true
+        handler?.endedBecause(cause)
     }
 
     private static func addHandlers(to channel: any Channel, context: RuntimeManagerSessionContext) throws {
@@ -122,16 +127,19 @@ public enum RuntimeManagerSession {
                     switch outcome {
                     case .refused(let why):
                         logger.warning("refusing session: \(why) (--accept-proxy: is the repeater started with --send-proxy?)")
-                        Self.endedBeforeTLS(channel)
+                        Self.endedBeforeTLS(channel, cause: "refused_proxy_header")
                     case .header(let header) where header.command == .local:
                         logger.debug("PROXY LOCAL header (a health check): closing session")
-                        Self.endedBeforeTLS(channel)
+                        Self.endedBeforeTLS(channel, cause: "health_check")
                         channel.close(promise: nil)
                     case .header:
                         break  // the session handler takes the address from `ProxyHeaderReceived`
                     }
                 })
         }
+        // --access-log: the stream's bytes each way, counted where they cross it.
+        let record = context.accessLog ? SessionAccessRecord() : nil
+        if let record { try sync.addHandler(SessionTrafficCounter(record: record)) }
         // Silence both ways (ciphertext counts) for idleTimeout ends the session.
         if let idleTimeout = context.idleTimeout { try sync.addHandler(IdleSessionTimer(timeout: idleTimeout)) }
         try sync.addHandler(NIOSSLServerHandler(context: context.sslContext))
@@ -145,7 +153,7 @@ public enum RuntimeManagerSession {
             LengthPrefixedMessageDecoder<RuntimeManagerRequest>(
                 maximumMessageBytes: context.maximumMessageBytes, stallTimeout: context.messageTimeout)
         )
-        try sync.addHandler(RuntimeManagerSessionHandler(context: context, logger: sessionLogger))
+        try sync.addHandler(RuntimeManagerSessionHandler(context: context, logger: sessionLogger, accessRecord: record))
     }
 }
 
@@ -166,10 +174,18 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     private var closing = false
     /// Refused for its PROXY header, or a health check: no TLS handshake was to happen.
     var endedBeforeTLS = false
+    /// What the session did, for its access line (`--access-log`; nil without).
+    private let accessRecord: SessionAccessRecord?
 
-    init(context: RuntimeManagerSessionContext, logger: Logger) {
+    init(context: RuntimeManagerSessionContext, logger: Logger, accessRecord: SessionAccessRecord? = nil) {
         self.sessionContext = context
         self.logger = logger
+        self.accessRecord = accessRecord
+    }
+
+    /// This side ends the session, for this reason (the access line's `cause`; the first one holds).
+    func endedBecause(_ cause: String) {
+        if let accessRecord, accessRecord.cause == nil { accessRecord.cause = cause }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -180,6 +196,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             guard self.identity == nil else { return }
             self.logger.warning("TLS handshake not finished after \(timeout.nanoseconds / 1_000_000_000) s; closing session")
             self.sessionContext.metrics.handshakeFailed(reason: "timeout")
+            self.endedBecause("handshake_timeout")
             self.close(context: context)
         }
     }
@@ -197,6 +214,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         if let expired = event as? IdleSessionTimer.Expired {
             let seconds = expired.timeout.nanoseconds / 1_000_000_000
             self.logger.notice("no traffic either way for \(seconds) s; closing idle session (--idle-timeout)")
+            self.endedBecause("idle")
             self.close(context: context)
             return
         }
@@ -208,15 +226,21 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             do {
                 guard let certificate = try context.pipeline.syncOperations.nioSSL_peerCertificate() else {
                     self.logger.warning("TLS handshake completed without a client certificate; closing session")
+                    self.endedBecause("tls_failed")
                     self.close(context: context)
                     return
                 }
                 let identity = try ClientIdentity(certificate: certificate)
                 self.identity = identity
                 self.logger[metadataKey: "identity"] = "\(identity)"
-                self.logger.info("session started")
+                if let accessRecord {
+                    accessRecord.tlsVersion = (try? context.pipeline.syncOperations.nioSSL_tlsVersion())?.map(SessionAccessRecord.name(of:))
+                } else {
+                    self.logger.info("session started")
+                }
             } catch {
                 self.logger.warning("cannot read the client certificate after the handshake: \(error); closing session")
+                self.endedBecause("tls_failed")
                 self.close(context: context)
             }
         }
@@ -231,6 +255,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         self.sessionContext.metrics.requestAnswered(
             type: Self.kind(of: request), status: outcome.response.status,
             nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        self.accessRecord?.counted(request: Self.kind(of: request), refusedByPolicy: outcome.response.status == .failedInvalidRole)
         self.logger.debug(
             "request answered",
             metadata: [
@@ -450,9 +475,11 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             case .messageTooLarge:
                 // Tell the client why, then close: the stream can no longer be framed.
                 self.logger.warning("refusing message: \(framing); closing session")
+                self.endedBecause("bad_request")
                 self.sendFailureAndClose(context: context, message: "\(framing)")
             case .stalledMessage:
                 self.logger.warning("\(framing)")
+                self.endedBecause("bad_request")
                 self.sendFailureAndClose(context: context, message: "\(framing)")
             case .malformedMessage:
                 self.logger.info("\(framing)")
@@ -465,6 +492,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         case let tls as NIOSSLError where self.identity == nil:
             self.logger.warning("TLS handshake failed: \(Self.describe(tls)); closing session")
             self.sessionContext.metrics.handshakeFailed(reason: RuntimeManagerMetrics.handshakeFailureReason(tls))
+            self.endedBecause("tls_failed")
             self.close(context: context)
         case NIOSSLError.uncleanShutdown:
             self.logger.debug("client closed the connection without TLS close_notify")
@@ -473,15 +501,22 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             // The client went away (the repeater reset its stream) or the link closed: normal,
             // and the link counts it (one summary line per link, not one per session).
             self.logger.debug("session error: \(yamux); closing session")
+            self.endedBecause("reset")
             self.close(context: context)
         default:
             self.logger.warning("session error: \(error); closing session")
+            self.endedBecause("error")
             self.close(context: context)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if self.identity != nil {
+        if let accessRecord {
+            let metadata = accessRecord.metadata(now: .now(), draining: self.sessionContext.sessions.isClosingAll)
+            var access = self.logger
+            if access.logLevel > .info { access.logLevel = .info }
+            access.info("session ended", metadata: metadata)
+        } else if self.identity != nil {
             self.logger.info("session ended")
         }
         context.fireChannelInactive()

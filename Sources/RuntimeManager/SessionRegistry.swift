@@ -19,6 +19,10 @@ import Synchronization
 /// also pull NIOHTTP1, which NIOExtras links, into the runtime manager.)
 public final class SessionRegistry: Sendable {
     private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let closingAll = Atomic<Bool>(false)
+
+    /// The server is closing every session (a shutdown): what ends a session now is that.
+    var isClosingAll: Bool { closingAll.load(ordering: .relaxed) }
 
     public init() {}
 
@@ -37,6 +41,7 @@ public final class SessionRegistry: Sendable {
 
     /// Closes every open session and waits until they are closed.
     public func closeAll() async {
+        closingAll.store(true, ordering: .relaxed)
         let open = self.channels.withLock { Array($0.values) }
         // In parallel: each close waits for the peer's close_notify (or a timeout).
         await withTaskGroup(of: Void.self) { group in

@@ -81,6 +81,14 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
             """)
     var acceptProxy = false
 
+    @Flag(
+        help: """
+            Log one line per session when it ends, at info, in the --log-format in force, in place of the \
+            "session started" and "session ended" pair: client or link_peer, link, stream, identity, requests \
+            by type, refused (by the policy), bytes each way, duration_ms, cause and tls_version.
+            """)
+    var accessLog = false
+
     @OptionGroup var adminOptions: AdminOptions
     var admin: LinkAddress? { adminOptions.admin }
 
@@ -117,6 +125,7 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
             idleTimeout: CommandLineSupport.secondsOrOff(self.idleTimeout)
         )
         configuration.acceptsProxyHeader = self.acceptProxy
+        configuration.accessLog = self.accessLog
         let metrics = self.admin.map { _ in AdminMetrics.bootstrapPrometheus() }
         let server: RuntimeManagerServer
         do {

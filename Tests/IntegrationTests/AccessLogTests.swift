@@ -189,6 +189,40 @@ final class AccessLogTests: XCTestCase {
         XCTAssertFalse(repeater.stderr.text.contains("\"link up\""), "other info lines stay out:\n\(repeater.stderr.text)")
     }
 
+    /// `runtime-manager --access-log`: one line per session naming the certificate's subject, the
+    /// requests by type, those the policy refused, the bytes each way (the same the repeater
+    /// counts for that session) and the TLS version; no started/ended pair.
+    func testRuntimeManagersLineNamesTheSubjectAndTheRequests() throws {
+        let linkPort = freePort()
+        let manager = try deployment.runtimeManager(linkPort: linkPort, ["--access-log", "--log-format", "json"])
+        let (repeater, port) = try startRepeater(backend: linkPort, ["--access-log", "--threads", "1"])
+        repeater.waitFor("link up", onStderr: true)
+        let file = try deployment.makeFile("input.bin", bytes: 300_000)
+        XCTAssertEqual(try deployment.runClient(port: port, ["put", file, "access/input.bin"]).status, 0)
+        let denied = try deployment.runClient(port: port, ["put", file, "access/other.bin"], who: "reader")
+        XCTAssertNotEqual(denied.status, 0, "the reader may not write: \(denied.stderr)")
+
+        let lines = waitForLines(manager, "session ended", count: 2)
+        let writer = try XCTUnwrap(lines.first { ($0["identity"] as? String)?.hasPrefix("CN=client ") == true }, "\(lines)")
+        let reader = try XCTUnwrap(lines.first { ($0["identity"] as? String)?.hasPrefix("CN=reader ") == true }, "\(lines)")
+        let writerRequests = try XCTUnwrap(writer["requests"] as? [String: Int], "\(writer)")
+        XCTAssertGreaterThanOrEqual(writerRequests["write_file"] ?? 0, 1, "\(writer)")
+        XCTAssertEqual(writer["refused"] as? Int, 0)
+        XCTAssertGreaterThanOrEqual(reader["refused"] as? Int ?? 0, 1, "the policy's refusal is counted: \(reader)")
+        XCTAssertEqual(writer["tls_version"] as? String, "TLSv1.3")
+        XCTAssertEqual(writer["cause"] as? String, "client")
+        XCTAssertGreaterThan(writer["bytes_from_client"] as? Int ?? 0, 300_000, "the file crossed in TLS records: \(writer)")
+        XCTAssertTrue(writer["stream"] is Int && writer["link"] is String && writer["duration_ms"] is Int, "\(writer)")
+        XCTAssertFalse(manager.stderr.text.contains("\"session started\""), "no started/ended pair beside the access line")
+
+        // Both daemons count the same bytes for the same session (repeaterd's client side is the
+        // runtime manager's stream, byte for byte).
+        let repeaterLines = waitForLines(repeater, "session ended", count: 2)
+        let sameStream = try XCTUnwrap(repeaterLines.first { $0["stream"] as? Int == writer["stream"] as? Int }, "\(repeaterLines)")
+        XCTAssertEqual(sameStream["bytes_from_client"] as? Int, writer["bytes_from_client"] as? Int)
+        XCTAssertEqual(sameStream["bytes_to_client"] as? Int, writer["bytes_to_client"] as? Int)
+    }
+
     /// `--accept-proxy`: a client that does not start with a PROXY header is a refused session.
     func testABadProxyHeaderIsARefusedSession() throws {
         let (_, echoPort) = try startEcho()
