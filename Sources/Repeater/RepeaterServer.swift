@@ -347,11 +347,14 @@ public final class RepeaterServer: Sendable {
         let state = stateByLoop[ObjectIdentifier(loop)]!
         // Even during the drain: a client the listener accepted before it closed is served like
         // any other (and drained), not turned away: during a restart it would be reset.
+        // What only the access line needs is read only for it (the listener's address is a locked
+        // read on the channel, the clock a system call's worth): nothing more per accept without it.
         let acceptedAt: NIODeadline? = configuration.accessLog ? .now() : nil
+        let listener = configuration.accessLog ? client.localAddress : nil
         guard sessionLimit.reserve() else {
             metrics.refusedLimit.increment()
             SessionLog(
-                logger: logger, session: 0, client: client.remoteAddress, listener: client.localAddress, acceptedAt: acceptedAt,
+                logger: logger, session: nil, client: client.remoteAddress, listener: listener, acceptedAt: acceptedAt,
                 clientEvents: clientEvents
             ).refused(.refusedLimit, "session limit of \(sessionLimit.maximum) reached")
             return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
@@ -359,7 +362,7 @@ public final class RepeaterServer: Sendable {
         openSessions.wrappingAdd(1, ordering: .relaxed)
         let sessionID = state.sessions.value.add(client)
         let log = SessionLog(
-            logger: logger, session: sessionID, client: client.remoteAddress, listener: client.localAddress, acceptedAt: acceptedAt,
+            logger: logger, session: sessionID, client: client.remoteAddress, listener: listener, acceptedAt: acceptedAt,
             clientEvents: clientEvents)
         let activity = RelayActivity(byteCounts: state.byteCounts)
         state.sweeper?.value.add(sessionID, channel: client, activity: activity)

@@ -73,12 +73,13 @@ enum ClientEvent: String, CaseIterable, Sendable {
 /// `StreamLogHandler` format it there and then (2–3 % of repeaterd's CPU at full connection rate).
 final class SessionLog {
     let logger: Logger
-    let session: UInt64
+    /// The session's number (nil: refused before it got one, over `--max-sessions`).
+    let session: UInt64?
     /// The client: the socket's peer, or the address its PROXY header announced (nil: unknown).
     var client: SocketAddress?
     /// The balancer the client came through (`--accept-proxy`).
     var via: SocketAddress?
-    /// The address the client connected to.
+    /// The address the client connected to (read only for the access line).
     let listener: SocketAddress?
     var stream: YamuxStreamID?
     /// The link's name, as runtime-manager logs it too (`YamuxLinkID`).
@@ -89,7 +90,7 @@ final class SessionLog {
     let clientEvents: ClientEvents?
 
     init(
-        logger: Logger, session: UInt64, client: SocketAddress?, listener: SocketAddress?, acceptedAt: NIODeadline?,
+        logger: Logger, session: UInt64?, client: SocketAddress?, listener: SocketAddress?, acceptedAt: NIODeadline?,
         clientEvents: ClientEvents?
     ) {
         self.logger = logger
@@ -110,7 +111,7 @@ final class SessionLog {
 
     var metadata: Logger.Metadata {
         var metadata: Logger.Metadata = ["client": "\(PeerDescription(address: client))"]
-        if session != 0 { metadata["session"] = .stringConvertible(session) }
+        if let session { metadata["session"] = .stringConvertible(session) }
         if let via { metadata["via"] = "\(via.commandLineForm)" }
         if let stream { metadata["stream"] = .stringConvertible(stream.rawValue) }
         if let link { metadata["link"] = "\(link)" }
