@@ -81,7 +81,9 @@ let package = Package(
         // MARK: The link both sides share
 
         /// yamux version 0: frame codec, state machines (no I/O), and the NIO multiplexer with child channels.
-        .target(name: "Yamux", dependencies: [nioCore, logging], swiftSettings: swift6),
+        /// Events an outsider can cause at will, counted and summarized in one line per interval.
+        .target(name: "EventSummaries", dependencies: [nioCore, logging], swiftSettings: swift6),
+        .target(name: "Yamux", dependencies: ["EventSummaries", nioCore, logging], swiftSettings: swift6),
         /// System errors (errno, NIO's connect and bind failures, unreadable files) in the words a
         /// user reads: every binary prints them through here.
         .target(name: "SystemErrorText", dependencies: [nioCore, nioPosix], swiftSettings: swift6),
@@ -93,7 +95,7 @@ let package = Package(
         // MARK: The untrusted host side
 
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
-        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
+        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", "EventSummaries", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
         /// The PROXY protocol header (v1 text, v2 binary): a value-type parser without I/O, the v2
         /// encoder, and the thin handler that reads a header first in a pipeline.
         .target(name: "ProxyProtocol", dependencies: [nioCore], swiftSettings: swift6),
@@ -126,7 +128,8 @@ let package = Package(
         .target(
             name: "RuntimeManager",
             dependencies: [
-                "TransportProtocol", "YamuxLink", "Yamux", "SystemErrorText", "ProxyProtocol", nioCore, nioPosix, nioSSL, nioTLS, logging, swiftProtobuf,
+                "TransportProtocol", "YamuxLink", "Yamux", "EventSummaries", "SystemErrorText", "ProxyProtocol", nioCore, nioPosix, nioSSL, nioTLS, logging,
+                swiftProtobuf,
                 .product(name: "Crypto", package: "swift-crypto"), coreMetrics,
             ],
             swiftSettings: swift6
@@ -187,12 +190,14 @@ let package = Package(
 
         // MARK: Tests: a target per module, and one for the whole system
 
-        .testTarget(name: "YamuxTests", dependencies: ["Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6),
+        .testTarget(name: "EventSummariesTests", dependencies: ["EventSummaries", nioCore, nioPosix, logging], swiftSettings: swift6),
+        .testTarget(name: "YamuxTests", dependencies: ["Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6),
         .testTarget(name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioEmbedded, logging], swiftSettings: swift6),
         .testTarget(name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix], swiftSettings: swift6),
         .testTarget(
             name: "RepeaterTests",
-            dependencies: ["Repeater", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6
+            dependencies: ["Repeater", "YamuxLink", "Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging],
+            swiftSettings: swift6
         ),
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol", nioCore, nioEmbedded], swiftSettings: swift6),
         .testTarget(name: "AdminEndpointTests", dependencies: ["AdminEndpoint", nioHTTP1], swiftSettings: swift6),

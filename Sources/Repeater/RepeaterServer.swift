@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CoreMetrics
+import EventSummaries
 import Logging
 import NIOCore
 import NIOPosix
@@ -127,7 +128,7 @@ public final class RepeaterServer: Sendable {
         var links: [Link] = []
         var stateByLoop: [ObjectIdentifier: LoopState] = [:]
         let loops = Array(group.makeIterator())
-        let clientEvents = configuration.accessLog ? nil : ClientEvents(logger: logger, eventLoop: loops[0])
+        let clientEvents = configuration.accessLog ? nil : ClientEvents(logger: logger, lead: "clients", eventLoop: loops[0])
         self.clientEvents = clientEvents
         for (index, loop) in loops.enumerated() {
             let link = Link(
@@ -529,7 +530,7 @@ public final class RepeaterServer: Sendable {
             return EventLoopFuture.andAllComplete(self.links.map { $0.stop() }, on: loop)
         }.always { _ in
             // What was counted since the last summary line is not lost at the exit.
-            self.clientEvents?.writeSummary()
+            self.clientEvents?.writeSummary(atExit: true)
         }
     }
 }

@@ -1,3 +1,4 @@
+import EventSummaries
 import Logging
 import NIOCore
 import Yamux
@@ -45,8 +46,8 @@ struct SessionOutcome: Equatable, Sendable {
 
 /// What a client can make repeaterd do at will, beside being served: be turned away at once (the
 /// access log's `cause`, and `repeater_sessions_total{result}`'s value), or be closed for silence.
-/// Without `--access-log` each is a debug line and a count in a summary line (`ClientEventTally`).
-enum ClientEvent: String, CaseIterable, Sendable {
+/// Without `--access-log` each is a debug line and a count in a summary line (`ClientEvents`).
+enum ClientEvent: String, SummarizedEvent {
     case refusedLimit = "refused_limit"
     case refusedLinkDown = "refused_link_down"
     case refusedProxyHeader = "refused_proxy_header"
@@ -56,7 +57,7 @@ enum ClientEvent: String, CaseIterable, Sendable {
     case closedIdle = "idle"
 
     /// How the summary line names `count` of them.
-    func phrase(_ count: Int) -> String {
+    func phrase(_ count: Int, detail: String?) -> String {
         let clients = count == 1 ? "1 client" : "\(count) clients"
         switch self {
         case .refusedLimit: return "\(clients) refused over the session limit (--max-sessions)"
@@ -67,6 +68,10 @@ enum ClientEvent: String, CaseIterable, Sendable {
         }
     }
 }
+
+/// Client events of every loop, summarized in one warning per 10 s at most ("clients over the last
+/// 10 s: …"): an operator must see refusals, once, not once per client.
+typealias ClientEvents = EventSummaryLog<ClientEvent>
 
 /// A session's identity in its log lines, and its access-log line. Turned into metadata only when
 /// a line is written: setting it on the `Logger` at every accept made swift-log's
@@ -101,14 +106,6 @@ final class SessionLog {
         self.clientEvents = clientEvents
     }
 
-    /// The access lines' logger: `logger` at `info` even under `--log-level warning`, so that
-    /// `--access-log` writes its lines whatever else the level keeps out.
-    private var accessLogger: Logger {
-        var access = logger
-        if access.logLevel > .info { access.logLevel = .info }
-        return access
-    }
-
     var metadata: Logger.Metadata {
         var metadata: Logger.Metadata = ["client": "\(PeerDescription(address: client))"]
         if let session { metadata["session"] = .stringConvertible(session) }
@@ -132,7 +129,7 @@ final class SessionLog {
         }
         metadata["cause"] = "\(outcome.cause)"
         metadata["ended_by"] = "\(outcome.endedBy)"
-        accessLogger.info("session ended", metadata: metadata)
+        logger.writingInfo.info("session ended", metadata: metadata)
     }
 
     /// A client turned away at once. With `--access-log` it is the session's access line (info);
@@ -150,7 +147,7 @@ final class SessionLog {
         metadata["cause"] = "\(refusal.rawValue)"
         metadata["ended_by"] = "repeater"
         metadata["reason"] = "\(why)"
-        accessLogger.info("session refused", metadata: metadata)
+        logger.writingInfo.info("session refused", metadata: metadata)
     }
 
     private func accessMetadata(now: NIODeadline, since acceptedAt: NIODeadline) -> Logger.Metadata {

@@ -1,3 +1,4 @@
+import EventSummaries
 import Logging
 import NIOCore
 import NIOPosix
@@ -111,6 +112,9 @@ public final class RuntimeManagerServer: Sendable {
         )
         sessionContext.acceptsProxyHeader = configuration.acceptsProxyHeader
         sessionContext.accessLog = configuration.accessLog
+        if !configuration.accessLog {
+            sessionContext.sessionEvents = SessionEvents(logger: logger, lead: "sessions", eventLoop: group.next())
+        }
         self.sessionContext = sessionContext
     }
 
@@ -235,6 +239,7 @@ public final class RuntimeManagerServer: Sendable {
         }
         await self.sessionContext.sessions.closeAll()
         for linkListener in linkListeners { try? await linkListener.stop().get() }
+        self.sessionContext.sessionEvents?.writeSummary(atExit: true)
         self.logger.notice("runtime manager stopped")
     }
 }

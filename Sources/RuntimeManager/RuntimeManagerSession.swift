@@ -1,3 +1,4 @@
+import EventSummaries
 import Foundation
 import Logging
 import NIOCore
@@ -38,6 +39,9 @@ public struct RuntimeManagerSessionContext: Sendable {
     /// `--access-log`: one info line per session when it ends (`SessionAccessRecord`), in place of
     /// the "session started" and "session ended" pair.
     public var accessLog = false
+    /// Without `--access-log`: what clients made sessions end with, one summary line per 10 s at
+    /// most (nil: each is only a debug line, or the access line says it).
+    var sessionEvents: SessionEvents?
 
     public init(
         sslContext: NIOSSLContext,
@@ -110,10 +114,10 @@ public enum RuntimeManagerSession {
 
     /// The session ended on purpose before its TLS handshake (refused, or a health check): the
     /// handshake's failure that follows is no news.
-    private static func endedBeforeTLS(_ channel: any Channel, cause: String) {
+    private static func endedBeforeTLS(_ channel: any Channel, cause: String, reason: String? = nil) {
         let handler = try? channel.pipeline.syncOperations.handler(type: RuntimeManagerSessionHandler.self)
         handler?.endedBeforeTLS = true
-        handler?.endedBecause(cause)
+        handler?.endedBecause(cause, reason: reason)
     }
 
     private static func addHandlers(to channel: any Channel, context: RuntimeManagerSessionContext) throws {
@@ -126,8 +130,10 @@ public enum RuntimeManagerSession {
                 ProxyHeaderReceiver(refusalReply: Self.accessDeniedAlert) { outcome, channel in
                     switch outcome {
                     case .refused(let why):
-                        logger.warning("refusing session: \(why) (--accept-proxy: is the repeater started with --send-proxy?)")
-                        Self.endedBeforeTLS(channel, cause: "refused_proxy_header")
+                        // A client can do this at will: a debug line, and a count or the access line.
+                        logger.debug("refusing session: \(why) (--accept-proxy: is the repeater started with --send-proxy?)")
+                        context.sessionEvents?.record(.refusedProxyHeader, detail: "\(why)")
+                        Self.endedBeforeTLS(channel, cause: SessionEvent.refusedProxyHeader.rawValue, reason: "\(why)")
                     case .header(let header) where header.command == .local:
                         logger.debug("PROXY LOCAL header (a health check): closing session")
                         Self.endedBeforeTLS(channel, cause: "health_check")
@@ -183,9 +189,22 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         self.accessRecord = accessRecord
     }
 
-    /// This side ends the session, for this reason (the access line's `cause`; the first one holds).
-    func endedBecause(_ cause: String) {
-        if let accessRecord, accessRecord.cause == nil { accessRecord.cause = cause }
+    /// This side ends the session, for this reason (the access line's `cause`, and `reason` in
+    /// words; the first one holds).
+    func endedBecause(_ cause: String, reason: String? = nil) {
+        if let accessRecord, accessRecord.cause == nil {
+            accessRecord.cause = cause
+            accessRecord.reason = reason
+        }
+    }
+
+    /// Something the client made happen, which it can do at will: a debug line, and a count for
+    /// the summary line (or, with `--access-log`, nothing more: the access line says it). If it
+    /// ends the session, the access line's `cause` is the event's name and `reason` its detail.
+    private func clientCaused(_ event: SessionEvent, _ message: String, detail: String? = nil, endsSession: Bool = true) {
+        self.logger.debug("\(message)")
+        self.sessionContext.sessionEvents?.record(event, detail: detail)
+        if endsSession { self.endedBecause(event.rawValue, reason: detail) }
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -194,9 +213,10 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         // The timer runs on this session's event loop: it may use the handler and its context.
         self.handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             guard self.identity == nil else { return }
-            self.logger.warning("TLS handshake not finished after \(timeout.nanoseconds / 1_000_000_000) s; closing session")
+            let seconds = timeout.nanoseconds / 1_000_000_000
+            self.clientCaused(
+                .handshakeTimeout, "TLS handshake not finished after \(seconds) s; closing session", detail: "\(seconds) s")
             self.sessionContext.metrics.handshakeFailed(reason: "timeout")
-            self.endedBecause("handshake_timeout")
             self.close(context: context)
         }
     }
@@ -213,8 +233,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let expired = event as? IdleSessionTimer.Expired {
             let seconds = expired.timeout.nanoseconds / 1_000_000_000
-            self.logger.notice("no traffic either way for \(seconds) s; closing idle session (--idle-timeout)")
-            self.endedBecause("idle")
+            self.clientCaused(.idle, "no traffic either way for \(seconds) s; closing idle session (--idle-timeout)")
             self.close(context: context)
             return
         }
@@ -225,8 +244,9 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             self.handshakeTimer?.cancel()
             do {
                 guard let certificate = try context.pipeline.syncOperations.nioSSL_peerCertificate() else {
-                    self.logger.warning("TLS handshake completed without a client certificate; closing session")
-                    self.endedBecause("tls_failed")
+                    self.clientCaused(
+                        .handshakeFailed, "TLS handshake completed without a client certificate; closing session",
+                        detail: "no client certificate")
                     self.close(context: context)
                     return
                 }
@@ -239,8 +259,9 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
                     self.logger.info("session started")
                 }
             } catch {
-                self.logger.warning("cannot read the client certificate after the handshake: \(error); closing session")
-                self.endedBecause("tls_failed")
+                self.clientCaused(
+                    .handshakeFailed, "cannot read the client certificate after the handshake: \(error); closing session",
+                    detail: "unreadable client certificate: \(error)")
                 self.close(context: context)
             }
         }
@@ -474,25 +495,23 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             switch framing {
             case .messageTooLarge:
                 // Tell the client why, then close: the stream can no longer be framed.
-                self.logger.warning("refusing message: \(framing); closing session")
-                self.endedBecause("bad_request")
+                self.clientCaused(.badRequest, "refusing message: \(framing); closing session", detail: "\(framing)")
                 self.sendFailureAndClose(context: context, message: "\(framing)")
             case .stalledMessage:
-                self.logger.warning("\(framing)")
-                self.endedBecause("bad_request")
+                self.clientCaused(.badRequest, "\(framing); closing session", detail: "\(framing)")
                 self.sendFailureAndClose(context: context, message: "\(framing)")
             case .malformedMessage:
-                self.logger.info("\(framing)")
+                self.clientCaused(.malformedMessage, "\(framing)", detail: "\(framing)", endsSession: false)
                 self.writeResponse(.failure(.failedInvalidRequest, context: 0, message: "\(framing)"), context: context)
             case .truncatedMessage:
-                self.logger.info("\(framing)")
+                self.clientCaused(.truncatedMessage, "\(framing)", endsSession: false)
             }
         case is NIOSSLError where self.endedBeforeTLS:
             self.close(context: context)
         case let tls as NIOSSLError where self.identity == nil:
-            self.logger.warning("TLS handshake failed: \(Self.describe(tls)); closing session")
+            let why = Self.describe(tls)
+            self.clientCaused(.handshakeFailed, "TLS handshake failed: \(why); closing session", detail: why)
             self.sessionContext.metrics.handshakeFailed(reason: RuntimeManagerMetrics.handshakeFailureReason(tls))
-            self.endedBecause("tls_failed")
             self.close(context: context)
         case NIOSSLError.uncleanShutdown:
             self.logger.debug("client closed the connection without TLS close_notify")
@@ -504,8 +523,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
             self.endedBecause("reset")
             self.close(context: context)
         default:
-            self.logger.warning("session error: \(error); closing session")
-            self.endedBecause("error")
+            self.clientCaused(.error, "session error: \(error); closing session", detail: "\(error)")
             self.close(context: context)
         }
     }
@@ -513,9 +531,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if let accessRecord {
             let metadata = accessRecord.metadata(now: .now(), draining: self.sessionContext.sessions.isClosingAll)
-            var access = self.logger
-            if access.logLevel > .info { access.logLevel = .info }
-            access.info("session ended", metadata: metadata)
+            self.logger.writingInfo.info("session ended", metadata: metadata)
         } else if self.identity != nil {
             self.logger.info("session ended")
         }

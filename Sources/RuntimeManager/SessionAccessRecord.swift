@@ -18,6 +18,9 @@ final class SessionAccessRecord {
     var tlsVersion: String?
     /// Why the session ended, when this side ended it (nil: the client, or its stream, did).
     var cause: String?
+    /// What happened, in words, when this side ended it for something the client did ("certificate
+    /// verify failed", "message of 80000000 bytes exceeds …").
+    var reason: String?
 
     func counted(request kind: String, refusedByPolicy refused: Bool) {
         requests[kind, default: 0] += 1
@@ -35,6 +38,7 @@ final class SessionAccessRecord {
             "cause": "\(cause ?? (draining ? "shutdown" : "client"))",
         ]
         if let tlsVersion { metadata["tls_version"] = "\(tlsVersion)" }
+        if let reason { metadata["reason"] = "\(reason)" }
         return metadata
     }
 

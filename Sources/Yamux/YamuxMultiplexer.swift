@@ -1,3 +1,4 @@
+import EventSummaries
 import Logging
 import NIOCore
 
@@ -829,25 +830,20 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
 
     /// An event the peer can cause at will: a debug line, and a count for the next summary line.
     private func notePeerEvent(
-        _ event: YamuxPeerEventTally.Event, _ message: @autoclosure () -> Logger.Message, detail: String? = nil
+        _ event: YamuxPeerEvent, _ message: @autoclosure () -> Logger.Message, detail: String? = nil
     ) {
         logger.debug(message())
         guard peerEvents.record(event, detail: detail), let context else { return }
         // Strong capture (see `streamIsClosing`): teardown cancels it.
         peerEventSummaryTask = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.peerEventSummaryInterval) {
             self.peerEventSummaryTask = nil
-            self.logPeerEventSummary("from the link's peer over the last \(Self.describe(self.configuration.peerEventSummaryInterval))")
+            self.logPeerEventSummary("from the link's peer over the last \(self.configuration.peerEventSummaryInterval.intervalDescription)")
         }
     }
 
     private func logPeerEventSummary(_ lead: String) {
         guard let summary = peerEvents.takeSummary() else { return }
         logger.notice("\(lead): \(summary)")
-    }
-
-    private static func describe(_ interval: TimeAmount) -> String {
-        let milliseconds = interval.nanoseconds / 1_000_000
-        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
     }
 
     // MARK: Failure and teardown

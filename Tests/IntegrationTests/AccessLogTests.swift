@@ -262,4 +262,52 @@ final class AccessLogTests: XCTestCase {
         XCTAssertFalse(text.contains("closing client at once") || text.contains("refusing client"), text.suffix(3000).description)
         XCTAssertLessThan(text.split(separator: "\n").count, 60, "the log stays short:\n\(text.suffix(3000))")
     }
+
+    /// What a client can make a runtime-manager session end with at will (here: plaintext where TLS
+    /// is expected) is, without --access-log, one summary line per 10 s with the count and the
+    /// last one's reason, not a warning per session; with --access-log, each session's line says
+    /// it in `cause` and `reason`.
+    func testRuntimeManagersClientCausedEndsAreASummaryOrTheAccessLine() throws {
+        let linkPort = freePort()
+        let manager = try deployment.runtimeManager(linkPort: linkPort, [])
+        let (repeater, port) = try startRepeater(backend: linkPort, ["--threads", "1"])
+        XCTAssertTrue(repeater.waitFor("link up", onStderr: true))
+        let plaintext = Array("GET / HTTP/1.1\r\nHost: runtime-manager\r\n\r\n".utf8)
+        for _ in 0..<200 {
+            let client = try RawSocket.connect(port: port)
+            client.send(plaintext)
+            XCTAssertTrue(client.readUntilClosed(timeout: 10), "the runtime manager ends a session that is not TLS")
+            client.close()
+        }
+        manager.signal(SIGTERM)
+        XCTAssertEqual(manager.waitForExit(), 0)
+        let text = manager.stderr.text
+        let summaries = text.split(separator: "\n").filter {
+            $0.contains("[RuntimeManager] sessions over the last 10 s: ") || $0.contains("[RuntimeManager] sessions since the last summary, at exit: ")
+        }
+        let total = summaries.compactMap { line -> Int? in
+            guard let range = line.range(of: #"\d+ sessions? closed for a failed TLS handshake"#, options: .regularExpression) else { return nil }
+            return Int(line[range].split(separator: " ")[0])
+        }.reduce(0, +)
+        XCTAssertEqual(total, 200, "every failed handshake counted:\n\(summaries.joined(separator: "\n"))")
+        XCTAssertLessThanOrEqual(summaries.count, 3, "one line per 10 s, not one per session:\n\(text.suffix(3000))")
+        XCTAssertTrue(summaries.allSatisfy { $0.contains("(the last: ") }, "the summary says why:\n\(summaries.joined(separator: "\n"))")
+        XCTAssertFalse(text.contains("TLS handshake failed"), text.suffix(3000).description)
+        XCTAssertLessThan(text.split(separator: "\n").count, 40, "the log stays short:\n\(text.suffix(3000))")
+
+        // With --access-log: the session's own line, with the cause and the reason.
+        let secondLink = freePort()
+        let logged = try deployment.runtimeManager(linkPort: secondLink, ["--access-log", "--log-format", "json"])
+        let (secondRepeater, secondPort) = try startRepeater(backend: secondLink, ["--threads", "1"])
+        XCTAssertTrue(secondRepeater.waitFor("link up", onStderr: true))
+        let client = try RawSocket.connect(port: secondPort)
+        client.send(plaintext)
+        XCTAssertTrue(client.readUntilClosed(timeout: 10))
+        client.close()
+        let line = try XCTUnwrap(waitForLines(logged, "session ended", count: 1).first)
+        XCTAssertEqual(line["cause"] as? String, "tls_failed", "\(line)")
+        XCTAssertFalse((line["reason"] as? String ?? "").isEmpty, "\(line)")
+        XCTAssertNil(line["identity"], "no certificate, no identity: \(line)")
+        XCTAssertFalse(logged.stderr.text.contains("TLS handshake failed"), logged.stderr.text)
+    }
 }

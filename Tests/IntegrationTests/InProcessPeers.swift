@@ -17,14 +17,14 @@ final class InProcessRuntimeManager {
     let linkPort: Int
     let logs = MessageLog()
 
-    init(maximumMessageBytes: Int = 64 << 20) async throws {
+    init(maximumMessageBytes: Int = 64 << 20, logLevel: Logger.Level = .info) async throws {
         let configuration = RuntimeManagerConfiguration(
             certificatePath: Certificates.path("runtime-manager.pem"), keyPath: Certificates.path("runtime-manager.key"),
             clientCAPath: Certificates.path("ca.pem"), policyPath: Certificates.path("policy.json"),
             maximumMessageBytes: maximumMessageBytes)
         let logs = self.logs
         var logger = Logger(label: "runtime-manager") { _ in logs.handler }
-        logger.logLevel = .info
+        logger.logLevel = logLevel
         server = try RuntimeManagerServer(configuration: configuration, group: group, logger: logger)
         linkPort = try await server.bindLinks(address: .tcp(host: "127.0.0.1", port: 0))!.port!
     }

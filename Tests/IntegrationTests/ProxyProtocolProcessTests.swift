@@ -209,7 +209,9 @@ final class ProxyProtocolProcessTests: XCTestCase {
     /// Behind a repeater without --send-proxy it refuses every session and says why.
     func testRuntimeManagerAcceptProxyNamesTheClientOfEachSession() throws {
         let linkPort = freePort()
-        let manager = try deployment.runtimeManager(linkPort: linkPort, ["--accept-proxy"])
+        // At debug level: a refusal is a debug line (a client can cause it at will; AccessLogTests
+        // checks the default level's summary).
+        let manager = try deployment.runtimeManager(linkPort: linkPort, ["--accept-proxy", "--log-level", "debug"])
         let (repeater, port) = try deployment.repeaterWithLinkUp(
             backendPort: linkPort, ["--threads", "1", "--send-proxy", "--log-level", "debug"])
         let file = try deployment.makeFile("input.bin", bytes: 300_000)

@@ -1,3 +1,4 @@
+import EventSummaries
 import XCTest
 
 @testable import Repeater
@@ -5,7 +6,7 @@ import XCTest
 /// The summary of what clients caused at will, alone (no loop, no log).
 final class ClientEventTallyTests: XCTestCase {
     func testCountsEachKindAndStartsAfreshAfterTheSummary() {
-        var tally = ClientEventTally()
+        var tally = EventTally<ClientEvent>()
         XCTAssertNil(tally.takeSummary(), "nothing counted, no line")
         XCTAssertTrue(tally.record(.refusedLinkDown), "the first starts the interval")
         for _ in 0..<999 { XCTAssertFalse(tally.record(.refusedLinkDown)) }

@@ -1,3 +1,4 @@
+import EventSummaries
 import NIOCore
 import XCTest
 
