@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Logging
 import Synchronization
 
@@ -22,9 +21,10 @@ import Musl
 ///   metadata becomes objects and arrays. A metadata key that would shadow one of the five fields
 ///   above is written with a `metadata.` prefix instead of being lost.
 ///
-/// The object is built by Foundation's `JSONEncoder` (keys sorted, so lines compare by eye and by
-/// `diff`), which escapes quotes, backslashes, newlines and other control characters and writes
-/// UTF-8: a message can hold anything a client sent without breaking the line apart.
+/// The object is written by `JSONLine` (keys sorted, so lines compare by eye and by `diff`), which
+/// escapes quotes, backslashes and control characters and writes UTF-8: a message can hold
+/// anything a client sent without breaking the line apart. Not `JSONEncoder`: no `Codable`
+/// containers built per line, and no Foundation in this module for a log line.
 public struct JSONLogHandler: LogHandler {
     /// Where the lines go.
     public enum Output: Sendable {
@@ -59,10 +59,9 @@ public struct JSONLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
         if let own = event.metadata { merged.merge(own) { _, new in new } }
-        let record = JSONLogRecord(
+        let line = Self.line(
             timestamp: Self.timestamp(), level: event.level, logger: label, message: event.message.description,
             error: event.error.map { "\($0)" }, metadata: merged)
-        let line = Self.encode(record)
         switch output {
         case .standardError:
             StandardError.write(line + "\n")
@@ -71,20 +70,22 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
-    /// The record as one line of JSON (JSONEncoder never writes a newline without `.prettyPrinted`).
-    static func encode(_ record: JSONLogRecord) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do {
-            return String(decoding: try encoder.encode(record), as: UTF8.self)
-        } catch {
-            // Only non-finite numbers fail to encode, and no field here is a float; kept so a
-            // line is never lost silently.
-            var fallback = record
-            fallback.metadata = [:]
-            fallback.message = "(a log line could not be written as JSON: \(error)) \(record.message)"
-            return (try? encoder.encode(fallback)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    /// One line's JSON object: the handler's own fields and the metadata at the top level, keys
+    /// sorted; a metadata key that is one of the own fields gets a `metadata.` prefix.
+    static func line(
+        timestamp: String, level: Logger.Level, logger: String, message: String, error: String?, metadata: Logger.Metadata
+    ) -> String {
+        var fields: [(key: String, value: Logger.Metadata.Value)] = [
+            ("ts", .string(timestamp)), ("level", .string(level.rawValue)), ("logger", .string(logger)),
+            ("msg", .string(message)),
+        ]
+        if let error { fields.append(("error", .string(error))) }
+        for (key, value) in metadata {
+            fields.append((ownFields.contains(key) ? "metadata.\(key)" : key, value))
         }
+        var line = JSONLine()
+        line.writeObject(fields)
+        return line.text
     }
 
     /// Now, as RFC 3339 in UTC with microseconds.
@@ -110,69 +111,88 @@ public struct JSONLogHandler: LogHandler {
     }
 }
 
-/// One log line's fields, encoded as a flat JSON object (`JSONLogHandler`).
-struct JSONLogRecord: Encodable {
-    var timestamp: String
-    var level: Logger.Level
-    var logger: String
-    var message: String
-    var error: String?
-    var metadata: Logger.Metadata
+/// A JSON text written by hand: objects with sorted keys, strings escaped as RFC 8259 requires
+/// (quote, backslash, control characters; everything else as UTF-8, `/` unescaped), integers given
+/// as `.stringConvertible` as numbers, `Bool` as `true`/`false`. A value without I/O, tested alone.
+struct JSONLine {
+    private(set) var text = ""
 
-    private struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ name: String) { stringValue = name }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
+    init() {
+        text.reserveCapacity(512)
     }
 
-    func encode(to encoder: Encoder) throws {
-        var object = encoder.container(keyedBy: Key.self)
-        try object.encode(timestamp, forKey: Key("ts"))
-        try object.encode(level.rawValue, forKey: Key("level"))
-        try object.encode(logger, forKey: Key("logger"))
-        try object.encode(message, forKey: Key("msg"))
-        if let error { try object.encode(error, forKey: Key("error")) }
-        for (key, value) in metadata {
-            let name = JSONLogHandler.ownFields.contains(key) ? "metadata.\(key)" : key
-            try object.encode(JSONMetadataValue(value), forKey: Key(name))
+    mutating func writeObject(_ fields: [(key: String, value: Logger.Metadata.Value)]) {
+        text.append("{")
+        for (index, field) in fields.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
+            if index > 0 { text.append(",") }
+            writeString(field.key)
+            text.append(":")
+            writeValue(field.value)
         }
+        text.append("}")
     }
-}
 
-/// A metadata value as JSON: a string, a number (an integer given as `.stringConvertible`), or an
-/// object or array of them.
-private struct JSONMetadataValue: Encodable {
-    let value: Logger.Metadata.Value
-    init(_ value: Logger.Metadata.Value) { self.value = value }
-
-    func encode(to encoder: Encoder) throws {
+    mutating func writeValue(_ value: Logger.Metadata.Value) {
         switch value {
-        case .string(let text):
-            var single = encoder.singleValueContainer()
-            try single.encode(text)
+        case .string(let string):
+            writeString(string)
         case .stringConvertible(let convertible):
             // A count or an id logged as `.stringConvertible(n)` is a JSON number; the human
             // format prints the same digits.
-            var single = encoder.singleValueContainer()
             if let number = convertible as? any BinaryInteger {
-                if let signed = Int64(exactly: number) {
-                    try single.encode(signed)
-                } else {
-                    try single.encode(UInt64(truncatingIfNeeded: number))
-                }
+                text.append(String(number))
             } else if let flag = convertible as? Bool {
-                try single.encode(flag)
+                text.append(flag ? "true" : "false")
             } else {
-                try single.encode(convertible.description)
+                writeString(convertible.description)
             }
         case .array(let values):
-            var list = encoder.unkeyedContainer()
-            for element in values { try list.encode(JSONMetadataValue(element)) }
+            text.append("[")
+            for (index, element) in values.enumerated() {
+                if index > 0 { text.append(",") }
+                writeValue(element)
+            }
+            text.append("]")
         case .dictionary(let dictionary):
-            try dictionary.mapValues(JSONMetadataValue.init).encode(to: encoder)
+            writeObject(dictionary.map { (key: $0.key, value: $0.value) })
         }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".unicodeScalars)
+
+    mutating func writeString(_ string: String) {
+        text.append("\"")
+        // Runs of characters that need no escape are appended whole.
+        var pending = string.unicodeScalars.startIndex
+        let scalars = string.unicodeScalars
+        var index = scalars.startIndex
+        while index < scalars.endIndex {
+            let scalar = scalars[index]
+            let escape: String?
+            switch scalar {
+            case "\"": escape = "\\\""
+            case "\\": escape = "\\\\"
+            case "\n": escape = "\\n"
+            case "\r": escape = "\\r"
+            case "\t": escape = "\\t"
+            case "\u{08}": escape = "\\b"
+            case "\u{0C}": escape = "\\f"
+            default:
+                if scalar.value < 0x20 {
+                    escape = "\\u00" + String(Self.hexDigits[Int(scalar.value >> 4)]) + String(Self.hexDigits[Int(scalar.value & 0xF)])
+                } else {
+                    escape = nil
+                }
+            }
+            if let escape {
+                text.unicodeScalars.append(contentsOf: scalars[pending..<index])
+                text.append(escape)
+                pending = scalars.index(after: index)
+            }
+            index = scalars.index(after: index)
+        }
+        text.unicodeScalars.append(contentsOf: scalars[pending..<scalars.endIndex])
+        text.append("\"")
     }
 }
 

@@ -1,4 +1,4 @@
-import CommandLineSupport
+@testable import CommandLineSupport
 import Foundation
 import Logging
 import Synchronization
@@ -103,5 +103,37 @@ final class JSONLogHandlerTests: XCTestCase {
         let fields = try object(lines.withLock { $0[0] })
         XCTAssertEqual(fields["request"] as? String, "42")
         XCTAssertEqual(fields["msg"] as? String, "session started")
+    }
+}
+
+/// The JSON writer alone: exact text, escapes, key order, numbers.
+final class JSONLineTests: XCTestCase {
+    func testExactTextWithSortedKeysNumbersNestingAndEscapes() {
+        var line = JSONLine()
+        line.writeObject([
+            (key: "msg", value: .string("a \"quoted\" \\ line\n\t\u{1}\u{8}\u{C}\r / café 🚀")),
+            (key: "bytes", value: .stringConvertible(302_481)),
+            (key: "negative", value: .stringConvertible(-7)),
+            (key: "big", value: .stringConvertible(UInt64.max)),
+            (key: "flag", value: .stringConvertible(true)),
+            (key: "ratio", value: .stringConvertible(0.5)),
+            (key: "requests", value: .dictionary(["write_file": .stringConvertible(2), "read_file": .stringConvertible(1)])),
+            (key: "limits", value: .array([.string("a"), .stringConvertible(3)])),
+            (key: "empty", value: .dictionary([:])),
+        ])
+        XCTAssertEqual(
+            line.text,
+            #"{"big":18446744073709551615,"bytes":302481,"empty":{},"flag":true,"limits":["a",3],"#
+                + #""msg":"a \"quoted\" \\ line\n\t\u0001\b\f\r / café 🚀","negative":-7,"ratio":"0.5","#
+                + #""requests":{"read_file":1,"write_file":2}}"#)
+    }
+
+    func testEveryControlCharacterIsEscapedAndTheTextParsesBack() throws {
+        let all = String(String.UnicodeScalarView((0..<0x80).compactMap(Unicode.Scalar.init)))
+        var line = JSONLine()
+        line.writeObject([(key: "all", value: .string(all))])
+        XCTAssertFalse(line.text.unicodeScalars.contains { $0.value < 0x20 }, line.text)
+        let parsed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.text.utf8)) as? [String: String])
+        XCTAssertEqual(parsed["all"], all)
     }
 }

@@ -232,19 +232,23 @@ def write_tls(rep: Report) -> None:
     a("## 5. TLS file transfer (runtime-client put/get)", "",
       "`runtime-client --quiet put FILE NAME` then `get NAME OUT` (checked by SHA-256), timed as whole "
       "commands (process start and TLS handshake included). DIRECT is `runtime-manager --direct`; REPEATER "
-      "is `repeaterd` → yamux link → `runtime-manager --listen`. MiB/s.", "")
+      "is `repeaterd` → yamux link → `runtime-manager --listen`; REPEATER_ACCESSLOG is REPEATER with both "
+      "under `--access-log --log-format json`. MiB/s; runtime-manager's CPU over the put and the get "
+      "(its threads, from /proc/PID/task/*/schedstat).", "")
     if r.note:
         a(r.note, "")
-    a("| size | path | put MiB/s | get MiB/s | put ÷ DIRECT | get ÷ DIRECT |", "|---|---|---|---|---|---|")
+    a("| size | path | put MiB/s | get MiB/s | put ÷ DIRECT | get ÷ DIRECT | runtime-manager CPU s |",
+      "|---|---|---|---|---|---|---|")
     for size, sr in r.sizes.items():
         s = sr.summary
         d = ok(s).get("DIRECT")
         for n, v in s.items():
             if isinstance(v, Failure):
-                a(f"| {size} | {n} | failed: {str(v.error)[:80]} ||||")
+                a(f"| {size} | {n} | failed: {str(v.error)[:80]} |||||")
                 continue
             a(f"| {size} | {n} | {fmt(v.put_mibps)} | {fmt(v.get_mibps)} | "
-              f"{ratio(v.put_mibps, d.put_mibps if d else None)} | {ratio(v.get_mibps, d.get_mibps if d else None)} |")
+              f"{ratio(v.put_mibps, d.put_mibps if d else None)} | {ratio(v.get_mibps, d.get_mibps if d else None)} | "
+              f"{fmt(v.endpoint_cpu_s, 2)} |")
         rp = ok(s).get("REPEATER")
         if d and rp and d.put_mibps and rp.put_mibps:
             for k in ("put", "get"):
@@ -254,6 +258,21 @@ def write_tls(rep: Report) -> None:
                 q = rv / dv
                 rep.target(f"TLS {k} {size} ≥ 0.9× DIRECT", f"{q:.2f}×", q >= 0.9)
     a("")
+    if r.sessions:
+        counts = {v.sessions for v in ok(r.sessions.summary).values()}
+        a(f"Short sessions: {'/'.join(map(str, sorted(counts))) or '?'} × `runtime-client policy-hash` one after the other "
+          "(a TLS handshake, one request, the session's end): runtime-manager's CPU per session, median of "
+          f"{r.rounds} rounds.", "",
+          "| path | ms per session (wall, process start included) | runtime-manager CPU µs per session | ÷ REPEATER |",
+          "|---|---|---|---|")
+        base = ok(r.sessions.summary).get("REPEATER")
+        for n, v in r.sessions.summary.items():
+            if isinstance(v, Failure):
+                a(f"| {n} | failed: {str(v.error)[:80]} |||")
+                continue
+            a(f"| {n} | {fmt(v.wall_ms_per_session)} | {fmt(v.endpoint_cpu_us_per_session, 0)} | "
+              f"{ratio(v.endpoint_cpu_us_per_session, base.endpoint_cpu_us_per_session if base else None)} |")
+        a("")
 
 
 # ----------------------------------------------------------------------------- section 6

@@ -56,6 +56,31 @@ class TransferRound:
     put_mibps: float
     get_s: float | None = None
     get_mibps: float | None = None
+    # runtime-manager's CPU seconds over the put and the get (its process, read from /proc).
+    endpoint_cpu_s: float | None = None
+
+
+@dataclass(kw_only=True)
+class SessionCostRound:
+    """One round of short TLS sessions (`runtime-client policy-hash` each, one after the other)."""
+    sessions: int
+    wall_s: float
+    # runtime-manager's CPU seconds over the round (its process, read from /proc).
+    endpoint_cpu_s: float
+
+
+@dataclass(kw_only=True)
+class SessionCostSummary:
+    sessions: int
+    wall_ms_per_session: float | None
+    endpoint_cpu_us_per_session: float | None
+
+
+@dataclass(kw_only=True)
+class TLSSessions:
+    """Section 5's short sessions: what a session costs runtime-manager (a handshake, a request, its log)."""
+    raw: dict[str, list]
+    summary: dict[str, SessionCostSummary | Failure]
 
 
 @dataclass(kw_only=True)
@@ -129,6 +154,7 @@ class TransferSummary:
     get_mibps: float | None
     put_s: float | None
     get_s: float | None
+    endpoint_cpu_s: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -235,9 +261,10 @@ class TLSResult(Measurement):
     rounds: int
     paths: list[str]
     note: str | None = None
+    sessions: TLSSessions | None = None
 
     def summaries(self):
-        return [s.summary for s in self.sizes.values()]
+        return [s.summary for s in self.sizes.values()] + ([self.sessions.summary] if self.sessions else [])
 
 
 @dataclass(kw_only=True)
@@ -416,7 +443,10 @@ def measurement_from_json(name: str, data: dict) -> Measurement:
             sizes={k: TLSSize(raw=per_path_rounds(TransferRound, s.get("raw")),
                               summary=per_path(TransferSummary, s.get("summary")))
                    for k, s in data["sizes"].items()},
-            rounds=data["rounds"], paths=data.get("paths", []), note=data.get("note"), **_common(data))
+            rounds=data["rounds"], paths=data.get("paths", []), note=data.get("note"),
+            sessions=(TLSSessions(raw=per_path_rounds(SessionCostRound, data["sessions"].get("raw")),
+                                  summary=per_path(SessionCostSummary, data["sessions"].get("summary")))
+                      if isinstance(data.get("sessions"), dict) else None), **_common(data))
     if name == "rtt":
         return RTTResult(
             rtts={k: RTTPoint(raw=per_path_rounds(DelayedPutRound, p.get("raw")),

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import statistics
 
-from .results import (ConnRateSummary, DelayedPutSummary, Failure, HOLSummary, LatencySummary, SessionsSummary,
-                      ThroughputSummary, TransferSummary)
+from .results import (ConnRateSummary, DelayedPutSummary, Failure, HOLSummary, LatencySummary, SessionCostSummary,
+                      SessionsSummary, ThroughputSummary, TransferSummary)
 
 
 def median(values) -> float | None:
@@ -78,8 +78,22 @@ def summarize_transfers(raw: dict[str, list]) -> dict[str, TransferSummary | Fai
     for n, rounds in raw.items():
         ok = _ok(rounds)
         summary[n] = (TransferSummary(put_mibps=median(r.put_mibps for r in ok), get_mibps=median(r.get_mibps for r in ok),
-                                      put_s=median(r.put_s for r in ok), get_s=median(r.get_s for r in ok))
+                                      put_s=median(r.put_s for r in ok), get_s=median(r.get_s for r in ok),
+                                      endpoint_cpu_s=median(r.endpoint_cpu_s for r in ok))
                       if ok else _failure(rounds))
+    return summary
+
+
+def summarize_session_costs(raw: dict[str, list]) -> dict[str, SessionCostSummary | Failure]:
+    """Per path: the median over the good rounds of wall time and runtime-manager CPU per session."""
+    summary: dict[str, SessionCostSummary | Failure] = {}
+    for n, rounds in raw.items():
+        ok = _ok(rounds)
+        summary[n] = (SessionCostSummary(
+            sessions=ok[0].sessions,
+            wall_ms_per_session=median(r.wall_s * 1e3 / r.sessions for r in ok),
+            endpoint_cpu_us_per_session=median(r.endpoint_cpu_s * 1e6 / r.sessions for r in ok))
+            if ok else _failure(rounds))
     return summary
 
 

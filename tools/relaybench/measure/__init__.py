@@ -16,7 +16,7 @@ def run(name: str, env, paths):
     if name == "connrate":
         return connrate.run(env, paths)
     if name == "tls":
-        return tls.run(env)
+        return tls.run(env, paths)
     if name == "rtt":
         return rtt.run(env)
     if name == "hol":

@@ -9,24 +9,28 @@ import time
 
 from ..catalog import MiB
 from ..env import Env
-from ..procs import free_port, log, wait_port
-from ..results import TLSResult, TLSSize, TransferRound
+from ..procs import free_port, log, threads_cpu_seconds, wait_port
+from ..results import SessionCostRound, TLSResult, TLSSessions, TLSSize, TransferRound
 from ..rounds import rounds_over
-from ..summary import summarize_transfers
+from ..summary import summarize_session_costs, summarize_transfers
 
 
 class TLSSetup:
-    """runtime-manager (link + --direct), repeaterd in front of its link, repeaterd --legacy-http if available."""
+    """runtime-manager (link + --direct), repeaterd in front of its link, repeaterd --legacy-http if available;
+    with `access_log`, a second runtime-manager and repeaterd, both under `--access-log --log-format json`
+    (REPEATER_ACCESSLOG: what the two access lines cost beside REPEATER)."""
 
-    def __init__(self, env: Env):
+    def __init__(self, env: Env, access_log: bool = False):
         self.env = env
         c = env.certs
         self.link, self.direct = free_port(), free_port()
-        self.procs = [env.procs.start("runtime-manager", [
+        manager_args = ["--cert", f"{c}/runtime-manager.pem", "--key", f"{c}/runtime-manager.key", "--client-ca",
+                        f"{c}/ca.pem", "--policy", f"{c}/policy.json", "--log-level", "warning",
+                        "--max-store-bytes", str(2048 * MiB), "--max-message-bytes", str(env.message_limit)]
+        manager = env.procs.start("runtime-manager", [
             env.b("runtime-manager"), "--listen", f"127.0.0.1:{self.link}", "--direct", f"127.0.0.1:{self.direct}",
-            "--cert", f"{c}/runtime-manager.pem", "--key", f"{c}/runtime-manager.key", "--client-ca", f"{c}/ca.pem",
-            "--policy", f"{c}/policy.json", "--log-level", "warning", "--max-store-bytes", str(2048 * MiB),
-            "--max-message-bytes", str(env.message_limit)])]
+            *manager_args])
+        self.procs = [manager]
         wait_port(self.link)
         wait_port(self.direct)
         self.repeater = free_port()
@@ -40,10 +44,25 @@ class TLSSetup:
         wait_port(self.repeater)
         if self.legacy:
             wait_port(self.legacy)
-        time.sleep(0.3)
         self.ports = {"DIRECT": self.direct, "REPEATER": self.repeater}
+        # The runtime manager serving each path (its CPU per transfer is read from /proc).
+        self.managers = {"DIRECT": manager.pid, "REPEATER": manager.pid}
         if self.legacy:
             self.ports["LEGACY_HTTP"] = self.legacy
+            self.managers["LEGACY_HTTP"] = manager.pid
+        if access_log:
+            link, front = free_port(), free_port()
+            logged = env.procs.start("runtime-manager-accesslog", [
+                env.b("runtime-manager"), "--listen", f"127.0.0.1:{link}", *manager_args,
+                "--access-log", "--log-format", "json"])
+            wait_port(link)
+            self.procs += [logged, env.procs.start("repeaterd-accesslog", [
+                env.b("repeaterd"), "--listen", f"127.0.0.1:{front}", "--backend", f"127.0.0.1:{link}",
+                "--log-level", "warning", "--access-log", "--log-format", "json"])]
+            wait_port(front)
+            self.ports["REPEATER_ACCESSLOG"] = front
+            self.managers["REPEATER_ACCESSLOG"] = logged.pid
+        time.sleep(0.3)
 
     def paths(self) -> list[str]:
         return list(self.ports)
@@ -80,7 +99,7 @@ def make_file(env: Env, mib: int) -> tuple[str, str]:
 
 def run(env: Env, paths=None) -> TLSResult:
     sizes = [1, 4] if env.quick else [32, 256]
-    setup = TLSSetup(env)
+    setup = TLSSetup(env, access_log="REPEATER_ACCESSLOG" in (paths or []))
     results = {}
     note = None
     # `get` returns a file as one response message: both ends must accept a message that large
@@ -99,20 +118,43 @@ def run(env: Env, paths=None) -> TLSResult:
             def one(n, mib=mib, src=src, dst=dst, digest=digest) -> TransferRound:
                 port = setup.ports[n]
                 name = f"bench/{n}-{mib}.bin"
+                manager_cpu = threads_cpu_seconds(setup.managers[n])
                 put = setup.client(n, port, "put", src, name)
                 if mib * MiB > get_limit:
-                    return TransferRound(put_s=put, put_mibps=mib / put)
+                    return TransferRound(put_s=put, put_mibps=mib / put,
+                                         endpoint_cpu_s=threads_cpu_seconds(setup.managers[n]) - manager_cpu)
                 if os.path.exists(dst):
                     os.remove(dst)
                 get = setup.client(n, port, "get", name, dst)
                 with open(dst, "rb") as f:
                     if hashlib.sha256(f.read()).hexdigest() != digest:
                         raise RuntimeError("the file came back different")
-                return TransferRound(put_s=put, get_s=get, put_mibps=mib / put, get_mibps=mib / get)
+                return TransferRound(put_s=put, get_s=get, put_mibps=mib / put, get_mibps=mib / get,
+                                     endpoint_cpu_s=threads_cpu_seconds(setup.managers[n]) - manager_cpu)
 
             log(f"  {mib} MiB put/get")
             res = rounds_over(env, setup.paths(), one, rounds)
             results[f"{mib} MiB"] = TLSSize(raw=res, summary=summarize_transfers(res))
+        sessions = short_sessions(env, setup)
     finally:
         setup.stop()
-    return TLSResult(sizes=results, rounds=env.rounds, paths=setup.paths(), note=note)
+    return TLSResult(sizes=results, rounds=env.rounds, paths=setup.paths(), note=note, sessions=sessions)
+
+
+def short_sessions(env: Env, setup: TLSSetup) -> TLSSessions:
+    """Short sessions through the repeater paths (`runtime-client policy-hash`, one after the other):
+    runtime-manager's CPU per session, where a per-session cost such as its access line shows."""
+    count = 10 if env.quick else 200
+    paths = [n for n in setup.paths() if n.startswith("REPEATER")]
+
+    def one(n) -> SessionCostRound:
+        before = threads_cpu_seconds(setup.managers[n])
+        t0 = time.perf_counter()
+        for _ in range(count):
+            setup.client(n, setup.ports[n], "policy-hash")
+        wall = time.perf_counter() - t0
+        return SessionCostRound(sessions=count, wall_s=wall, endpoint_cpu_s=threads_cpu_seconds(setup.managers[n]) - before)
+
+    log(f"  {count} short sessions (policy-hash)")
+    res = rounds_over(env, paths, one, env.rounds)
+    return TLSSessions(raw=res, summary=summarize_session_costs(res))

@@ -35,3 +35,15 @@ def test_placed_pins_and_schedules():
 def test_placed_follows_rt_priority(monkeypatch):
     monkeypatch.setattr(procs, "RT_PRIORITY", 0)
     assert placed(["a"], "1") == ["taskset", "-c", "1", "a"]
+
+
+def test_threads_cpu_seconds_sees_a_millisecond_of_work():
+    import os
+    import time
+    from relaybench.procs import threads_cpu_seconds
+    before = threads_cpu_seconds(os.getpid())
+    t = time.process_time()
+    while time.process_time() - t < 0.005:  # 5 ms of CPU, however busy the machine is
+        pass
+    spent = threads_cpu_seconds(os.getpid()) - before
+    assert 0.0045 <= spent < 1.0

@@ -54,3 +54,17 @@ def test_older_results_json_is_read():
     assert isinstance(rec.results["micro"], MeasurementFailure)
     assert rec.targets == [Target("t", "m", False)]
     assert rec.to_json()["results"]["targets"] == [{"target": "t", "measured": "m", "met": False}]
+
+
+def test_a_tls_result_with_short_sessions_survives_json_and_back():
+    from relaybench.results import SessionCostRound, TLSResult, TLSSessions, TLSSize, TransferRound
+    from relaybench.summary import summarize_session_costs, summarize_transfers
+    raw = {"REPEATER": [TransferRound(put_s=1.0, put_mibps=32.0, get_s=1.0, get_mibps=32.0, endpoint_cpu_s=0.25)]}
+    costs = {"REPEATER_ACCESSLOG": [SessionCostRound(sessions=10, wall_s=0.5, endpoint_cpu_s=0.03)]}
+    r = TLSResult(sizes={"32 MiB": TLSSize(raw=raw, summary=summarize_transfers(raw))}, rounds=1, paths=["REPEATER"],
+                  sessions=TLSSessions(raw=costs, summary=summarize_session_costs(costs)), ran_at="now")
+    back = measurement_from_json("tls", json.loads(json.dumps(to_json(r))))
+    assert back == r
+    older = to_json(r)
+    del older["sessions"]
+    assert measurement_from_json("tls", older).sessions is None

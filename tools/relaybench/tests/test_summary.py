@@ -76,3 +76,30 @@ def test_failed_paths_names_measurement_and_path():
     raw = {"DIRECT": [rt(10)], "NIO_1TO1": [Failure("nothing listens")]}
     r = PingPongResult(raw=raw, summary=summarize_pingpong(raw), seconds_per_round=1, rounds=1)
     assert failed_paths("latency", r) == ["latency/NIO_1TO1"]
+
+
+def test_transfer_summary_takes_the_median_endpoint_cpu_and_older_rounds_have_none():
+    from relaybench.results import TransferRound
+    from relaybench.summary import summarize_transfers
+    raw = {"REPEATER_ACCESSLOG": [TransferRound(put_s=1, put_mibps=32, get_s=1, get_mibps=32, endpoint_cpu_s=0.5),
+                                  TransferRound(put_s=2, put_mibps=16, get_s=1, get_mibps=32, endpoint_cpu_s=0.7),
+                                  TransferRound(put_s=1, put_mibps=32, get_s=2, get_mibps=16, endpoint_cpu_s=0.6)],
+           "OLD": [TransferRound(put_s=1, put_mibps=32)]}
+    s = summarize_transfers(raw)
+    assert s["REPEATER_ACCESSLOG"].endpoint_cpu_s == 0.6
+    assert s["REPEATER_ACCESSLOG"].put_mibps == 32
+    assert s["OLD"].endpoint_cpu_s is None and s["OLD"].get_mibps is None
+
+
+def test_session_costs_are_per_session_medians():
+    from relaybench.results import SessionCostRound
+    from relaybench.summary import summarize_session_costs
+    raw = {"REPEATER": [SessionCostRound(sessions=200, wall_s=8.0, endpoint_cpu_s=0.4),
+                        SessionCostRound(sessions=200, wall_s=10.0, endpoint_cpu_s=0.6),
+                        Failure("boom"),
+                        SessionCostRound(sessions=200, wall_s=6.0, endpoint_cpu_s=0.5)],
+           "X": [Failure("no")]}
+    s = summarize_session_costs(raw)
+    assert s["REPEATER"].wall_ms_per_session == 40.0
+    assert s["REPEATER"].endpoint_cpu_us_per_session == pytest.approx(2500.0)
+    assert s["X"] == Failure("no")
