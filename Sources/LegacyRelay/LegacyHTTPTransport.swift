@@ -1,4 +1,3 @@
-import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOTLS
@@ -136,7 +135,8 @@ public final class LegacyHTTPTransportHandler: ChannelDuplexHandler {
             return
         }
         guard head.status == .ok else {
-            let text = String(buffer: responseBody).trimmingCharacters(in: .whitespacesAndNewlines)
+            let body = String(buffer: responseBody)
+            let text = String(body.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
             fail(context: context, LegacyHTTPRelayError(status: head.status, message: text.isEmpty ? "no message" : text))
             return
         }

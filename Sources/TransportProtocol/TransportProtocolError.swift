@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Errors of the length-prefixed message framing.
 ///
@@ -42,6 +46,8 @@ public enum TransportProtocolError: Error, Equatable, CustomStringConvertible, S
 
     private static func mebibytes(_ bytes: Int) -> String {
         let mib = Double(bytes) / (1024 * 1024)
-        return mib == mib.rounded() ? "\(Int(mib)) MiB" : String(format: "%.1f MiB", mib)
+        // One decimal, rounded, by hand: `String(format:)` is Foundation's, which links ICU's data.
+        let tenths = Int((mib * 10).rounded())
+        return mib == mib.rounded() ? "\(Int(mib)) MiB" : "\(tenths / 10).\(tenths % 10) MiB"
     }
 }
