@@ -12,6 +12,20 @@ cd "$ROOT"
 bash tools/install-deps.sh
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+echo "== no module imports Foundation (its ICU data was 32 MiB of every static binary; issue 45)"
+python3 - <<'PY'
+import pathlib, sys
+bad = []
+for path in sorted(pathlib.Path("Sources").rglob("*.swift")):
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines):
+        # Allowed only as the fallback of `#if canImport(FoundationEssentials)` (non-Linux).
+        if line.strip() in ("import Foundation", "@preconcurrency import Foundation") and (number == 0 or lines[number - 1].strip() != "#else"):
+            bad.append(f"{path}:{number + 1}: import Foundation (use FoundationEssentials, or none)")
+print("\n".join(bad) or "  none")
+sys.exit(1 if bad else 0)
+PY
+
 echo "== build (debug, with tests)"
 swift build --build-tests
 

@@ -196,13 +196,20 @@ struct JSONLine {
     }
 }
 
-/// The process's stderr, written a whole line at a time.
-enum StandardError {
+/// The process's stderr, written a whole line at a time (and, as `StandardError.Stream`, a target
+/// for `print(…, to:)`): Foundation's `FileHandle` is not needed for it.
+public enum StandardError {
+    /// `print(…, to: &stream)` on stderr, each `write` whole.
+    public struct Stream: TextOutputStream {
+        public init() {}
+        public mutating func write(_ string: String) { StandardError.write(string) }
+    }
+
     private static let lock = Mutex(())
 
     /// Writes `text` with as many `write(2)` calls as it takes (one, unless it is larger than the
     /// pipe's buffer), under a lock so that concurrent writers' lines do not interleave.
-    static func write(_ text: String) {
+    public static func write(_ text: String) {
         var text = text
         text.withUTF8 { bytes in
             lock.withLock { _ in

@@ -1,6 +1,11 @@
 import LegacyRelay
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOCore
+import SystemErrorText
 import NIOPosix
 import NIOSSL
 import TransportProtocol
@@ -149,16 +154,9 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
         return .tlsFailed(reason: "\(explanation) (\(Self.shortReasons(text)))")
     }
 
-    /// BoringSSL prints "error:…:SSL routines:OPENSSL_internal:REASON"; keep the reasons.
+    /// BoringSSL's reason codes in `text` (`TLSLibraryReasons`), or the text if it has none.
     private static func shortReasons(_ text: String) -> String {
-        var reasons: [String] = []
-        var rest = Substring(text)
-        while let range = rest.range(of: "OPENSSL_internal:") {
-            let tail = rest[range.upperBound...]
-            let reason = tail.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
-            if !reason.isEmpty { reasons.append(String(reason)) }
-            rest = tail
-        }
+        let reasons = TLSLibraryReasons.codes(in: text)
         return reasons.isEmpty ? text : reasons.joined(separator: ", ")
     }
 }

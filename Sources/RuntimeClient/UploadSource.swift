@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SystemErrorText
 
 #if canImport(Glibc)
@@ -16,8 +20,9 @@ import Musl
 public final class UploadSource: @unchecked Sendable {  // used by one put at a time
     /// For messages: the path, or "stdin".
     public let name: String
-    let handle: FileHandle
-    private let closesHandle: Bool
+    /// The open file (or stdin's descriptor), read with `read(2)`: no Foundation `FileHandle`.
+    let descriptor: Int32
+    private let closesDescriptor: Bool
     /// Size and modification time at open, for a regular file (nil for a pipe, a socket, stdin
     /// from a terminal).
     private let opened: OpenFileStatus?
@@ -26,22 +31,23 @@ public final class UploadSource: @unchecked Sendable {  // used by one put at a 
     public init(path: String) throws {
         if path == "-" {
             name = "stdin"
-            handle = FileHandle.standardInput
-            closesHandle = false
+            descriptor = STDIN_FILENO
+            closesDescriptor = false
         } else {
             name = path
-            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else {
+            let opened = open(path, O_RDONLY | O_CLOEXEC)
+            guard opened >= 0 else {
                 let code = errno
                 // Asked only now: asking first would open the file twice, and a named pipe's
                 // writer loses what it wrote when its first reader goes (issue 42).
                 throw RuntimeClientError.localFile(path: path, reason: SystemErrorText.whyUnreadable(path) ?? SystemErrorText.errnoText(code))
             }
-            handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
-            closesHandle = true
+            descriptor = opened
+            closesDescriptor = true
         }
-        let status = OpenFileStatus(descriptor: handle.fileDescriptor)
+        let status = OpenFileStatus(descriptor: descriptor)
         if status?.isDirectory == true {
+            if closesDescriptor { close(descriptor) }
             throw RuntimeClientError.localFile(path: path, reason: "is a directory, not a file")
         }
         opened = status?.isRegularFile == true ? status : nil
@@ -53,23 +59,27 @@ public final class UploadSource: @unchecked Sendable {  // used by one put at a 
     /// Up to `count` bytes: fewer only at the end of the input (a pipe's short reads are
     /// gathered).
     func read(upTo count: Int) throws -> Data {
-        var chunk = Data()
-        while chunk.count < count {
-            let piece: Data
-            do {
-                piece = try handle.read(upToCount: count - chunk.count) ?? Data()
-            } catch {
-                throw RuntimeClientError.localFile(path: name, reason: "read failed: \(error.localizedDescription)")
+        var chunk = Data(count: count)
+        var filled = 0
+        while filled < count {
+            let got = chunk.withUnsafeMutableBytes { bytes in
+                readDescriptor(descriptor, bytes.baseAddress! + filled, count - filled)
             }
-            if piece.isEmpty { break }
-            chunk.append(piece)
+            if got < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw RuntimeClientError.localFile(path: name, reason: "read failed: \(SystemErrorText.errnoText(code))")
+            }
+            if got == 0 { break }
+            filled += got
         }
+        chunk.count = filled
         return chunk
     }
 
     /// Why what was read (`bytesRead`, to the end) is not the file as it was opened, or nil.
     func changeWhileRead(bytesRead: Int) -> String? {
-        guard let opened, let now = OpenFileStatus(descriptor: handle.fileDescriptor) else { return nil }
+        guard let opened, let now = OpenFileStatus(descriptor: descriptor) else { return nil }
         if bytesRead != opened.size || now != opened {
             return "file changed as we read it (\(opened.size) bytes when opened, \(bytesRead) read, \(now.size) now)"
         }
@@ -77,6 +87,11 @@ public final class UploadSource: @unchecked Sendable {  // used by one put at a 
     }
 
     deinit {
-        if closesHandle { try? handle.close() }
+        if closesDescriptor { close(descriptor) }
     }
+}
+
+/// `read(2)`, under a name the type's own `read(upTo:)` does not hide.
+private func readDescriptor(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+    read(descriptor, buffer, count)
 }

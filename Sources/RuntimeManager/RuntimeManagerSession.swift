@@ -1,7 +1,12 @@
 import EventSummaries
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import NIOCore
+import SystemErrorText
 import NIOPosix
 import NIOSSL
 import NIOTLS
@@ -595,16 +600,8 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
         return reasons.isEmpty ? explanation : "\(explanation) (\(reasons.joined(separator: ", ")))"
     }
 
-    /// BoringSSL prints "error:…:SSL routines:OPENSSL_internal:REASON at file:line"; keep the REASONs.
+    /// BoringSSL's reason codes in `text` (`TLSLibraryReasons`).
     static func reasonCodes(_ text: String) -> [String] {
-        var reasons: [String] = []
-        var rest = Substring(text)
-        while let range = rest.range(of: "OPENSSL_internal:") {
-            let tail = rest[range.upperBound...]
-            let reason = tail.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
-            if !reason.isEmpty { reasons.append(String(reason)) }
-            rest = tail
-        }
-        return reasons
+        TLSLibraryReasons.codes(in: text)
     }
 }

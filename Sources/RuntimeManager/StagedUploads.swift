@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One session's puts in progress, as data (stage-then-commit, protocol extension 1: the
 /// `stage` and `commit` fields of `Data`).

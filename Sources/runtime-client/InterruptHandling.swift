@@ -1,5 +1,10 @@
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import CommandLineSupport
 import RuntimeClient
 
 #if canImport(Glibc)
@@ -26,7 +31,7 @@ enum InterruptHandling {
                 var line = "runtime-client: interrupted by \(number == SIGINT ? "SIGINT" : "SIGTERM")"
                 if removed > 0 { line += "; the partial download was removed, the target is as it was" }
                 if let note { line += "; \(note)" }
-                FileHandle.standardError.write(Data((line + "\n").utf8))
+                StandardError.write(line + "\n")
                 signal(number, SIG_DFL)
                 kill(getpid(), number)
             }

@@ -1,9 +1,19 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import CommandLineSupport
 import YamuxLink
 import RuntimeClient
 import TransportProtocol
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The raw-socket client: one command per run, one clear line on failure.
 @main
@@ -128,7 +138,7 @@ struct ConnectionOptions: ParsableArguments {
 
 /// Prints the one line a failure gets and returns the exit code of its class (`exitStatusText`).
 func failed(_ error: any Error) -> ExitCode {
-    var standardError = FileHandle.standardError
+    var standardError = StandardError.Stream()
     // Escaped: a file name with a newline or a terminal escape in it (the runtime manager's
     // message repeats the name) must not break the line or reach the terminal as a command.
     print("runtime-client: \(TerminalText.escaped("\(error)"))", to: &standardError)
@@ -158,12 +168,6 @@ let connectionOptionsNote = """
     --server-name NAME, --legacy-http, --quiet, --max-message-bytes N and --chunks-in-flight N, before \
     or after the command name: see runtime-client --help.
     """
-
-extension FileHandle: @retroactive TextOutputStream {
-    public func write(_ string: String) {
-        self.write(Data(string.utf8))
-    }
-}
 
 struct Put: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -284,8 +288,14 @@ struct Shutdown: AsyncParsableCommand {
     }
 }
 
+/// `0a`: two lower-case hex digits (what `%02x` printed, without Foundation's `String(format:)`).
+func hexByte(_ byte: UInt8) -> String {
+    let digits = Array("0123456789abcdef")
+    return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+}
+
 func hex(_ data: Data) -> String {
-    data.map { String(format: "%02x", $0) }.joined()
+    data.map(hexByte).joined()
 }
 
 /// Opens what a put or an append reads, once, before connecting (so no session is opened for
@@ -310,7 +320,7 @@ func checkRemoteName(_ name: String) throws {
         guard let raw = CommandLine.unsafeArgv[index] else { continue }
         let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
         if String(validating: bytes, as: UTF8.self) == nil && String(decoding: bytes, as: UTF8.self) == name {
-            let shown = bytes.map { $0 < 0x80 && $0 >= 0x20 ? String(UnicodeScalar($0)) : String(format: "\\x%02x", $0) }.joined()
+            let shown = bytes.map { $0 < 0x80 && $0 >= 0x20 ? String(UnicodeScalar($0)) : "\\x" + hexByte($0) }.joined()
             throw ValidationError("the remote file name \"\(shown)\" is not valid UTF-8; file names in the runtime manager are UTF-8 text")
         }
     }
