@@ -72,7 +72,7 @@ echo "${lintian_output:-  (nothing)}" | sed 's/^/  /'
 if echo "$lintian_output" | grep -q '^E: '; then fail "lintian reports errors"; fi
 echo "  $(echo "$lintian_output" | grep -c '^W: ' || true) warning(s)"
 
-echo "== dpkg -i, man repeaterd, dpkg --purge"
+echo "== dpkg -i, man repeaterd, units enabled, dpkg --remove (masked), dpkg --purge (forgotten)"
 if dpkg-query -W -f='${Status}' repeater 2>/dev/null | grep -q "install ok installed"; then
   echo "  skipped: a repeater package is installed on this machine already (not replacing it)"
 else
@@ -91,13 +91,26 @@ else
   echo "$page" | grep -Eq '^ +64 ' || fail "man repeaterd's EXIT STATUS does not list 64 (a usage error): $page"
   echo "$page" | grep -Eq 'repeaterd (subcommand|help)' && fail "man repeaterd's synopsis names a subcommand repeaterd does not have: $page"
   echo "$page" | sed -n '1,12p' | sed 's/^/  | /'
+  # The units are enabled the Debian way (deb-systemd-helper), and the sysctl file is in place.
+  for wants in multi-user.target.wants/repeaterd.service multi-user.target.wants/runtime-manager.service sockets.target.wants/repeaterd.socket; do
+    [ -L "/etc/systemd/system/$wants" ] || fail "dpkg -i did not enable $wants"
+  done
+  grep -q '^net.ipv4.tcp_migrate_req = 1$' /usr/lib/sysctl.d/60-repeater.conf || fail "no /usr/lib/sysctl.d/60-repeater.conf setting tcp_migrate_req"
+  $SUDO dpkg --remove repeater | sed 's/^/  /'
+  [ "$(readlink /etc/systemd/system/repeaterd.service)" = /dev/null ] || fail "dpkg --remove did not mask repeaterd.service"
   $SUDO dpkg --purge repeater | sed 's/^/  /'
   [ ! -e /usr/bin/repeaterd ] || fail "dpkg --purge left /usr/bin/repeaterd"
+  [ ! -e /etc/systemd/system/multi-user.target.wants/repeaterd.service ] || fail "dpkg --purge left repeaterd.service enabled"
+  [ ! -e /etc/systemd/system/repeaterd.service ] || fail "dpkg --purge left repeaterd.service masked"
 fi
 
-echo "== sizes"
+echo "== sizes (issue 45: no ICU data, every binary at most 40 MiB)"
 for product in "${PRODUCTS[@]}"; do
-  awk -v name="$product" -v bytes="$(stat -c %s "$UNPACKED/bin/$product")" 'BEGIN { printf "  %-16s %6.1f MiB (stripped)\n", name, bytes / 1048576 }'
+  bytes=$(stat -c %s "$UNPACKED/bin/$product")
+  awk -v name="$product" -v bytes="$bytes" 'BEGIN { printf "  %-16s %6.1f MiB (stripped)\n", name, bytes / 1048576 }'
+  [ "$bytes" -le $((40 * 1048576)) ] || fail "$product is over 40 MiB: $bytes bytes"
+  # Stripped binaries keep their dynamic symbols only; the ICU data shows as its text in .rodata.
+  if grep -aq "icudt76" "$UNPACKED/bin/$product"; then fail "$product contains ICU data (icudt76): a module imports Foundation"; fi
 done
 ls -l "$TARBALL" "$DEB" | awk '{ printf "  %-40s %6.1f MiB\n", $9, $5 / 1048576 }' | sed "s|$OUT/dist/||"
 

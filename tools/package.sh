@@ -3,6 +3,7 @@
 #
 #   dist-out/repeater-VERSION-linux-ARCH.tar.gz   bin/, systemd/, man/, completions/, README.md, docs/, copyright
 #   dist-out/repeater_VERSION_DEBARCH.deb         /usr/bin, /usr/lib/systemd/system, /etc/default,
+#                                                 /usr/lib/sysctl.d/60-repeater.conf (tcp_migrate_req),
 #                                                 /usr/share/man/man1 (gzipped), bash/zsh/fish completions,
 #                                                 /usr/share/doc/repeater/{copyright,changelog.gz,README.md.gz,docs/}
 #
@@ -18,6 +19,10 @@
 # - Completions from tools/completions.sh (argument-parser's scripts; bash's learns `--option=`).
 # - The README and docs/*.md go to /usr/share/doc/repeater/, since the units and /etc/default
 #   files say "see README"; as dh_compress does, what is over 4 KiB is gzipped there.
+# - Maintainer scripts (dist/debian/postinst, prerm, postrm) are what dh_installsystemd and
+#   dh_installsysctl write: the units are enabled on install (not started: they need options and
+#   certificates first), restarted on upgrade if running, stopped on removal, masked until purge;
+#   tcp_migrate_req is applied at install.
 # tools/package-test.sh checks the result (ldd, env -i, dpkg-deb, lintian, dpkg -i, man).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -70,6 +75,7 @@ NAME="repeater-$VERSION-linux-$ARCH"
 TAR_ROOT="$STAGE/tar/$NAME"
 mkdir -p "$TAR_ROOT"
 cp -r "$FILES/bin" "$FILES/systemd" "$FILES/completions" "$TAR_ROOT/"
+mkdir -p "$TAR_ROOT/sysctl.d" && cp dist/sysctl/60-repeater.conf "$TAR_ROOT/sysctl.d/"
 mkdir -p "$TAR_ROOT/man/man1" && cp "$FILES/man/"*.1 "$TAR_ROOT/man/man1/"
 cp README.md dist/debian/copyright "$TAR_ROOT/"
 mkdir -p "$TAR_ROOT/docs" && cp docs/*.md "$TAR_ROOT/docs/"
@@ -77,11 +83,13 @@ tar -C "$STAGE/tar" --owner=0 --group=0 --numeric-owner -czf "$OUT/$NAME.tar.gz"
 
 # --- the .deb
 DEB="$STAGE/deb"
-install -d "$DEB/DEBIAN" "$DEB/usr/bin" "$DEB/usr/lib/systemd/system" "$DEB/etc/default" "$DEB/usr/share/man/man1" \
+install -d "$DEB/DEBIAN" "$DEB/usr/bin" "$DEB/usr/lib/systemd/system" "$DEB/usr/lib/sysctl.d" "$DEB/etc/default" "$DEB/usr/share/man/man1" \
   "$DEB/usr/share/bash-completion/completions" "$DEB/usr/share/zsh/vendor-completions" \
   "$DEB/usr/share/fish/vendor_completions.d" "$DEB/usr/share/doc/repeater"
 install -m 0755 "$FILES/bin/"* "$DEB/usr/bin/"
 install -m 0644 "$FILES/systemd/"*.service "$FILES/systemd/"*.socket "$DEB/usr/lib/systemd/system/"
+install -m 0644 dist/sysctl/60-repeater.conf "$DEB/usr/lib/sysctl.d/60-repeater.conf"
+install -m 0755 dist/debian/postinst dist/debian/prerm dist/debian/postrm "$DEB/DEBIAN/"
 install -m 0644 "$FILES/systemd/repeaterd.default" "$DEB/etc/default/repeaterd"
 install -m 0644 "$FILES/systemd/runtime-manager.default" "$DEB/etc/default/runtime-manager"
 for page in "$FILES/man/"*.1; do
@@ -116,7 +124,7 @@ Version: $VERSION
 Architecture: $DEB_ARCH
 Maintainer: The Repeater developers <repeater@example.org>
 Installed-Size: $INSTALLED_KIB
-Depends: $DEPENDS
+Depends: $DEPENDS, init-system-helpers (>= 1.54~)
 Section: net
 Priority: optional
 Description: byte-transparent TCP repeater over one multiplexed link
