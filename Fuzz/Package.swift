@@ -11,10 +11,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
+        /// The project's own EventSummaries sources (a symbolic link): Yamux counts peer events with it.
+        .target(
+            name: "EventSummaries",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         /// The project's own Yamux sources (a symbolic link), built here with fuzzer instrumentation.
         .target(
             name: "Yamux",
             dependencies: [
+                "EventSummaries",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
