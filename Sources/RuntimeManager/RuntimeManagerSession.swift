@@ -6,11 +6,11 @@ import Foundation
 #endif
 import Logging
 import NIOCore
-import SystemErrorText
 import NIOPosix
 import NIOSSL
 import NIOTLS
 import ProxyProtocol
+import SystemErrorText
 import TransportProtocol
 import Yamux
 import YamuxLink

@@ -44,6 +44,14 @@ final class AccessLogTests: XCTestCase {
         lines.first { $0["client"] as? String == "127.0.0.1:\(port)" }
     }
 
+    /// The counts a summary phrase gives over all the summary lines (`pattern` starts with `\d+`).
+    private func summedCounts(_ summaries: [Substring], _ pattern: String) -> Int {
+        summaries.compactMap { line -> Int? in
+            guard let range = line.range(of: pattern, options: .regularExpression) else { return nil }
+            return Int(line[range].split(separator: " ")[0])
+        }.reduce(0, +)
+    }
+
     private func startEcho() throws -> (RunningProcess, port: Int) {
         let port = freePort()
         let echo = try deployment.sandbox.start(
@@ -253,10 +261,7 @@ final class AccessLogTests: XCTestCase {
         XCTAssertEqual(repeater.waitForExit(), 0)
         let text = repeater.stderr.text
         let summaries = text.split(separator: "\n").filter { $0.contains("clients refused while the link was down") }
-        let total = summaries.compactMap { line -> Int? in
-            guard let range = line.range(of: #"\d+ clients refused while the link was down"#, options: .regularExpression) else { return nil }
-            return Int(line[range].split(separator: " ")[0])
-        }.reduce(0, +)
+        let total = summedCounts(summaries, #"\d+ clients refused while the link was down"#)
         XCTAssertEqual(total, 1000, "every refusal counted:\n\(summaries.joined(separator: "\n"))")
         XCTAssertLessThanOrEqual(summaries.count, 3, "one line per 10 s, not one per client:\n\(text.suffix(3000))")
         XCTAssertFalse(text.contains("closing client at once") || text.contains("refusing client"), text.suffix(3000).description)
@@ -285,10 +290,7 @@ final class AccessLogTests: XCTestCase {
         let summaries = text.split(separator: "\n").filter {
             $0.contains("[RuntimeManager] sessions over the last 10 s: ") || $0.contains("[RuntimeManager] sessions since the last summary, at exit: ")
         }
-        let total = summaries.compactMap { line -> Int? in
-            guard let range = line.range(of: #"\d+ sessions? closed for a failed TLS handshake"#, options: .regularExpression) else { return nil }
-            return Int(line[range].split(separator: " ")[0])
-        }.reduce(0, +)
+        let total = summedCounts(summaries, #"\d+ sessions? closed for a failed TLS handshake"#)
         XCTAssertEqual(total, 200, "every failed handshake counted:\n\(summaries.joined(separator: "\n"))")
         XCTAssertLessThanOrEqual(summaries.count, 3, "one line per 10 s, not one per session:\n\(text.suffix(3000))")
         XCTAssertTrue(summaries.allSatisfy { $0.contains("(the last: ") }, "the summary says why:\n\(summaries.joined(separator: "\n"))")
