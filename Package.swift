@@ -11,7 +11,9 @@ import PackageDescription
 //                       └─► RuntimeClient ───────► runtime-client
 //   LegacyRelay ────────┬─► LegacyRelayServer
 //                       └─► RuntimeClient (--legacy-http)
-//   CommandLineSupport ────► every executable (and nothing else)
+//   CommandLineSupport ────► every command line (RepeaterdCLI, RuntimeManagerCLI, RuntimeClientCLI,
+//                            MuxCatCLI), each a library run by its own executable and by the
+//                            multi-call `repeater` that the packages install under all four names
 //   SystemErrorText ───────► YamuxLink, RuntimeManager, RuntimeClient, MuxCat
 //   ProxyProtocol ─────────► Repeater, RuntimeManager (PROXY headers: --accept-proxy, --send-proxy)
 //   AdminEndpoint (HTTP) ──► repeaterd, runtime-manager (--admin); the libraries count via swift-metrics
@@ -54,6 +56,7 @@ let package = Package(
         .executable(name: "runtime-manager", targets: ["runtime-manager"]),
         .executable(name: "runtime-client", targets: ["runtime-client"]),
         .executable(name: "muxcat", targets: ["muxcat"]),
+        .executable(name: "repeater", targets: ["repeater"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -158,34 +161,46 @@ let package = Package(
 
         /// What every command line shares (logging setup, limits, option parsing); executables only.
         .target(name: "CommandLineSupport", dependencies: ["YamuxLink", nioCore, logging, argumentParser], swiftSettings: swift6),
-        .executableTarget(
-            name: "repeaterd",
+        /// Each command line as a library (options, services, signals), so that its executable and
+        /// the multi-call binary run the same code.
+        .target(
+            name: "RepeaterdCLI",
             dependencies: [
                 "Repeater", "LegacyRelayServer", "YamuxLink", "CommandLineSupport", "AdminEndpoint", nioCore, nioPosix, argumentParser, logging,
                 serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ], swiftSettings: swift6
         ),
-        .executableTarget(
-            name: "runtime-manager",
+        .target(
+            name: "RuntimeManagerCLI",
             dependencies: [
                 "RuntimeManager", "YamuxLink", "Yamux", "TransportProtocol", "CommandLineSupport", "AdminEndpoint", nioCore, nioPosix,
                 argumentParser, logging, serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swift6
         ),
-        .executableTarget(
-            name: "runtime-client",
+        .target(
+            name: "RuntimeClientCLI",
             dependencies: ["RuntimeClient", "TransportProtocol", "CommandLineSupport", "YamuxLink", argumentParser],
             swiftSettings: swift6
         ),
-        .executableTarget(
-            name: "muxcat",
+        .target(
+            name: "MuxCatCLI",
             dependencies: [
                 "MuxCat", "YamuxLink", "CommandLineSupport", "SystemErrorText", nioCore, nioPosix, argumentParser, logging, serviceLifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swift6
         ),
+        /// One binary each, static with `--static-swift-stdlib`: runtime-manager alone is what an
+        /// enclave image holds (it links nothing of the relay).
+        .executableTarget(name: "repeaterd", dependencies: ["RepeaterdCLI"], swiftSettings: swift6),
+        .executableTarget(name: "runtime-manager", dependencies: ["RuntimeManagerCLI"], swiftSettings: swift6),
+        .executableTarget(name: "runtime-client", dependencies: ["RuntimeClientCLI"], swiftSettings: swift6),
+        .executableTarget(name: "muxcat", dependencies: ["MuxCatCLI"], swiftSettings: swift6),
+        /// The four in one (tools/package.sh installs it once, with the four names as links).
+        .executableTarget(
+            name: "repeater", dependencies: ["CommandLineSupport", "RepeaterdCLI", "RuntimeManagerCLI", "RuntimeClientCLI", "MuxCatCLI"],
+            swiftSettings: swift6),
         .executableTarget(name: "nio-relay", dependencies: [nioCore, nioPosix], path: "tools/nio-relay", swiftSettings: swift6),
 
         // MARK: Tests: a target per module, and one for the whole system

@@ -7,7 +7,9 @@
 #   - lintian finds no error (its warnings are printed);
 #   - the .deb installs with dpkg -i, `man repeaterd` renders, /usr/bin/repeaterd --version
 #     answers, and dpkg --purge removes it again (only if the package was not installed before);
-#   - the binaries' sizes are printed (README, "Installing").
+#   - the four commands are one multi-call binary (bin/repeater, /usr/lib/repeater/repeater) under
+#     four names (links); the tarball's enclave/runtime-manager is runtime-manager alone (no relay);
+#   - the binaries' sizes are printed (README, "Installing") and held to issue 45's targets.
 # Not in tools/test.sh: the static release build alone takes ~8 minutes on 2 cores.
 #
 #   tools/package-test.sh
@@ -33,6 +35,9 @@ echo "== the tarball's binaries: no Swift runtime needed"
 mkdir -p "$OUT/tar" && tar -C "$OUT/tar" -xzf "$TARBALL"
 UNPACKED=$(ls -d "$OUT"/tar/repeater-*)
 for product in "${PRODUCTS[@]}"; do
+  [ "$(readlink "$UNPACKED/bin/$product")" = repeater ] || fail "the tarball's bin/$product is not a link to bin/repeater"
+done
+for product in "${PRODUCTS[@]}" ../enclave/runtime-manager; do
   binary="$UNPACKED/bin/$product"
   if ldd "$binary" | grep -q 'libswift\|libFoundation\|libdispatch\|libBlocksRuntime'; then
     fail "$product loads the Swift runtime: $(ldd "$binary" | grep 'swift\|Foundation\|dispatch' | tr -s ' \t' ' ')"
@@ -58,12 +63,18 @@ echo "$CONTENTS" | grep -v '/$' | sed 's/^/  /'
 expected=(/usr/lib/systemd/system/repeaterd.service /usr/lib/systemd/system/repeaterd.socket /usr/lib/systemd/system/runtime-manager.service
           /etc/default/repeaterd /etc/default/runtime-manager /usr/share/doc/repeater/copyright /usr/share/doc/repeater/changelog.gz
           /usr/share/doc/repeater/README.md.gz /usr/share/doc/repeater/docs/DEPLOYMENT.md.gz)
+expected+=(/usr/lib/repeater/repeater)
 for product in "${PRODUCTS[@]}"; do
   expected+=("/usr/bin/$product" "/usr/share/man/man1/$product.1.gz" "/usr/share/bash-completion/completions/$product"
              "/usr/share/zsh/vendor-completions/_$product" "/usr/share/fish/vendor_completions.d/$product.fish")
 done
 for path in "${expected[@]}"; do
   echo "$CONTENTS" | grep -qx "$path" || fail "the .deb has no $path"
+done
+
+for product in "${PRODUCTS[@]}"; do
+  target=$(dpkg-deb --contents "$DEB" | awk -v path="./usr/bin/$product" '$6 == path { print $8 }')
+  [ "$target" = ../lib/repeater/repeater ] || fail "/usr/bin/$product is not a link to ../lib/repeater/repeater: '$target'"
 done
 
 echo "== lintian"
@@ -77,7 +88,10 @@ if dpkg-query -W -f='${Status}' repeater 2>/dev/null | grep -q "install ok insta
   echo "  skipped: a repeater package is installed on this machine already (not replacing it)"
 else
   $SUDO dpkg -i "$DEB" | sed 's/^/  /'
-  [ "$(/usr/bin/repeaterd --version)" = "$VERSION" ] || fail "/usr/bin/repeaterd --version"
+  for product in "${PRODUCTS[@]}"; do
+    [ "$(/usr/bin/$product --version)" = "$VERSION" ] || fail "/usr/bin/$product --version"
+  done
+  /usr/bin/runtime-client --help | grep -q '^USAGE: runtime-client' || fail "/usr/bin/runtime-client --help is not runtime-client's"
   if [ -e /usr/share/man/man1/repeaterd.1.gz ]; then
     page=$(MANPAGER=cat MANWIDTH=80 man repeaterd 2>&1) || fail "man repeaterd: $page"
   else
@@ -104,14 +118,21 @@ else
   [ ! -e /etc/systemd/system/repeaterd.service ] || fail "dpkg --purge left repeaterd.service masked"
 fi
 
-echo "== sizes (issue 45: no ICU data, every binary at most 40 MiB)"
-for product in "${PRODUCTS[@]}"; do
-  bytes=$(stat -c %s "$UNPACKED/bin/$product")
-  awk -v name="$product" -v bytes="$bytes" 'BEGIN { printf "  %-16s %6.1f MiB (stripped)\n", name, bytes / 1048576 }'
-  [ "$bytes" -le $((40 * 1048576)) ] || fail "$product is over 40 MiB: $bytes bytes"
+echo "== sizes (issue 45: no ICU data, every binary at most 40 MiB, runtime-manager at most 32, installed at most 100)"
+for binary in bin/repeater enclave/runtime-manager; do
+  bytes=$(stat -c %s "$UNPACKED/$binary")
+  awk -v name="$binary" -v bytes="$bytes" 'BEGIN { printf "  %-24s %6.1f MiB (stripped)\n", name, bytes / 1048576 }'
+  [ "$bytes" -le $((40 * 1048576)) ] || fail "$binary is over 40 MiB: $bytes bytes"
   # Stripped binaries keep their dynamic symbols only; the ICU data shows as its text in .rodata.
-  if grep -aq "icudt76" "$UNPACKED/bin/$product"; then fail "$product contains ICU data (icudt76): a module imports Foundation"; fi
+  if grep -aq "icudt76" "$UNPACKED/$binary"; then fail "$binary contains ICU data (icudt76): a module imports Foundation"; fi
 done
+[ "$(stat -c %s "$UNPACKED/enclave/runtime-manager")" -le $((32 * 1048576)) ] || fail "enclave/runtime-manager is over 32 MiB"
+# Type names stay in Swift's reflection metadata after strip: the relay's server must not be there.
+if grep -aq "RepeaterServer" "$UNPACKED/enclave/runtime-manager"; then fail "enclave/runtime-manager links the untrusted relay (RepeaterServer)"; fi
+grep -aq "RepeaterServer" "$UNPACKED/bin/repeater" || fail "bin/repeater has no RepeaterServer: the check above proves nothing"
+INSTALLED_KIB=$(dpkg-deb --field "$DEB" Installed-Size)
+echo "  Installed-Size: $INSTALLED_KIB KiB"
+[ "$INSTALLED_KIB" -le $((100 * 1024)) ] || fail "the .deb's Installed-Size is over 100 MiB: $INSTALLED_KIB KiB"
 ls -l "$TARBALL" "$DEB" | awk '{ printf "  %-40s %6.1f MiB\n", $9, $5 / 1048576 }' | sed "s|$OUT/dist/||"
 
 if [ "$failures" -gt 0 ]; then

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Builds a release of the four binaries that needs no Swift runtime on the host, and packs it:
+# Builds a release of the four commands that needs no Swift runtime on the host, and packs it:
 #
-#   dist-out/repeater-VERSION-linux-ARCH.tar.gz   bin/, systemd/, man/, completions/, README.md, docs/, copyright
-#   dist-out/repeater_VERSION_DEBARCH.deb         /usr/bin, /usr/lib/systemd/system, /etc/default,
+#   dist-out/repeater-VERSION-linux-ARCH.tar.gz   bin/ (repeater and the four names as links to it),
+#                                                 enclave/runtime-manager (alone, static),
+#                                                 systemd/, man/, completions/, README.md, docs/, copyright
+#   dist-out/repeater_VERSION_DEBARCH.deb         /usr/lib/repeater/repeater and the four names in
+#                                                 /usr/bin as links to it, /usr/lib/systemd/system, /etc/default,
 #                                                 /usr/lib/sysctl.d/60-repeater.conf (tcp_migrate_req),
 #                                                 /usr/share/man/man1 (gzipped), bash/zsh/fish completions,
 #                                                 /usr/share/doc/repeater/{copyright,changelog.gz,README.md.gz,docs/}
@@ -12,6 +15,10 @@
 # - The binaries are built with `--static-swift-stdlib` (scratch path .build-package, so the
 #   debug tree is untouched) and stripped; what they still load (libc, libstdc++, libgcc_s) is
 #   the .deb's Depends:, computed by dpkg-shlibdeps. No OpenSSL: TLS is BoringSSL, linked in.
+# - One multi-call binary, `repeater`, holds all four commands and picks one by the name it runs
+#   under (issue 45): the Swift runtime, NIO and BoringSSL once instead of four times (37 MiB
+#   instead of 110). runtime-manager is also built alone, for an enclave image: it links
+#   nothing of the untrusted relay, and is the tarball's enclave/runtime-manager.
 # - VERSION is `repeaterd --version` (Sources/CommandLineSupport/Version.swift, the one place).
 # - Man pages come from tools/manpage.py, from each built binary's own description of its options
 #   (swift-argument-parser's generate-manual named a `help` subcommand that repeaterd does not
@@ -35,17 +42,18 @@ while [ $# -gt 0 ]; do
   esac
 done
 PRODUCTS=(repeaterd runtime-manager runtime-client muxcat)
+MULTI_CALL=repeater
 SCRATCH="$ROOT/.build-package"
 
 bash tools/install-deps.sh --packaging
 
-echo "== release build, --static-swift-stdlib (${PRODUCTS[*]})"
-for product in "${PRODUCTS[@]}"; do
+echo "== release build, --static-swift-stdlib ($MULTI_CALL, and runtime-manager alone)"
+for product in "$MULTI_CALL" runtime-manager; do
   swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --product "$product"
 done
 BIN="$SCRATCH/release"
 
-VERSION=$("$BIN/repeaterd" --version)
+VERSION=$("$BIN/$MULTI_CALL" repeaterd --version)
 ARCH=$(uname -m)
 DEB_ARCH=$(dpkg --print-architecture)
 echo "== version $VERSION, $ARCH ($DEB_ARCH)"
@@ -58,9 +66,12 @@ trap 'rm -rf "$STAGE"' EXIT
 
 # The files both packages hold, laid out once.
 FILES="$STAGE/files"
-mkdir -p "$FILES/bin" "$FILES/man" "$FILES/completions/bash" "$FILES/completions/zsh" "$FILES/completions/fish" "$FILES/systemd"
+mkdir -p "$FILES/bin" "$FILES/enclave" "$FILES/man" "$FILES/completions/bash" "$FILES/completions/zsh" "$FILES/completions/fish" "$FILES/systemd"
+strip --strip-unneeded -o "$FILES/bin/$MULTI_CALL" "$BIN/$MULTI_CALL"
+strip --strip-unneeded -o "$FILES/enclave/runtime-manager" "$BIN/runtime-manager"
 for product in "${PRODUCTS[@]}"; do
-  strip --strip-unneeded -o "$FILES/bin/$product" "$BIN/$product"
+  # Each command is the multi-call binary under its name; pages and completions come from it.
+  ln -s "$MULTI_CALL" "$FILES/bin/$product"
   python3 tools/manpage.py "$FILES/bin/$product" --output-directory "$FILES/man" --date "$DATE" \
     --authors "The Repeater developers <repeater@example.org>" >/dev/null
   bash tools/completions.sh "$FILES/bin/$product" "$FILES/completions"
@@ -74,7 +85,7 @@ mkdir -p "$OUT"
 NAME="repeater-$VERSION-linux-$ARCH"
 TAR_ROOT="$STAGE/tar/$NAME"
 mkdir -p "$TAR_ROOT"
-cp -r "$FILES/bin" "$FILES/systemd" "$FILES/completions" "$TAR_ROOT/"
+cp -a "$FILES/bin" "$FILES/enclave" "$FILES/systemd" "$FILES/completions" "$TAR_ROOT/"
 mkdir -p "$TAR_ROOT/sysctl.d" && cp dist/sysctl/60-repeater.conf "$TAR_ROOT/sysctl.d/"
 mkdir -p "$TAR_ROOT/man/man1" && cp "$FILES/man/"*.1 "$TAR_ROOT/man/man1/"
 cp README.md dist/debian/copyright "$TAR_ROOT/"
@@ -83,10 +94,11 @@ tar -C "$STAGE/tar" --owner=0 --group=0 --numeric-owner -czf "$OUT/$NAME.tar.gz"
 
 # --- the .deb
 DEB="$STAGE/deb"
-install -d "$DEB/DEBIAN" "$DEB/usr/bin" "$DEB/usr/lib/systemd/system" "$DEB/usr/lib/sysctl.d" "$DEB/etc/default" "$DEB/usr/share/man/man1" \
+install -d "$DEB/DEBIAN" "$DEB/usr/bin" "$DEB/usr/lib/repeater" "$DEB/usr/lib/systemd/system" "$DEB/usr/lib/sysctl.d" "$DEB/etc/default" "$DEB/usr/share/man/man1" \
   "$DEB/usr/share/bash-completion/completions" "$DEB/usr/share/zsh/vendor-completions" \
   "$DEB/usr/share/fish/vendor_completions.d" "$DEB/usr/share/doc/repeater"
-install -m 0755 "$FILES/bin/"* "$DEB/usr/bin/"
+install -m 0755 "$FILES/bin/$MULTI_CALL" "$DEB/usr/lib/repeater/$MULTI_CALL"
+for product in "${PRODUCTS[@]}"; do ln -s "../lib/repeater/$MULTI_CALL" "$DEB/usr/bin/$product"; done
 install -m 0644 "$FILES/systemd/"*.service "$FILES/systemd/"*.socket "$DEB/usr/lib/systemd/system/"
 install -m 0644 dist/sysctl/60-repeater.conf "$DEB/usr/lib/sysctl.d/60-repeater.conf"
 install -m 0755 dist/debian/postinst dist/debian/prerm dist/debian/postrm "$DEB/DEBIAN/"
@@ -116,7 +128,7 @@ printf '/etc/default/repeaterd\n/etc/default/runtime-manager\n' > "$DEB/DEBIAN/c
 # What the binaries still load, as Debian package dependencies.
 mkdir -p "$STAGE/shlibs/debian"
 printf 'Source: repeater\n\nPackage: repeater\nArchitecture: any\n' > "$STAGE/shlibs/debian/control"
-DEPENDS=$(cd "$STAGE/shlibs" && dpkg-shlibdeps -O $(printf -- '-e%s ' "$DEB/usr/bin/"*) 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+DEPENDS=$(cd "$STAGE/shlibs" && dpkg-shlibdeps -O "-e$DEB/usr/lib/repeater/$MULTI_CALL" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 INSTALLED_KIB=$(du -sk --exclude=DEBIAN "$DEB" | cut -f1)
 cat > "$DEB/DEBIAN/control" <<CONTROL
 Package: repeater
@@ -133,14 +145,15 @@ Description: byte-transparent TCP repeater over one multiplexed link
  runtime manager of a confidential-computing enclave (TCP, Unix socket or
  vsock). The package holds repeaterd, runtime-manager (the endpoint behind
  the link: mutual TLS and a file store), runtime-client (the client command
- line) and muxcat (netcat for the multiplexed link), with systemd units,
- manual pages and shell completions.
+ line) and muxcat (netcat for the multiplexed link), one binary under four
+ names, with systemd units, manual pages and shell completions.
 CONTROL
 dpkg-deb --root-owner-group -Zxz --build "$DEB" "$OUT/repeater_${VERSION}_${DEB_ARCH}.deb" >/dev/null
 
 echo "== written"
 ls -l "$OUT/$NAME.tar.gz" "$OUT/repeater_${VERSION}_${DEB_ARCH}.deb"
 echo "binaries (stripped):"
-for product in "${PRODUCTS[@]}"; do
-  awk -v name="$product" -v bytes="$(stat -c %s "$FILES/bin/$product")" 'BEGIN { printf "  %-16s %6.1f MiB\n", name, bytes / 1048576 }'
+for binary in "bin/$MULTI_CALL" enclave/runtime-manager; do
+  awk -v name="$binary" -v bytes="$(stat -c %s "$FILES/$binary")" 'BEGIN { printf "  %-24s %6.1f MiB\n", name, bytes / 1048576 }'
 done
+echo "Installed-Size: $INSTALLED_KIB KiB"

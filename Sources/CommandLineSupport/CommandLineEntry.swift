@@ -21,16 +21,20 @@ import Musl
 ///   cannot be opened (`LinkListenError`): `NAME: message`, exit 1;
 /// - `ExitCode(n)` thrown by the command (it printed its own line): exit n.
 public enum CommandLineEntry {
-    public static func main<Command: ParsableCommand>(_ command: Command.Type) async -> Never {
+    /// `arguments` are the command's own (without the program name): the multi-call binary
+    /// passes what follows `repeater NAME`.
+    public static func main<Command: ParsableCommand>(
+        _ command: Command.Type, arguments: [String] = Array(CommandLine.arguments.dropFirst())
+    ) async -> Never {
         let name = Command.configuration.commandName ?? "\(Command.self)"
         // argument-parser's completion scripts offer a `help` subcommand to every command, but
         // parse it only for commands that have subcommands: make `repeaterd help` what it offers.
-        if Command.configuration.subcommands.isEmpty, Array(CommandLine.arguments.dropFirst()) == ["help"] {
+        if Command.configuration.subcommands.isEmpty, arguments == ["help"] {
             print(Command.helpMessage())
             exit(0)
         }
         do {
-            var parsed = try Command.parseAsRoot()
+            var parsed = try Command.parseAsRoot(arguments)
             if var asyncCommand = parsed as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -305,8 +305,18 @@ func tcpQueues(localPort: Int, remotePort: Int) -> (sent: Int, unread: Int)? {
 /// The deployment pieces as processes: runtime-manager, repeaterd, runtime-client.
 final class Deployment: Sendable {
     let sandbox: ProcessSandbox
+    /// Where the four commands are: `swift build`'s directory, or links to the multi-call binary.
+    private let binaries: URL?
 
-    init() throws { sandbox = try ProcessSandbox(prefix: "reliability-tests") }
+    init(binaries: URL? = nil) throws {
+        sandbox = try ProcessSandbox(prefix: "reliability-tests")
+        self.binaries = binaries
+    }
+
+    private func binary(_ name: String) throws -> String {
+        guard let binaries else { return try Binaries.path(name) }
+        return binaries.appendingPathComponent(name).path
+    }
 
     func cleanUp() { sandbox.cleanUp() }
 
@@ -315,7 +325,7 @@ final class Deployment: Sendable {
         throws -> RunningProcess
     {
         let process = try sandbox.start(
-            try Binaries.path("runtime-manager"),
+            try binary("runtime-manager"),
             [
                 "--listen", "127.0.0.1:\(linkPort)", "--cert", Certificates.path("runtime-manager.pem"),
                 "--key", Certificates.path("runtime-manager.key"), "--client-ca", Certificates.path("ca.pem"),
@@ -330,7 +340,7 @@ final class Deployment: Sendable {
         throws -> RunningProcess
     {
         let process = try sandbox.start(
-            try Binaries.repeaterd,
+            try binary("repeaterd"),
             ["--listen", "127.0.0.1:\(listenPort)", "--backend", "127.0.0.1:\(backendPort)"] + extra, name: "repeaterd")
         process.waitFor("repeater listening", onStderr: true, timeout: 20, file: file, line: line)
         return process
@@ -349,7 +359,7 @@ final class Deployment: Sendable {
     /// `runtime-client --connect 127.0.0.1:port --quiet ARGS` as identity `who`, started (not waited for).
     func client(port: Int, _ arguments: [String], who: String = "client") throws -> RunningProcess {
         try sandbox.start(
-            try Binaries.path("runtime-client"),
+            try binary("runtime-client"),
             [
                 "--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("\(who).pem"),
                 "--key", Certificates.path("\(who).key"), "--ca", Certificates.path("ca.pem"), "--quiet",

@@ -16,7 +16,6 @@ import Musl
 #endif
 
 /// The raw-socket client: one command per run, one clear line on failure.
-@main
 struct RuntimeClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime-client",
@@ -28,12 +27,6 @@ struct RuntimeClientCommand: AsyncParsableCommand {
 
     /// Shared by every command; accepted before or after the command name.
     @OptionGroup var options: ConnectionOptions
-
-    /// Usage errors in one line, exit 64 (`CommandLineEntry`).
-    static func main() async {
-        InterruptHandling.install()
-        await CommandLineEntry.main(Self.self)
-    }
 }
 
 /// Flags every command shares.

@@ -13,7 +13,6 @@ import YamuxLink
 
 /// The runtime manager's command line: parses flags, starts the server, and
 /// stops it gracefully on SIGTERM/SIGINT or an authorized request_shutdown.
-@main
 struct RuntimeManagerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "runtime-manager",
@@ -97,9 +96,6 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
 
     @Option(help: LogFormat.help)
     var logFormat: LogFormat = .human
-
-    /// Usage errors in one line, exit 64 (`CommandLineEntry`).
-    static func main() async { await CommandLineEntry.main(Self.self) }
 
     func validate() throws {
         try OptionRange.check("--max-streams", self.maxStreams, atLeast: 1)

@@ -1,0 +1,3 @@
+import RuntimeClientCLI
+
+await RuntimeClientEntry.main()

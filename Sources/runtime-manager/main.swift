@@ -1,0 +1,3 @@
+import RuntimeManagerCLI
+
+await RuntimeManagerEntry.main()
