@@ -89,7 +89,7 @@ let package = Package(
         .target(name: "Yamux", dependencies: ["EventSummaries", nioCore, logging], swiftSettings: swift6),
         /// System errors (errno, NIO's connect and bind failures, unreadable files) in the words a
         /// user reads: every binary prints them through here.
-        .target(name: "SystemErrorText", dependencies: [nioCore, nioPosix], swiftSettings: swift6),
+        .target(name: "SystemErrorText", dependencies: [nioCore, nioPosix, systemPackage], swiftSettings: swift6),
         /// A yamux link over TCP or a Unix socket, for both of its ends: dialing with redial
         /// (`Link`), accepting (`YamuxLinkListener`), addresses, the socket tuning both ends share,
         /// and the glue that relays one stream to one socket.
@@ -142,7 +142,7 @@ let package = Package(
             name: "RuntimeClient",
             dependencies: [
                 "TransportProtocol", "LegacyRelay", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, nioConcurrencyHelpers, nioExtras,
-                swiftProtobuf, .product(name: "X509", package: "swift-certificates"),
+                swiftProtobuf, systemPackage, .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: swift6
@@ -160,7 +160,7 @@ let package = Package(
         // MARK: Executables (thin command lines over the libraries)
 
         /// What every command line shares (logging setup, limits, option parsing); executables only.
-        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", nioCore, logging, argumentParser], swiftSettings: swift6),
+        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", "SystemErrorText", nioCore, logging, argumentParser, systemPackage], swiftSettings: swift6),
         /// Each command line as a library (options, services, signals), so that its executable and
         /// the multi-call binary run the same code.
         .target(
@@ -187,7 +187,7 @@ let package = Package(
             name: "MuxCatCLI",
             dependencies: [
                 "MuxCat", "YamuxLink", "CommandLineSupport", "SystemErrorText", nioCore, nioPosix, argumentParser, logging, serviceLifecycle,
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"), systemPackage,
             ],
             swiftSettings: swift6
         ),
@@ -208,7 +208,7 @@ let package = Package(
         .testTarget(name: "EventSummariesTests", dependencies: ["EventSummaries", nioCore, nioPosix, logging], swiftSettings: swift6),
         .testTarget(name: "YamuxTests", dependencies: ["Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6),
         .testTarget(name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioEmbedded, logging], swiftSettings: swift6),
-        .testTarget(name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix], swiftSettings: swift6),
+        .testTarget(name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix, systemPackage], swiftSettings: swift6),
         .testTarget(
             name: "RepeaterTests",
             dependencies: ["Repeater", "YamuxLink", "Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging],

@@ -1,5 +1,6 @@
 import Logging
 import Synchronization
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -208,19 +209,12 @@ public enum StandardError {
     private static let lock = Mutex(())
 
     /// Writes `text` with as many `write(2)` calls as it takes (one, unless it is larger than the
-    /// pipe's buffer), under a lock so that concurrent writers' lines do not interleave.
+    /// pipe's buffer), under a lock so that concurrent writers' lines do not interleave. A stderr
+    /// that cannot be written (closed) loses the text: there is nowhere left to say so.
     public static func write(_ text: String) {
         var text = text
         text.withUTF8 { bytes in
-            lock.withLock { _ in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 && errno == EINTR { continue }
-                    guard written > 0 else { return }
-                    offset += written
-                }
-            }
+            lock.withLock { _ in _ = try? FileDescriptor.standardError.writeAll(UnsafeRawBufferPointer(bytes)) }
         }
     }
 }

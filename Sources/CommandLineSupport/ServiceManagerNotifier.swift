@@ -1,4 +1,5 @@
 import Logging
+import SystemErrorText
 import Synchronization
 
 #if canImport(Glibc)
@@ -37,7 +38,7 @@ public struct NotifySocketAddress: Equatable, Sendable {
     /// loop. Returns nil, or what went wrong (errno text).
     public func send(_ message: String) -> String? {
         let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { return String(cString: strerror(errno)) }
+        guard descriptor >= 0 else { return SystemErrorText.errnoText(errno) }
         defer { close(descriptor) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -53,7 +54,7 @@ public struct NotifySocketAddress: Equatable, Sendable {
                 }
             }
         }
-        return sent < 0 ? String(cString: strerror(errno)) : nil
+        return sent < 0 ? SystemErrorText.errnoText(errno) : nil
     }
 }
 

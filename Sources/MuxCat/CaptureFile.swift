@@ -1,5 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import SystemErrorText
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -27,18 +29,12 @@ public final class CaptureFile: Sendable {
             guard failure == nil else { return }
             let descriptor = self.descriptor
             failure = buffer.withUnsafeReadableBytes { bytes -> String? in
-                var offset = 0
-                while offset < bytes.count {
-                    let n = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                    if n > 0 {
-                        offset += n
-                    } else if n < 0 && errno == EINTR {
-                        continue
-                    } else {
-                        return String(cString: strerror(errno))
-                    }
+                do {
+                    _ = try FileDescriptor(rawValue: descriptor).writeAll(bytes)
+                    return nil
+                } catch {
+                    return SystemErrorText.describe(error)
                 }
-                return nil
             }
         }
     }
@@ -48,7 +44,7 @@ public final class CaptureFile: Sendable {
         self.path = path
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
-            throw CaptureFileError(path: path, reason: String(cString: strerror(errno)))
+            throw CaptureFileError(path: path, reason: SystemErrorText.errnoText(errno))
         }
         var state = State(descriptor: descriptor)
         CaptureFormat.writeFileHeader(role: role, into: &state.buffer)
@@ -100,6 +96,5 @@ public struct CaptureFileError: Error, CustomStringConvertible {
 }
 
 #if canImport(Glibc)
-private let systemWrite = Glibc.write
 private let systemClose = Glibc.close
 #endif

@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import SystemErrorText
 
 #if canImport(Glibc)
 import Glibc
@@ -51,7 +52,7 @@ final class InputReader: Sendable {
             return InputReader(source: .none)
         }
         let duplicate = dup(descriptor)
-        guard duplicate >= 0 else { throw MuxCatError("cannot read stdin: dup: \(String(cString: strerror(errno)))") }
+        guard duplicate >= 0 else { throw MuxCatError("cannot read stdin: dup: \(SystemErrorText.errnoText(errno))") }
         _ = fcntl(duplicate, F_SETFD, FD_CLOEXEC)
 
         let type = status.st_mode & S_IFMT

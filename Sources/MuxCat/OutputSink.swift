@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -63,19 +64,16 @@ public final class OutputSink: Sendable {
 
     private func writeLocked(_ bytes: UnsafeRawBufferPointer, broken: inout Bool) -> Bool {
         guard !broken else { return false }
+        // Not `writeAll`: a non-blocking descriptor (a terminal shares its flags with stdin, which
+        // `muxcat connect` reads through NIO) is waited on and resumed where it stopped.
         var offset = 0
         while offset < bytes.count {
-            let n = systemWrite(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if n > 0 {
-                offset += n
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                // Non-blocking (a terminal shares its flags with stdin, which `muxcat connect`
-                // reads through NIO): wait until it drains.
+            do {
+                offset += try FileDescriptor(rawValue: descriptor).write(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            } catch Errno.wouldBlock {
                 var waiter = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
                 _ = poll(&waiter, 1, -1)
-            } else {
+            } catch {
                 broken = true
                 return false
             }
@@ -84,8 +82,3 @@ public final class OutputSink: Sendable {
     }
 }
 
-#if canImport(Glibc)
-private let systemWrite = Glibc.write
-#elseif canImport(Musl)
-private let systemWrite = Musl.write
-#endif

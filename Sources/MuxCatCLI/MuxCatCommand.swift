@@ -7,6 +7,7 @@ import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 import SystemErrorText
+import SystemPackage
 import YamuxLink
 
 #if canImport(Glibc)
@@ -273,9 +274,12 @@ struct Decode: ParsableCommand {
         let out = OutputSink.standardOutput
         var total = 0
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw CommandLineFailure("cannot read \(file): \(SystemErrorText.errnoText(errno))") }
+            let count: Int
+            do {
+                count = try chunk.withUnsafeMutableBytes { try FileDescriptor(rawValue: descriptor).read(into: $0) }
+            } catch {
+                throw CommandLineFailure("cannot read \(file): \(SystemErrorText.describe(error))")
+            }
             if count == 0 { break }
             total += count
             let lines = run.feed(ByteBuffer(bytes: chunk[0..<count]))

@@ -9,6 +9,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import SystemErrorText
+import SystemPackage
 import TransportProtocol
 
 /// Where the bytes of a downloaded file go as they arrive (``RuntimeClient/read(_:into:)``), so
@@ -86,16 +87,10 @@ public final class FileDownload: DownloadSink {
     }
 
     public func write(_ bytes: ByteBuffer) throws {
-        try bytes.withUnsafeReadableBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let count = Glibc.write(self.descriptor, raw.baseAddress! + offset, raw.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw RuntimeClientError.cannotWrite(path: self.path, reason: SystemErrorText.errnoText(errno))
-                }
-                offset += count
-            }
+        do {
+            _ = try bytes.withUnsafeReadableBytes { try FileDescriptor(rawValue: self.descriptor).writeAll($0) }
+        } catch {
+            throw RuntimeClientError.cannotWrite(path: self.path, reason: SystemErrorText.describe(error))
         }
     }
 
@@ -137,16 +132,10 @@ public final class StandardOutputDownload: DownloadSink {
     public init() {}
 
     public func write(_ bytes: ByteBuffer) throws {
-        try bytes.withUnsafeReadableBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let count = Glibc.write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw RuntimeClientError.cannotWrite(path: "standard output", reason: SystemErrorText.errnoText(errno))
-                }
-                offset += count
-            }
+        do {
+            _ = try bytes.withUnsafeReadableBytes { try FileDescriptor.standardOutput.writeAll($0) }
+        } catch {
+            throw RuntimeClientError.cannotWrite(path: "standard output", reason: SystemErrorText.describe(error))
         }
     }
 }

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import SystemErrorText
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -62,13 +63,13 @@ public final class UploadSource: @unchecked Sendable {  // used by one put at a 
         var chunk = Data(count: count)
         var filled = 0
         while filled < count {
-            let got = chunk.withUnsafeMutableBytes { bytes in
-                readDescriptor(descriptor, bytes.baseAddress! + filled, count - filled)
-            }
-            if got < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                throw RuntimeClientError.localFile(path: name, reason: "read failed: \(SystemErrorText.errnoText(code))")
+            let got: Int
+            do {
+                got = try chunk.withUnsafeMutableBytes { bytes in
+                    try FileDescriptor(rawValue: descriptor).read(into: UnsafeMutableRawBufferPointer(rebasing: bytes[filled..<count]))
+                }
+            } catch {
+                throw RuntimeClientError.localFile(path: name, reason: "read failed: \(SystemErrorText.describe(error))")
             }
             if got == 0 { break }
             filled += got
@@ -89,9 +90,4 @@ public final class UploadSource: @unchecked Sendable {  // used by one put at a 
     deinit {
         if closesDescriptor { close(descriptor) }
     }
-}
-
-/// `read(2)`, under a name the type's own `read(upTo:)` does not hide.
-private func readDescriptor(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    read(descriptor, buffer, count)
 }

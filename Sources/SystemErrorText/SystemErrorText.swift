@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -15,12 +16,14 @@ import Musl
 /// directory) (errno: 2)`, without the path. Every binary of the project prints these through
 /// here, so they read `connection refused` and `no such directory /run/x`.
 public enum SystemErrorText {
-    /// One phrase for `error`: the errno's text for an `IOError`, the attempts of a
+    /// One phrase for `error`: the errno's text for an `IOError` or swift-system's `Errno`, the attempts of a
     /// `NIOConnectionError`, a timeout with its length; anything else as it describes itself.
     public static func describe(_ error: any Error) -> String {
         switch error {
         case let error as IOError:
             return Self.errnoText(error.errnoCode)
+        case let error as Errno:
+            return Self.errnoText(error.rawValue)
         case let error as NIOConnectionError:
             if let dns = error.dnsAError ?? error.dnsAAAAError {
                 return "cannot resolve the host name (\(Self.describe(dns)))"

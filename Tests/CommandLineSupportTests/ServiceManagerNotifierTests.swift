@@ -64,6 +64,6 @@ final class ServiceManagerNotifierTests: XCTestCase {
         gone.ready(status: "x")
         XCTAssertEqual(
             try NotifySocketAddress(parsing: directory.appendingPathComponent("nobody").path).send("READY=1"),
-            "No such file or directory")
+            "no such file or directory")
     }
 }

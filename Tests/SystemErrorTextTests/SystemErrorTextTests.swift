@@ -3,6 +3,7 @@ import Glibc
 import NIOCore
 import NIOPosix
 import SystemErrorText
+import SystemPackage
 import XCTest
 
 /// The words a user reads for system errors: NIO's own texts are for developers.
@@ -12,6 +13,11 @@ final class SystemErrorTextTests: XCTestCase {
         XCTAssertEqual(SystemErrorText.describe(IOError(errnoCode: ECONNREFUSED, reason: "connect")), "connection refused")
         XCTAssertEqual(SystemErrorText.describe(ChannelError.connectTimeout(.seconds(5))), "timed out after 5 s")
         XCTAssertEqual(SystemErrorText.describe(ChannelError.connectTimeout(.milliseconds(1500))), "timed out after 1.5 s")
+        // swift-system's errors (`writeAll`, `read(into:)`) read the same.
+        XCTAssertEqual(SystemErrorText.describe(Errno.noSpace), "no space left on device")
+        XCTAssertThrowsError(try FileDescriptor(rawValue: -1).writeAll([1, 2, 3])) { error in
+            XCTAssertEqual(SystemErrorText.describe(error), "bad file descriptor")
+        }
     }
 
     /// A real refused connect, as NIO reports it (a NIOConnectionError with one attempt).
