@@ -141,7 +141,7 @@ let package = Package(
         .target(
             name: "RuntimeClient",
             dependencies: [
-                "TransportProtocol", "LegacyRelay", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, nioConcurrencyHelpers, nioExtras,
+                "TransportProtocol", "LegacyRelay", "SystemErrorText", nioCore, nioPosix, nioSSL, nioTLS, nioExtras,
                 swiftProtobuf, systemPackage, .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
@@ -153,7 +153,7 @@ let package = Package(
         /// muxcat: netcat for the multiplexed link, and the frame decoder for captures.
         .target(
             name: "MuxCat",
-            dependencies: ["Yamux", "YamuxLink", "SystemErrorText", nioCore, nioPosix, nioConcurrencyHelpers, logging, subprocess, systemPackage],
+            dependencies: ["Yamux", "YamuxLink", "SystemErrorText", nioCore, nioPosix, logging, subprocess, systemPackage],
             swiftSettings: swift6
         ),
 

@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 import SystemErrorText
 import SystemPackage
 
@@ -16,7 +16,7 @@ import Glibc
 /// muxcat is killed. (A local file write is short; a debugging tool may pay for it on the loop.)
 public final class CaptureFile: Sendable {
     public let path: String
-    private let state: NIOLockedValueBox<State>
+    private let state: Mutex<State>
 
     private struct State {
         var descriptor: CInt
@@ -48,13 +48,13 @@ public final class CaptureFile: Sendable {
         }
         var state = State(descriptor: descriptor)
         CaptureFormat.writeFileHeader(role: role, into: &state.buffer)
-        self.state = NIOLockedValueBox(state)
+        self.state = Mutex(state)
         flush()
     }
 
     /// Appends one record, stamped now.
     public func record(_ direction: CaptureDirection, link: Int, bytes: ByteBuffer, unframed: Bool = false) {
-        state.withLockedValue { state in
+        state.withLock { state in
             let record = CaptureRecord(
                 direction: direction, unframed: unframed, link: UInt32(truncatingIfNeeded: link),
                 timestamp: CaptureFile.now(), bytes: bytes)
@@ -64,13 +64,13 @@ public final class CaptureFile: Sendable {
     }
 
     public func flush() {
-        state.withLockedValue { $0.write() }
+        state.withLock { $0.write() }
     }
 
     /// Writes what is buffered and closes the file. Returns the first write error, if any.
     @discardableResult
     public func close() -> String? {
-        state.withLockedValue { state in
+        state.withLock { state in
             state.write()
             if state.descriptor >= 0 {
                 _ = systemClose(state.descriptor)

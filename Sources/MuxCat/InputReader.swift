@@ -1,6 +1,6 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Synchronization
 import SystemErrorText
 
 #if canImport(Glibc)
@@ -32,11 +32,11 @@ final class InputReader: Sendable {
         case none
     }
 
-    private let source: NIOLockedValueBox<Source>
-    private let stopped = NIOLockedValueBox(false)
+    private let source: Mutex<Source>
+    private let stopped = Mutex(false)
 
     private init(source: Source) {
-        self.source = NIOLockedValueBox(source)
+        self.source = Mutex(source)
     }
 
     /// Starts reading `descriptor` (which stays open; it is read through a duplicate).
@@ -86,19 +86,19 @@ final class InputReader: Sendable {
         ) { chunk in
             // An empty chunk is the end of the file.
             guard chunk.readableBytes > 0 else { return eventLoop.makeSucceededVoidFuture() }
-            guard !reader.stopped.withLockedValue({ $0 }) else { return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+            guard !reader.stopped.withLock({ $0 }) else { return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
             return feed(chunk)
         }
         done.whenSuccess { finished() }
-        reader.source.withLockedValue { $0 = .file(file, done: done) }
+        reader.source.withLock { $0 = .file(file, done: done) }
         return reader
     }
 
     /// Stops reading (every stream is done), waits until no read is in flight, and puts the
     /// descriptor's flags back.
     func stop() async {
-        stopped.withLockedValue { $0 = true }
-        switch source.withLockedValue({ $0 }) {
+        stopped.withLock { $0 = true }
+        switch source.withLock({ $0 }) {
         case .channel(let channel, let descriptor, let flags):
             try? await channel.close()
             if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags) }

@@ -1,7 +1,7 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Synchronization
 import SystemErrorText
 import YamuxLink
 import Yamux
@@ -94,21 +94,20 @@ public final class MuxCatConnector: Sendable {
         let link = try await connect(to: address, capture: capture)
         if configuration.verbose { diagnostics.line("muxcat: link 1 connected to \(configuration.address)") }
 
-        let tallies = NIOLockedValueBox([StreamTally]())
+        let record = RunRecord()
         let streams = try await eventLoop.flatSubmit {
-            self.openStreams(on: link, tallies: tallies)
+            self.openStreams(on: link, record: record)
         }.get()
 
         let allClosed = EventLoopFuture.andAllComplete(streams.map { $0.closeFuture }, on: eventLoop)
-        let interrupted = NIOLockedValueBox(false)
         interrupt?.whenSuccess {
-            interrupted.withLockedValue { $0 = true }
+            record.interrupted = true
             // Go Away first, so the peer sees an orderly end rather than a dropped link.
             (try? link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.goAway(.normal)
             link.close(promise: nil)
         }
         link.closeFuture.whenComplete { _ in
-            if !interrupted.withLockedValue({ $0 }) && self.configuration.verbose {
+            if !record.interrupted && self.configuration.verbose {
                 self.diagnostics.line("muxcat: link 1 closed")
             }
         }
@@ -127,8 +126,8 @@ public final class MuxCatConnector: Sendable {
             (try? link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self))?.goAway(.normal)
             return link.close().recover { _ in }
         }.get()
-        let result = tallies.withLockedValue { $0 }.sorted { $0.stream < $1.stream }
-        return Outcome(tallies: result, interrupted: interrupted.withLockedValue { $0 }, elapsed: .now() - started)
+        let result = record.tallies.sorted { $0.stream < $1.stream }
+        return Outcome(tallies: result, interrupted: record.interrupted, elapsed: .now() - started)
     }
 
     /// Dials with the link socket options repeaterd uses (`linkSocketOptions(for:)`: TCP_NODELAY,
@@ -162,7 +161,20 @@ public final class MuxCatConnector: Sendable {
         }
     }
 
-    private func openStreams(on link: Channel, tallies: NIOLockedValueBox<[StreamTally]>) -> EventLoopFuture<[Channel]> {
+    /// What a run's streams and its interruption leave for the outcome, from the event loop and
+    /// the signal handler.
+    private final class RunRecord: Sendable {
+        private let state = Mutex((tallies: [StreamTally](), interrupted: false))
+
+        func add(_ tally: StreamTally) { state.withLock { $0.tallies.append(tally) } }
+        var tallies: [StreamTally] { state.withLock { $0.tallies } }
+        var interrupted: Bool {
+            get { state.withLock { $0.interrupted } }
+            set { state.withLock { $0.interrupted = newValue } }
+        }
+    }
+
+    private func openStreams(on link: Channel, record: RunRecord) -> EventLoopFuture<[Channel]> {
         guard let mux = try? link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self) else {
             return eventLoop.makeFailedFuture(MuxCatError("the link closed before a stream could be opened"))
         }
@@ -179,7 +191,7 @@ public final class MuxCatConnector: Sendable {
                     try pipeline.addHandler(
                         ConnectStreamHandler(
                             tally: StreamTally(link: 1, stream: id), output: copyToOutput ? self.output : nil,
-                            onClose: { tally in tallies.withLockedValue { $0.append(tally) } }))
+                            onClose: { tally in record.add(tally) }))
                 }
             }
         }

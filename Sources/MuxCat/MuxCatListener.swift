@@ -1,10 +1,10 @@
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
-import YamuxLink
-import Yamux
+import Synchronization
 import SystemErrorText
+import Yamux
+import YamuxLink
 
 /// `muxcat listen`: stands in for the runtime manager. Accepts any number of repeater links
 /// (through `YamuxLinkListener`) and does one thing with every stream the repeater opens.
@@ -115,7 +115,7 @@ private final class StreamServer: Sendable {
     let output: OutputSink
     let diagnostics: OutputSink
     /// Link numbers by link channel, so every stream line can say which link it came on.
-    private let linkNumbers = NIOLockedValueBox(LinkTable())
+    private let linkNumbers = Mutex(LinkTable())
 
     private struct LinkTable {
         var next = 1
@@ -140,7 +140,7 @@ private final class StreamServer: Sendable {
 
     func initializeLink(_ channel: Channel) throws {
         let key = ObjectIdentifier(channel)
-        let number = linkNumbers.withLockedValue { table -> Int in
+        let number = linkNumbers.withLock { table -> Int in
             defer { table.next += 1 }
             table.numbers[key] = table.next
             return table.next
@@ -152,7 +152,7 @@ private final class StreamServer: Sendable {
             try channel.pipeline.syncOperations.addHandler(CaptureTap(file: capture, link: number))
         }
         channel.closeFuture.whenComplete { [self] _ in
-            linkNumbers.withLockedValue { _ = $0.numbers.removeValue(forKey: key) }
+            linkNumbers.withLock { _ = $0.numbers.removeValue(forKey: key) }
             if configuration.verbose { diagnostics.line("muxcat: link \(number) closed") }
         }
     }
@@ -163,7 +163,7 @@ private final class StreamServer: Sendable {
     }
 
     private func linkNumber(ofLink link: Channel) -> Int {
-        linkNumbers.withLockedValue { $0.numbers[ObjectIdentifier(link)] ?? 0 }
+        linkNumbers.withLock { $0.numbers[ObjectIdentifier(link)] ?? 0 }
     }
 
     func initializeStream(_ stream: Channel) -> EventLoopFuture<Void> {

@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -23,7 +23,7 @@ public final class OutputSink: Sendable {
     private let lineHandler: (@Sendable (String) -> Void)?
     /// Held across each whole write. True once a write failed (e.g. EPIPE: the reader went away);
     /// later writes are dropped.
-    private let broken = NIOLockedValueBox(false)
+    private let broken = Mutex(false)
 
     public init(descriptor: CInt) {
         self.descriptor = descriptor
@@ -42,7 +42,7 @@ public final class OutputSink: Sendable {
     public func write(_ buffer: ByteBuffer) -> Bool {
         if lineHandler != nil { return write(String(decoding: buffer.readableBytesView, as: UTF8.self)) }
         return buffer.withUnsafeReadableBytes { bytes in
-            broken.withLockedValue { writeLocked(bytes, broken: &$0) }
+            broken.withLock { writeLocked(bytes, broken: &$0) }
         }
     }
 
@@ -54,7 +54,7 @@ public final class OutputSink: Sendable {
         }
         var text = text
         return text.withUTF8 { bytes in
-            broken.withLockedValue { writeLocked(UnsafeRawBufferPointer(bytes), broken: &$0) }
+            broken.withLock { writeLocked(UnsafeRawBufferPointer(bytes), broken: &$0) }
         }
     }
 

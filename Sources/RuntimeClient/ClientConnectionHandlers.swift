@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import LegacyRelay
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOSSL
@@ -25,12 +24,12 @@ final class ClientConnectionMonitor: ChannelInboundHandler {
 
     private let handshake: EventLoopPromise<Void>
     private let address: String
-    private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
+    private let firstFailure: FirstFailure
     private let waits: ClientWaits
     private var handshakeDone = false
 
     init(
-        handshake: EventLoopPromise<Void>, address: String, firstFailure: NIOLockedValueBox<RuntimeClientError?>, waits: ClientWaits
+        handshake: EventLoopPromise<Void>, address: String, firstFailure: FirstFailure, waits: ClientWaits
     ) {
         self.handshake = handshake
         self.address = address
@@ -80,10 +79,7 @@ final class ClientConnectionMonitor: ChannelInboundHandler {
     /// Remembers the first failure, fails the handshake with it if still pending; returns it.
     @discardableResult
     private func record(_ error: RuntimeClientError) -> RuntimeClientError {
-        let first = self.firstFailure.withLockedValue { first in
-            if first == nil { first = error }
-            return first!
-        }
+        let first = self.firstFailure.record(error)
         if !self.handshakeDone {
             self.handshakeDone = true
             self.handshake.fail(first)
@@ -117,9 +113,9 @@ final class ClientConnectionMonitor: ChannelInboundHandler {
 final class UnrequestedResponseHandler: ChannelInboundHandler {
     typealias InboundIn = Never
 
-    private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
+    private let firstFailure: FirstFailure
 
-    init(firstFailure: NIOLockedValueBox<RuntimeClientError?>) {
+    init(firstFailure: FirstFailure) {
         self.firstFailure = firstFailure
     }
 
@@ -129,9 +125,7 @@ final class UnrequestedResponseHandler: ChannelInboundHandler {
             return
         }
         let failure = RuntimeClientError.unexpectedResponse("a response arrived while no request was waiting for one")
-        self.firstFailure.withLockedValue { first in
-            if first == nil { first = failure }
-        }
+        self.firstFailure.record(failure)
         context.close(promise: nil)
     }
 }
@@ -141,12 +135,30 @@ final class UnrequestedResponseHandler: ChannelInboundHandler {
 final class ClientWaits: Sendable {
     /// Set once on the connection's loop, read by the timeout's timer (an atomic, not a lock).
     let handshakeDone = Atomic<Bool>(false)
-    let awaitedResponses = NIOLockedValueBox(0)
+    /// Requests sent and not answered yet (added to by ``RuntimeClient`` from any thread).
+    let awaitedResponses = Atomic<Int>(0)
 
     /// Something is awaited from the peer: the handshake, or an answer.
     var awaitingPeer: Bool {
-        !handshakeDone.load(ordering: .acquiring) || awaitedResponses.withLockedValue { $0 } > 0
+        !handshakeDone.load(ordering: .acquiring) || awaitedResponses.load(ordering: .relaxed) > 0
     }
+}
+
+/// The first failure of a connection, shared by its handlers and ``RuntimeClient``, which reads it
+/// after the pipeline is gone to say why a request failed.
+final class FirstFailure: Sendable {
+    private let failure = Mutex<RuntimeClientError?>(nil)
+
+    /// Keeps `error` unless another came first; returns the one kept.
+    @discardableResult
+    func record(_ error: RuntimeClientError) -> RuntimeClientError {
+        failure.withLock { first in
+            if first == nil { first = error }
+            return first!
+        }
+    }
+
+    var current: RuntimeClientError? { failure.withLock { $0 } }
 }
 
 /// `--timeout`: the first handler of a client connection (next to the socket, so that every TLS

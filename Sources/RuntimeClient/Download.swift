@@ -6,8 +6,8 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 import SystemErrorText
 import SystemPackage
 import TransportProtocol
@@ -29,7 +29,7 @@ public final class FileDownload: DownloadSink {
     public let temporaryPath: String
     private let descriptor: CInt
     /// Whether the descriptor was closed (committed or discarded).
-    private let closed = NIOLockedValueBox(false)
+    private let closed = Mutex(false)
 
     /// Creates the temporary file; fails with what the user can act on (no such directory, no permission).
     ///
@@ -79,7 +79,7 @@ public final class FileDownload: DownloadSink {
     }
 
     deinit {
-        if !self.closed.withLockedValue({ $0 }) {
+        if !self.closed.withLock({ $0 }) {
             close(self.descriptor)
             unlink(self.temporaryPath)
             PartialFiles.remove(self.temporaryPath)
@@ -96,7 +96,7 @@ public final class FileDownload: DownloadSink {
 
     /// The whole file arrived: it replaces whatever was at `path`.
     public func commit() throws {
-        let failure: String? = self.closed.withLockedValue { closed in
+        let failure: String? = self.closed.withLock { closed in
             guard !closed else { return "already closed" }
             closed = true
             PartialFiles.remove(self.temporaryPath)
@@ -117,7 +117,7 @@ public final class FileDownload: DownloadSink {
 
     /// The download failed: the temporary file goes, `path` is left as it was.
     public func discard() {
-        self.closed.withLockedValue { closed in
+        self.closed.withLock { closed in
             guard !closed else { return }
             closed = true
             PartialFiles.remove(self.temporaryPath)
@@ -143,12 +143,12 @@ public final class StandardOutputDownload: DownloadSink {
 /// The sink the next read response's file goes to, set by ``RuntimeClient/read(_:into:)`` before
 /// it sends the request and taken by ``StreamingResponseDecoder`` at the file's first bytes.
 final class DownloadSlot: Sendable {
-    private let sink = NIOLockedValueBox<(any DownloadSink)?>(nil)
+    private let sink = Mutex<(any DownloadSink)?>(nil)
 
-    func set(_ sink: (any DownloadSink)?) { self.sink.withLockedValue { $0 = sink } }
+    func set(_ sink: (any DownloadSink)?) { self.sink.withLock { $0 = sink } }
 
     func take() -> (any DownloadSink)? {
-        self.sink.withLockedValue { sink in
+        self.sink.withLock { sink in
             defer { sink = nil }
             return sink
         }

@@ -4,7 +4,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import LegacyRelay
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOPosix
@@ -32,7 +31,7 @@ public final class RuntimeClient: Sendable {
     /// The `context` of the last request sent; responses echo it, so they can be checked against requests.
     private let lastContext = Atomic<UInt32>(0)
     /// Why the connection failed, as ``ClientConnectionMonitor`` saw it (outlives the pipeline).
-    private let firstFailure: NIOLockedValueBox<RuntimeClientError?>
+    private let firstFailure: FirstFailure
     /// Where the file of the read in flight goes (``read(_:into:)``).
     private let downloadSlot: DownloadSlot
     /// What is awaited from the peer, for `--timeout` (``ProgressTimeout``).
@@ -43,7 +42,7 @@ public final class RuntimeClient: Sendable {
 
     private init(
         channel: any Channel, address: String, configuration: RuntimeClientConfiguration,
-        firstFailure: NIOLockedValueBox<RuntimeClientError?>, downloadSlot: DownloadSlot, waits: ClientWaits
+        firstFailure: FirstFailure, downloadSlot: DownloadSlot, waits: ClientWaits
     ) {
         self.downloadSlot = downloadSlot
         self.waits = waits
@@ -69,7 +68,7 @@ public final class RuntimeClient: Sendable {
         let maximumMessageBytes = configuration.maximumMessageBytes
         let overLegacyHTTP = configuration.transport == .legacyHTTP
         let handshake = group.next().makePromise(of: Void.self)
-        let firstFailure = NIOLockedValueBox<RuntimeClientError?>(nil)
+        let firstFailure = FirstFailure()
         let downloadSlot = DownloadSlot()
         let waits = ClientWaits()
         let timeout = configuration.timeout
@@ -142,8 +141,8 @@ public final class RuntimeClient: Sendable {
         request.context = self.lastContext.wrappingAdd(1, ordering: .relaxed).newValue
         let promise = self.channel.eventLoop.makePromise(of: RuntimeManagerResponse.self)
         let waits = self.waits
-        waits.awaitedResponses.withLockedValue { $0 += 1 }
-        promise.futureResult.whenComplete { _ in waits.awaitedResponses.withLockedValue { $0 -= 1 } }
+        waits.awaitedResponses.add(1, ordering: .relaxed)
+        promise.futureResult.whenComplete { _ in waits.awaitedResponses.subtract(1, ordering: .relaxed) }
         // A write that never reaches the response queue (the connection closed and its
         // handlers are gone) must still fail the request instead of leaving it waiting forever.
         // (Failing a promise the queue already failed changes nothing.)
@@ -176,7 +175,7 @@ public final class RuntimeClient: Sendable {
     /// the queue fails waiting requests with NIOExtras' `ClosedBeforeReceivingResponse` and a
     /// write after the close fails with `ioOnClosedChannel`, neither of which says why.
     private func explain(_ error: any Error) -> RuntimeClientError {
-        if let first = self.firstFailure.withLockedValue({ $0 }) { return first }
+        if let first = self.firstFailure.current { return first }
         switch error {
         case let error as RuntimeClientError: return error
         case let error as LegacyHTTPRelayError: return .relayFailed("\(error)")
