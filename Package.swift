@@ -231,7 +231,8 @@ let package = Package(
             swiftSettings: swift6
         ),
         .testTarget(
-            name: "RuntimeClientTests", dependencies: ["RuntimeClient", "ProcessTestSupport", nioCore, nioSSL], swiftSettings: swift6),
+            name: "RuntimeClientTests", dependencies: ["RuntimeClient", "TransportProtocol", "ProcessTestSupport", nioCore, nioEmbedded, nioSSL],
+            swiftSettings: swift6),
         .testTarget(
             name: "MuxCatTests",
             dependencies: ["MuxCat", "Yamux", "YamuxLink", "ProcessTestSupport", nioCore, nioPosix, nioEmbedded, logging],

@@ -7,6 +7,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import NIOCore
+import NIOPosix
 import Synchronization
 import SystemErrorText
 import SystemPackage
@@ -15,8 +16,9 @@ import TransportProtocol
 /// Where the bytes of a downloaded file go as they arrive (``RuntimeClient/read(_:into:)``), so
 /// that no process along the way holds the whole file.
 public protocol DownloadSink: AnyObject, Sendable {
-    /// The next bytes of the file, in order; called on the connection's event loop. A thrown
-    /// error (disk full) fails the download and closes the connection.
+    /// The next bytes of the file, in order; called on a thread of NIO's blocking-I/O pool, one
+    /// call at a time (never on the event loop: it may block). A thrown error (disk full) fails
+    /// the download and closes the connection.
     func write(_ bytes: ByteBuffer) throws
 }
 
@@ -155,42 +157,88 @@ final class DownloadSlot: Sendable {
     }
 }
 
+/// Runs a download sink's writes, which block (a disk, a pipe to a slow reader), away from the
+/// event loop; the future completes on `eventLoop`. A protocol so that tests can hold writes.
+protocol DownloadWriter: Sendable {
+    func write(_ bytes: ByteBuffer, to sink: any DownloadSink, eventLoop: any EventLoop) -> EventLoopFuture<Void>
+}
+
+/// NIO's shared blocking-I/O thread pool (what `NonBlockingFileIO` uses).
+struct ThreadPoolDownloadWriter: DownloadWriter {
+    var pool: NIOThreadPool = .singleton
+
+    func write(_ bytes: ByteBuffer, to sink: any DownloadSink, eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        pool.runIfActive(eventLoop: eventLoop) { try sink.write(bytes) }
+    }
+}
+
 /// Inbound handler: bytes in, `RuntimeManagerResponse`s out, with a read's file streamed to the
 /// download sink of the moment (or, with none, gathered into the response as before).
 ///
 /// A thin adapter over ``ResponseStreamDecoder``: framing and field errors are fired down the
 /// pipeline as `TransportProtocolError` and end decoding; a sink's error (a full disk) too.
-final class StreamingResponseDecoder: ChannelInboundHandler {
+///
+/// The sink's writes block, so they run on a ``DownloadWriter``'s thread, one at a time and in
+/// order: bytes that arrive meanwhile are gathered into the next write. While more than
+/// ``holdReadsAbove`` bytes wait to be written, the handler holds the channel's reads (TCP's
+/// window then slows the sender), so that a slow disk does not make the client hold the file.
+/// A read's response goes on only when all of its file is written (the caller commits the
+/// file then), and so does the end of the connection, if it comes first.
+final class StreamingResponseDecoder: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = RuntimeManagerResponse
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
+
+    /// Reads are held while more than this waits for the sink, and resumed at a quarter of it.
+    static let holdReadsAbove = 4 << 20
 
     private var decoder: ResponseStreamDecoder
     private let slot: DownloadSlot
     private let progress: ((_ received: Int, _ expected: Int) -> Void)?
+    private let writer: any DownloadWriter
     private var sink: (any DownloadSink)?
     private var gathered: Data?
     private var failed = false
     private var reportedPartialProgress = false
 
-    init(maximumMessageBytes: Int, slot: DownloadSlot, progress: ((_ received: Int, _ expected: Int) -> Void)?) {
+    /// Bytes for the sink not written yet: `nextWrite` plus the write in flight.
+    private var unwritten = 0
+    private var nextWrite: ByteBuffer?
+    private var writeInFlight = false
+    /// A response (or the connection's end) waiting for its file's last write.
+    private var responseAfterWrites: RuntimeManagerResponse?
+    private var inactiveAfterWrites = false
+    private var readHeld = false
+
+    init(
+        maximumMessageBytes: Int, slot: DownloadSlot, progress: ((_ received: Int, _ expected: Int) -> Void)?,
+        writer: any DownloadWriter = ThreadPoolDownloadWriter()
+    ) {
         self.decoder = ResponseStreamDecoder(maximumMessageBytes: maximumMessageBytes)
         self.slot = slot
         self.progress = progress
+        self.writer = writer
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !self.failed else { return }
         self.decoder.append(self.unwrapInboundIn(data))
+        self.decodeAvailable(context: context)
+    }
+
+    /// Decodes what has arrived, until a response must wait for its file's writes.
+    private func decodeAvailable(context: ChannelHandlerContext) {
         do {
-            while let event = try self.decoder.next() {
+            while self.responseAfterWrites == nil, !self.failed, let event = try self.decoder.next() {
                 switch event {
                 case .fileBytes(let bytes):
                     if self.sink == nil && self.gathered == nil {
                         self.sink = self.slot.take()
                         if self.sink == nil { self.gathered = Data() }
                     }
-                    if let sink = self.sink {
-                        try sink.write(bytes)
+                    if self.sink != nil {
+                        self.enqueueWrite(bytes, context: context)
                     } else {
                         // A read into memory (not a get into a file) holds the file: bounded.
                         guard self.gathered!.count + bytes.readableBytes <= self.decoder.maximumMessageBytes else {
@@ -202,18 +250,21 @@ final class StreamingResponseDecoder: ChannelInboundHandler {
                     }
                 case .response(var response, let fileBytes):
                     if let gathered = self.gathered { response.result.data = gathered }
-                    self.sink = nil
                     self.gathered = nil
                     if self.reportedPartialProgress {
                         self.reportedPartialProgress = false
                         self.progress?(fileBytes, fileBytes)
                     }
-                    context.fireChannelRead(self.wrapInboundOut(response))
+                    if self.unwritten > 0 {
+                        self.responseAfterWrites = response
+                    } else {
+                        self.sink = nil
+                        context.fireChannelRead(self.wrapInboundOut(response))
+                    }
                 }
             }
         } catch {
-            self.failed = true
-            context.fireErrorCaught(error)
+            self.fail(error, context: context)
             return
         }
         if let progress = self.progress, let partial = self.decoder.progress {
@@ -222,7 +273,76 @@ final class StreamingResponseDecoder: ChannelInboundHandler {
         }
     }
 
+    private func enqueueWrite(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        self.unwritten += bytes.readableBytes
+        if self.nextWrite == nil {
+            self.nextWrite = bytes
+        } else {
+            self.nextWrite!.writeImmutableBuffer(bytes)
+        }
+        self.startNextWrite(context: context)
+    }
+
+    private func startNextWrite(context: ChannelHandlerContext) {
+        guard !self.writeInFlight, !self.failed, let bytes = self.nextWrite, let sink = self.sink else { return }
+        self.nextWrite = nil
+        self.writeInFlight = true
+        self.writer.write(bytes, to: sink, eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
+            self.writeInFlight = false
+            self.unwritten -= bytes.readableBytes
+            guard !self.failed else { return }
+            if case .failure(let error) = result {
+                self.fail(error, context: context)
+                return
+            }
+            self.startNextWrite(context: context)
+            if self.unwritten == 0 { self.writesDone(context: context) }
+            if self.readHeld, self.unwritten <= Self.holdReadsAbove / 4, self.responseAfterWrites == nil {
+                self.readHeld = false
+                context.read()
+            }
+        }
+    }
+
+    /// Every byte of the file is written: what waited for that goes on.
+    private func writesDone(context: ChannelHandlerContext) {
+        if let response = self.responseAfterWrites {
+            self.responseAfterWrites = nil
+            self.sink = nil
+            context.fireChannelRead(self.wrapInboundOut(response))
+            self.decodeAvailable(context: context)
+        }
+        if self.inactiveAfterWrites, self.unwritten == 0, self.responseAfterWrites == nil {
+            self.inactiveAfterWrites = false
+            self.channelInactive(context: context)
+        }
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+        guard !self.failed else { return }
+        self.failed = true
+        self.nextWrite = nil
+        self.responseAfterWrites = nil
+        context.fireErrorCaught(error)
+        if self.inactiveAfterWrites {
+            self.inactiveAfterWrites = false
+            context.fireChannelInactive()
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if !self.failed, self.unwritten > Self.holdReadsAbove || self.responseAfterWrites != nil {
+            self.readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        if !self.failed, self.unwritten > 0 {
+            self.inactiveAfterWrites = true
+            return
+        }
         if !self.failed, let error = self.decoder.errorAtEndOfStream {
             self.failed = true
             context.fireErrorCaught(error)

@@ -111,6 +111,40 @@ final class DirectServerTests: XCTestCase {
         await server.stop()
     }
 
+    /// A get into a slow sink (2 ms a write, as a busy disk or a slow pipe): every write runs
+    /// off the client's one event loop, and the file arrives whole and in order.
+    func testASlowDownloadSinkNeverRunsOnTheEventLoop() async throws {
+        final class SlowSink: DownloadSink {
+            let loop: any EventLoop
+            let state = Mutex((bytes: [UInt8](), writes: 0, onLoop: 0))
+            init(loop: any EventLoop) { self.loop = loop }
+            func write(_ bytes: ByteBuffer) throws {
+                let onLoop = loop.inEventLoop
+                usleep(2_000)
+                state.withLock {
+                    $0.bytes += bytes.readableBytesView
+                    $0.writes += 1
+                    if onLoop { $0.onLoop += 1 }
+                }
+            }
+        }
+        let server = try await self.startServer()
+        let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = try await RuntimeClient.connect(
+            host: "127.0.0.1", port: server.port, configuration: self.certs.client("client"), group: clientGroup)
+        let contents = patternedData(count: 24 << 20, seed: 77)
+        try await client.write("slow", data: contents)
+        let sink = SlowSink(loop: clientGroup.next())
+        try await client.read("slow", into: sink)
+        let (bytes, writes, onLoop) = sink.state.withLock { ($0.bytes, $0.writes, $0.onLoop) }
+        XCTAssertEqual(onLoop, 0, "\(onLoop) of \(writes) writes ran on the event loop")
+        XCTAssertTrue(Data(bytes) == contents, "the file arrives whole and in order")
+        XCTAssertLessThan(writes, (24 << 20) / 16_384, "bytes that arrive during a write are gathered into the next one")
+        await client.close()
+        await server.stop()
+        try await clientGroup.shutdownGracefully()
+    }
+
     func testTwentyConcurrentClientsEachPutAndGetTheirOwnFile() async throws {
         let server = try await self.startServer()
         let certs = self.certs
