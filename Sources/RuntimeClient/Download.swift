@@ -179,7 +179,10 @@ struct ThreadPoolDownloadWriter: DownloadWriter {
 /// pipeline as `TransportProtocolError` and end decoding; a sink's error (a full disk) too.
 ///
 /// The sink's writes block, so they run on a ``DownloadWriter``'s thread, one at a time and in
-/// order: bytes that arrive meanwhile are gathered into the next write. While more than
+/// order: bytes that arrive meanwhile are copied into the next write's buffer. Copied, since
+/// holding the buffers they came in would keep NIOSSL from reusing its own (a fresh allocation
+/// and page faults per record, measured: 57 % more CPU for a 256 MiB get); the two buffers are
+/// reused from write to write. While more than
 /// ``holdReadsAbove`` bytes wait to be written, the handler holds the channel's reads (TCP's
 /// window then slows the sender), so that a slow disk does not make the client hold the file.
 /// A read's response goes on only when all of its file is written (the caller commits the
@@ -206,6 +209,8 @@ final class StreamingResponseDecoder: ChannelDuplexHandler {
     private var unwritten = 0
     private var nextWrite: ByteBuffer?
     private var writeInFlight = false
+    /// The last write's buffer, cleared, for the next one.
+    private var spareBuffer: ByteBuffer?
     /// A response (or the connection's end) waiting for its file's last write.
     private var responseAfterWrites: RuntimeManagerResponse?
     private var inactiveAfterWrites = false
@@ -276,21 +281,22 @@ final class StreamingResponseDecoder: ChannelDuplexHandler {
     private func enqueueWrite(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         self.unwritten += bytes.readableBytes
         if self.nextWrite == nil {
-            self.nextWrite = bytes
-        } else {
-            self.nextWrite!.writeImmutableBuffer(bytes)
+            self.nextWrite = self.spareBuffer.take() ?? context.channel.allocator.buffer(capacity: max(1 << 20, bytes.readableBytes))
         }
+        self.nextWrite!.writeImmutableBuffer(bytes)
         self.startNextWrite(context: context)
     }
 
     private func startNextWrite(context: ChannelHandlerContext) {
-        guard !self.writeInFlight, !self.failed, let bytes = self.nextWrite, let sink = self.sink else { return }
+        guard !self.writeInFlight, !self.failed, var bytes = self.nextWrite, let sink = self.sink else { return }
         self.nextWrite = nil
         self.writeInFlight = true
         self.writer.write(bytes, to: sink, eventLoop: context.eventLoop).assumeIsolated().whenComplete { result in
             self.writeInFlight = false
             self.unwritten -= bytes.readableBytes
             guard !self.failed else { return }
+            bytes.clear()
+            self.spareBuffer = bytes
             if case .failure(let error) = result {
                 self.fail(error, context: context)
                 return
