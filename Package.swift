@@ -93,12 +93,16 @@ let package = Package(
         /// A yamux link over TCP or a Unix socket, for both of its ends: dialing with redial
         /// (`Link`), accepting (`YamuxLinkListener`), addresses, the socket tuning both ends share,
         /// and the glue that relays one stream to one socket.
-        .target(name: "YamuxLink", dependencies: ["Yamux", "SystemErrorText", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
+        .target(
+            name: "YamuxLink", dependencies: ["Yamux", "SystemErrorText", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
 
         // MARK: The untrusted host side
 
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
-        .target(name: "Repeater", dependencies: ["YamuxLink", "Yamux", "EventSummaries", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
+        .target(
+            name: "Repeater",
+            dependencies: ["YamuxLink", "Yamux", "EventSummaries", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics],
+            swiftSettings: swift6),
         /// The PROXY protocol header (v1 text, v2 binary): a value-type parser without I/O, the v2
         /// encoder, and the thin handler that reads a header first in a pipeline.
         .target(name: "ProxyProtocol", dependencies: [nioCore], swiftSettings: swift6),
@@ -116,7 +120,8 @@ let package = Package(
             swiftSettings: swift6),
         /// The old HTTP relay's server side, served by repeaterd `--legacy-http` beside the repeater.
         .target(
-            name: "LegacyRelayServer", dependencies: ["LegacyRelay", "YamuxLink", nioCore, nioPosix, nioHTTP1, logging], swiftSettings: swift6),
+            name: "LegacyRelayServer", dependencies: ["LegacyRelay", "YamuxLink", nioCore, nioPosix, nioHTTP1, logging],
+            swiftSettings: swift6),
 
         // MARK: The trusted side
 
@@ -131,7 +136,8 @@ let package = Package(
         .target(
             name: "RuntimeManager",
             dependencies: [
-                "TransportProtocol", "YamuxLink", "Yamux", "EventSummaries", "SystemErrorText", "ProxyProtocol", nioCore, nioPosix, nioSSL, nioTLS, logging,
+                "TransportProtocol", "YamuxLink", "Yamux", "EventSummaries", "SystemErrorText", "ProxyProtocol", nioCore, nioPosix, nioSSL,
+                nioTLS, logging,
                 swiftProtobuf,
                 .product(name: "Crypto", package: "swift-crypto"), coreMetrics,
             ],
@@ -160,13 +166,16 @@ let package = Package(
         // MARK: Executables (thin command lines over the libraries)
 
         /// What every command line shares (logging setup, limits, option parsing); executables only.
-        .target(name: "CommandLineSupport", dependencies: ["YamuxLink", "SystemErrorText", nioCore, logging, argumentParser, systemPackage], swiftSettings: swift6),
+        .target(
+            name: "CommandLineSupport", dependencies: ["YamuxLink", "SystemErrorText", nioCore, logging, argumentParser, systemPackage],
+            swiftSettings: swift6),
         /// Each command line as a library (options, services, signals), so that its executable and
         /// the multi-call binary run the same code.
         .target(
             name: "RepeaterdCLI",
             dependencies: [
-                "Repeater", "LegacyRelayServer", "YamuxLink", "CommandLineSupport", "AdminEndpoint", nioCore, nioPosix, argumentParser, logging,
+                "Repeater", "LegacyRelayServer", "YamuxLink", "CommandLineSupport", "AdminEndpoint", nioCore, nioPosix, argumentParser,
+                logging,
                 serviceLifecycle, .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ], swiftSettings: swift6
         ),
@@ -186,7 +195,8 @@ let package = Package(
         .target(
             name: "MuxCatCLI",
             dependencies: [
-                "MuxCat", "YamuxLink", "CommandLineSupport", "SystemErrorText", nioCore, nioPosix, argumentParser, logging, serviceLifecycle,
+                "MuxCat", "YamuxLink", "CommandLineSupport", "SystemErrorText", nioCore, nioPosix, argumentParser, logging,
+                serviceLifecycle,
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"), systemPackage,
             ],
             swiftSettings: swift6
@@ -206,12 +216,17 @@ let package = Package(
         // MARK: Tests: a target per module, and one for the whole system
 
         .testTarget(name: "EventSummariesTests", dependencies: ["EventSummaries", nioCore, nioPosix, logging], swiftSettings: swift6),
-        .testTarget(name: "YamuxTests", dependencies: ["Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging], swiftSettings: swift6),
+        .testTarget(
+            name: "YamuxTests", dependencies: ["Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging],
+            swiftSettings: swift6),
         .testTarget(name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioEmbedded, logging], swiftSettings: swift6),
-        .testTarget(name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix, systemPackage], swiftSettings: swift6),
+        .testTarget(
+            name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix, systemPackage], swiftSettings: swift6),
         .testTarget(
             name: "RepeaterTests",
-            dependencies: ["Repeater", "YamuxLink", "Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging],
+            dependencies: [
+                "Repeater", "YamuxLink", "Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging,
+            ],
             swiftSettings: swift6
         ),
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol", nioCore, nioEmbedded], swiftSettings: swift6),
@@ -231,7 +246,8 @@ let package = Package(
             swiftSettings: swift6
         ),
         .testTarget(
-            name: "RuntimeClientTests", dependencies: ["RuntimeClient", "TransportProtocol", "ProcessTestSupport", nioCore, nioEmbedded, nioSSL],
+            name: "RuntimeClientTests",
+            dependencies: ["RuntimeClient", "TransportProtocol", "ProcessTestSupport", nioCore, nioEmbedded, nioSSL],
             swiftSettings: swift6),
         .testTarget(
             name: "MuxCatTests",
@@ -239,7 +255,8 @@ let package = Package(
             swiftSettings: swift6
         ),
         .testTarget(
-            name: "CommandLineSupportTests", dependencies: ["CommandLineSupport", "ProcessTestSupport", "YamuxLink", nioCore, argumentParser, logging],
+            name: "CommandLineSupportTests",
+            dependencies: ["CommandLineSupport", "ProcessTestSupport", "YamuxLink", nioCore, argumentParser, logging],
             swiftSettings: swift6),
         /// Child processes, generated certificates and the built binaries, for the tests that need them.
         .target(name: "ProcessTestSupport", dependencies: [], path: "Tests/ProcessTestSupport", swiftSettings: swift6),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test from a fresh clone: installs what is missing, builds, runs the Swift test
+# Runs every test from a fresh clone: installs what is missing, checks the sources (no Foundation,
+# errno texts and locks each one way, tools/format.sh --check), builds, runs the Swift test
 # suite (unit, embedded-channel, real-socket and real-process tests), then every example command
 # of README.md (tools/readme_examples.py), then the interop runs
 # against HashiCorp's Go yamux, the bench library's unit tests (pytest), a smoke run of the
@@ -12,7 +13,7 @@ cd "$ROOT"
 bash tools/install-deps.sh
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-echo "== no module imports Foundation (its ICU data was 32 MiB of every static binary; issue 45)"
+echo "== no module imports Foundation (issue 45), system errors only through SystemErrorText, one lock API (issue 46)"
 python3 - <<'PY'
 import pathlib, sys
 bad = []
@@ -22,9 +23,16 @@ for path in sorted(pathlib.Path("Sources").rglob("*.swift")):
         # Allowed only as the fallback of `#if canImport(FoundationEssentials)` (non-Linux).
         if line.strip() in ("import Foundation", "@preconcurrency import Foundation") and (number == 0 or lines[number - 1].strip() != "#else"):
             bad.append(f"{path}:{number + 1}: import Foundation (use FoundationEssentials, or none)")
+        if "strerror" in line and path.parts[1] != "SystemErrorText":
+            bad.append(f"{path}:{number + 1}: strerror (say it with SystemErrorText.errnoText or .describe)")
+        if "NIOLockedValueBox" in line:
+            bad.append(f"{path}:{number + 1}: NIOLockedValueBox (the one lock is Mutex: docs/ARCHITECTURE.md)")
 print("\n".join(bad) or "  none")
 sys.exit(1 if bad else 0)
 PY
+
+echo "== format (.swift-format: swift format lint --strict; tools/format.sh fixes in place)"
+bash tools/format.sh --check
 
 echo "== build (debug, with tests)"
 swift build --build-tests

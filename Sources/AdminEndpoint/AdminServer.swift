@@ -49,7 +49,8 @@ public final class AdminServer: Sendable {
             .bind(to: self.address)
             .get()
         self.listener.withLock { $0 = channel }
-        self.logger.notice("admin endpoint on \(channel.localAddress.map(\.commandLineForm) ?? "\(self.address)"): /healthz /readyz /metrics")
+        self.logger.notice(
+            "admin endpoint on \(channel.localAddress.map(\.commandLineForm) ?? "\(self.address)"): /healthz /readyz /metrics")
         return channel.localAddress
     }
 
@@ -91,7 +92,8 @@ final class AdminConnectionGuard: ChannelDuplexHandler {
         guard self.received <= AdminServer.maximumRequestBytes else {
             self.refused = true
             let body = "request larger than \(AdminServer.maximumRequestBytes) bytes\n"
-            let response = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            let response =
+                "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
                 + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
             let channel = context.channel
             context.writeAndFlush(self.wrapOutboundOut(channel.allocator.buffer(string: response)))
@@ -140,7 +142,8 @@ final class AdminHTTPHandler: ChannelInboundHandler {
             let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
             context.write(self.wrapOutboundOut(.head(head)), promise: nil)
             if !response.body.isEmpty {
-                context.write(self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+                context.write(
+                    self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             }
             let channel = context.channel
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }

@@ -52,7 +52,8 @@ struct DescribedMetricsFactory: MetricsFactory {
 /// every family on /metrics has its `# HELP`.
 public enum MetricHelp {
     static let texts: [String: String] = [
-        "repeater_sessions_total": "Client connections: accepted, or closed at once (no link up, over --max-sessions, no valid PROXY header).",
+        "repeater_sessions_total":
+            "Client connections: accepted, or closed at once (no link up, over --max-sessions, no valid PROXY header).",
         "repeater_sessions_other_loop_total": "Sessions served on another event loop's link because their own loop's link was down.",
         "repeater_sessions_closed_total": "Accepted sessions that ended, by cause.",
         "repeater_link_redials_total": "Dials after a failed dial or a dropped link.",
@@ -76,11 +77,15 @@ public enum MetricHelp {
         let microseconds: [Int64]
         switch label {
         case "runtime_manager_request_seconds":
-            microseconds = [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-                1_000_000, 2_500_000, 10_000_000]
+            microseconds = [
+                10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+                1_000_000, 2_500_000, 10_000_000,
+            ]
         default:
-            microseconds = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-                1_000_000, 2_500_000, 10_000_000]
+            microseconds = [
+                25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+                1_000_000, 2_500_000, 10_000_000,
+            ]
         }
         return microseconds.map { .microseconds($0) }
     }

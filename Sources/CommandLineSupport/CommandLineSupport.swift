@@ -57,7 +57,9 @@ public struct AdminOptions: ParsableArguments {
 }
 
 /// `--log-level trace|debug|info|notice|warning|error|critical`: parsed, checked and listed in
-/// `--help` by swift-argument-parser.
+/// `--help` by swift-argument-parser. Retroactive (neither type is ours), which is safe while swift-log
+/// does not conform it itself; only executables' modules see it.
+// swift-format-ignore: AvoidRetroactiveConformances
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 extension LinkAddress: ExpressibleByArgument {

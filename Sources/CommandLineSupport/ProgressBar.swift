@@ -60,7 +60,8 @@ public final class ProgressBar: Sendable {
         let mib = 1024.0 * 1024.0
         let rate = elapsed > 0 ? Double(done) / mib / elapsed : 0
         let percent = String(Int(fraction * 100))
-        let numbers = String(repeating: " ", count: max(0, 3 - percent.count)) + percent
+        let numbers =
+            String(repeating: " ", count: max(0, 3 - percent.count)) + percent
             + "%  \(Self.oneDecimal(Double(done) / mib))/\(Self.oneDecimal(Double(total) / mib)) MiB  \(Self.oneDecimal(rate)) MiB/s "
         return "\r\(label) [\(bar)] \(numbers)"
     }

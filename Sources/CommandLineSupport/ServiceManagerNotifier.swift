@@ -1,6 +1,6 @@
 import Logging
-import SystemErrorText
 import Synchronization
+import SystemErrorText
 
 #if canImport(Glibc)
 import Glibc
@@ -23,13 +23,16 @@ public struct NotifySocketAddress: Equatable, Sendable {
     public init(parsing text: String) throws {
         var bytes = Array(text.utf8)
         guard let first = bytes.first, first == UInt8(ascii: "/") || first == UInt8(ascii: "@") else {
-            throw ParseError(description: "NOTIFY_SOCKET '\(text)' is neither an absolute path nor '@name' (abstract); not notifying the service manager")
+            throw ParseError(
+                description: "NOTIFY_SOCKET '\(text)' is neither an absolute path nor '@name' (abstract); not notifying the service manager"
+            )
         }
         if first == UInt8(ascii: "@") { bytes[0] = 0 }
         let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
         // A path needs its NUL; an abstract name fills the field exactly.
         guard bytes.count <= capacity - (first == UInt8(ascii: "/") ? 1 : 0), bytes.count > 1 else {
-            throw ParseError(description: "NOTIFY_SOCKET '\(text)' is too long or empty for a Unix socket address; not notifying the service manager")
+            throw ParseError(
+                description: "NOTIFY_SOCKET '\(text)' is too long or empty for a Unix socket address; not notifying the service manager")
         }
         pathBytes = bytes
     }

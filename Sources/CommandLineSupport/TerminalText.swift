@@ -18,7 +18,8 @@ public enum TerminalText {
             case "\\": out += "\\\\"
             case _ where needsEscape(scalar):
                 let hex = String(scalar.value, radix: 16)
-                out += scalar.value <= 0xFF
+                out +=
+                    scalar.value <= 0xFF
                     ? "\\x" + String(repeating: "0", count: 2 - hex.count) + hex
                     : "\\u{" + hex + "}"
             default: out.unicodeScalars.append(scalar)

@@ -24,7 +24,8 @@ public struct LegacyRelayRequest: Equatable, Sendable {
         let fields = try LegacyRelayBody.fields(body, what: "request")
         guard fields.count <= 2 else {
             throw LegacyRelayBodyError(
-                "request has \(fields.count) space-separated fields; expected \"<session id> <base64 TLS bytes>\" (one payload per request)")
+                "request has \(fields.count) space-separated fields; expected \"<session id> <base64 TLS bytes>\" (one payload per request)"
+            )
         }
         sessionID = try LegacyRelayBody.sessionID(fields[0])
         payload = fields.count == 2 ? try LegacyRelayBody.decode(fields[1], field: 2) : ByteBuffer()

@@ -156,7 +156,7 @@ public final class LegacyHTTPRelay: Sendable {
         return drained.futureResult.flatMap {
             timeout.cancel()
             let (listener, expiryTasks) = self.running.withLock { $0 }
-            expiryTasks.forEach { $0.cancel() }
+            for task in expiryTasks { task.cancel() }
             return listener?.close().recover { _ in } ?? loop.makeSucceededVoidFuture()
         }
     }

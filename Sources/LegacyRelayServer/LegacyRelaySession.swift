@@ -117,7 +117,8 @@ final class LegacyRelaySession: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let reason = lastError.map { "the runtime manager's stream failed (\($0)); the link may have dropped" }
+        let reason =
+            lastError.map { "the runtime manager's stream failed (\($0)); the link may have dropped" }
             ?? "the runtime manager closed the session"
         if let decision = inbox.streamEnded(reason: reason) { answerHeldPoll(decision) }
         context.fireChannelInactive()

@@ -162,6 +162,8 @@ public struct CaptureReader: Sendable {
         let length = Int(buffer.getInteger(at: buffer.readerIndex + 14, as: UInt32.self)!)
         throw CaptureFormatError(
             offset: offset,
-            problem: "truncated record: \(left - CaptureFormat.recordHeaderSize) of its \(length) frame bytes (was muxcat killed while writing?)")
+            problem:
+                "truncated record: \(left - CaptureFormat.recordHeaderSize) of its \(length) frame bytes (was muxcat killed while writing?)"
+        )
     }
 }

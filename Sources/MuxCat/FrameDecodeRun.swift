@@ -209,13 +209,16 @@ struct RawFrames: Sendable {
             let present = length - decoder.bytesMissing
             return DecodeProblem(
                 offset: current.offset,
-                message: "truncated DATA payload in the frame at byte offset \(current.offset) (stream \(current.header.streamID)): \(present) of \(length) bytes before the end of input")
+                message:
+                    "truncated DATA payload in the frame at byte offset \(current.offset) (stream \(current.header.streamID)): \(present) of \(length) bytes before the end of input"
+            )
         }
         let offset = base + decoder.consumedBytes
         let present = YamuxFrameHeader.size - decoder.bytesMissing
         return DecodeProblem(
             offset: offset,
-            message: "truncated frame header at byte offset \(offset): \(present) of \(YamuxFrameHeader.size) bytes before the end of input")
+            message: "truncated frame header at byte offset \(offset): \(present) of \(YamuxFrameHeader.size) bytes before the end of input"
+        )
     }
 
     static func problem(_ error: YamuxError, offset: Int) -> DecodeProblem {
@@ -226,7 +229,9 @@ struct RawFrames: Sendable {
             if offset == 0 {
                 return DecodeProblem(
                     offset: offset,
-                    message: "malformed frame at byte offset 0: \(what); the input is neither a muxcat capture (\\x89MUXCAP\\n) nor yamux frames")
+                    message:
+                        "malformed frame at byte offset 0: \(what); the input is neither a muxcat capture (\\x89MUXCAP\\n) nor yamux frames"
+                )
             }
         case .unknownFrameType(let type):
             what = "unknown frame type \(type) (expected 0 DATA, 1 WINDOW_UPDATE, 2 PING or 3 GO_AWAY)"

@@ -3,8 +3,8 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import SystemErrorText
-import YamuxLink
 import Yamux
+import YamuxLink
 
 #if canImport(Glibc)
 import Glibc

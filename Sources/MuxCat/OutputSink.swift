@@ -81,4 +81,3 @@ public final class OutputSink: Sendable {
         return true
     }
 }
-

@@ -63,7 +63,8 @@ public struct TrafficSummary: Sendable {
             return
         case .goAway:
             let linkText = frame.link.map { "link \($0) " } ?? ""
-            goAways.append("\(linkText)\(frame.direction.map { "\($0): " } ?? "")code \(header.length) (\(FrameLine.goAwayName(header.length)))")
+            goAways.append(
+                "\(linkText)\(frame.direction.map { "\($0): " } ?? "")code \(header.length) (\(FrameLine.goAwayName(header.length)))")
             return
         case .windowUpdate:
             windowUpdates += 1

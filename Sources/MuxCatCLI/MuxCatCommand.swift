@@ -5,9 +5,9 @@ import MuxCat
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-import UnixSignals
 import SystemErrorText
 import SystemPackage
+import UnixSignals
 import YamuxLink
 
 #if canImport(Glibc)
@@ -37,7 +37,10 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Log level of the yamux internals.")
     var logLevel: Logger.Level = .warning
 
-    @Option(help: "How stderr lines look: human, or json (one object per line: ts, level, logger, msg and the line's metadata; muxcat's own lines too).")
+    @Option(
+        help:
+            "How stderr lines look: human, or json (one object per line: ts, level, logger, msg and the line's metadata; muxcat's own lines too)."
+    )
     var logFormat: LogFormat = .human
 
     /// Sets up logging, and returns where muxcat's own stderr lines (listening, link and stream
@@ -73,14 +76,18 @@ struct Listen: AsyncParsableCommand {
     @Flag(help: "Echo every byte back; FIN after the echo once the peer has sent FIN.")
     var echo = false
 
-    @Option(name: .customLong("forward"), help: ArgumentHelp(
-        "Relay every stream to a new connection to this address (TCP with TCP_NODELAY, or a Unix socket), with half-close and backpressure.",
-        valueName: "HOST:PORT|unix:PATH"), transform: LinkAddress.parseArgument)
+    @Option(
+        name: .customLong("forward"),
+        help: ArgumentHelp(
+            "Relay every stream to a new connection to this address (TCP with TCP_NODELAY, or a Unix socket), with half-close and backpressure.",
+            valueName: "HOST:PORT|unix:PATH"), transform: LinkAddress.parseArgument)
     var forwardTarget: LinkAddress?
 
-    @Option(name: .customLong("exec"), help: ArgumentHelp(
-        "Run '/bin/sh -c COMMAND' per stream, the stream as its stdin/stdout (MUXCAT_LINK and MUXCAT_STREAM set); the stream ends when its stdout closes.",
-        valueName: "COMMAND"))
+    @Option(
+        name: .customLong("exec"),
+        help: ArgumentHelp(
+            "Run '/bin/sh -c COMMAND' per stream, the stream as its stdin/stdout (MUXCAT_LINK and MUXCAT_STREAM set); the stream ends when its stdout closes.",
+            valueName: "COMMAND"))
     var command: String?
 
     @Option(help: ArgumentHelp("Write every frame crossing the links, both ways, to this capture file.", valueName: "FILE"))
@@ -299,4 +306,3 @@ struct Decode: ParsableCommand {
         }
     }
 }
-

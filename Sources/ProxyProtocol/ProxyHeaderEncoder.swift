@@ -1,9 +1,10 @@
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import NIOCore
 
 /// Writes the PROXY v2 header a relay sends ahead of a connection's bytes (`repeaterd --send-proxy`).
 ///
@@ -20,7 +21,7 @@ public enum ProxyHeaderEncoder {
         var bytes = ProxyHeaderParser.v2Signature
         bytes.append(0x21)  // version 2, PROXY
         switch (source.flatMap(ipBytes), destination.flatMap(ipBytes)) {
-        case let ((sourceIP, sourcePort)?, (destinationIP, destinationPort)?):
+        case ((let sourceIP, let sourcePort)?, (let destinationIP, let destinationPort)?):
             let asIPv6 = sourceIP.count == 16 || destinationIP.count == 16
             let sourceIP = asIPv6 ? mappedToIPv6(sourceIP) : sourceIP
             let destinationIP = asIPv6 ? mappedToIPv6(destinationIP) : destinationIP

@@ -154,8 +154,10 @@ public enum ProxyHeaderParser {
             }
             return .header(ProxyHeader(version: 2, command: .proxy, source: nil, destination: nil), consumed: consumed)
         default:
-            return .invalid(ProxyHeaderError(
-                "PROXY v2 family and transport 0x\(String(family, radix: 16)) is not TCP over IPv4 or IPv6, a Unix stream or unspecified"))
+            return .invalid(
+                ProxyHeaderError(
+                    "PROXY v2 family and transport 0x\(String(family, radix: 16)) is not TCP over IPv4 or IPv6, a Unix stream or unspecified"
+                ))
         }
     }
 
@@ -165,7 +167,9 @@ public enum ProxyHeaderParser {
         if ip.count == 4 {
             text = ip.map(String.init).joined(separator: ".")
         } else {
-            let groups = stride(from: ip.startIndex, to: ip.endIndex, by: 2).map { String(UInt16(ip[$0]) << 8 | UInt16(ip[$0 + 1]), radix: 16) }
+            let groups = stride(from: ip.startIndex, to: ip.endIndex, by: 2).map {
+                String(UInt16(ip[$0]) << 8 | UInt16(ip[$0 + 1]), radix: 16)
+            }
             text = groups.joined(separator: ":")
         }
         return try? SocketAddress(ipAddress: text, port: portValue)

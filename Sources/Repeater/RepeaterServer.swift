@@ -1,8 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import CoreMetrics
 import EventSummaries
 import Logging
@@ -12,6 +7,12 @@ import ProxyProtocol
 import Synchronization
 import Yamux
 import YamuxLink
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The repeater: accepts plain TCP clients and relays each one, byte for byte, as one yamux
 /// stream on a link to the runtime manager.
@@ -106,7 +107,8 @@ public final class RepeaterServer: Sendable {
         let sweeper: NIOLoopBoundBox<IdleSweeper>?
         let sessions: NIOLoopBoundBox<LoopSessionTable>
 
-        init(link: Link, byteCounts: RelayByteCounts?, sweeper: NIOLoopBoundBox<IdleSweeper>?, sessions: NIOLoopBoundBox<LoopSessionTable>) {
+        init(link: Link, byteCounts: RelayByteCounts?, sweeper: NIOLoopBoundBox<IdleSweeper>?, sessions: NIOLoopBoundBox<LoopSessionTable>)
+        {
             self.link = link
             self.byteCounts = byteCounts
             self.sweeper = sweeper
@@ -151,7 +153,8 @@ public final class RepeaterServer: Sendable {
             }
             stateByLoop[ObjectIdentifier(loop)] = LoopState(
                 link: link, byteCounts: configuration.countsBytes ? RelayByteCounts() : nil, sweeper: sweeper,
-                sessions: NIOLoopBoundBox.makeBoxSendingValue(LoopSessionTable(eventLoop: loop, loopIndex: index, loopCount: loops.count), eventLoop: loop))
+                sessions: NIOLoopBoundBox.makeBoxSendingValue(
+                    LoopSessionTable(eventLoop: loop, loopIndex: index, loopCount: loops.count), eventLoop: loop))
         }
         self.links = links
         self.stateByLoop = stateByLoop
@@ -232,7 +235,8 @@ public final class RepeaterServer: Sendable {
                     "repeater listening",
                     metadata: [
                         "listen": "\(channel.localAddress.map(\.commandLineForm) ?? "?") (passed by the service manager)",
-                        "backend": "\(self.configuration.backend)", "links": .stringConvertible(self.links.count), "listeners": .stringConvertible(1),
+                        "backend": "\(self.configuration.backend)", "links": .stringConvertible(self.links.count),
+                        "listeners": .stringConvertible(1),
                     ])
             }
         }
@@ -254,7 +258,8 @@ public final class RepeaterServer: Sendable {
         let bound: EventLoopFuture<[Channel]>
         if case .tcp(let host, let port) = configuration.listen {
             // The first bind settles the port (0 asks for any); the other loops join it.
-            bound = ready.flatMap { self.bind(on: self.links[0].eventLoop, to: self.configuration.listen, reusePort: true) }.flatMap { first in
+            bound = ready.flatMap { self.bind(on: self.links[0].eventLoop, to: self.configuration.listen, reusePort: true) }.flatMap {
+                first in
                 let actualPort = first.localAddress?.port ?? port
                 let others = self.links.dropFirst().map { link in
                     self.bind(on: link.eventLoop, to: .tcp(host: host, port: actualPort), reusePort: true)
@@ -278,9 +283,11 @@ public final class RepeaterServer: Sendable {
 
     private func bind(on group: EventLoopGroup, to address: LinkAddress, reusePort: Bool) -> EventLoopFuture<Channel> {
         var bootstrap = listenerBootstrap(on: group)
-        if reusePort { bootstrap = bootstrap.serverChannelOption(
+        if reusePort {
+            bootstrap = bootstrap.serverChannelOption(
                 ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: CInt(SO_REUSEPORT))),
-                value: 1) }
+                value: 1)
+        }
         return bootstrap.bind(to: address)
     }
 
@@ -460,7 +467,10 @@ public final class RepeaterServer: Sendable {
             let linkID = link.connectedLinkID
             link.openStream { stream in
                 if let id = (stream as? YamuxStreamChannel)?.streamID {
-                    client.eventLoop.execute { sessionLog.value.stream = id; sessionLog.value.link = linkID }
+                    client.eventLoop.execute {
+                        sessionLog.value.stream = id
+                        sessionLog.value.link = linkID
+                    }
                 }
                 return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
                     // The PROXY header is the stream's first bytes, before anything relayed.
@@ -504,7 +514,8 @@ public final class RepeaterServer: Sendable {
         var graceOver = loop.makeSucceededVoidFuture()
         // Not listening yet (asked to stop during the start): no client to keep serving.
         if grace > .zero, !serverChannels.isEmpty {
-            logger.info("draining: /readyz answers 503 now; still accepting for \(grace) (--drain-grace) so that a balancer stops sending first")
+            logger.info(
+                "draining: /readyz answers 503 now; still accepting for \(grace) (--drain-grace) so that a balancer stops sending first")
             graceOver = loop.scheduleTask(in: grace) {}.futureResult
         }
         let closeListeners = graceOver.flatMap { self.closeListeners(on: loop) }

@@ -1,15 +1,15 @@
 import AdminEndpoint
 import ArgumentParser
+import CommandLineSupport
+import LegacyRelayServer
 import Logging
 import NIOCore
 import NIOPosix
-import CommandLineSupport
-import LegacyRelayServer
 import Repeater
-import YamuxLink
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+import YamuxLink
 
 /// repeaterd: relays every client TCP connection as one yamux stream on a long-lived link to the
 /// runtime manager. Byte-transparent: it never parses what a stream carries.
@@ -29,7 +29,9 @@ struct RepeaterDaemon: AsyncParsableCommand {
     @Option(help: "Where clients connect: HOST:PORT or unix:PATH. (default: 127.0.0.1:3011)", transform: LinkAddress.parseArgument)
     var listen: LinkAddress = .tcp(host: "127.0.0.1", port: 3011)
 
-    @Option(help: "The runtime manager's link: HOST:PORT, unix:PATH or vsock:CID:PORT (an enclave: vsock:16:5000). (default: 127.0.0.1:6000)", transform: LinkAddress.parseArgument)
+    @Option(
+        help: "The runtime manager's link: HOST:PORT, unix:PATH or vsock:CID:PORT (an enclave: vsock:16:5000). (default: 127.0.0.1:6000)",
+        transform: LinkAddress.parseArgument)
     var backend: LinkAddress = .tcp(host: "127.0.0.1", port: 6000)
 
     @Option(
@@ -76,7 +78,10 @@ struct RepeaterDaemon: AsyncParsableCommand {
             """)
     var acceptProxy = false
 
-    @Flag(help: "Begin each stream with a PROXY protocol v2 header carrying the client's address, for a runtime manager (or a --forward target) that reads it.")
+    @Flag(
+        help:
+            "Begin each stream with a PROXY protocol v2 header carrying the client's address, for a runtime manager (or a --forward target) that reads it."
+    )
     var sendProxy = false
 
     @OptionGroup var adminOptions: AdminOptions
@@ -106,7 +111,8 @@ struct RepeaterDaemon: AsyncParsableCommand {
         try OptionRange.checkSecondsFromZero("--keepalive-interval", keepaliveInterval, zeroMeans: "turns pings off")
         try OptionRange.checkSecondsAboveZero("--keepalive-timeout", keepaliveTimeout)
         try OptionRange.check(
-            "--max-stream-window", maxStreamWindow, atLeast: RepeaterServer.Configuration.minimumStreamWindow, " (yamux's initial window, 256 KiB)")
+            "--max-stream-window", maxStreamWindow, atLeast: RepeaterServer.Configuration.minimumStreamWindow,
+            " (yamux's initial window, 256 KiB)")
     }
 
     func run() async throws {
@@ -141,11 +147,13 @@ struct RepeaterDaemon: AsyncParsableCommand {
             let listener = activation.listeners.first { $0.name == "client" } ?? activation.listeners[0]
             guard SocketActivation.isListeningStreamSocket(listener.descriptor) else {
                 throw CommandLineFailure(
-                    "the socket passed by the service manager (LISTEN_FDS, descriptor \(listener.descriptor), '\(listener.name)') is not a listening stream socket; check ListenStream= in repeaterd.socket")
+                    "the socket passed by the service manager (LISTEN_FDS, descriptor \(listener.descriptor), '\(listener.name)') is not a listening stream socket; check ListenStream= in repeaterd.socket"
+                )
             }
             configuration.inheritedListener = listener.descriptor
             logger.notice(
-                "accepting on the socket the service manager passed (descriptor \(listener.descriptor), '\(listener.name)'), once a link is up; --listen \(listen) is not bound")
+                "accepting on the socket the service manager passed (descriptor \(listener.descriptor), '\(listener.name)'), once a link is up; --listen \(listen) is not bound"
+            )
         }
 
         // Before the server: its counters bind to the backend when they are created.
@@ -177,7 +185,8 @@ struct RepeaterDaemon: AsyncParsableCommand {
                 try await adminServer.start()
                 services.append(.init(service: AdminService(started: adminServer)))
             } catch let error as LinkListenError where error.isAddressInUse && server.startsBesideAnother {
-                logger.notice("--admin \(admin) is held by the repeaterd this one replaces: taking it once that one exits (retrying every second)")
+                logger.notice(
+                    "--admin \(admin) is held by the repeaterd this one replaces: taking it once that one exits (retrying every second)")
                 services.append(.init(service: AdminService(bindingOnceFree: adminServer, logger: logger)))
             } catch {
                 try? await group.shutdownGracefully()
@@ -233,7 +242,7 @@ struct RepeaterService: Service {
             }
         } catch let error as LinkListenError {
             throw CommandLineFailure("--listen: \(error)")
-        } catch where stopAsked.withLock({ $0 }) {
+        } catch  where stopAsked.withLock({ $0 }) {
             notifier.stopping(status: "stopping before listening: asked to stop while the links were down")
             _ = try? await server.shutdown().get()
             return
@@ -259,7 +268,8 @@ struct RepeaterService: Service {
         let configuration = server.configuration
         let expected = configuration.drainGrace + configuration.drainTimeout + .seconds(10)
         notifier.stopping(
-            status: "draining: up to \(configuration.drainGrace) more accepting, then up to \(configuration.drainTimeout) for open sessions",
+            status:
+                "draining: up to \(configuration.drainGrace) more accepting, then up to \(configuration.drainTimeout) for open sessions",
             expectedDuration: expected.nanoseconds / 1000)
         var relayDrain: (@Sendable () -> EventLoopFuture<Void>)?
         if let relay = legacyRelay?.relay {

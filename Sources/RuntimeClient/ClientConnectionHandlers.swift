@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import LegacyRelay
 import NIOCore
 import NIOExtras
@@ -9,6 +6,10 @@ import NIOTLS
 import Synchronization
 import SystemErrorText
 import TransportProtocol
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What a client connection tells its owner beyond the responses themselves: when the TLS
 /// handshake is done, and why the connection failed.
@@ -69,7 +70,7 @@ final class ClientConnectionMonitor: ChannelInboundHandler {
             return .closedDuringHandshake(address: address, detail: "end of stream")
         case let error as IOError where error.errnoCode == ECONNRESET:
             return .closedDuringHandshake(address: address, detail: "connection reset")
-        case let NIOSSLError.handshakeFailed(inner) where "\(inner)".contains("EOF during handshake"):
+        case NIOSSLError.handshakeFailed(let inner) where "\(inner)".contains("EOF during handshake"):
             return .closedDuringHandshake(address: address, detail: "end of stream")
         default:
             return Self.explain(error)

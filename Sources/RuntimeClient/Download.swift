@@ -1,3 +1,10 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+import SystemErrorText
+import SystemPackage
+import TransportProtocol
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,12 +13,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOCore
-import NIOPosix
-import Synchronization
-import SystemErrorText
-import SystemPackage
-import TransportProtocol
 
 /// Where the bytes of a downloaded file go as they arrive (``RuntimeClient/read(_:into:)``), so
 /// that no process along the way holds the whole file.
@@ -42,7 +43,8 @@ public final class FileDownload: DownloadSink {
         let path = Self.followingLinks(requested)
         self.path = path
         let url = URL(fileURLWithPath: path)
-        var template = Array(url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).part-XXXXXX").path.utf8CString)
+        var template = Array(
+            url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).part-XXXXXX").path.utf8CString)
         let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard descriptor >= 0 else {
             throw RuntimeClientError.cannotWrite(path: path, reason: SystemErrorText.errnoText(errno))

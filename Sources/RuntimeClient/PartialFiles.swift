@@ -1,7 +1,8 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// The temporary files of downloads in progress (`FileDownload`'s `.NAME.part-XXXXXX`), so that
 /// a process stopped by a signal can remove them before it goes (runtime-client's SIGINT and

@@ -1,17 +1,18 @@
+import LegacyRelay
+import NIOCore
+import NIOExtras
+import NIOPosix
+import NIOSSL
+import SwiftProtobuf
+import Synchronization
+import SystemErrorText
+import TransportProtocol
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import LegacyRelay
-import NIOCore
-import NIOExtras
-import NIOPosix
-import SystemErrorText
-import NIOSSL
-import SwiftProtobuf
-import Synchronization
-import TransportProtocol
 
 /// A connection to a runtime manager (directly or through a repeater):
 /// TCP with TCP_NODELAY, mutual TLS 1.3, then length-prefixed requests,
@@ -201,13 +202,26 @@ public final class RuntimeClient: Sendable {
 
     /// Stores `data` as `name`, replacing any file of that name.
     public func write(_ name: String, data: Data) async throws {
-        try await self.perform("write \"\(name)\"", .with { $0.writeFile = .with { $0.fileName = name; $0.data = data } })
+        try await self.perform(
+            "write \"\(name)\"",
+            .with {
+                $0.writeFile = .with {
+                    $0.fileName = name
+                    $0.data = data
+                }
+            })
     }
 
     /// Appends `data` to the existing file `name`.
     public func append(_ name: String, data: Data) async throws {
         try await self.perform(
-            "append to \"\(name)\"", .with { $0.appendFile = .with { $0.fileName = name; $0.data = data } }
+            "append to \"\(name)\"",
+            .with {
+                $0.appendFile = .with {
+                    $0.fileName = name
+                    $0.data = data
+                }
+            }
         )
     }
 
@@ -270,12 +284,19 @@ public final class RuntimeClient: Sendable {
             if last, let change = source.changeWhileRead(bytesRead: bytesRead) {
                 failure = RuntimeClientError.localFile(
                     path: source.name,
-                    reason: append ? "\(change); what was appended before the change stays" : "\(change); nothing was stored, \"\(remoteName)\" is unchanged")
+                    reason: append
+                        ? "\(change); what was appended before the change stays"
+                        : "\(change); nothing was stored, \"\(remoteName)\" is unchanged")
                 break
             }
             if append {
                 if !chunk.isEmpty {
-                    let request = RuntimeManagerRequest.with { $0.appendFile = .with { $0.fileName = remoteName; $0.data = chunk } }
+                    let request = RuntimeManagerRequest.with {
+                        $0.appendFile = .with {
+                            $0.fileName = remoteName
+                            $0.data = chunk
+                        }
+                    }
                     inFlight.append((self.dispatch(request), "append to \"\(remoteName)\"", chunk.count))
                 }
             } else {
@@ -285,7 +306,13 @@ public final class RuntimeClient: Sendable {
                     $0.stage = true
                     $0.commit = last
                 }
-                let request = RuntimeManagerRequest.with { first ? ($0.writeFile = data) : ($0.appendFile = data) }
+                let request = RuntimeManagerRequest.with {
+                    if first {
+                        $0.writeFile = data
+                    } else {
+                        $0.appendFile = data
+                    }
+                }
                 inFlight.append((self.dispatch(request), first ? "write \"\(remoteName)\"" : "append to \"\(remoteName)\"", chunk.count))
             }
             first = false
@@ -300,7 +327,7 @@ public final class RuntimeClient: Sendable {
     /// Fetches the whole file `name`.
     public func read(_ name: String) async throws -> Data {
         let response = try await self.perform("read \"\(name)\"", .with { $0.readFile = .with { $0.fileName = name } })
-        guard case let .result(result)? = response.messageOneof else {
+        guard case .result(let result)? = response.messageOneof else {
             throw RuntimeClientError.unexpectedResponse("read succeeded but carried no file contents")
         }
         return result.data
@@ -323,7 +350,7 @@ public final class RuntimeClient: Sendable {
         let response = try await self.perform(
             "hash \"\(name)\"", .with { $0.requestPiHash = .with { $0.fileName = name } }
         )
-        guard case let .piHash(hash)? = response.messageOneof else {
+        guard case .piHash(let hash)? = response.messageOneof else {
             throw RuntimeClientError.unexpectedResponse("hash succeeded but carried no hash")
         }
         return hash.data
@@ -332,7 +359,7 @@ public final class RuntimeClient: Sendable {
     /// SHA-256 of the runtime manager's policy file.
     public func policyHash() async throws -> Data {
         let response = try await self.perform("policy-hash", .with { $0.requestPolicyHash = .init() })
-        guard case let .policyHash(hash)? = response.messageOneof else {
+        guard case .policyHash(let hash)? = response.messageOneof else {
             throw RuntimeClientError.unexpectedResponse("policy-hash succeeded but carried no hash")
         }
         return hash.data

@@ -1,14 +1,15 @@
 import LegacyRelay
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SystemErrorText
+import TransportProtocol
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import NIOCore
-import SystemErrorText
-import NIOPosix
-import NIOSSL
-import TransportProtocol
 
 /// Why a client operation failed, phrased for the one line the CLI prints.
 public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
@@ -45,38 +46,39 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case let .connectionRefused(address):
+        case .connectionRefused(let address):
             return "cannot connect to \(address): connection refused (is repeaterd or runtime-manager listening there? see --connect)"
-        case let .connectFailed(address, reason):
+        case .connectFailed(let address, let reason):
             return "cannot connect to \(address): \(reason)"
-        case let .tlsFailed(reason):
+        case .tlsFailed(let reason):
             return "TLS failure: \(reason)"
-        case let .closedDuringHandshake(address, detail):
+        case .closedDuringHandshake(let address, let detail):
             return "\(address) closed the connection before TLS finished (\(detail)); through a repeater this usually means "
                 + "its link to the runtime manager is down: is runtime-manager running, and does repeaterd's log say why?"
-        case let .serverNameMismatch(expected, names):
+        case .serverNameMismatch(let expected, let names):
             let named = names.isEmpty ? "no DNS or IP names" : names.joined(separator: ", ")
             return "the runtime manager's certificate is not for \"\(expected)\" (it names \(named)); "
                 + "pass one of those to --server-name, or leave it out to check only the CA (--ca)"
-        case let .requestFailed(request, status, message):
+        case .requestFailed(let request, let status, let message):
             return "\(request) failed: \(status.protocolName): \(message)"
-        case let .connectionLost(reason):
+        case .connectionLost(let reason):
             return reason
-        case let .connectionClosed(address):
+        case .connectionClosed(let address):
             return "the connection to \(address) closed before the runtime manager answered "
                 + "(it may have rejected this client's certificate or stopped; see its log)"
-        case let .localFile(path, reason):
+        case .localFile(let path, let reason):
             return "\(path): \(reason)"
-        case let .cannotWrite(path, reason):
+        case .cannotWrite(let path, let reason):
             return "\(path): cannot write: \(reason)"
-        case let .timedOut(address, phase, seconds):
+        case .timedOut(let address, let phase, let seconds):
             return "timed out: nothing from \(address) for \(seconds) s during the \(phase) (--timeout); "
-                + (phase == "connect" ? "is the address right and reachable?" : "is the runtime manager up, and the repeater's link? retry later")
-        case let .setup(message):
+                + (phase == "connect"
+                    ? "is the address right and reachable?" : "is the runtime manager up, and the repeater's link? retry later")
+        case .setup(let message):
             return message
-        case let .unexpectedResponse(message):
+        case .unexpectedResponse(let message):
             return "unexpected response from the runtime manager: \(message)"
-        case let .relayFailed(message):
+        case .relayFailed(let message):
             return "\(message) (is --connect the relay's --legacy-http address?)"
         }
     }
@@ -122,7 +124,7 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
     /// Explains a TLS error by what the user can do about it.
     static func tls(_ error: Error) -> RuntimeClientError {
         let text: String
-        if case let NIOSSLError.handshakeFailed(inner) = error {
+        if case NIOSSLError.handshakeFailed(let inner) = error {
             text = "\(inner)"
         } else {
             text = "\(error)"
@@ -130,7 +132,8 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
         let explanation: String
         if text.contains("ALERT_ACCESS_DENIED") {
             // runtime-manager's answer to a session without the PROXY header it expects.
-            explanation = "the runtime manager refused the session before TLS; its log says why (one cause: "
+            explanation =
+                "the runtime manager refused the session before TLS; its log says why (one cause: "
                 + "runtime-manager --accept-proxy expects a PROXY header, and the repeater in front is not started with --send-proxy)"
         } else if text.contains("CERTIFICATE_VERIFY_FAILED") {
             explanation = "the runtime manager's certificate was not issued by the CA given with --ca"
@@ -138,7 +141,8 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
             || text.contains("ALERT_CERTIFICATE_UNKNOWN") || text.contains("ALERT_CERTIFICATE_REQUIRED")
             || text.contains("ALERT_DECRYPT_ERROR") || text.contains("ALERT_HANDSHAKE_FAILURE")
         {
-            explanation = "the runtime manager rejected this client's certificate (--cert); "
+            explanation =
+                "the runtime manager rejected this client's certificate (--cert); "
                 + "was it issued by the CA the runtime manager trusts (--client-ca)?"
         } else if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") {
             explanation = "the peer does not speak TLS (is --connect pointing at the repeater or runtime manager?)"
@@ -147,7 +151,9 @@ public enum RuntimeClientError: Error, CustomStringConvertible, Sendable {
         } else if case NIOSSLError.uncleanShutdown = error {
             // Not a TLS disagreement but a lost connection: a script may retry it (exit 69).
             return .connectionLost(
-                reason: "the connection closed without a TLS goodbye: the runtime manager, its link or the repeater went away mid-session (see their logs)")
+                reason:
+                    "the connection closed without a TLS goodbye: the runtime manager, its link or the repeater went away mid-session (see their logs)"
+            )
         } else {
             explanation = "handshake failed"
         }

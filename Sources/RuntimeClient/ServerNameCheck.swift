@@ -66,8 +66,8 @@ public struct ServerNameCheck: Sendable {
         guard let alternativeNames = try? certificate.extensions.subjectAlternativeNames else { return [] }
         return alternativeNames.compactMap { name -> String? in
             switch name {
-            case let .dnsName(dns): return dns
-            case let .ipAddress(octets): return Self.render(ip: Array(octets.bytes))
+            case .dnsName(let dns): return dns
+            case .ipAddress(let octets): return Self.render(ip: Array(octets.bytes))
             default: return nil
             }
         }

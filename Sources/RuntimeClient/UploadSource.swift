@@ -1,10 +1,11 @@
+import SystemErrorText
+import SystemPackage
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import SystemErrorText
-import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -41,7 +42,8 @@ public final class UploadSource: @unchecked Sendable {  // used by one put at a 
                 let code = errno
                 // Asked only now: asking first would open the file twice, and a named pipe's
                 // writer loses what it wrote when its first reader goes (issue 42).
-                throw RuntimeClientError.localFile(path: path, reason: SystemErrorText.whyUnreadable(path) ?? SystemErrorText.errnoText(code))
+                throw RuntimeClientError.localFile(
+                    path: path, reason: SystemErrorText.whyUnreadable(path) ?? SystemErrorText.errnoText(code))
             }
             descriptor = opened
             closesDescriptor = true

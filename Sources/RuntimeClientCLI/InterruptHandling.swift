@@ -1,11 +1,12 @@
+import CommandLineSupport
 import Dispatch
+import RuntimeClient
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import CommandLineSupport
-import RuntimeClient
 
 #if canImport(Glibc)
 import Glibc

@@ -1,13 +1,14 @@
 import ArgumentParser
+import CommandLineSupport
+import RuntimeClient
+import TransportProtocol
+import YamuxLink
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import CommandLineSupport
-import YamuxLink
-import RuntimeClient
-import TransportProtocol
 
 #if canImport(Glibc)
 import Glibc
@@ -74,7 +75,9 @@ struct ConnectionOptions: ParsableArguments {
 
     @Option(
         parsing: .unconditional,
-        help: "Seconds nothing may move while the client waits (to connect, for the TLS handshake, for an answer) before it gives up with exit status 75 (0: never). A transfer that keeps moving never times out.")
+        help:
+            "Seconds nothing may move while the client waits (to connect, for the TLS handshake, for an answer) before it gives up with exit status 75 (0: never). A transfer that keeps moving never times out."
+    )
     var timeout: Double = 30
 
     func validate() throws {
@@ -99,7 +102,8 @@ struct ConnectionOptions: ParsableArguments {
         guard let cert = self.cert, let key = self.key, let ca = self.ca else {
             let missing = [("--cert", self.cert), ("--key", self.key), ("--ca", self.ca)].filter { $0.1 == nil }.map(\.0)
             throw ValidationError(
-                "missing \(missing.joined(separator: ", ")): every command needs this client's certificate, key and the CA (tools/gen-certs.sh makes them)")
+                "missing \(missing.joined(separator: ", ")): every command needs this client's certificate, key and the CA (tools/gen-certs.sh makes them)"
+            )
         }
         var configuration = RuntimeClientConfiguration(
             certificatePath: cert, keyPath: key, caPath: ca, serverName: self.serverName,

@@ -1,9 +1,10 @@
+import Synchronization
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import Synchronization
 
 /// The runtime manager's files: in memory, shared by all sessions, with a
 /// limit on the total size.
@@ -111,11 +112,11 @@ public enum FileStoreError: Error, Equatable, CustomStringConvertible, Sendable 
 
     public var description: String {
         switch self {
-        case let .noSuchFile(name):
+        case .noSuchFile(let name):
             return "no file named \"\(name)\" in the runtime manager"
-        case let .appendToMissingFile(name):
+        case .appendToMissingFile(let name):
             return "cannot append to \"\(name)\": no such file in the runtime manager; write (put) it first"
-        case let .storeFull(name, requested, used, limit):
+        case .storeFull(let name, let requested, let used, let limit):
             return "storing \(requested) more bytes for \"\(name)\" would exceed the runtime manager's store limit "
                 + "(\(used) of \(limit) bytes in use); free space or start it with a larger --max-store-bytes"
         }

@@ -1,4 +1,5 @@
 import Crypto
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -59,9 +60,9 @@ public struct Policy: Sendable, Equatable {
 
         public var description: String {
             switch self {
-            case let .write(path): return "write \"\(path)\""
-            case let .append(path): return "append to \"\(path)\""
-            case let .read(path): return "read \"\(path)\""
+            case .write(let path): return "write \"\(path)\""
+            case .append(let path): return "append to \"\(path)\""
+            case .read(let path): return "read \"\(path)\""
             case .shutdown: return "shut down the runtime manager"
             }
         }
@@ -82,9 +83,9 @@ public struct Policy: Sendable, Equatable {
         self.rules.contains { rule in
             guard rule.matches(identity) else { return false }
             switch action {
-            case let .write(path): return rule.write.contains { path.hasPrefix($0) }
-            case let .append(path): return rule.append.contains { path.hasPrefix($0) }
-            case let .read(path): return rule.read.contains { path.hasPrefix($0) }
+            case .write(let path): return rule.write.contains { path.hasPrefix($0) }
+            case .append(let path): return rule.append.contains { path.hasPrefix($0) }
+            case .read(let path): return rule.read.contains { path.hasPrefix($0) }
             case .shutdown: return rule.shutdown
             }
         }
@@ -158,11 +159,11 @@ public enum PolicyError: Error, Equatable, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case let .unreadable(path):
+        case .unreadable(let path):
             return "cannot read policy file \(path); check the --policy path"
-        case let .invalid(reason):
+        case .invalid(let reason):
             return "invalid policy: \(reason) (format: docs/POLICY.md)"
-        case let .invalidFile(path, reason):
+        case .invalidFile(let path, let reason):
             return "invalid policy file \(path): \(reason) (format: docs/POLICY.md)"
         }
     }
@@ -217,17 +218,17 @@ extension Policy.Rule: Decodable {
         let match = try matchDecoder.container(keyedBy: MatchKeys.self)
         let commonName = try match.decodeIfPresent(String.self, forKey: .commonName)
         let fingerprint = try match.decodeIfPresent(String.self, forKey: .sha256)
-        let where_ = decoder.codingPath.map { $0.intValue.map { "rules[\($0)]" } ?? $0.stringValue }.last ?? "a rule"
+        let ruleName = decoder.codingPath.map { $0.intValue.map { "rules[\($0)]" } ?? $0.stringValue }.last ?? "a rule"
         guard commonName != nil || fingerprint != nil else {
             // A rule without a matcher would apply to every certificate the CA
             // ever issued; make that impossible to write by accident.
-            throw PolicyError.invalid("\(where_) has an empty match; give \"common_name\" and/or \"sha256\"")
+            throw PolicyError.invalid("\(ruleName) has an empty match; give \"common_name\" and/or \"sha256\"")
         }
         if let fingerprint {
             let hex = Policy.normalizedFingerprint(fingerprint)
             guard hex.count == 64, hex.allSatisfy(\.isHexDigit) else {
                 throw PolicyError.invalid(
-                    "\(where_) match.sha256 is not a SHA-256 fingerprint (64 hex digits, colons allowed): \"\(fingerprint)\""
+                    "\(ruleName) match.sha256 is not a SHA-256 fingerprint (64 hex digits, colons allowed): \"\(fingerprint)\""
                 )
             }
         }

@@ -1,11 +1,12 @@
 import Crypto
+import SwiftProtobuf
+import TransportProtocol
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import SwiftProtobuf
-import TransportProtocol
 
 /// Answers one request of one client: the runtime manager's whole behaviour
 /// without any I/O, so it can be tested by plain calls.
@@ -57,13 +58,13 @@ public struct RequestHandler: Sendable {
         }
 
         switch request.messageOneof {
-        case let .writeFile(file)? where file.stage:
+        case .writeFile(let file)? where file.stage:
             return stagedChunk(file, starting: true, uploads: &uploads, identity: identity, context: context)
 
-        case let .appendFile(file)? where file.stage:
+        case .appendFile(let file)? where file.stage:
             return stagedChunk(file, starting: false, uploads: &uploads, identity: identity, context: context)
 
-        case let .writeFile(file)?:
+        case .writeFile(let file)?:
             if let refusal = Self.refusal(ofName: file.fileName) { return fail(.failedInvalidRequest, refusal) }
             guard self.policy.permits(.write(file.fileName), for: identity) else { return deny(.write(file.fileName)) }
             do {
@@ -73,7 +74,7 @@ public struct RequestHandler: Sendable {
             }
             return success()
 
-        case let .appendFile(file)?:
+        case .appendFile(let file)?:
             guard self.policy.permits(.append(file.fileName), for: identity) else {
                 return deny(.append(file.fileName))
             }
@@ -84,7 +85,7 @@ public struct RequestHandler: Sendable {
             }
             return success()
 
-        case let .readFile(read)?:
+        case .readFile(let read)?:
             guard self.policy.permits(.read(read.fileName), for: identity) else { return deny(.read(read.fileName)) }
             let data: Data
             do {
@@ -94,7 +95,7 @@ public struct RequestHandler: Sendable {
             }
             return success { $0.result = .with { $0.data = data } }
 
-        case let .requestPiHash(hash)?:
+        case .requestPiHash(let hash)?:
             // Hashing reveals something about the contents: it needs read permission.
             guard self.policy.permits(.read(hash.fileName), for: identity) else { return deny(.read(hash.fileName)) }
             do {

@@ -72,7 +72,7 @@ public struct RuntimeManagerMetrics: Sendable {
     /// The label for a failed handshake, from BoringSSL's reason codes (as `describe` explains them).
     static func handshakeFailureReason(_ error: NIOSSLError) -> String {
         let text: String
-        if case let .handshakeFailed(inner) = error { text = "\(inner)" } else { text = "\(error)" }
+        if case .handshakeFailed(let inner) = error { text = "\(inner)" } else { text = "\(error)" }
         let reasons = RuntimeManagerSessionHandler.reasonCodes(text)
         if reasons.contains("CERTIFICATE_VERIFY_FAILED") { return "untrusted_client_certificate" }
         if reasons.contains(where: { $0.contains("PEER_DID_NOT_RETURN_A_CERTIFICATE") || $0.contains("CERTIFICATE_REQUIRED") }) {

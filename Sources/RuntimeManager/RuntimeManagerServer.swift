@@ -4,9 +4,9 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import Synchronization
+import SystemErrorText
 import TransportProtocol
 import Yamux
-import SystemErrorText
 import YamuxLink
 
 #if canImport(Glibc)
@@ -126,14 +126,14 @@ public final class RuntimeManagerServer: Sendable {
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: self.group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                RuntimeManagerSession.configure(channel: channel, context: context)
-            }
-            .bind(host: host, port: port)
-            .get()
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    RuntimeManagerSession.configure(channel: channel, context: context)
+                }
+                .bind(host: host, port: port)
+                .get()
         } catch let error as IOError where error.errnoCode == EACCES {
             throw RuntimeManagerSetupError("cannot listen on \(host):\(port): permission denied (ports below 1024 need privileges)")
         } catch {

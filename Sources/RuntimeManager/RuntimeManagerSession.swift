@@ -1,9 +1,4 @@
 import EventSummaries
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -14,6 +9,12 @@ import SystemErrorText
 import TransportProtocol
 import Yamux
 import YamuxLink
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Everything a runtime-manager session needs, shared by all sessions of a
 /// server whatever carries them (a direct TCP connection or a yamux stream).
@@ -318,7 +319,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     private func answerKeepingFilesWhole(_ request: RuntimeManagerRequest, from identity: ClientIdentity) -> RequestOutcome {
         switch request.messageOneof {
         case .appendFile(let file)?
-            where self.filesWithAFailedChunk.contains(file.fileName)
+        where self.filesWithAFailedChunk.contains(file.fileName)
             || self.filesWithAFailedChunk.count >= Self.maximumFilesWithAFailedChunk:
             return RequestOutcome(
                 response: .failure(
@@ -577,7 +578,7 @@ final class RuntimeManagerSessionHandler: ChannelInboundHandler {
     static func describe(_ error: NIOSSLError) -> String {
         let text: String
         switch error {
-        case let .handshakeFailed(inner): text = "\(inner)"
+        case .handshakeFailed(let inner): text = "\(inner)"
         default: text = "\(error)"
         }
         let reasons = Self.reasonCodes(text)

@@ -34,12 +34,12 @@ public struct StagedUploads: Sendable {
 
         public var description: String {
             switch self {
-            case let .tooManyUploads(name):
+            case .tooManyUploads(let name):
                 return "cannot start a put of \"\(name)\": \(StagedUploads.maximumUploads) puts are in progress in this session already"
-            case let .noUploadInProgress(name):
+            case .noUploadInProgress(let name):
                 return "no put of \"\(name)\" is in progress in this session (an earlier chunk of it failed, or it was committed): "
                     + "the stored file is unchanged; put it again"
-            case let .store(error):
+            case .store(let error):
                 return "\(error); the put is abandoned and the stored file is unchanged"
             }
         }

@@ -31,7 +31,8 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     var direct: LinkAddress?
 
     @Option(
-        help: "Accept repeaters' yamux links on HOST:PORT, unix:PATH or vsock:CID:PORT (vsock:any:PORT in an enclave; 'none' to accept direct clients only). (default: 127.0.0.1:6000)",
+        help:
+            "Accept repeaters' yamux links on HOST:PORT, unix:PATH or vsock:CID:PORT (vsock:any:PORT in an enclave; 'none' to accept direct clients only). (default: 127.0.0.1:6000)",
         transform: { $0 == "none" ? nil : try LinkAddress.parseArgument($0) })
     var listen: LinkAddress? = .tcp(host: "127.0.0.1", port: 6000)
 
@@ -56,7 +57,9 @@ struct RuntimeManagerCommand: AsyncParsableCommand {
     @Option(help: "The JSON policy file (docs/POLICY.md).")
     var policy: String
 
-    @Option(name: .customLong("max-store-bytes"), parsing: .unconditional, help: "Limit on the total size of stored files, in bytes (0 or more).")
+    @Option(
+        name: .customLong("max-store-bytes"), parsing: .unconditional,
+        help: "Limit on the total size of stored files, in bytes (0 or more).")
     var maxStoreBytes: Int = RuntimeManagerConfiguration.defaultMaximumStoreBytes
 
     @Option(
@@ -219,4 +222,3 @@ struct RuntimeManagerService: Service {
         await self.server.shutdown()
     }
 }
-

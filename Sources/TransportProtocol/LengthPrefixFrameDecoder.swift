@@ -66,11 +66,11 @@ public struct LengthPrefixFrameDecoder {
     public mutating func nextPayload() throws -> ByteBuffer? {
         while true {
             switch self.state {
-            case let .failed(error):
+            case .failed(let error):
                 self.unconsumed = nil
                 throw error
 
-            case let .readingPrefix(partial):
+            case .readingPrefix(let partial):
                 guard var input = self.unconsumed, input.readableBytes > 0 else { return nil }
                 self.unconsumed = nil
                 let length: UInt64
@@ -143,7 +143,7 @@ public struct LengthPrefixFrameDecoder {
     /// payload bytes received so far and the announced payload size.
     /// Lets a client draw a progress bar for a large download.
     public var partialPayloadProgress: (received: Int, expected: Int)? {
-        if case let .readingPayload(expected, gathered) = self.state {
+        if case .readingPayload(let expected, let gathered) = self.state {
             return (gathered.readableBytes + (self.unconsumed?.readableBytes ?? 0), expected)
         }
         return nil
@@ -152,7 +152,7 @@ public struct LengthPrefixFrameDecoder {
     /// Bytes of memory the decoder holds for a partly received payload.
     /// Bounded by what has arrived (times two), never by what a prefix claims.
     public var gatheredCapacity: Int {
-        if case let .readingPayload(_, gathered) = self.state {
+        if case .readingPayload(_, let gathered) = self.state {
             return gathered.capacity
         }
         return 0
@@ -168,10 +168,10 @@ public struct LengthPrefixFrameDecoder {
     public var errorAtEndOfStream: TransportProtocolError? {
         let extra = self.unconsumed?.readableBytes ?? 0
         switch self.state {
-        case let .readingPrefix(partial):
+        case .readingPrefix(let partial):
             let received = (partial?.readableBytes ?? 0) + extra
             return received == 0 ? nil : .truncatedMessage(received: received, expected: nil)
-        case let .readingPayload(expected, gathered):
+        case .readingPayload(let expected, let gathered):
             return .truncatedMessage(received: gathered.readableBytes + extra, expected: expected)
         case .failed:
             return nil

@@ -77,7 +77,7 @@ public final class LengthPrefixedMessageDecoder<Message: SwiftProtobuf.Message>:
             let partial = self.frames.errorAtEndOfStream
             var received = 0
             var expected: Int?
-            if case let .truncatedMessage(r, e)? = partial { (received, expected) = (r, e) }
+            if case .truncatedMessage(let r, let e)? = partial { (received, expected) = (r, e) }
             context.fireErrorCaught(
                 TransportProtocolError.stalledMessage(
                     received: received, expected: expected, seconds: Int(timeout.nanoseconds / 1_000_000_000)))

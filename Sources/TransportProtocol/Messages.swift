@@ -1,9 +1,10 @@
+import SwiftProtobuf
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
 import Foundation
 #endif
-import SwiftProtobuf
 
 /// Short names for the generated message types.
 ///
@@ -26,7 +27,7 @@ extension RuntimeManagerResponse {
 
     /// The error message of a failed response, if it carries one.
     public var errorMessage: String? {
-        guard case let .error(code)? = self.messageOneof else { return nil }
+        guard case .error(let code)? = self.messageOneof else { return nil }
         return String(decoding: code.error, as: UTF8.self)
     }
 }
@@ -43,7 +44,7 @@ extension ResponseStatus {
         case .failedVmError: return "FAILED_VM_ERROR"
         case .failedErrorCodeReturned: return "FAILED_ERROR_CODE_RETURNED"
         case .failedInvalidRequest: return "FAILED_INVALID_REQUEST"
-        case let .UNRECOGNIZED(value): return "UNRECOGNIZED(\(value))"
+        case .UNRECOGNIZED(let value): return "UNRECOGNIZED(\(value))"
         }
     }
 }

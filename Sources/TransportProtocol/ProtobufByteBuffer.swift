@@ -1,8 +1,9 @@
+import NIOCore
+import SwiftProtobuf
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import NIOCore
-import SwiftProtobuf
 
 /// A `ByteBuffer` seen as a bag of bytes by swift-protobuf.
 ///

@@ -25,20 +25,20 @@ public enum TransportProtocolError: Error, Equatable, CustomStringConvertible, S
 
     public var description: String {
         switch self {
-        case let .messageTooLarge(length, limit):
+        case .messageTooLarge(let length, let limit):
             return "message of \(length) bytes announced by the length prefix exceeds the limit of \(limit) bytes "
                 + "(\(Self.mebibytes(limit))); send smaller messages (put splits files into chunks) "
                 + "or raise --max-message-bytes"
-        case let .truncatedMessage(received, expected?):
+        case .truncatedMessage(let received, let expected?):
             return "connection ended after \(received) of \(expected) bytes of a message; the peer stopped mid-message"
-        case let .truncatedMessage(received, nil):
+        case .truncatedMessage(let received, nil):
             return "connection ended after \(received) of the 8 bytes of a length prefix; the peer stopped mid-message"
-        case let .malformedMessage(type, reason):
+        case .malformedMessage(let type, let reason):
             return "received bytes that are not a valid \(type) message (\(reason)); is the peer speaking this protocol?"
-        case let .stalledMessage(received, expected?, seconds):
+        case .stalledMessage(let received, let expected?, let seconds):
             return "message stalled: \(received) of its \(expected) bytes arrived, then nothing for \(seconds) s; "
                 + "closing the session (send whole messages, or raise --message-timeout)"
-        case let .stalledMessage(received, nil, seconds):
+        case .stalledMessage(let received, nil, let seconds):
             return "message stalled: \(received) of the 8 bytes of a length prefix arrived, then nothing for \(seconds) s; "
                 + "closing the session (send whole messages, or raise --message-timeout)"
         }

@@ -84,7 +84,8 @@ public struct YamuxError: Error, Hashable, Sendable, CustomStringConvertible {
         let at = offset.map { " at link byte offset \($0)" } ?? ""
         switch kind {
         case .badVersion(let v):
-            return "yamux: bad version \(v) (expected 0)\(at); the peer does not speak yamux v0 — check that both ends of the link are yamux"
+            return
+                "yamux: bad version \(v) (expected 0)\(at); the peer does not speak yamux v0 — check that both ends of the link are yamux"
         case .unknownFrameType(let t):
             return "yamux: unknown frame type \(t) (expected 0–3)\(at); the link carries something other than yamux frames"
         case .dataFrameTooLarge(let length, let limit):

@@ -264,7 +264,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     public func channelInactive(context: ChannelHandlerContext) {
         if !closed && decoder.isMidFrame && !readsPaused {
             // A header or payload cut off by the peer's close: say so, it is the only trace of it.
-            logger.warning("link closed by the peer in the middle of a frame (\(decoder.bytesMissing) bytes of it missing); its streams are closed")
+            logger.warning(
+                "link closed by the peer in the middle of a frame (\(decoder.bytesMissing) bytes of it missing); its streams are closed")
         }
         tearDown(error: YamuxError(.linkClosed))
         context.fireChannelInactive()
@@ -837,7 +838,8 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
         // Strong capture (see `streamIsClosing`): teardown cancels it.
         peerEventSummaryTask = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.peerEventSummaryInterval) {
             self.peerEventSummaryTask = nil
-            self.logPeerEventSummary("from the link's peer over the last \(self.configuration.peerEventSummaryInterval.intervalDescription)")
+            self.logPeerEventSummary(
+                "from the link's peer over the last \(self.configuration.peerEventSummaryInterval.intervalDescription)")
         }
     }
 

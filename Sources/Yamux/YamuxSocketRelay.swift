@@ -360,4 +360,3 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
         multiplexer.endpointClosed(self)
     }
 }
-

@@ -279,7 +279,8 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
 
     private func markFlushed() {
         while flushedCount < pendingWrites.count {
-            flushedBytes += pendingWrites[pendingWrites.index(pendingWrites.startIndex, offsetBy: flushedCount)]
+            flushedBytes +=
+                pendingWrites[pendingWrites.index(pendingWrites.startIndex, offsetBy: flushedCount)]
                 .buffer.readableBytes
             flushedCount += 1
         }

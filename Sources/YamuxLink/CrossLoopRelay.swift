@@ -79,7 +79,9 @@ public final class CrossLoopRelay: ChannelDuplexHandler {
     private func report(_ reason: RelayEndReason) {
         guard !ended else { return }
         ended = true
-        if let onEnd { onEnd(reason) } else {
+        if let onEnd {
+            onEnd(reason)
+        } else {
             toPartner { $0.report(reason) }
         }
     }

@@ -1,10 +1,11 @@
+import NIOCore
+import NIOPosix
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import NIOCore
-import NIOPosix
 
 /// How the socket of a yamux link is tuned, the same on both ends (the repeater dials, a
 /// `YamuxLinkListener` accepts).
@@ -50,7 +51,8 @@ extension ClientBootstrap {
         let bootstrap = self.channelOption(.writeBufferWaterMark, value: writeBufferWaterMark)
             .channelOption(.maxMessagesPerRead, value: LinkSocketTuning.maxMessagesPerRead)
         guard address.isTCP else { return bootstrap }
-        return bootstrap
+        return
+            bootstrap
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(LinkSocketTuning.notSentLowWatermarkOption, value: LinkSocketTuning.notSentLowWatermark)
     }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import CommandLineSupport
 import NIOCore
-import YamuxLink
 import XCTest
+import YamuxLink
 
 /// What every command line shares: seconds, range checks and addresses, refused in one line
 /// that names the option.

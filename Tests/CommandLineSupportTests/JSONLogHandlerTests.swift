@@ -1,8 +1,9 @@
-@testable import CommandLineSupport
 import Foundation
 import Logging
 import Synchronization
 import XCTest
+
+@testable import CommandLineSupport
 
 /// `--log-format json`: every line one JSON object a parser reads back exactly, whatever the
 /// message holds.
@@ -44,8 +45,10 @@ final class JSONLogHandlerTests: XCTestCase {
         let numbers = ts.split(whereSeparator: { "-T:.Z".contains($0) }).map { Int($0)! }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parsed = try XCTUnwrap(calendar.date(from: DateComponents(
-            year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5])))
+        let parsed = try XCTUnwrap(
+            calendar.date(
+                from: DateComponents(
+                    year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5])))
         XCTAssertLessThan(abs(parsed.timeIntervalSince(before)), 5, "\(ts) is now")
         XCTAssertEqual(JSONLogHandler.rfc3339(secondsSinceEpoch: 0, microseconds: 0), "1970-01-01T00:00:00.000000Z")
         XCTAssertEqual(JSONLogHandler.rfc3339(secondsSinceEpoch: 1_796_300_436, microseconds: 7), "2026-12-03T12:20:36.000007Z")

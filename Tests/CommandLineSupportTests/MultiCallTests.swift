@@ -12,14 +12,16 @@ final class MultiCallTests: XCTestCase {
     func testTheNameItRunsUnderChoosesAndKeepsEveryArgument() {
         XCTAssertEqual(choose(["/usr/bin/repeaterd", "--listen", "x"]), .run(command: "repeaterd", arguments: ["--listen", "x"]))
         XCTAssertEqual(choose(["muxcat"]), .run(command: "muxcat", arguments: []))
-        XCTAssertEqual(choose(["./runtime-client", "muxcat"]), .run(command: "runtime-client", arguments: ["muxcat"]),
-                       "a command's own arguments are never read as a command name")
+        XCTAssertEqual(
+            choose(["./runtime-client", "muxcat"]), .run(command: "runtime-client", arguments: ["muxcat"]),
+            "a command's own arguments are never read as a command name")
         XCTAssertEqual(choose(["runtime-manager", "--help"]), .run(command: "runtime-manager", arguments: ["--help"]))
     }
 
     func testOtherwiseTheFirstArgumentChooses() {
-        XCTAssertEqual(choose(["/usr/lib/repeater/repeater", "muxcat", "decode", "f"]),
-                       .run(command: "muxcat", arguments: ["decode", "f"]))
+        XCTAssertEqual(
+            choose(["/usr/lib/repeater/repeater", "muxcat", "decode", "f"]),
+            .run(command: "muxcat", arguments: ["decode", "f"]))
         XCTAssertEqual(choose(["repeater", "runtime-manager"]), .run(command: "runtime-manager", arguments: []))
         XCTAssertEqual(choose(["renamed-copy", "repeaterd", "--version"]), .run(command: "repeaterd", arguments: ["--version"]))
     }

@@ -152,7 +152,9 @@ final class AccessLogTests: XCTestCase {
 
         let ended = waitForLines(repeater, "session ended", count: 4)
         let refused = waitForLines(repeater, "session refused", count: 2)
-        func check(_ port: Int, in lines: [[String: Any]], cause: String, endedBy: String, file: StaticString = #filePath, line: UInt = #line) {
+        func check(
+            _ port: Int, in lines: [[String: Any]], cause: String, endedBy: String, file: StaticString = #filePath, line: UInt = #line
+        ) {
             guard let entry = self.line(for: port, in: lines) else {
                 return XCTFail("no line for 127.0.0.1:\(port): \(lines)", file: file, line: line)
             }
@@ -179,13 +181,18 @@ final class AccessLogTests: XCTestCase {
         let port = freePort()
         let repeater = try deployment.sandbox.start(
             try Binaries.repeaterd,
-            ["--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(echoPort)", "--log-format", "json", "--access-log",
-             "--log-level", "warning", "--threads", "1"], name: "repeaterd")
+            [
+                "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(echoPort)", "--log-format", "json", "--access-log",
+                "--log-level", "warning", "--threads", "1",
+            ], name: "repeaterd")
         // Nothing at info says it listens or that its link is up: try until a session goes through.
         let deadline = Date().addingTimeInterval(20)
         var echoed = false
         while !echoed && Date() < deadline {
-            guard let client = try? RawSocket.connect(port: port) else { usleep(50_000); continue }
+            guard let client = try? RawSocket.connect(port: port) else {
+                usleep(50_000)
+                continue
+            }
             client.send(Array("hello".utf8))
             client.read(timeout: 5) { $0.count >= 5 }
             echoed = client.received.count == 5
@@ -288,7 +295,8 @@ final class AccessLogTests: XCTestCase {
         XCTAssertEqual(manager.waitForExit(), 0)
         let text = manager.stderr.text
         let summaries = text.split(separator: "\n").filter {
-            $0.contains("[RuntimeManager] sessions over the last 10 s: ") || $0.contains("[RuntimeManager] sessions since the last summary, at exit: ")
+            $0.contains("[RuntimeManager] sessions over the last 10 s: ")
+                || $0.contains("[RuntimeManager] sessions since the last summary, at exit: ")
         }
         let total = summedCounts(summaries, #"\d+ sessions? closed for a failed TLS handshake"#)
         XCTAssertEqual(total, 200, "every failed handshake counted:\n\(summaries.joined(separator: "\n"))")

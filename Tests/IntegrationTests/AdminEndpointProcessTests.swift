@@ -83,7 +83,9 @@ final class AdminEndpointProcessTests: XCTestCase {
             }
             if line.hasPrefix("#") || line.isEmpty { continue }
             let name = String(line.prefix { $0 != "{" && $0 != " " })
-            let family = type[name] != nil ? name
+            let family =
+                type[name] != nil
+                ? name
                 : ["_bucket", "_sum", "_count"].compactMap { name.hasSuffix($0) ? String(name.dropLast($0.count)) : nil }.first ?? name
             guard let kind = type[family] else {
                 problems.append("\(name): a sample without TYPE")
@@ -114,17 +116,20 @@ final class AdminEndpointProcessTests: XCTestCase {
         let (_, port) = try deployment.repeaterWithLinkUp(
             backendPort: linkPort, ["--threads", "1", "--keepalive-interval", "0.2", "--admin", "127.0.0.1:\(repeaterAdmin)"])
         XCTAssertEqual(try deployment.runClient(port: port, ["policy-hash"]).status, 0)
-        XCTAssertTrue(eventually(timeout: 10) {
-            ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_link_rtt_seconds_count{}"] ?? 0) >= 2
-        })
+        XCTAssertTrue(
+            eventually(timeout: 10) {
+                ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_link_rtt_seconds_count{}"] ?? 0) >= 2
+            })
         for (daemon, adminPort) in [("repeater", repeaterAdmin), ("runtime_manager", managerAdmin)] {
             let text = try get(adminPort, "/metrics").body
             XCTAssertEqual(Self.conventionProblems(text), [], "\(daemon): \(text)")
             XCTAssertFalse(text.contains("no help text"), text)
             let values = try samples(text)
             XCTAssertEqual(values["\(daemon)_build_info{version=0.9.0}"], 1, "\(values.keys.sorted())")
-            for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
-                         "process_open_fds", "process_max_fds", "process_start_time_seconds"] {
+            for name in [
+                "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                "process_open_fds", "process_max_fds", "process_start_time_seconds",
+            ] {
                 XCTAssertGreaterThan(values["\(name){}"] ?? 0, 0, "\(daemon): \(name)")
             }
             let started = values["process_start_time_seconds{}"] ?? 0
@@ -158,27 +163,30 @@ final class AdminEndpointProcessTests: XCTestCase {
             XCTAssertEqual(try deployment.runClient(port: port, ["policy-hash"]).status, 0)
         }
         // Keep-alive pings every 0.2 s: their round trips fill the histogram.
-        XCTAssertTrue(eventually(timeout: 10) {
-            ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_link_rtt_seconds_count{}"] ?? 0) >= 2
-        })
+        XCTAssertTrue(
+            eventually(timeout: 10) {
+                ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_link_rtt_seconds_count{}"] ?? 0) >= 2
+            })
         let repeater = try self.samples(try self.get(repeaterAdmin, "/metrics").body)
         XCTAssertEqual(repeater["repeater_sessions_total{result=accepted}"], 3, "\(repeater)")
         XCTAssertEqual(repeater["repeater_sessions_total{result=refused_link_down}"] ?? 0, 0)
         XCTAssertEqual(repeater["repeater_links_up{}"], 1)
         XCTAssertEqual(repeater["repeater_streams_reset_total{by=peer}"] ?? 0, 0, "three clean sessions reset nothing")
-        XCTAssertTrue(eventually(timeout: 10) {
-            ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 0
-        })
+        XCTAssertTrue(
+            eventually(timeout: 10) {
+                ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 0
+            })
         // Garbage instead of a ClientHello: one failed handshake, counted by reason.
         let notTLS = try RawSocket.connect(port: port)
         notTLS.send(Array("GET / HTTP/1.1\r\n\r\n".utf8))
         XCTAssertTrue(notTLS.readUntilClosed(timeout: 10))
         notTLS.close()
         var runtime: [String: Double] = [:]
-        XCTAssertTrue(eventually(timeout: 10) {
-            runtime = (try? self.samples(try self.get(managerAdmin, "/metrics").body)) ?? [:]
-            return runtime["runtime_manager_tls_handshake_failures_total{reason=not_tls}"] == 1
-        }, "\(runtime)")
+        XCTAssertTrue(
+            eventually(timeout: 10) {
+                runtime = (try? self.samples(try self.get(managerAdmin, "/metrics").body)) ?? [:]
+                return runtime["runtime_manager_tls_handshake_failures_total{reason=not_tls}"] == 1
+            }, "\(runtime)")
         XCTAssertEqual(runtime["runtime_manager_links_open{}"], 1, "\(runtime)")
         XCTAssertNotNil(runtime["runtime_manager_store_bytes{}"])
         XCTAssertEqual(runtime["runtime_manager_requests_total{result=success,type=request_policy_hash}"], 3, "\(runtime)")
@@ -189,12 +197,14 @@ final class AdminEndpointProcessTests: XCTestCase {
         // is refused for that reason, and the link is down.
         let cutOff = try RawSocket.connect(port: port)
         defer { cutOff.close() }
-        XCTAssertTrue(eventually(timeout: 10) {
-            ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 1
-        })
-        XCTAssertTrue(eventually(timeout: 10) {
-            ((try? self.samples(try self.get(managerAdmin, "/metrics").body))?["runtime_manager_streams_open{}"]) == 1
-        }, "the session is one stream at the runtime manager")
+        XCTAssertTrue(
+            eventually(timeout: 10) {
+                ((try? self.samples(try self.get(repeaterAdmin, "/metrics").body))?["repeater_sessions_open{}"]) == 1
+            })
+        XCTAssertTrue(
+            eventually(timeout: 10) {
+                ((try? self.samples(try self.get(managerAdmin, "/metrics").body))?["runtime_manager_streams_open{}"]) == 1
+            }, "the session is one stream at the runtime manager")
         manager.signal(SIGKILL)
         XCTAssertTrue(eventually(timeout: 15) { (try? self.get(repeaterAdmin, "/readyz").status) == 503 })
         let refused = try RawSocket.connect(port: port)
@@ -271,13 +281,14 @@ final class AdminEndpointProcessTests: XCTestCase {
     func testIdleSessionsAreCountedAsIdle() throws {
         let (_, port, adminPort) = try self.repeaterBeforeAnEchoPeer(["--idle-timeout", "0.5"])
         let silent = try (0..<3).map { _ in try RawSocket.connect(port: port) }
-        defer { silent.forEach { $0.close() } }
+        defer { for socket in silent { socket.close() } }
         for socket in silent { XCTAssertTrue(socket.readUntilClosed(timeout: 10)) }
         var metrics: [String: Double] = [:]
-        XCTAssertTrue(eventually(timeout: 10) {
-            metrics = (try? self.samples(try self.get(adminPort, "/metrics").body)) ?? [:]
-            return metrics["repeater_sessions_closed_total{cause=idle}"] == 3
-        }, "\(metrics)")
+        XCTAssertTrue(
+            eventually(timeout: 10) {
+                metrics = (try? self.samples(try self.get(adminPort, "/metrics").body)) ?? [:]
+                return metrics["repeater_sessions_closed_total{cause=idle}"] == 3
+            }, "\(metrics)")
         XCTAssertEqual(metrics["repeater_sessions_closed_total{cause=client}"], 0)
     }
 

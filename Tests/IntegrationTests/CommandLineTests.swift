@@ -57,8 +57,10 @@ final class CommandLineTests: XCTestCase {
     private func client(_ who: String, port: Int, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         try runProcess(
             try self.executable("runtime-client"),
-            [arguments[0], "--connect", "127.0.0.1:\(port)", "--cert", self.certs.path("\(who).pem"),
-             "--key", self.certs.path("\(who).key"), "--ca", self.certs.path("ca.pem"), "--quiet"]
+            [
+                arguments[0], "--connect", "127.0.0.1:\(port)", "--cert", self.certs.path("\(who).pem"),
+                "--key", self.certs.path("\(who).key"), "--ca", self.certs.path("ca.pem"), "--quiet",
+            ]
                 + arguments.dropFirst()
         )
     }
@@ -159,9 +161,11 @@ final class CommandLineTests: XCTestCase {
     func testBadStartupFilesAreOneClearLine() throws {
         let result = try runProcess(
             try self.executable("runtime-manager"),
-            ["--direct", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--cert", self.certs.path("runtime-manager.pem"),
-             "--key", self.certs.path("runtime-manager.key"), "--client-ca", self.certs.path("ca.pem"),
-             "--policy", "/nonexistent/policy.json"]
+            [
+                "--direct", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--cert", self.certs.path("runtime-manager.pem"),
+                "--key", self.certs.path("runtime-manager.key"), "--client-ca", self.certs.path("ca.pem"),
+                "--policy", "/nonexistent/policy.json",
+            ]
         )
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("cannot read policy file /nonexistent/policy.json"), result.stderr)

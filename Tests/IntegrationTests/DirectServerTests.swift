@@ -1,13 +1,13 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import ProcessTestSupport
 import RuntimeClient
 import RuntimeManager
 import SwiftProtobuf
-import TransportProtocol
-import ProcessTestSupport
-import XCTest
 import Synchronization
+import TransportProtocol
+import XCTest
 
 /// Real TLS over loopback TCP: an in-process runtime manager with --direct and RuntimeClient.
 final class DirectServerTests: XCTestCase {
@@ -206,7 +206,7 @@ final class DirectServerTests: XCTestCase {
             _ = try await client.read("missing.txt")
             XCTFail("reading a missing file should fail")
         } catch let error as RuntimeClientError {
-            guard case let .requestFailed(_, status, message) = error else { return XCTFail("\(error)") }
+            guard case .requestFailed(_, let status, let message) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(status, .failedGeneric)
             XCTAssertTrue(message.contains("missing.txt"), message)
             XCTAssertTrue("\(error)".contains("FAILED_GENERIC"), "\(error)")

@@ -3,11 +3,11 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOSSL
+import ProcessTestSupport
 import RuntimeClient
 import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
-import ProcessTestSupport
 import XCTest
 
 /// A TLS client and a runtime-manager session on two EmbeddedChannels, bytes
@@ -91,7 +91,10 @@ final class EmbeddedTLSTests: XCTestCase {
 
         let request = RuntimeManagerRequest.with {
             $0.context = 42
-            $0.writeFile = .with { $0.fileName = "hello.txt"; $0.data = Data("hello through TLS".utf8) }
+            $0.writeFile = .with {
+                $0.fileName = "hello.txt"
+                $0.data = Data("hello through TLS".utf8)
+            }
         }
         client.writeAndFlush(request, promise: nil)
         try self.pump(client, server)
@@ -109,7 +112,10 @@ final class EmbeddedTLSTests: XCTestCase {
         let client = try self.makeClientChannel(who: "reader")
         try self.connect(client, server)
         client.writeAndFlush(
-            RuntimeManagerRequest.with { $0.context = 1; $0.writeFile = .with { $0.fileName = "x" } }, promise: nil
+            RuntimeManagerRequest.with {
+                $0.context = 1
+                $0.writeFile = .with { $0.fileName = "x" }
+            }, promise: nil
         )
         try self.pump(client, server)
         let response = try XCTUnwrap(try client.readInbound(as: RuntimeManagerResponse.self))
@@ -147,7 +153,9 @@ final class EmbeddedTLSTests: XCTestCase {
         // The server sent close_notify and waits for the peer's; it never comes.
         server.embeddedEventLoop.advanceTime(by: .seconds(10))
         XCTAssertFalse(server.isActive, "a silent peer must not hold a session forever")
-        XCTAssertTrue(self.logs.messages.contains { $0.hasPrefix("debug ") && $0.contains("TLS handshake not finished after 30 s") }, "\(self.logs.messages)")
+        XCTAssertTrue(
+            self.logs.messages.contains { $0.hasPrefix("debug ") && $0.contains("TLS handshake not finished after 30 s") },
+            "\(self.logs.messages)")
         XCTAssertFalse(self.logs.messages.contains { $0.hasPrefix("warning") }, "no warning per session: \(self.logs.messages)")
         XCTAssertNoThrow(try server.finish(acceptAlreadyClosed: true))
     }
@@ -194,7 +202,10 @@ final class EmbeddedTLSTests: XCTestCase {
         try self.connect(client, server)
         let request = RuntimeManagerRequest.with {
             $0.context = 7
-            $0.writeFile = .with { $0.fileName = "slow"; $0.data = Data(repeating: 9, count: 1000) }
+            $0.writeFile = .with {
+                $0.fileName = "slow"
+                $0.data = Data(repeating: 9, count: 1000)
+            }
         }
         var whole = ByteBuffer()
         let payload = try request.serializedBytes() as [UInt8]
@@ -234,7 +245,11 @@ final class EmbeddedTLSTests: XCTestCase {
 
         // …and still answers a good request.
         var good = ByteBuffer()
-        let payload = try RuntimeManagerRequest.with { $0.context = 5; $0.requestPolicyHash = .init() }.serializedBytes()
+        let payload =
+            try RuntimeManagerRequest.with {
+                $0.context = 5
+                $0.requestPolicyHash = .init()
+            }.serializedBytes()
             as [UInt8]
         writeLengthPrefix(payload.count, into: &good)
         good.writeBytes(payload)
@@ -253,12 +268,18 @@ final class EmbeddedTLSTests: XCTestCase {
         client.writeAndFlush(
             RuntimeManagerRequest.with {
                 $0.context = 1
-                $0.writeFile = .with { $0.fileName = "first"; $0.data = Data(repeating: 1, count: 768 * 1024) }
+                $0.writeFile = .with {
+                    $0.fileName = "first"
+                    $0.data = Data(repeating: 1, count: 768 * 1024)
+                }
             }, promise: nil)
         client.writeAndFlush(
             RuntimeManagerRequest.with {
                 $0.context = 2
-                $0.writeFile = .with { $0.fileName = "second"; $0.data = Data(repeating: 2, count: 512 * 1024) }
+                $0.writeFile = .with {
+                    $0.fileName = "second"
+                    $0.data = Data(repeating: 2, count: 512 * 1024)
+                }
             }, promise: nil)
         try self.pump(client, server)
         let first = try XCTUnwrap(try client.readInbound(as: RuntimeManagerResponse.self))
@@ -281,7 +302,8 @@ final class EmbeddedTLSTests: XCTestCase {
         try self.pump(client, server)
         server.embeddedEventLoop.advanceTime(by: .seconds(10))
         XCTAssertFalse(server.isActive, "an idle session must not be held forever")
-        XCTAssertTrue(self.logs.messages.contains { $0.hasPrefix("debug ") && $0.contains("closing idle session") }, "\(self.logs.messages)")
+        XCTAssertTrue(
+            self.logs.messages.contains { $0.hasPrefix("debug ") && $0.contains("closing idle session") }, "\(self.logs.messages)")
         XCTAssertFalse(self.logs.messages.contains { $0.hasPrefix("warning") }, "no warning per session: \(self.logs.messages)")
         XCTAssertNoThrow(try client.finish(acceptAlreadyClosed: true))
         XCTAssertNoThrow(try server.finish(acceptAlreadyClosed: true))

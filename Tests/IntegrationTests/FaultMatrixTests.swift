@@ -10,8 +10,8 @@ import RuntimeClient
 import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
-import YamuxLink
 import XCTest
+import YamuxLink
 
 #if canImport(Glibc)
 import Glibc
@@ -65,8 +65,9 @@ final class FaultMatrixTests: XCTestCase {
 
         // The runtime manager is back: the repeater's redial finds it and a new session works.
         manager = try deployment.runtimeManager(linkPort: linkPort)
-        XCTAssertTrue(eventually(timeout: 15) { repeater.stderr.text.components(separatedBy: "link up").count >= 3 },
-                      "repeaterd should redial: \(repeater.stderr.text.suffix(1500))")
+        XCTAssertTrue(
+            eventually(timeout: 15) { repeater.stderr.text.components(separatedBy: "link up").count >= 3 },
+            "repeaterd should redial: \(repeater.stderr.text.suffix(1500))")
         let small = try deployment.makeFile("small", bytes: 1000)
         let again = try deployment.runClient(port: frontPort, ["put", small, "small"])
         XCTAssertEqual(again.status, 0, again.stderr)
@@ -85,8 +86,9 @@ final class FaultMatrixTests: XCTestCase {
             put.closeInput()
             puts.append(put)
         }
-        XCTAssertTrue(eventually(timeout: 20) { manager.server.sessionContext.sessions.count >= 4 },
-                      "four sessions should be open; \(manager.server.sessionContext.sessions.count) are")
+        XCTAssertTrue(
+            eventually(timeout: 20) { manager.server.sessionContext.sessions.count >= 4 },
+            "four sessions should be open; \(manager.server.sessionContext.sessions.count) are")
         let during = await manager.server.linkStatistics()
         XCTAssertGreaterThanOrEqual(during.streams, 4)
         repeater.signal(SIGKILL)
@@ -123,7 +125,10 @@ final class FaultMatrixTests: XCTestCase {
         // A 16 MiB write request of which only 1 MiB is sent before the client vanishes.
         let request = RuntimeManagerRequest.with {
             $0.context = 1
-            $0.writeFile = .with { $0.fileName = "half"; $0.data = Data(repeating: 0x5A, count: 16 << 20) }
+            $0.writeFile = .with {
+                $0.fileName = "half"
+                $0.data = Data(repeating: 0x5A, count: 16 << 20)
+            }
         }
         let bytes: [UInt8] = try request.serializedBytes()
         var prefix = ByteBuffer()
@@ -152,8 +157,9 @@ final class FaultMatrixTests: XCTestCase {
         XCTAssertEqual(stats.streams, 0, "no stream may leak")
         XCTAssertEqual(stats.links, 1, "the link itself stays up for everyone else")
         XCTAssertThrowsError(try manager.server.store.read("half"), "nothing may be stored half-written")
-        XCTAssertTrue(manager.logs.messages.contains { $0.hasPrefix("debug") && $0.contains("connection ended after") },
-                      "the runtime manager should say it discarded a partial message: \(manager.logs.messages.suffix(5))")
+        XCTAssertTrue(
+            manager.logs.messages.contains { $0.hasPrefix("debug") && $0.contains("connection ended after") },
+            "the runtime manager should say it discarded a partial message: \(manager.logs.messages.suffix(5))")
 
         // The repeater and the runtime manager go on serving.
         let next = try await RuntimeClient.connect(host: "127.0.0.1", port: frontPort, configuration: clientConfiguration)
@@ -214,10 +220,11 @@ final class FaultMatrixTests: XCTestCase {
         XCTAssertEqual(manager.server.sessionContext.sessions.count, 2, "both sessions are still open")
         XCTAssertTrue(repeater.process.isRunning)
         latencies.sort()
-        print("slow reader of 256 MiB (information only): repeaterd RSS \(baseline) KiB → peak \(peak) KiB "
-              + "(+\((peak - baseline) / 1024) MiB); other session's request/response "
-              + "p50 \(String(format: "%.2f", latencies[latencies.count / 2])) ms, "
-              + "p99 \(String(format: "%.2f", latencies[latencies.count * 99 / 100])) ms")
+        print(
+            "slow reader of 256 MiB (information only): repeaterd RSS \(baseline) KiB → peak \(peak) KiB "
+                + "(+\((peak - baseline) / 1024) MiB); other session's request/response "
+                + "p50 \(String(format: "%.2f", latencies[latencies.count / 2])) ms, "
+                + "p99 \(String(format: "%.2f", latencies[latencies.count * 99 / 100])) ms")
         try await stalled.vanish()
         await other.close()
         await manager.stop()
@@ -244,13 +251,16 @@ final class FaultMatrixTests: XCTestCase {
         let frontPort = freePort()
         let repeater = try deployment.repeater(
             listenPort: frontPort, backendPort: linkPort, ["--threads", "1"])
-        XCTAssertTrue(eventually(timeout: 20) { (try? RawSocket.connect(port: frontPort))
-            .map { socket in
-                socket.send([0x21])
-                socket.read(timeout: 1) { $0.count >= 1 }
-                defer { socket.close() }
-                return socket.received == [0x21]
-            } ?? false })
+        XCTAssertTrue(
+            eventually(timeout: 20) {
+                (try? RawSocket.connect(port: frontPort))
+                    .map { socket in
+                        socket.send([0x21])
+                        socket.read(timeout: 1) { $0.count >= 1 }
+                        defer { socket.close() }
+                        return socket.received == [0x21]
+                    } ?? false
+            })
         let started = Date()
         var sockets: [RawSocket] = []
         sockets.reserveCapacity(count)
@@ -359,8 +369,14 @@ final class FaultMatrixTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 20) { manager.stderr.text.components(separatedBy: "session started").count >= 4 })
         repeater.signal(SIGTERM)
         // New connections are refused from now on.
-        XCTAssertTrue(eventually(timeout: 20) { (try? RawSocket.connect(port: frontPort)).map { $0.close(); return false } ?? true },
-                      "repeaterd must stop accepting on SIGTERM")
+        XCTAssertTrue(
+            eventually(timeout: 20) {
+                (try? RawSocket.connect(port: frontPort)).map {
+                    $0.close()
+                    return false
+                } ?? true
+            },
+            "repeaterd must stop accepting on SIGTERM")
         for (i, put) in puts.enumerated() {
             XCTAssertEqual(put.waitForExit(timeout: 60), 0, "transfer \(i) must complete: \(put.stderr.text)")
         }
@@ -381,7 +397,8 @@ final class FaultMatrixTests: XCTestCase {
         let linkPort = freePort()
         let manager = try deployment.runtimeManager(
             linkPort: linkPort, ["--keepalive-interval", "1", "--keepalive-timeout", "1"])
-        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1", "--keepalive-interval", "1", "--keepalive-timeout", "1"])
+        let (repeater, frontPort) = try deployment.repeaterWithLinkUp(
+            backendPort: linkPort, ["--threads", "1", "--keepalive-interval", "1", "--keepalive-timeout", "1"])
         let client = try await RuntimeClient.connect(host: "127.0.0.1", port: frontPort, configuration: clientConfiguration)
         _ = try await client.policyHash()
 
@@ -406,8 +423,9 @@ final class FaultMatrixTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 15) { repeater.stderr.text.components(separatedBy: "link up").count >= 3 })
         let before = manager.stderr.text.count
         repeater.signal(SIGSTOP)
-        XCTAssertTrue(eventually(timeout: 30) { manager.stderr.text.dropFirst(before).contains("no ping reply within 1000 ms") },
-                      "the runtime manager should notice the frozen repeater: \(manager.stderr.text.suffix(800))")
+        XCTAssertTrue(
+            eventually(timeout: 30) { manager.stderr.text.dropFirst(before).contains("no ping reply within 1000 ms") },
+            "the runtime manager should notice the frozen repeater: \(manager.stderr.text.suffix(800))")
         XCTAssertTrue(eventually(timeout: 30) { manager.stderr.text.dropFirst(before).contains("link closed") })
         repeater.signal(SIGCONT)
     }

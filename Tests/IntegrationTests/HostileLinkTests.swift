@@ -30,32 +30,45 @@ final class HostileLinkTests: XCTestCase {
     static let acceptingSideCases: [HostileCase] = {
         let open1 = F(type: F.windowUpdate, flags: F.syn, stream: 1, length: 0)
         return [
-            HostileCase(name: "bad version", bytes: F(version: 1, type: F.windowUpdate, flags: F.syn, stream: 1, length: 0).bytes,
-                        log: "bad version 1"),
-            HostileCase(name: "unknown type", bytes: F(type: 7, flags: 0, stream: 0, length: 0).bytes,
-                        log: "unknown frame type 7"),
-            HostileCase(name: "Data beyond the window",
-                        bytes: open1.bytes + F(type: F.data, flags: 0, stream: 1, length: 300 * 1024,
-                                               payload: [UInt8](repeating: 0x16, count: 300 * 1024)).bytes,
-                        log: "but its receive window was 262144"),
-            HostileCase(name: "Data on a never-opened stream",
-                        bytes: F(type: F.data, flags: 0, stream: 5, length: 3, payload: [1, 2, 3]).bytes,
-                        log: "DATA for a stream that was never opened"),
-            HostileCase(name: "FIN on a never-opened stream", bytes: F(type: F.windowUpdate, flags: F.fin, stream: 5, length: 0).bytes,
-                        log: "WINDOW_UPDATE for a stream that was never opened"),
-            HostileCase(name: "ACK for a never-opened stream", bytes: F(type: F.windowUpdate, flags: F.ack, stream: 5, length: 0).bytes,
-                        log: "WINDOW_UPDATE for a stream that was never opened"),
+            HostileCase(
+                name: "bad version", bytes: F(version: 1, type: F.windowUpdate, flags: F.syn, stream: 1, length: 0).bytes,
+                log: "bad version 1"),
+            HostileCase(
+                name: "unknown type", bytes: F(type: 7, flags: 0, stream: 0, length: 0).bytes,
+                log: "unknown frame type 7"),
+            HostileCase(
+                name: "Data beyond the window",
+                bytes: open1.bytes
+                    + F(
+                        type: F.data, flags: 0, stream: 1, length: 300 * 1024,
+                        payload: [UInt8](repeating: 0x16, count: 300 * 1024)
+                    ).bytes,
+                log: "but its receive window was 262144"),
+            HostileCase(
+                name: "Data on a never-opened stream",
+                bytes: F(type: F.data, flags: 0, stream: 5, length: 3, payload: [1, 2, 3]).bytes,
+                log: "DATA for a stream that was never opened"),
+            HostileCase(
+                name: "FIN on a never-opened stream", bytes: F(type: F.windowUpdate, flags: F.fin, stream: 5, length: 0).bytes,
+                log: "WINDOW_UPDATE for a stream that was never opened"),
+            HostileCase(
+                name: "ACK for a never-opened stream", bytes: F(type: F.windowUpdate, flags: F.ack, stream: 5, length: 0).bytes,
+                log: "WINDOW_UPDATE for a stream that was never opened"),
             HostileCase(name: "duplicate SYN", bytes: open1.bytes + open1.bytes, log: "duplicate SYN"),
-            HostileCase(name: "Window Update past 2^31-1",
-                        bytes: open1.bytes + F(type: F.windowUpdate, flags: 0, stream: 1, length: 0x7FFF_FFFF).bytes,
-                        log: "overflows the window"),
-            HostileCase(name: "Data length of 4 GiB",
-                        bytes: open1.bytes + F(type: F.data, flags: 0, stream: 1, length: 0xFFFF_FFFF).bytes + [1, 2, 3, 4],
-                        log: "Data frame of 4294967295 bytes exceeds the limit"),
-            HostileCase(name: "header cut in half", bytes: Array(open1.bytes.prefix(6)),
-                        log: "in the middle of a frame (6 bytes of it missing)", expectGoAway: false, thenClose: true),
-            HostileCase(name: "garbage (an HTTP request)", bytes: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
-                        log: "bad version 71"),
+            HostileCase(
+                name: "Window Update past 2^31-1",
+                bytes: open1.bytes + F(type: F.windowUpdate, flags: 0, stream: 1, length: 0x7FFF_FFFF).bytes,
+                log: "overflows the window"),
+            HostileCase(
+                name: "Data length of 4 GiB",
+                bytes: open1.bytes + F(type: F.data, flags: 0, stream: 1, length: 0xFFFF_FFFF).bytes + [1, 2, 3, 4],
+                log: "Data frame of 4294967295 bytes exceeds the limit"),
+            HostileCase(
+                name: "header cut in half", bytes: Array(open1.bytes.prefix(6)),
+                log: "in the middle of a frame (6 bytes of it missing)", expectGoAway: false, thenClose: true),
+            HostileCase(
+                name: "garbage (an HTTP request)", bytes: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8),
+                log: "bad version 71"),
         ]
     }()
 
@@ -71,8 +84,9 @@ final class HostileLinkTests: XCTestCase {
         XCTAssertTrue(link.readUntilClosed(timeout: 20), "\(hostile.name): the link must be closed")
         let frames = link.frames
         if hostile.expectGoAway {
-            XCTAssertTrue(frames.contains { $0.type == F.goAway && $0.length == 1 },
-                          "\(hostile.name): expected Go Away with the protocol-error code (1), got \(frames)")
+            XCTAssertTrue(
+                frames.contains { $0.type == F.goAway && $0.length == 1 },
+                "\(hostile.name): expected Go Away with the protocol-error code (1), got \(frames)")
         }
         XCTAssertTrue(
             eventually(timeout: 20) { String(log.text.dropFirst(before)).contains(hostile.log) },
@@ -136,29 +150,38 @@ final class HostileLinkTests: XCTestCase {
         let repeater = try deployment.repeater(
             listenPort: frontPort, backendPort: backend.port, ["--threads", "1", "--keepalive-interval", "0"])
         let cases: [HostileCase] = [
-            HostileCase(name: "bad version", bytes: F(version: 1, type: F.ping, flags: F.syn, stream: 0, length: 1).bytes,
-                        log: "bad version 1"),
+            HostileCase(
+                name: "bad version", bytes: F(version: 1, type: F.ping, flags: F.syn, stream: 0, length: 1).bytes,
+                log: "bad version 1"),
             HostileCase(name: "unknown type", bytes: F(type: 9, flags: 0, stream: 0, length: 0).bytes, log: "unknown frame type 9"),
-            HostileCase(name: "Data beyond the window",
-                        bytes: F(type: F.windowUpdate, flags: F.ack, stream: 1, length: 0).bytes
-                            + F(type: F.data, flags: 0, stream: 1, length: 300 * 1024, payload: [UInt8](repeating: 7, count: 300 * 1024)).bytes,
-                        log: "but its receive window was 262144"),
-            HostileCase(name: "Data on a never-opened stream", bytes: F(type: F.data, flags: 0, stream: 7, length: 3, payload: [1, 2, 3]).bytes,
-                        log: "DATA for a stream that was never opened"),
-            HostileCase(name: "FIN on a never-opened stream", bytes: F(type: F.windowUpdate, flags: F.fin, stream: 7, length: 0).bytes,
-                        log: "WINDOW_UPDATE for a stream that was never opened"),
-            HostileCase(name: "ACK for a never-opened stream", bytes: F(type: F.windowUpdate, flags: F.ack, stream: 7, length: 0).bytes,
-                        log: "WINDOW_UPDATE for a stream that was never opened"),
-            HostileCase(name: "SYN for the repeater's own stream", bytes: F(type: F.windowUpdate, flags: F.syn, stream: 1, length: 0).bytes,
-                        log: "invalid open of stream 1"),
-            HostileCase(name: "Window Update past 2^31-1",
-                        bytes: F(type: F.windowUpdate, flags: F.ack, stream: 1, length: 0x7FFF_FFFF).bytes, log: "overflows the window"),
-            HostileCase(name: "Data length of 4 GiB",
-                        bytes: F(type: F.windowUpdate, flags: F.ack, stream: 1, length: 0).bytes
-                            + F(type: F.data, flags: 0, stream: 1, length: 0xFFFF_FFFF).bytes,
-                        log: "Data frame of 4294967295 bytes exceeds the limit"),
-            HostileCase(name: "header cut in half", bytes: Array(F(type: F.windowUpdate, flags: F.ack, stream: 1, length: 0).bytes.prefix(6)),
-                        log: "in the middle of a frame (6 bytes of it missing)", expectGoAway: false, thenClose: true),
+            HostileCase(
+                name: "Data beyond the window",
+                bytes: F(type: F.windowUpdate, flags: F.ack, stream: 1, length: 0).bytes
+                    + F(type: F.data, flags: 0, stream: 1, length: 300 * 1024, payload: [UInt8](repeating: 7, count: 300 * 1024)).bytes,
+                log: "but its receive window was 262144"),
+            HostileCase(
+                name: "Data on a never-opened stream", bytes: F(type: F.data, flags: 0, stream: 7, length: 3, payload: [1, 2, 3]).bytes,
+                log: "DATA for a stream that was never opened"),
+            HostileCase(
+                name: "FIN on a never-opened stream", bytes: F(type: F.windowUpdate, flags: F.fin, stream: 7, length: 0).bytes,
+                log: "WINDOW_UPDATE for a stream that was never opened"),
+            HostileCase(
+                name: "ACK for a never-opened stream", bytes: F(type: F.windowUpdate, flags: F.ack, stream: 7, length: 0).bytes,
+                log: "WINDOW_UPDATE for a stream that was never opened"),
+            HostileCase(
+                name: "SYN for the repeater's own stream", bytes: F(type: F.windowUpdate, flags: F.syn, stream: 1, length: 0).bytes,
+                log: "invalid open of stream 1"),
+            HostileCase(
+                name: "Window Update past 2^31-1",
+                bytes: F(type: F.windowUpdate, flags: F.ack, stream: 1, length: 0x7FFF_FFFF).bytes, log: "overflows the window"),
+            HostileCase(
+                name: "Data length of 4 GiB",
+                bytes: F(type: F.windowUpdate, flags: F.ack, stream: 1, length: 0).bytes
+                    + F(type: F.data, flags: 0, stream: 1, length: 0xFFFF_FFFF).bytes,
+                log: "Data frame of 4294967295 bytes exceeds the limit"),
+            HostileCase(
+                name: "header cut in half", bytes: Array(F(type: F.windowUpdate, flags: F.ack, stream: 1, length: 0).bytes.prefix(6)),
+                log: "in the middle of a frame (6 bytes of it missing)", expectGoAway: false, thenClose: true),
             HostileCase(name: "garbage (an HTTP answer)", bytes: Array("HTTP/1.1 200 OK\r\n\r\n".utf8), log: "bad version 72"),
         ]
         for hostile in cases {
@@ -169,8 +192,9 @@ final class HostileLinkTests: XCTestCase {
             if hostile.thenClose { link.shutdownWrite() }
             XCTAssertTrue(link.readUntilClosed(timeout: 20), "\(hostile.name): repeaterd must close the link")
             if hostile.expectGoAway {
-                XCTAssertTrue(link.frames.contains { $0.type == F.goAway && $0.length == 1 },
-                              "\(hostile.name): expected Go Away (protocol error), got \(link.frames)")
+                XCTAssertTrue(
+                    link.frames.contains { $0.type == F.goAway && $0.length == 1 },
+                    "\(hostile.name): expected Go Away (protocol error), got \(link.frames)")
             }
             XCTAssertTrue(client.readUntilClosed(timeout: 20), "\(hostile.name): the client on that link must be closed")
             XCTAssertTrue(
@@ -181,10 +205,15 @@ final class HostileLinkTests: XCTestCase {
         }
         // The next, honest link serves a client end to end.
         let (link, client) = try Self.acceptLinkWithAClientStream(backend: backend, frontPort: frontPort)
-        defer { link.close(); client.close() }
+        defer {
+            link.close()
+            client.close()
+        }
         let syn = try XCTUnwrap(link.frames.first { $0.flags & F.syn != 0 && $0.stream != 0 })
-        link.send([F(type: F.windowUpdate, flags: F.ack, stream: syn.stream, length: 0),
-                   F(type: F.data, flags: 0, stream: syn.stream, length: 5, payload: Array("world".utf8))])
+        link.send([
+            F(type: F.windowUpdate, flags: F.ack, stream: syn.stream, length: 0),
+            F(type: F.data, flags: 0, stream: syn.stream, length: 5, payload: Array("world".utf8)),
+        ])
         client.read(timeout: 20) { $0.count >= 5 }
         XCTAssertEqual(String(decoding: client.received, as: UTF8.self), "world")
         XCTAssertTrue(repeater.process.isRunning)

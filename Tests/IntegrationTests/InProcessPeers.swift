@@ -4,10 +4,10 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import YamuxLink
 import RuntimeClient
 import RuntimeManager
 import Synchronization
+import YamuxLink
 
 /// A runtime manager in this process (so a test can look at its sessions, streams and store),
 /// accepting links on a free loopback port.

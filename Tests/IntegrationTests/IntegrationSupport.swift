@@ -5,8 +5,8 @@ import NIOPosix
 import ProcessTestSupport
 import RuntimeClient
 import RuntimeManager
-import XCTest
 import Synchronization
+import XCTest
 
 /// The generated identities as the runtime manager and the client take them.
 extension TestCertificates {

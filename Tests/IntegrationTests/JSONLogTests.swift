@@ -75,7 +75,9 @@ final class JSONLogTests: XCTestCase {
         let started = managerLines.filter { $0["msg"] as? String == "session started" }
         XCTAssertEqual(started.count, 2, manager.stderr.text)
         XCTAssertTrue(
-            started.allSatisfy { ($0["identity"] as? String)?.hasPrefix("CN=client") == true && $0["stream"] is Int && $0["link_peer"] != nil },
+            started.allSatisfy {
+                ($0["identity"] as? String)?.hasPrefix("CN=client") == true && $0["stream"] is Int && $0["link_peer"] != nil
+            },
             "each session line carries its identity, its stream (a number) and its link: \(started)")
 
         // The two ends name each link alike: repeaterd's "link up" and runtime-manager's
@@ -107,7 +109,8 @@ final class JSONLogTests: XCTestCase {
         XCTAssertEqual(listener.waitForExit(), 0)
 
         let listenLines = parsedLines(listener.stderr.text, of: "muxcat listen")
-        XCTAssertTrue(listenLines.contains { ($0["msg"] as? String)?.hasPrefix("listening on 127.0.0.1:\(port)") == true }, listener.stderr.text)
+        XCTAssertTrue(
+            listenLines.contains { ($0["msg"] as? String)?.hasPrefix("listening on 127.0.0.1:\(port)") == true }, listener.stderr.text)
         XCTAssertTrue(listenLines.contains { ($0["msg"] as? String)?.hasPrefix("link 1 accepted") == true }, listener.stderr.text)
         let connectLines = parsedLines(connect.stderr.text, of: "muxcat connect")
         XCTAssertTrue(connectLines.contains { ($0["msg"] as? String)?.contains("connected to") == true }, connect.stderr.text)
@@ -117,6 +120,8 @@ final class JSONLogTests: XCTestCase {
             try Binaries.muxcat, ["listen", "192.0.2.1:\(port)", "--log-format", "json"], name: "muxcat listen (no such address)")
         XCTAssertEqual(failing.waitForExit(), 1)
         let failure = parsedLines(failing.stderr.text, of: "muxcat listen (no such address)")
-        XCTAssertTrue(failure.contains { $0["level"] as? String == "critical" && ($0["msg"] as? String)?.contains("192.0.2.1") == true }, failing.stderr.text)
+        XCTAssertTrue(
+            failure.contains { $0["level"] as? String == "critical" && ($0["msg"] as? String)?.contains("192.0.2.1") == true },
+            failing.stderr.text)
     }
 }

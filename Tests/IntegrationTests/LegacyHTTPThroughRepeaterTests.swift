@@ -121,7 +121,9 @@ func oneHTTPPost(port: Int, body: String) async throws -> (status: HTTPResponseS
     var headers = HTTPHeaders()
     headers.add(name: "host", value: "relay")
     headers.add(name: "content-length", value: String(body.utf8.count))
-    channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/runtime_manager", headers: headers)), promise: nil)
+    channel.write(
+        HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/runtime_manager", headers: headers)),
+        promise: nil)
     channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil)
     channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
     let answer = try await promise.futureResult.get()

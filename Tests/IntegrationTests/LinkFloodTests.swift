@@ -58,11 +58,14 @@ final class LinkFloodTests: XCTestCase {
 
     /// Floods `link` with pings for `seconds`, never reading: the process's memory grows by at
     /// most the limit, and it stops reading (the flood waits unread in its socket). Closes the link.
-    private func pingFlood(_ process: RunningProcess, link: RawSocket, seconds: TimeInterval, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func pingFlood(
+        _ process: RunningProcess, link: RawSocket, seconds: TimeInterval, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let pings = try flood(process, link: link, Self.pings, repeating: true, seconds: seconds, file: file, line: line)
         XCTAssertGreaterThan(pings.sent, 1 << 20, "the flood was sent", file: file, line: line)
         let growth = peakGrowthKiB(process, above: pings.residentBeforeKiB)
-        XCTAssertLessThanOrEqual(growth, Self.growthLimitKiB, "a \(seconds) s ping flood grew \(process.name) by \(growth) KiB", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            growth, Self.growthLimitKiB, "a \(seconds) s ping flood grew \(process.name) by \(growth) KiB", file: file, line: line)
         print("\(process.name): \(seconds) s ping flood, \(pings.sent >> 20) MiB sent, peak resident +\(growth) KiB")
         XCTAssertGreaterThan(unreadByProcess(link), 0, "\(process.name) stopped reading the flood", file: file, line: line)
         link.close()
@@ -93,7 +96,8 @@ final class LinkFloodTests: XCTestCase {
         XCTAssertEqual(streams.sent, all.count, "100,000 streams opened and reset")
         XCTAssertTrue(eventually(timeout: 60) { self.unreadByProcess(opener) == 0 }, "read to the end")
         let streamGrowth = peakGrowthKiB(manager, above: streams.residentBeforeKiB)
-        XCTAssertLessThanOrEqual(streamGrowth, Self.growthLimitKiB, "100,000 streams opened and reset grew runtime-manager by \(streamGrowth) KiB")
+        XCTAssertLessThanOrEqual(
+            streamGrowth, Self.growthLimitKiB, "100,000 streams opened and reset grew runtime-manager by \(streamGrowth) KiB")
         print("runtime-manager: 100,000 streams opened and reset, peak resident +\(streamGrowth) KiB")
         opener.close()
         XCTAssertTrue(eventually(timeout: 30) { self.lines(manager, since: start).filter { $0.hasSuffix("link closed") }.count == 2 })
@@ -134,7 +138,10 @@ final class LinkFloodTests: XCTestCase {
             "\(lines(repeater, since: start))")
 
         let (link, client) = try HostileLinkTests.acceptLinkWithAClientStream(backend: backend, frontPort: frontPort)
-        defer { link.close(); client.close() }
+        defer {
+            link.close()
+            client.close()
+        }
         let log = lines(repeater, since: start)
         XCTAssertLessThanOrEqual(log.count, Self.lineLimit, "\(log.count) lines: \(log.prefix(20))")
         XCTAssertTrue(repeater.process.isRunning)
@@ -163,8 +170,10 @@ final class LinkFloodTests: XCTestCase {
         let good = try RawSocket.connect(port: port)
         defer { good.close() }
         let text = Array("still echoing\n".utf8)
-        good.send([F(type: F.windowUpdate, flags: F.syn, stream: 1, length: 0),
-                   F(type: F.data, flags: 0, stream: 1, length: UInt32(text.count), payload: text)])
+        good.send([
+            F(type: F.windowUpdate, flags: F.syn, stream: 1, length: 0),
+            F(type: F.data, flags: 0, stream: 1, length: UInt32(text.count), payload: text),
+        ])
         good.read(timeout: 20) { WireFrame.parse($0).contains { $0.type == F.data && $0.payload == text } }
         XCTAssertTrue(good.frames.contains { $0.type == F.data && $0.payload == text }, "\(good.frames)")
         let log = lines(muxcat, since: start)

@@ -70,7 +70,9 @@ final class ManualPageAndCompletionTests: XCTestCase {
         XCTAssertFalse(options.contains("one per CPU. (default: \(cores))"), "the machine that wrote the page is not the reader's")
 
         let client = section("SYNOPSIS", of: try renderedPage("runtime-client").text)
-        for line in ["runtime-client [options] put local remote", "runtime-client [options] get remote [local]", "runtime-client help [subcommand]"] {
+        for line in [
+            "runtime-client [options] put local remote", "runtime-client [options] get remote [local]", "runtime-client help [subcommand]",
+        ] {
             XCTAssertTrue(client.contains(line), client)
         }
         // Where the page names `help`, it works.

@@ -39,8 +39,10 @@ final class ProxyProtocolProcessTests: XCTestCase {
     }
 
     private static func v2(command: UInt8, family: UInt8, block: [UInt8]) -> [UInt8] {
-        [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, command, family,
-         UInt8(block.count >> 8), UInt8(block.count & 0xFF)] + block
+        [
+            0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, command, family,
+            UInt8(block.count >> 8), UInt8(block.count & 0xFF),
+        ] + block
     }
 
     /// The hostile rows of docs/RELIABILITY.md on the real daemon: each refused connection is one
@@ -65,11 +67,21 @@ final class ProxyProtocolProcessTests: XCTestCase {
 
         // v2 over IPv6 with a TLV, a byte at a time: the same.
         var block = [UInt8](repeating: 0, count: 36)
-        block[0] = 0x20; block[1] = 0x01; block[2] = 0x0d; block[3] = 0xb8; block[15] = 7  // 2001:db8::7
-        block[31] = 1; block[32] = 0x30; block[33] = 0x39; block[35] = 80  // ::1, 12345 -> 80
+        block[0] = 0x20
+        block[1] = 0x01
+        block[2] = 0x0d
+        block[3] = 0xb8
+        block[15] = 7  // 2001:db8::7
+        block[31] = 1
+        block[32] = 0x30
+        block[33] = 0x39
+        block[35] = 80  // ::1, 12345 -> 80
         let header = Self.v2(command: 0x21, family: 0x21, block: block + [0x04, 0x00, 0x02, 0x61, 0x62])
         let slow = try RawSocket.connect(port: port)
-        for byte in header + Array("x".utf8) { slow.send([byte]); usleep(2_000) }
+        for byte in header + Array("x".utf8) {
+            slow.send([byte])
+            usleep(2_000)
+        }
         slow.shutdownWrite()
         XCTAssertTrue(slow.readUntilClosed(timeout: 15))
         echoed = slow.received
@@ -84,9 +96,14 @@ final class ProxyProtocolProcessTests: XCTestCase {
         // Refused: each closed at once with nothing relayed.
         let refusals: [([UInt8], String)] = [
             (Array("GET / HTTP/1.1\r\n\r\nsecret".utf8), "the connection does not begin with a PROXY header (v1 or v2)"),
-            (Self.v2(command: 0x21, family: 0x11, block: []).prefix(14) + [0x08, 0x01], "PROXY v2 header of 2065 bytes, above the limit of 2064"),
-            (Self.v2(command: 0x21, family: 0x51, block: [UInt8](repeating: 1, count: 12)),
-             "PROXY v2 family and transport 0x51 is not TCP over IPv4 or IPv6, a Unix stream or unspecified"),
+            (
+                Self.v2(command: 0x21, family: 0x11, block: []).prefix(14) + [0x08, 0x01],
+                "PROXY v2 header of 2065 bytes, above the limit of 2064"
+            ),
+            (
+                Self.v2(command: 0x21, family: 0x51, block: [UInt8](repeating: 1, count: 12)),
+                "PROXY v2 family and transport 0x51 is not TCP over IPv4 or IPv6, a Unix stream or unspecified"
+            ),
             (Array("PROXY TCP4 192.0.2.9 198.51.100.7 56324 443\nsecret".utf8), "PROXY v1 line not ended by CRLF"),
             (Array(("PROXY TCP4 " + String(repeating: "9", count: 120)).utf8), "PROXY v1 line longer than 107 bytes"),
             (Array("PROXY TCP4 192.0.2.9".utf8), "the connection ended before a complete PROXY header (20 bytes of it arrived)"),
@@ -107,8 +124,9 @@ final class ProxyProtocolProcessTests: XCTestCase {
         let metrics = try deployment.samples(try deployment.adminGet(adminPort, "/metrics").body)
         XCTAssertEqual(metrics["repeater_sessions_total{result=accepted}"], 2, "\(metrics)")
         XCTAssertEqual(metrics["repeater_sessions_total{result=refused_proxy_header}"], Double(refusals.count + 1), "\(metrics)")
-        XCTAssertEqual(repeater.stderr.text.components(separatedBy: "refusing client:").count - 1, refusals.count + 1,
-                       "one log line per refused connection")
+        XCTAssertEqual(
+            repeater.stderr.text.components(separatedBy: "refusing client:").count - 1, refusals.count + 1,
+            "one log line per refused connection")
     }
 
     /// Without --accept-proxy nothing is parsed: a PROXY line is just bytes of the session.
@@ -126,26 +144,32 @@ final class ProxyProtocolProcessTests: XCTestCase {
         let (v1Port, v2Port) = (freePort(), freePort())
         let configuration = deployment.sandbox.temporaryFile("haproxy.cfg")
         try """
-            global
-                maxconn 100
-            defaults
-                mode tcp
-                timeout connect 5s
-                timeout client 30s
-                timeout server 30s
-            listen v1
-                bind 127.0.0.1:\(v1Port)
-                server repeater 127.0.0.1:\(port) send-proxy
-            listen v2
-                bind 127.0.0.1:\(v2Port)
-                server repeater 127.0.0.1:\(port) send-proxy-v2
+        global
+            maxconn 100
+        defaults
+            mode tcp
+            timeout connect 5s
+            timeout client 30s
+            timeout server 30s
+        listen v1
+            bind 127.0.0.1:\(v1Port)
+            server repeater 127.0.0.1:\(port) send-proxy
+        listen v2
+            bind 127.0.0.1:\(v2Port)
+            server repeater 127.0.0.1:\(port) send-proxy-v2
 
-            """.write(toFile: configuration, atomically: true, encoding: .utf8)
+        """.write(toFile: configuration, atomically: true, encoding: .utf8)
         // (The empty line above: HAProxy refuses a configuration whose last line has no LF.)
         let balancer = try deployment.sandbox.start(haproxy, ["-db", "-f", configuration], name: "haproxy")
-        XCTAssertTrue(eventually(timeout: 15) {
-            [v1Port, v2Port].allSatisfy { port in (try? RawSocket.connect(port: port)).map { $0.close(); return true } ?? false }
-        }, "haproxy listens: \(balancer.stderr.text)")
+        XCTAssertTrue(
+            eventually(timeout: 15) {
+                [v1Port, v2Port].allSatisfy { port in
+                    (try? RawSocket.connect(port: port)).map {
+                        $0.close()
+                        return true
+                    } ?? false
+                }
+            }, "haproxy listens: \(balancer.stderr.text)")
         for (front, source) in [(v1Port, "127.0.0.7"), (v2Port, "127.0.0.8")] {
             let client = try RawSocket.connect(port: front, from: source)
             client.send(Array("ping through haproxy".utf8))
@@ -168,22 +192,29 @@ final class ProxyProtocolProcessTests: XCTestCase {
         let directory = deployment.sandbox.directory.path
         let configuration = deployment.sandbox.temporaryFile("nginx.conf")
         try """
-            daemon off;
-            master_process off;
-            pid \(directory)/nginx.pid;
-            error_log \(directory)/nginx-error.log warn;
-            events { worker_connections 64; }
-            http {
-                log_format proxied '$proxy_protocol_addr $proxy_protocol_port via $remote_addr';
-                server {
-                    listen 127.0.0.1:\(webPort) proxy_protocol;
-                    access_log \(directory)/access.log proxied;
-                    location / { return 200 "hello from nginx\\n"; }
-                }
+        daemon off;
+        master_process off;
+        pid \(directory)/nginx.pid;
+        error_log \(directory)/nginx-error.log warn;
+        events { worker_connections 64; }
+        http {
+            log_format proxied '$proxy_protocol_addr $proxy_protocol_port via $remote_addr';
+            server {
+                listen 127.0.0.1:\(webPort) proxy_protocol;
+                access_log \(directory)/access.log proxied;
+                location / { return 200 "hello from nginx\\n"; }
             }
-            """.write(toFile: configuration, atomically: true, encoding: .utf8)
-        _ = try deployment.sandbox.start(nginx, ["-e", "\(directory)/nginx-error.log", "-p", directory, "-c", configuration], name: "nginx")
-        XCTAssertTrue(eventually(timeout: 15) { (try? RawSocket.connect(port: webPort)).map { $0.close(); return true } ?? false })
+        }
+        """.write(toFile: configuration, atomically: true, encoding: .utf8)
+        _ = try deployment.sandbox.start(
+            nginx, ["-e", "\(directory)/nginx-error.log", "-p", directory, "-c", configuration], name: "nginx")
+        XCTAssertTrue(
+            eventually(timeout: 15) {
+                (try? RawSocket.connect(port: webPort)).map {
+                    $0.close()
+                    return true
+                } ?? false
+            })
 
         let linkPort = freePort()
         let forward = try deployment.sandbox.start(
@@ -199,9 +230,12 @@ final class ProxyProtocolProcessTests: XCTestCase {
         XCTAssertTrue(answer.hasSuffix("hello from nginx\n"), answer)
         let expected = "127.0.0.9 \(client.localPort) via 127.0.0.1"
         client.close()
-        XCTAssertTrue(eventually(timeout: 10) {
-            ((try? String(contentsOfFile: "\(directory)/access.log", encoding: .utf8)) ?? "").contains(expected)
-        }, "nginx's access log: \((try? String(contentsOfFile: "\(directory)/access.log", encoding: .utf8)) ?? "none"), expected \(expected)")
+        XCTAssertTrue(
+            eventually(timeout: 10) {
+                ((try? String(contentsOfFile: "\(directory)/access.log", encoding: .utf8)) ?? "").contains(expected)
+            },
+            "nginx's access log: \((try? String(contentsOfFile: "\(directory)/access.log", encoding: .utf8)) ?? "none"), expected \(expected)"
+        )
     }
 
     /// `runtime-manager --accept-proxy` behind `repeaterd --send-proxy`: full TLS sessions work,
@@ -235,9 +269,10 @@ final class ProxyProtocolProcessTests: XCTestCase {
         // The client is told it was refused (a TLS access_denied alert), not that a link is down.
         XCTAssertTrue(result.stderr.contains("the runtime manager refused the session before TLS"), result.stderr)
         XCTAssertFalse(result.stderr.contains("link"), result.stderr)
-        XCTAssertTrue(manager.waitFor(
-            "refusing session: the connection does not begin with a PROXY header (v1 or v2) (--accept-proxy: is the repeater started with --send-proxy?)",
-            onStderr: true))
+        XCTAssertTrue(
+            manager.waitFor(
+                "refusing session: the connection does not begin with a PROXY header (v1 or v2) (--accept-proxy: is the repeater started with --send-proxy?)",
+                onStderr: true))
         // It says which stream of which link (issue 41): a line an operator can trace to the repeater.
         let refusal = manager.stderr.text.split(separator: "\n").first { $0.contains("refusing session") }.map(String.init) ?? ""
         XCTAssertTrue(refusal.contains("link_peer=127.0.0.1:") && refusal.contains("stream="), refusal)

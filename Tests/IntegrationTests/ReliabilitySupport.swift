@@ -367,9 +367,10 @@ final class Deployment: Sendable {
     }
 
     /// Runs a client command to completion: (exit status, stdout, stderr).
-    func runClient(port: Int, _ arguments: [String], who: String = "client", timeout: TimeInterval = 60,
-                   file: StaticString = #filePath, line: UInt = #line) throws -> (status: Int32?, stdout: String, stderr: String)
-    {
+    func runClient(
+        port: Int, _ arguments: [String], who: String = "client", timeout: TimeInterval = 60,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> (status: Int32?, stdout: String, stderr: String) {
         let process = try client(port: port, arguments, who: who)
         process.closeInput()
         let status = process.waitForExit(timeout: timeout, file: file, line: line)

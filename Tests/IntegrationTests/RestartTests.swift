@@ -135,9 +135,11 @@ final class RestartTests: XCTestCase {
         // As shipped: --listen is the socket unit's address, admin and JSON logs as in /etc/default.
         let supervisor = try deployment.sandbox.start(
             activate,
-            ["-l", "127.0.0.1:\(port)", "--fdname=client", "/bin/bash", script, try Binaries.repeaterd,
-             "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(linkPort)", "--threads", "2",
-             "--admin", "127.0.0.1:\(freePort())", "--log-format", "json"],
+            [
+                "-l", "127.0.0.1:\(port)", "--fdname=client", "/bin/bash", script, try Binaries.repeaterd,
+                "--listen", "127.0.0.1:\(port)", "--backend", "127.0.0.1:\(linkPort)", "--threads", "2",
+                "--admin", "127.0.0.1:\(freePort())", "--log-format", "json",
+            ],
             name: "systemd-socket-activate")
         // It listens at once and starts the supervisor at the first connection.
         XCTAssertTrue(supervisor.waitFor("Listening on", onStderr: true))
@@ -159,18 +161,22 @@ final class RestartTests: XCTestCase {
             XCTAssertTrue(
                 eventually(timeout: 60) { supervisor.stderr.text.components(separatedBy: "repeater listening").count - 1 > listening },
                 "restart \(restart): the new repeaterd accepts: \(supervisor.stderr.text.suffix(2000))")
-            XCTAssertTrue(supervisor.stderr.text.contains("stopped") && supervisor.stderr.text.contains("status 0"), String(supervisor.stderr.text.suffix(2000)))
+            XCTAssertTrue(
+                supervisor.stderr.text.contains("stopped") && supervisor.stderr.text.contains("status 0"),
+                String(supervisor.stderr.text.suffix(2000)))
             Thread.sleep(forTimeInterval: 1.5)
             summary.append("restart \(restart): \(tally.served.load(ordering: .relaxed) - before) served across it")
         }
         tally.stop.store(true, ordering: .relaxed)
         while loops.contains(where: { $0.isExecuting }) { usleep(10_000) }
-        let line = "\(tally.served.load(ordering: .relaxed)) served, \(tally.refused.load(ordering: .relaxed)) refused, "
+        let line =
+            "\(tally.served.load(ordering: .relaxed)) served, \(tally.refused.load(ordering: .relaxed)) refused, "
             + "\(tally.reset.load(ordering: .relaxed)) reset, \(tally.cutShort.load(ordering: .relaxed)) cut short, "
             + "\(tally.stalled.load(ordering: .relaxed)) stalled; " + summary.joined(separator: "; ")
         print("socket activation: " + line)
-        XCTAssertEqual(tally.refused.load(ordering: .relaxed) + tally.reset.load(ordering: .relaxed)
-            + tally.cutShort.load(ordering: .relaxed) + tally.stalled.load(ordering: .relaxed), 0, line)
+        XCTAssertEqual(
+            tally.refused.load(ordering: .relaxed) + tally.reset.load(ordering: .relaxed)
+                + tally.cutShort.load(ordering: .relaxed) + tally.stalled.load(ordering: .relaxed), 0, line)
         XCTAssertGreaterThan(tally.served.load(ordering: .relaxed), 300, line)
         supervisor.closeInput()
         XCTAssertEqual(supervisor.waitForExit(timeout: 60), 0, supervisor.stderr.text.suffix(2000).description)
@@ -231,14 +237,17 @@ final class RestartTests: XCTestCase {
             tally.stop.store(true, ordering: .relaxed)
             while loops.contains(where: { $0.isExecuting }) { usleep(10_000) }
             let served = tally.served.load(ordering: .relaxed)
-            let line = "run \(run): \(served) served (\(served - servedBeforeSwitch) after the new one started), "
+            let line =
+                "run \(run): \(served) served (\(served - servedBeforeSwitch) after the new one started), "
                 + "\(tally.refused.load(ordering: .relaxed)) refused, \(tally.reset.load(ordering: .relaxed)) reset, "
                 + "\(tally.cutShort.load(ordering: .relaxed)) cut short, \(tally.stalled.load(ordering: .relaxed)) stalled"
-                + (tally.firstFailureAt.load(ordering: .relaxed) < 0 ? ""
+                + (tally.firstFailureAt.load(ordering: .relaxed) < 0
+                    ? ""
                     : "; the first failure \((tally.firstFailureAt.load(ordering: .relaxed) - switchedAt) / 1_000_000) ms after the SIGTERM")
             summary.append(line)
-            XCTAssertEqual(tally.refused.load(ordering: .relaxed) + tally.reset.load(ordering: .relaxed)
-                + tally.cutShort.load(ordering: .relaxed) + tally.stalled.load(ordering: .relaxed), 0, line)
+            XCTAssertEqual(
+                tally.refused.load(ordering: .relaxed) + tally.reset.load(ordering: .relaxed)
+                    + tally.cutShort.load(ordering: .relaxed) + tally.stalled.load(ordering: .relaxed), 0, line)
             XCTAssertGreaterThan(served - servedBeforeSwitch, 100, line)
             current = next
         }

@@ -41,10 +41,11 @@ final class RuntimeClientScriptTests: XCTestCase {
 
     /// The command line of `runtime-client ARGS` against `port`, for a shell (single-quoted).
     private func clientCommandLine(port: Int, _ arguments: [String]) throws -> String {
-        let words = [
-            try Binaries.path("runtime-client"), "--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("client.pem"),
-            "--key", Certificates.path("client.key"), "--ca", Certificates.path("ca.pem"), "--quiet",
-        ] + arguments
+        let words =
+            [
+                try Binaries.path("runtime-client"), "--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("client.pem"),
+                "--key", Certificates.path("client.key"), "--ca", Certificates.path("ca.pem"), "--quiet",
+            ] + arguments
         return words.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
     }
 
@@ -73,9 +74,10 @@ final class RuntimeClientScriptTests: XCTestCase {
         let answeredBefore = manager.stderr.text.components(separatedBy: "request answered").count
         let put = try deployment.client(port: port, ["put", fifo, "target"])
         // Two chunks (16 MiB) answered: the put is well under way.
-        XCTAssertTrue(eventually(timeout: 30) {
-            manager.stderr.text.components(separatedBy: "request answered").count - answeredBefore >= 2
-        }, manager.stderr.text.suffix(2000).description)
+        XCTAssertTrue(
+            eventually(timeout: 30) {
+                manager.stderr.text.components(separatedBy: "request answered").count - answeredBefore >= 2
+            }, manager.stderr.text.suffix(2000).description)
         // SIGTERM: what Ctrl-C does (SIGINT) the test runner may have set to be ignored in the
         // processes it starts, as a shell does for background jobs.
         put.signal(SIGTERM)
@@ -122,8 +124,9 @@ final class RuntimeClientScriptTests: XCTestCase {
             let get = try runProcess("/bin/sh", ["-c", "\(try clientCommandLine(port: port, ["get"])) \(name)"])
             XCTAssertEqual(get.status, 64, get.stderr)
         }
-        XCTAssertTrue(try runProcess("/bin/sh", ["-c", "\(try clientCommandLine(port: port, ["put", file])) \"$(printf '\\377')\""]).stderr
-            .contains("\\xff"), "the name is shown with its bytes")
+        XCTAssertTrue(
+            try runProcess("/bin/sh", ["-c", "\(try clientCommandLine(port: port, ["put", file])) \"$(printf '\\377')\""]).stderr
+                .contains("\\xff"), "the name is shown with its bytes")
     }
 
     /// Item 11: `hash` prints `HASH  NAME` as sha256sum does, so its output checks a local copy.
@@ -147,15 +150,18 @@ final class RuntimeClientScriptTests: XCTestCase {
         let file = try deployment.makeFile("f.bin", bytes: 100)
         XCTAssertEqual(try deployment.runClient(port: port, ["put", file, "f"]).status, 0)
 
-        XCTAssertEqual(try deployment.runClient(port: port, ["put", file + ".missing", "f"]).status, 66, "a local file missing: EX_NOINPUT")
+        XCTAssertEqual(
+            try deployment.runClient(port: port, ["put", file + ".missing", "f"]).status, 66, "a local file missing: EX_NOINPUT")
         XCTAssertEqual(try deployment.runClient(port: port, ["get", "f", "/nonexistent/dir/f"]).status, 73, "cannot write: EX_CANTCREAT")
         XCTAssertEqual(try deployment.runClient(port: port, ["put", file, "f"], who: "reader").status, 77, "denied by policy: EX_NOPERM")
         XCTAssertEqual(try deployment.runClient(port: port, ["get", "no such file", "-"]).status, 1, "the runtime manager said no")
         XCTAssertEqual(try deployment.runClient(port: freePort(), ["policy-hash"]).status, 69, "nothing listens: EX_UNAVAILABLE")
         let wrongCA = try deployment.sandbox.start(
             try Binaries.path("runtime-client"),
-            ["--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("client.pem"), "--key", Certificates.path("client.key"),
-             "--ca", TestCertificates.shared.foreignPath("ca.pem"), "policy-hash"], name: "runtime-client (foreign CA)")
+            [
+                "--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("client.pem"), "--key", Certificates.path("client.key"),
+                "--ca", TestCertificates.shared.foreignPath("ca.pem"), "policy-hash",
+            ], name: "runtime-client (foreign CA)")
         XCTAssertEqual(wrongCA.waitForExit(), 78, "a TLS or identity failure: EX_CONFIG \(wrongCA.stderr.text)")
         manager.signal(SIGTERM)
         XCTAssertEqual(manager.waitForExit(), 0)
@@ -172,7 +178,8 @@ final class RuntimeClientScriptTests: XCTestCase {
     /// the phase that timed out and EX_TEMPFAIL.
     func testASilentPeerTimesOutAndSaysWhere() throws {
         let port = freePort()
-        let nc = try deployment.sandbox.start(try Binaries.system("nc", package: "netcat-openbsd"), ["-l", "127.0.0.1", "\(port)"], name: "nc -l")
+        let nc = try deployment.sandbox.start(
+            try Binaries.system("nc", package: "netcat-openbsd"), ["-l", "127.0.0.1", "\(port)"], name: "nc -l")
         usleep(300_000)
         let started = Date()
         let client = try deployment.runClient(port: port, ["--timeout", "1", "policy-hash"])
@@ -192,7 +199,9 @@ final class RuntimeClientScriptTests: XCTestCase {
         let directory = deployment.sandbox.temporaryFile("downloads")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let get = try deployment.client(port: port, ["get", "big", "\(directory)/big.bin"])
-        func partFiles() -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.contains(".part-") } }
+        func partFiles() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.contains(".part-") }
+        }
         XCTAssertTrue(eventually(timeout: 30) { !partFiles().isEmpty })
         // Hold the transfer where it is, then stop the client.
         repeater.signal(SIGSTOP)

@@ -47,30 +47,36 @@ final class ScaleOutTests: XCTestCase {
             "    server r\(index + 1) 127.0.0.1:\(repeater.port) check port \(repeater.adminPort)"
         }
         let configuration = deployment.sandbox.temporaryFile("haproxy.cfg")
-        try ("""
-            global
-                maxconn 2000
-                log stderr format short local0 notice
-            defaults
-                log global
-                mode tcp
-                timeout connect 5s
-                timeout client 60s
-                timeout server 60s
-                timeout check 2s
-                retries 3
-                option redispatch
-            listen repeaters
-                bind 127.0.0.1:\(port)
-                balance roundrobin
-                option httpchk GET /readyz
-                http-check expect status 200
-                default-server inter 500ms fall 1 rise 1 send-proxy-v2
+        try
+            ("""
+        global
+            maxconn 2000
+            log stderr format short local0 notice
+        defaults
+            log global
+            mode tcp
+            timeout connect 5s
+            timeout client 60s
+            timeout server 60s
+            timeout check 2s
+            retries 3
+            option redispatch
+        listen repeaters
+            bind 127.0.0.1:\(port)
+            balance roundrobin
+            option httpchk GET /readyz
+            http-check expect status 200
+            default-server inter 500ms fall 1 rise 1 send-proxy-v2
 
-            """ + servers.joined(separator: "\n") + "\n\n").write(toFile: configuration, atomically: true, encoding: .utf8)
+        """ + servers.joined(separator: "\n") + "\n\n").write(toFile: configuration, atomically: true, encoding: .utf8)
         let balancer = try deployment.sandbox.start(haproxy, ["-db", "-f", configuration], name: "haproxy")
         XCTAssertTrue(
-            eventually(timeout: 15) { (try? RawSocket.connect(port: port)).map { $0.close(); return true } ?? false },
+            eventually(timeout: 15) {
+                (try? RawSocket.connect(port: port)).map {
+                    $0.close()
+                    return true
+                } ?? false
+            },
             "haproxy listens: \(balancer.stderr.text)")
         return (balancer, port)
     }
@@ -93,7 +99,8 @@ final class ScaleOutTests: XCTestCase {
         _ = try deployment.runtimeManager(linkPort: linkPort)
         let repeaters = [try startRepeater(backendPort: linkPort), try startRepeater(backendPort: linkPort)]
         let (_, front) = try startBalancer(repeaters)
-        XCTAssertTrue(eventually(timeout: 15) { repeaters.allSatisfy { (try? self.deployment.adminGet($0.adminPort, "/readyz").status) == 200 } })
+        XCTAssertTrue(
+            eventually(timeout: 15) { repeaters.allSatisfy { (try? self.deployment.adminGet($0.adminPort, "/readyz").status) == 200 } })
 
         let deployment = self.deployment!
         let files = try (0..<100).map { try deployment.makeFile("input-\($0).bin", bytes: 4096 + $0) }
@@ -130,14 +137,19 @@ final class ScaleOutTests: XCTestCase {
         _ = try deployment.runtimeManager(linkPort: linkPort)
         let repeaters = [try startRepeater(backendPort: linkPort), try startRepeater(backendPort: linkPort)]
         let (balancer, front) = try startBalancer(repeaters)
-        XCTAssertTrue(eventually(timeout: 15) { repeaters.allSatisfy { (try? self.deployment.adminGet($0.adminPort, "/readyz").status) == 200 } })
+        XCTAssertTrue(
+            eventually(timeout: 15) { repeaters.allSatisfy { (try? self.deployment.adminGet($0.adminPort, "/readyz").status) == 200 } })
 
         let outcomes = clientLoop(port: front, seconds: 9) { elapsed in
-            if elapsed >= 2 { repeaters[0].process.signal(SIGTERM); return true }
+            if elapsed >= 2 {
+                repeaters[0].process.signal(SIGTERM)
+                return true
+            }
             return false
         }
         XCTAssertEqual(
-            repeaters[0].process.waitForExit(timeout: 40), 0, "the stopped repeater drains and exits 0: \(repeaters[0].process.stderr.text.suffix(3000))")
+            repeaters[0].process.waitForExit(timeout: 40), 0,
+            "the stopped repeater drains and exits 0: \(repeaters[0].process.stderr.text.suffix(3000))")
         let failed = outcomes.filter { $0.status != 0 }
         print("client loop: \(outcomes.count) sessions, \(failed.count) failed")
         XCTAssertGreaterThan(outcomes.count, 20)
@@ -156,12 +168,20 @@ final class ScaleOutTests: XCTestCase {
         let path = try deployment.sandbox.start(
             try Binaries.path("nio-relay"), ["--listen", "127.0.0.1:\(pathPort)", "--target", "127.0.0.1:\(linkPort)"],
             name: "nio-relay (repeater 2's path)")
-        XCTAssertTrue(eventually(timeout: 15) { (try? RawSocket.connect(port: pathPort)).map { $0.close(); return true } ?? false })
+        XCTAssertTrue(
+            eventually(timeout: 15) {
+                (try? RawSocket.connect(port: pathPort)).map {
+                    $0.close()
+                    return true
+                } ?? false
+            })
         let repeaters = [
-            try startRepeater(backendPort: linkPort), try startRepeater(backendPort: pathPort, ["--keepalive-interval", "1", "--keepalive-timeout", "1"]),
+            try startRepeater(backendPort: linkPort),
+            try startRepeater(backendPort: pathPort, ["--keepalive-interval", "1", "--keepalive-timeout", "1"]),
         ]
         let (balancer, front) = try startBalancer(repeaters)
-        XCTAssertTrue(eventually(timeout: 15) { repeaters.allSatisfy { (try? self.deployment.adminGet($0.adminPort, "/readyz").status) == 200 } })
+        XCTAssertTrue(
+            eventually(timeout: 15) { repeaters.allSatisfy { (try? self.deployment.adminGet($0.adminPort, "/readyz").status) == 200 } })
 
         var cutAt: TimeInterval?
         var noticedAt: TimeInterval?

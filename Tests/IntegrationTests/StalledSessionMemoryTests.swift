@@ -116,9 +116,10 @@ final class StalledSessionMemoryTests: XCTestCase {
         // watermark) of payload memory, plus its own state (~8 KiB measured when idle: 16 KiB here).
         let promised = sessions * (2 * (window + 64 * 1024) + 16 * 1024)
         let grew = (peak - baseline) * 1024
-        print("stalled sessions: \(sessions); delivered to them \(last >> 20) MiB (the rest of it in their kernels' buffers); "
-            + "repeaterd RSS \(baseline / 1024) MiB -> \(full / 1024) MiB when full, \(later / 1024) MiB 2 s later, peak \(peak / 1024) MiB "
-            + "(+\(grew >> 20) MiB; promised at most +\(promised >> 20) MiB)")
+        print(
+            "stalled sessions: \(sessions); delivered to them \(last >> 20) MiB (the rest of it in their kernels' buffers); "
+                + "repeaterd RSS \(baseline / 1024) MiB -> \(full / 1024) MiB when full, \(later / 1024) MiB 2 s later, peak \(peak / 1024) MiB "
+                + "(+\(grew >> 20) MiB; promised at most +\(promised >> 20) MiB)")
         XCTAssertEqual(stillDelivered, last, "flow control stopped the flow")
         XCTAssertGreaterThan(last, sessions * window, "each stalled session received at least its window")
         XCTAssertLessThanOrEqual(grew, promised, "repeaterd's memory stays within what the limits promise")

@@ -16,8 +16,10 @@ final class StartupAndSignalTests: XCTestCase {
     override func tearDown() { deployment?.cleanUp() }
 
     private var managerArguments: [String] {
-        ["--cert", Certificates.path("runtime-manager.pem"), "--key", Certificates.path("runtime-manager.key"),
-         "--client-ca", Certificates.path("ca.pem"), "--policy", Certificates.path("policy.json")]
+        [
+            "--cert", Certificates.path("runtime-manager.pem"), "--key", Certificates.path("runtime-manager.key"),
+            "--client-ca", Certificates.path("ca.pem"), "--policy", Certificates.path("policy.json"),
+        ]
     }
 
     /// Runs a daemon that must fail at start: exit 1 within 10 s (not a hang), and the one line
@@ -59,7 +61,9 @@ final class StartupAndSignalTests: XCTestCase {
     func testAnAdminHostThatDoesNotResolveIsNamed() throws {
         _ = try expectStartFailure(
             "repeaterd", ["--listen", "127.0.0.1:\(freePort())", "--backend", "127.0.0.1:1", "--admin", "no-such-host.invalid:9011"],
-            firstLine: "--admin: cannot listen on no-such-host.invalid:9011: cannot resolve the host name no-such-host.invalid (name or service not known)")
+            firstLine:
+                "--admin: cannot listen on no-such-host.invalid:9011: cannot resolve the host name no-such-host.invalid (name or service not known)"
+        )
     }
 
     /// A port held by some other program (not shared with SO_REUSEPORT) is not a restart: before,

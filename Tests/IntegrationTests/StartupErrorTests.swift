@@ -12,14 +12,18 @@ final class StartupErrorTests: XCTestCase {
     private func manager(cert: String? = nil, key: String? = nil, clientCA: String? = nil, listen: String = "127.0.0.1:0")
         -> [String]
     {
-        ["--listen", listen, "--cert", cert ?? self.certs.path("runtime-manager.pem"),
-         "--key", key ?? self.certs.path("runtime-manager.key"), "--client-ca", clientCA ?? self.certs.path("ca.pem"),
-         "--policy", self.certs.path("policy.json")]
+        [
+            "--listen", listen, "--cert", cert ?? self.certs.path("runtime-manager.pem"),
+            "--key", key ?? self.certs.path("runtime-manager.key"), "--client-ca", clientCA ?? self.certs.path("ca.pem"),
+            "--policy", self.certs.path("policy.json"),
+        ]
     }
 
     private func client(cert: String? = nil, key: String? = nil, ca: String? = nil) -> [String] {
-        ["policy-hash", "--connect", "127.0.0.1:1", "--cert", cert ?? self.certs.path("client.pem"),
-         "--key", key ?? self.certs.path("client.key"), "--ca", ca ?? self.certs.path("ca.pem")]
+        [
+            "policy-hash", "--connect", "127.0.0.1:1", "--cert", cert ?? self.certs.path("client.pem"),
+            "--key", key ?? self.certs.path("client.key"), "--ca", ca ?? self.certs.path("ca.pem"),
+        ]
     }
 
     private func expectFailure(
@@ -43,7 +47,8 @@ final class StartupErrorTests: XCTestCase {
             "cannot load the runtime manager's certificate (--cert) from \(missingFile): no such file")
         try self.expectFailure(
             "runtime-manager", self.manager(clientCA: self.certs.path("policy.json")),
-            "cannot load the client CA (--client-ca) from \(self.certs.path("policy.json")): not a PEM certificate; expected a PEM certificate file")
+            "cannot load the client CA (--client-ca) from \(self.certs.path("policy.json")): not a PEM certificate; expected a PEM certificate file"
+        )
         try self.expectFailure(
             "runtime-client", self.client(key: missingFile),
             "cannot load the client key (--key) from \(missingFile): no such file")
@@ -82,7 +87,8 @@ final class StartupErrorTests: XCTestCase {
             try Binaries.path("repeaterd"), ["--listen", "127.0.0.1:0", "--backend", "127.0.0.1:\(port)", "--threads", "1"])
         defer { repeater.signal(SIGKILL) }
         XCTAssertTrue(
-            repeater.waitFor("cannot reach the runtime manager at 127.0.0.1:\(port): connection refused; retrying with backoff", onStderr: true))
+            repeater.waitFor(
+                "cannot reach the runtime manager at 127.0.0.1:\(port): connection refused; retrying with backoff", onStderr: true))
         XCTAssertFalse(repeater.stderr.text.contains("errno"), repeater.stderr.text)
     }
 

@@ -39,20 +39,26 @@ final class StreamingGetTests: XCTestCase {
         // GNU time reports the client's peak RSS (it must outlive the client to see it).
         let get = try deployment.sandbox.start(
             "/usr/bin/time",
-            ["-f", "%M", "-o", peakFile, try Binaries.path("runtime-client"),
-             "--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("client.pem"), "--key", Certificates.path("client.key"),
-             "--ca", Certificates.path("ca.pem"), "--quiet"] + limit + ["get", "big.bin", fetched],
+            [
+                "-f", "%M", "-o", peakFile, try Binaries.path("runtime-client"),
+                "--connect", "127.0.0.1:\(port)", "--cert", Certificates.path("client.pem"), "--key", Certificates.path("client.key"),
+                "--ca", Certificates.path("ca.pem"), "--quiet",
+            ] + limit + ["get", "big.bin", fetched],
             name: "runtime-client get")
         get.closeInput()
         XCTAssertEqual(get.waitForExit(timeout: 120), 0, get.stderr.text)
         let managerPeak = try XCTUnwrap(residentKiB(pid: managerPID, field: "VmHWM:"))
-        let clientPeak = try XCTUnwrap(Int(try String(contentsOfFile: peakFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let clientPeak = try XCTUnwrap(
+            Int(try String(contentsOfFile: peakFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         XCTAssertEqual(FileManager.default.contents(atPath: fetched), FileManager.default.contents(atPath: file), "the file arrives whole")
-        print("get of \(size >> 20) MiB: runtime-client peak RSS \(clientPeak / 1024) MiB; runtime-manager \(stored / 1024) MiB "
-            + "with the file stored, peak \(managerPeak / 1024) MiB during the get (+\((managerPeak - stored) / 1024) MiB)")
+        print(
+            "get of \(size >> 20) MiB: runtime-client peak RSS \(clientPeak / 1024) MiB; runtime-manager \(stored / 1024) MiB "
+                + "with the file stored, peak \(managerPeak / 1024) MiB during the get (+\((managerPeak - stored) / 1024) MiB)")
         XCTAssertLessThanOrEqual(clientPeak, 64 * 1024, "the client holds no copy of the file")
         XCTAssertLessThanOrEqual(managerPeak - stored, 64 * 1024, "the runtime manager holds no copy beyond its store")
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: deployment.sandbox.directory.path).filter { $0.contains(".part-") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: deployment.sandbox.directory.path).filter {
+            $0.contains(".part-")
+        }
         XCTAssertEqual(leftovers, [], "no temporary file is left behind")
     }
 
@@ -72,11 +78,12 @@ final class StreamingGetTests: XCTestCase {
         func partial() -> String? {
             (try? FileManager.default.contentsOfDirectory(atPath: directory))?.first { $0.hasPrefix(".target.bin.part-") }
         }
-        XCTAssertTrue(eventually(timeout: 60) {
-            guard let name = partial() else { return false }
-            let size = (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(name)")[.size] as? Int) ?? 0
-            return size > 0
-        }, "the download starts writing its temporary file")
+        XCTAssertTrue(
+            eventually(timeout: 60) {
+                guard let name = partial() else { return false }
+                let size = (try? FileManager.default.attributesOfItem(atPath: "\(directory)/\(name)")[.size] as? Int) ?? 0
+                return size > 0
+            }, "the download starts writing its temporary file")
         manager.signal(SIGKILL)
         XCTAssertEqual(get.waitForExit(timeout: 60), 69, "a lost connection: EX_UNAVAILABLE, retry later")
         XCTAssertTrue(get.stderr.text.hasPrefix("runtime-client: "), get.stderr.text)
@@ -152,7 +159,8 @@ final class PipelinedPutTests: XCTestCase {
         let (_, port) = try deployment.repeaterWithLinkUp(backendPort: linkPort, ["--threads", "1"])
         let file = try deployment.makeFile("input.bin", bytes: (40 << 20) + 12345)
         for window in ["1", "2", "4"] {
-            XCTAssertEqual(try deployment.runClient(port: port, ["--chunks-in-flight", window, "put", file, "whole.bin"], timeout: 120).status, 0)
+            XCTAssertEqual(
+                try deployment.runClient(port: port, ["--chunks-in-flight", window, "put", file, "whole.bin"], timeout: 120).status, 0)
             let hash = try deployment.runClient(port: port, ["hash", "whole.bin"])
             XCTAssertEqual(String(hash.stdout.prefix(64)), String(try runTool("/usr/bin/sha256sum", [file]).prefix(64)), "window \(window)")
         }

@@ -24,7 +24,8 @@ final class SystemdTests: XCTestCase {
     private func installedCopy(of unit: String) throws -> String {
         let text = try String(contentsOf: Self.unitDirectory.appendingPathComponent("\(unit).service"), encoding: .utf8)
         let path = deployment.sandbox.temporaryFile("\(unit).service")
-        try text.replacingOccurrences(of: "/usr/bin/", with: Binaries.directory.path + "/").write(toFile: path, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "/usr/bin/", with: Binaries.directory.path + "/").write(
+            toFile: path, atomically: true, encoding: .utf8)
         return path
     }
 
@@ -42,7 +43,8 @@ final class SystemdTests: XCTestCase {
 
             let security = try runProcess(analyze, ["security", "--offline=true", path])
             let overall = try XCTUnwrap(
-                security.stdout.components(separatedBy: "\n").first { $0.contains("Overall exposure level") }, security.stdout + security.stderr)
+                security.stdout.components(separatedBy: "\n").first { $0.contains("Overall exposure level") },
+                security.stdout + security.stderr)
             print("\(unit): \(overall.trimmingCharacters(in: .whitespaces))")
             let score = try XCTUnwrap(Double(overall.components(separatedBy: ": ").last?.split(separator: " ").first ?? ""), overall)
             XCTAssertLessThanOrEqual(score, 2.0, "\(unit): systemd's exposure score (0 best, 10 worst) stays 'OK'")
@@ -67,7 +69,9 @@ final class SystemdTests: XCTestCase {
         // repeaterd's defaults: --drain-grace 4 (with --admin, which the shipped options set) + --drain-timeout 30.
         let stopTimeout = try XCTUnwrap(Self.setting("TimeoutStopSec", in: repeaterUnit).flatMap { Int($0.dropLast()) })
         XCTAssertGreaterThan(stopTimeout, 4 + 30, "systemd waits out a whole drain before SIGKILL")
-        XCTAssertTrue(try String(contentsOfFile: try installedCopy(of: "runtime-manager"), encoding: .utf8).contains("StateDirectory=runtime-manager"))
+        XCTAssertTrue(
+            try String(contentsOfFile: try installedCopy(of: "runtime-manager"), encoding: .utf8).contains("StateDirectory=runtime-manager")
+        )
         XCTAssertTrue(repeaterUnit.contains("Requires=repeaterd.socket") && repeaterUnit.contains("After=repeaterd.socket"))
     }
 
@@ -77,8 +81,9 @@ final class SystemdTests: XCTestCase {
         guard numbers.count == 7 else { return nil }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        let whole = calendar.date(from: DateComponents(
-            year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5]))
+        let whole = calendar.date(
+            from: DateComponents(
+                year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5]))
         return whole?.addingTimeInterval(Double(numbers[6]) / 1_000_000)
     }
 
@@ -134,7 +139,8 @@ final class SystemdTests: XCTestCase {
             managerCommand[0], Array(managerCommand.dropFirst()) + ["--listen", "127.0.0.1:\(linkPort)", "--admin", "127.0.0.1:0"],
             name: "runtime-manager", environment: ["NOTIFY_SOCKET": managerNotify.address])
         var managerMessages: [String] = []
-        let managerReady = try XCTUnwrap(managerNotify.receive(containing: "READY=1", timeout: 20, seen: &managerMessages), manager.stderr.text)
+        let managerReady = try XCTUnwrap(
+            managerNotify.receive(containing: "READY=1", timeout: 20, seen: &managerMessages), manager.stderr.text)
         XCTAssertTrue(managerReady.message.contains("links on 127.0.0.1:\(linkPort)"), managerReady.message)
 
         let repeaterReady = try XCTUnwrap(

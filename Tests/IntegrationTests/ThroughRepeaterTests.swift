@@ -1,21 +1,21 @@
 import Foundation
+import LegacyRelayServer
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOPosix
 import NIOSSL
-import LegacyRelayServer
+import ProcessTestSupport
 import Repeater
 import RuntimeClient
 import RuntimeManager
 import SwiftProtobuf
+import Synchronization
 import TransportProtocol
-import YamuxLink
-import ProcessTestSupport
 import XCTest
 import Yamux
-import Synchronization
+import YamuxLink
 
 /// The whole path: runtime-client → repeaterd (yamux client) → link → runtime manager (yamux
 /// server, TLS per stream), in process on loopback. Optionally with a recording tap on the link.
@@ -112,7 +112,8 @@ final class ThroughRepeaterTests: XCTestCase {
         } catch let error as RuntimeClientError {
             guard case .closedDuringHandshake = error else { return XCTFail("\(error)") }
             // "(end of stream)" or "(connection reset)", as the close reaches the client.
-            XCTAssertTrue("\(error)".hasPrefix("127.0.0.1:\(repeater.localAddress!.port!) closed the connection before TLS finished ("), "\(error)")
+            XCTAssertTrue(
+                "\(error)".hasPrefix("127.0.0.1:\(repeater.localAddress!.port!) closed the connection before TLS finished ("), "\(error)")
             XCTAssertTrue(
                 "\(error)".hasSuffix(
                     "; through a repeater this usually means its link to the runtime manager is down: "
@@ -156,7 +157,13 @@ final class ThroughRepeaterTests: XCTestCase {
         let path = try await RepeaterPath()
         let reader = try await path.connect("reader")
         let denied = try await reader.send(
-            .with { $0.context = 3; $0.writeFile = .with { $0.fileName = "x"; $0.data = Data([1]) } })
+            .with {
+                $0.context = 3
+                $0.writeFile = .with {
+                    $0.fileName = "x"
+                    $0.data = Data([1])
+                }
+            })
         XCTAssertEqual(denied.status, .failedInvalidRole)
         let hash = try await reader.policyHash()
         XCTAssertEqual(Array(hash), path.server.policy.sha256, "the session goes on after a denial")
@@ -232,11 +239,17 @@ final class ThroughRepeaterTests: XCTestCase {
         stream.writeAndFlush(
             RuntimeManagerRequest.with {
                 $0.context = 77
-                $0.writeFile = .with { $0.fileName = "over-yamux.txt"; $0.data = Data("hello over a stream".utf8) }
+                $0.writeFile = .with {
+                    $0.fileName = "over-yamux.txt"
+                    $0.data = Data("hello over a stream".utf8)
+                }
             }, promise: nil)
         pumpLinks(clientLink, serverLink)
         stream.writeAndFlush(
-            RuntimeManagerRequest.with { $0.context = 78; $0.readFile = .with { $0.fileName = "over-yamux.txt" } },
+            RuntimeManagerRequest.with {
+                $0.context = 78
+                $0.readFile = .with { $0.fileName = "over-yamux.txt" }
+            },
             promise: nil)
         pumpLinks(clientLink, serverLink, until: { responses.responses.count >= 2 })
         XCTAssertEqual(responses.responses.map(\.status), [.success, .success])

@@ -24,14 +24,20 @@ final class UsageErrorTests: XCTestCase {
             (["--max-sessions", "0"], "--max-sessions must be at least 1, got 0"),
             (["--threads", "0"], "--threads must be at least 1, got 0"),
             (["--keepalive-timeout", "0"], "--keepalive-timeout must be a number of seconds above 0, got 0"),
-            (["--keepalive-interval", "-1"],
-             "--keepalive-interval must be a number of seconds from 0 on (0 turns pings off), got -1"),
+            (
+                ["--keepalive-interval", "-1"],
+                "--keepalive-interval must be a number of seconds from 0 on (0 turns pings off), got -1"
+            ),
             (["--idle-timeout", "-0.5"], "--idle-timeout must be a number of seconds from 0 on (0 turns it off), got -0.5"),
             (["--drain-timeout", "-1"], "--drain-timeout must be a number of seconds from 0 on, got -1"),
-            (["--max-stream-window", "1000"],
-             "--max-stream-window must be at least 262144 (yamux's initial window, 256 KiB), got 1000"),
-            (["--max-stream-window", "-1"],
-             "--max-stream-window must be at least 262144 (yamux's initial window, 256 KiB), got -1"),
+            (
+                ["--max-stream-window", "1000"],
+                "--max-stream-window must be at least 262144 (yamux's initial window, 256 KiB), got 1000"
+            ),
+            (
+                ["--max-stream-window", "-1"],
+                "--max-stream-window must be at least 262144 (yamux's initial window, 256 KiB), got -1"
+            ),
             (["--keepalive-timeout", "nan"], "--keepalive-timeout must be a number of seconds above 0, got nan"),
             (["--no-such-option"], "Unknown option '--no-such-option'"),
         ]
@@ -41,8 +47,10 @@ final class UsageErrorTests: XCTestCase {
     func testRuntimeManagerRefusesOutOfRangeNumbersInOneLine() throws {
         let cases: [([String], String)] = [
             (["--max-streams", "0"], "--max-streams must be at least 1, got 0"),
-            (["--keepalive-interval", "-2"],
-             "--keepalive-interval must be a number of seconds from 0 on (0 turns pings off), got -2"),
+            (
+                ["--keepalive-interval", "-2"],
+                "--keepalive-interval must be a number of seconds from 0 on (0 turns pings off), got -2"
+            ),
             (["--keepalive-timeout", "0"], "--keepalive-timeout must be a number of seconds above 0, got 0"),
             (["--max-store-bytes", "-1"], "--max-store-bytes must be at least 0, got -1"),
             (["--max-message-bytes", "0"], "--max-message-bytes must be at least 1, got 0"),

@@ -43,7 +43,8 @@ final class VsockTests: XCTestCase {
             try Binaries.path("runtime-manager"), runtimeManagerArguments(listen: "vsock:any:\(port)"), name: "second runtime-manager")
         XCTAssertEqual(second.waitForExit(), 1)
         XCTAssertEqual(
-            second.stderr.text, "runtime-manager: --listen: cannot listen on vsock:any:\(port): address already in use (another process listens there)\n")
+            second.stderr.text,
+            "runtime-manager: --listen: cannot listen on vsock:any:\(port): address already in use (another process listens there)\n")
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
@@ -66,13 +67,15 @@ final class VsockTests: XCTestCase {
         let repeater = try deployment.sandbox.start(
             try Binaries.repeaterd,
             [
-                "--listen", "127.0.0.1:\(clientPort)", "--backend", "vsock:16:\(port)", "--threads", "1", "--admin", "127.0.0.1:\(adminPort)", "--access-log",
+                "--listen", "127.0.0.1:\(clientPort)", "--backend", "vsock:16:\(port)", "--threads", "1", "--admin",
+                "127.0.0.1:\(adminPort)", "--access-log",
             ], name: "repeaterd")
         repeater.waitFor("repeater listening", onStderr: true)
         let redialLine = "cannot reach the runtime manager at vsock:16:\(port): "
-        XCTAssertTrue(eventually(timeout: 20) {
-            repeater.stderr.text.components(separatedBy: redialLine).count - 1 >= 2
-        }, repeater.stderr.text)
+        XCTAssertTrue(
+            eventually(timeout: 20) {
+                repeater.stderr.text.components(separatedBy: redialLine).count - 1 >= 2
+            }, repeater.stderr.text)
         let lines = repeater.stderr.text.components(separatedBy: "\n").filter { $0.contains(redialLine) }
         for (index, line) in lines.enumerated() {
             XCTAssertTrue(line.contains("; retrying with backoff in "), line)
@@ -98,7 +101,8 @@ final class VsockTests: XCTestCase {
     /// muxcat listens on vsock too, and a dial that cannot be answered fails with one clear line.
     func testMuxcatListensOnVsockAndADialThatCannotBeAnsweredFailsInOneLine() throws {
         let port = Int.random(in: 20_000...60_000)
-        let listener = try deployment.sandbox.start(try Binaries.muxcat, ["listen", "vsock:any:\(port)", "--echo", "-v"], name: "muxcat listen")
+        let listener = try deployment.sandbox.start(
+            try Binaries.muxcat, ["listen", "vsock:any:\(port)", "--echo", "-v"], name: "muxcat listen")
         listener.waitFor("listening on vsock:any:\(port)", onStderr: true)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }

@@ -74,7 +74,8 @@ final class HTTPTestClient: @unchecked Sendable {  // its collector is touched o
             var headers = HTTPHeaders()
             headers.add(name: "host", value: "relay")
             headers.add(name: "content-length", value: String(payload.readableBytes))
-            self.channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)), promise: nil)
+            self.channel.write(
+                HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)), promise: nil)
             self.channel.write(HTTPClientRequestPart.body(.byteBuffer(payload)), promise: nil)
             self.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             return promise.futureResult
@@ -249,8 +250,11 @@ final class LegacyHTTPRelayTests: XCTestCase {
         XCTAssertEqual(fixture.relay.sessionCount, 1, "not idle for the whole timeout yet")
         try fixture.relay.expireIdleSessions(now: .now() + .seconds(600)).wait()
         XCTAssertEqual(fixture.relay.sessionCount, 0)
-        try waitUntil { fixture.links.allSatisfy { link in
-            (try? link.eventLoop.submit { link.multiplexer?.openStreamCount ?? 0 }.wait()) == 0 } }
+        try waitUntil {
+            fixture.links.allSatisfy { link in
+                (try? link.eventLoop.submit { link.multiplexer?.openStreamCount ?? 0 }.wait()) == 0
+            }
+        }
         // A client that comes back learns the session expired.
         let later = try HTTPTestClient(port: port(fixture), group: fixture.group)
         defer { later.close() }

@@ -73,8 +73,11 @@ final class CaptureFormatTests: XCTestCase {
         var file = ByteBuffer()
         CaptureFormat.writeFileHeader(role: .server, into: &file)
         let records = [
-            CaptureRecord(direction: .received, link: 1, timestamp: 1_700_000_000_123_456, bytes: ByteBuffer(bytes: frameBytes(.ping(flags: .syn, opaque: 9)))),
-            CaptureRecord(direction: .sent, unframed: true, link: 2, timestamp: 1_700_000_000_200_000, bytes: ByteBuffer(bytes: [0xFF, 0x00])),
+            CaptureRecord(
+                direction: .received, link: 1, timestamp: 1_700_000_000_123_456,
+                bytes: ByteBuffer(bytes: frameBytes(.ping(flags: .syn, opaque: 9)))),
+            CaptureRecord(
+                direction: .sent, unframed: true, link: 2, timestamp: 1_700_000_000_200_000, bytes: ByteBuffer(bytes: [0xFF, 0x00])),
         ]
         for record in records { CaptureFormat.writeRecord(record, into: &file) }
         XCTAssertEqual(Array(file.readableBytesView.prefix(8)), Array("\u{89}MUXCAP\n".unicodeScalars.map { UInt8($0.value) }))
@@ -165,7 +168,9 @@ final class DecodeTests: XCTestCase {
         let (lines, _) = decodeAll(frameBytes(.data(YamuxStreamID(5), flags: [.syn, .ack], length: 40), payload: payload), chunk: 5)
         XCTAssertEqual(
             lines,
-            ["@0      DATA          flags=SYN|ACK stream=5   length=40  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f |................| ..."])
+            [
+                "@0      DATA          flags=SYN|ACK stream=5   length=40  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f |................| ..."
+            ])
     }
 
     func testBadVersion() {
@@ -174,7 +179,9 @@ final class DecodeTests: XCTestCase {
         let (lines, run) = decodeAll(input)
         XCTAssertEqual(
             lines,
-            ["ERROR: malformed frame at byte offset 0: bad version 1 (yamux v0 frames start with 0); the input is neither a muxcat capture (\\x89MUXCAP\\n) nor yamux frames"])
+            [
+                "ERROR: malformed frame at byte offset 0: bad version 1 (yamux v0 frames start with 0); the input is neither a muxcat capture (\\x89MUXCAP\\n) nor yamux frames"
+            ])
         XCTAssertEqual(run.problems.map(\.offset), [0])
     }
 

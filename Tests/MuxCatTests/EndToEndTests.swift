@@ -137,7 +137,8 @@ final class EndToEndTests: ProcessTestCase {
         XCTAssertEqual(decoded.status, 0, decoded.stderr)
         let text = String(decoding: decoded.stdout, as: UTF8.self)
         XCTAssertTrue(text.hasPrefix("# muxcat capture written by muxcat connect"), text)
-        XCTAssertTrue(text.contains("  link 1 stream 1: \(input.count) bytes in, \(input.count) bytes out; opened out; closed (FIN both ways)"), text)
+        XCTAssertTrue(
+            text.contains("  link 1 stream 1: \(input.count) bytes in, \(input.count) bytes out; opened out; closed (FIN both ways)"), text)
         XCTAssertTrue(text.contains("go away: link 1 out: code 0 (normal)"), text)
     }
 
@@ -243,7 +244,8 @@ final class EndToEndTests: ProcessTestCase {
         let echoed = try runMuxcat(["connect", "127.0.0.1:\(port)", "-v"], input: Data("hi\n".utf8))
         XCTAssertEqual(echoed.status, 0, echoed.stderr)
         XCTAssertTrue(
-            echoed.stderr.contains("link 1 stream 1: closed, 3 bytes in, 3 bytes out, closed cleanly (FIN sent, FIN received)"), echoed.stderr)
+            echoed.stderr.contains("link 1 stream 1: closed, 3 bytes in, 3 bytes out, closed cleanly (FIN sent, FIN received)"),
+            echoed.stderr)
 
         let connect = try start(try Binaries.muxcat, ["connect", "127.0.0.1:\(port)", "-v"], name: "muxcat connect")
         connect.waitFor("stream 1: opened", onStderr: true)
@@ -265,7 +267,8 @@ final class EndToEndTests: ProcessTestCase {
             ("unknown-type", ping + unknownType, "malformed frame at byte offset 12: unknown frame type 9"),
             ("truncated-header", ping + [0, 0, 0], "truncated frame header at byte offset 12: 3 of 12 bytes before the end of input"),
             (
-                "truncated-payload", Array(frameBytes(.data(YamuxStreamID(3), length: 8), payload: Array(repeating: 0x7A, count: 8)).prefix(16)),
+                "truncated-payload",
+                Array(frameBytes(.data(YamuxStreamID(3), length: 8), payload: Array(repeating: 0x7A, count: 8)).prefix(16)),
                 "truncated DATA payload in the frame at byte offset 0 (stream 3): 4 of 8 bytes before the end of input"
             ),
         ]
@@ -321,7 +324,7 @@ final class EndToEndTests: ProcessTestCase {
 /// Counts the Data payload bytes arriving on a link, before the multiplexer sees them.
 /// Confined to the link's event loop.
 // Safe: touched only on the link's event loop (added by the channel initializer, read through `eventLoop.submit`).
-final class DataPayloadCounter: ChannelInboundHandler, @unchecked Sendable {  // a handler: its loop only; the test reads the count after the link closed
+final class DataPayloadCounter: ChannelInboundHandler, @unchecked Sendable {  // its loop only; read after the link closed
     typealias InboundIn = ByteBuffer
     private var decoder = YamuxFrameDecoder()
     private(set) var payloadBytes = 0

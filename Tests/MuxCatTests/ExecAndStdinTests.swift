@@ -30,7 +30,8 @@ final class ExecTests: ProcessTestCase {
             if parts.count == 2, let mask = UInt64(parts[1], radix: 16) { masks[String(parts[0])] = mask }
         }
         XCTAssertEqual(masks["SigBlk:"], 0, "blocked in the command: \(result.stdout)")
-        XCTAssertEqual(masks["SigIgn:"].map { $0 & 0x7fff_ffff }, 0, "ignored in the command: \(String(decoding: result.stdout, as: UTF8.self))")
+        XCTAssertEqual(
+            masks["SigIgn:"].map { $0 & 0x7fff_ffff }, 0, "ignored in the command: \(String(decoding: result.stdout, as: UTF8.self))")
     }
 
     /// A child spawned while another child's stdin pipe is open must not inherit that pipe's write

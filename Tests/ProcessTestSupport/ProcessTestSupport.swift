@@ -109,7 +109,7 @@ public final class CollectedOutput: Sendable {
 
 /// A child process with its stdin writable and its stdout/stderr collected, killed at the end
 /// of the test if it is still running.
-public final class RunningProcess: @unchecked Sendable {  // Foundation's Process and Pipe are not Sendable; used from the test's thread and killed at its end
+public final class RunningProcess: @unchecked Sendable {  // Process, Pipe: not Sendable; the test's thread only
     public let name: String
     public let process = Process()
     public let stdout = CollectedOutput()

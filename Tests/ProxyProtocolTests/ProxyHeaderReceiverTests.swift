@@ -65,8 +65,9 @@ final class ProxyHeaderReceiverTests: XCTestCase {
         XCTAssertEqual(setup.outcomes.headers.map(\.source), [try SocketAddress(ipAddress: "192.0.2.1", port: 56324)])
         XCTAssertEqual(setup.collector.announced.count, 1, "ProxyHeaderReceived goes down the pipeline")
         XCTAssertEqual(setup.collector.bytes, Array("hello".utf8), "the byte after the header and everything later")
-        XCTAssertThrowsError(try setup.channel.pipeline.syncOperations.handler(type: ProxyHeaderReceiver.self),
-                             "the receiver leaves the pipeline once the header is read")
+        XCTAssertThrowsError(
+            try setup.channel.pipeline.syncOperations.handler(type: ProxyHeaderReceiver.self),
+            "the receiver leaves the pipeline once the header is read")
         XCTAssertTrue(setup.channel.isActive)
         // Its timer went with it.
         setup.channel.embeddedEventLoop.advanceTime(by: .seconds(10))
@@ -97,9 +98,14 @@ final class ProxyHeaderReceiverTests: XCTestCase {
             (Array("GET / HTTP/1.1\r\n\r\n".utf8), "the connection does not begin with a PROXY header (v1 or v2)"),
             (Array("PROXY TCP4 192.0.2.1 198.51.100.7 1 2\n".utf8), "PROXY v1 line not ended by CRLF"),
             (Array(("PROXY TCP4 " + String(repeating: "1", count: 200)).utf8), "PROXY v1 line longer than 107 bytes"),
-            (ProxyHeaderParserTests.v2(family: 0x11, block: [], announcing: 2049), "PROXY v2 header of 2065 bytes, above the limit of 2064"),
-            (ProxyHeaderParserTests.v2(family: 0x41, block: [UInt8](repeating: 0, count: 12)),
-             "PROXY v2 family and transport 0x41 is not TCP over IPv4 or IPv6, a Unix stream or unspecified"),
+            (
+                ProxyHeaderParserTests.v2(family: 0x11, block: [], announcing: 2049),
+                "PROXY v2 header of 2065 bytes, above the limit of 2064"
+            ),
+            (
+                ProxyHeaderParserTests.v2(family: 0x41, block: [UInt8](repeating: 0, count: 12)),
+                "PROXY v2 family and transport 0x41 is not TCP over IPv4 or IPv6, a Unix stream or unspecified"
+            ),
         ]
         for (bytes, reason) in cases {
             let setup = try self.makeChannel()
@@ -170,7 +176,9 @@ final class ProxyHeaderReceiverTests: XCTestCase {
         for source in [try SocketAddress(unixDomainSocketPath: "/tmp/x"), nil] as [SocketAddress?] {
             let unspecified = ProxyHeaderEncoder.v2(source: source, destination: try SocketAddress(ipAddress: "::1", port: 6))
             XCTAssertEqual(unspecified.count, 16)
-            XCTAssertEqual(ProxyHeaderParser.parse(unspecified), .header(ProxyHeader(version: 2, command: .proxy, source: nil, destination: nil), consumed: 16))
+            XCTAssertEqual(
+                ProxyHeaderParser.parse(unspecified),
+                .header(ProxyHeader(version: 2, command: .proxy, source: nil, destination: nil), consumed: 16))
         }
     }
 }

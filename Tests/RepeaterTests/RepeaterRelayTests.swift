@@ -3,8 +3,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import XCTest
-import YamuxLink
 import Yamux
+import YamuxLink
 
 @testable import Repeater
 
@@ -60,11 +60,13 @@ final class RepeaterRelayTests: XCTestCase {
     /// socket must wait for them (a full close would drop them: this once lost the tail).
     func testSlowReaderAfterHalfCloseStillGetsEveryByte() throws {
         let replySize = 16 * 1024 * 1024
-        let fixture = try RepeaterFixture(threads: 1, streamInitializer: { channel in
-            channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
-                try channel.pipeline.syncOperations.addHandler(ReplyAfterFinHandler(replySize: replySize))
-            }
-        })
+        let fixture = try RepeaterFixture(
+            threads: 1,
+            streamInitializer: { channel in
+                channel.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(ReplyAfterFinHandler(replySize: replySize))
+                }
+            })
         defer { fixture.shutdown() }
         let socket = try BlockingSocket(port: fixture.port)
         defer { socket.close() }
@@ -84,12 +86,14 @@ final class RepeaterRelayTests: XCTestCase {
     /// the client leg, and both ends of the link.
     func testTCPNoDelayIsOnEverySocketOfASession() throws {
         let accepted = NIOLockedValueBox<Channel?>(nil)
-        let fixture = try RepeaterFixture(threads: 1, streamInitializer: { stream in
-            accepted.withLockedValue { $0 = stream.parent }
-            return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
-                try stream.pipeline.syncOperations.addHandler(StreamEchoHandler())
-            }
-        })
+        let fixture = try RepeaterFixture(
+            threads: 1,
+            streamInitializer: { stream in
+                accepted.withLockedValue { $0 = stream.parent }
+                return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                    try stream.pipeline.syncOperations.addHandler(StreamEchoHandler())
+                }
+            })
         defer { fixture.shutdown() }
         let socket = try BlockingSocket(port: fixture.port)
         defer { socket.close() }
@@ -116,12 +120,14 @@ final class RepeaterRelayTests: XCTestCase {
     /// it shallow (TCP_NOTSENT_LOWAT and a small write watermark; see `LinkSocketTuning`).
     func testLinkSocketsKeepTheirUnsentQueueShallowOnBothEnds() throws {
         let accepted = NIOLockedValueBox<Channel?>(nil)
-        let fixture = try RepeaterFixture(threads: 1, streamInitializer: { stream in
-            accepted.withLockedValue { $0 = stream.parent }
-            return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
-                try stream.pipeline.syncOperations.addHandler(StreamEchoHandler())
-            }
-        })
+        let fixture = try RepeaterFixture(
+            threads: 1,
+            streamInitializer: { stream in
+                accepted.withLockedValue { $0 = stream.parent }
+                return stream.setOption(ChannelOptions.allowRemoteHalfClosure, value: true).flatMapThrowing {
+                    try stream.pipeline.syncOperations.addHandler(StreamEchoHandler())
+                }
+            })
         defer { fixture.shutdown() }
         let socket = try BlockingSocket(port: fixture.port)
         defer { socket.close() }

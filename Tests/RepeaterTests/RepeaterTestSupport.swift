@@ -2,8 +2,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import XCTest
-import YamuxLink
 import Yamux
+import YamuxLink
 
 @testable import Repeater
 

@@ -19,7 +19,8 @@ final class RestartWarningTests: XCTestCase {
         let warning = try XCTUnwrap(ExistingListenerProbe.migrationWarning(for: .tcp(host: "127.0.0.1", port: 3011), setting: off))
         XCTAssertTrue(warning.hasPrefix("net.ipv4.tcp_migrate_req is 0: "), warning)
         XCTAssertTrue(warning.contains("sysctl -w net.ipv4.tcp_migrate_req=1"), warning)
-        XCTAssertNil(ExistingListenerProbe.migrationWarning(for: .unix(path: "/tmp/x.sock"), setting: off), "no SO_REUSEPORT on a Unix socket")
+        XCTAssertNil(
+            ExistingListenerProbe.migrationWarning(for: .unix(path: "/tmp/x.sock"), setting: off), "no SO_REUSEPORT on a Unix socket")
         XCTAssertNil(ExistingListenerProbe.migrationWarning(for: .tcp(host: "127.0.0.1", port: 3011), setting: try setting("1\n")))
         XCTAssertNil(ExistingListenerProbe.migrationWarning(for: .tcp(host: "127.0.0.1", port: 3011), setting: "/nonexistent/knob"))
     }

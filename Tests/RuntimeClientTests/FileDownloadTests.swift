@@ -23,7 +23,8 @@ final class FileDownloadTests: XCTestCase {
         let path = directory.appendingPathComponent("result.txt").path
         XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("old".utf8)))
         let download = try FileDownload(path: path)
-        XCTAssertEqual(URL(fileURLWithPath: download.temporaryPath).deletingLastPathComponent().path, directory.path,
+        XCTAssertEqual(
+            URL(fileURLWithPath: download.temporaryPath).deletingLastPathComponent().path, directory.path,
             "beside the file, so that the rename is atomic")
         try download.write(ByteBuffer(string: "new "))
         try download.write(ByteBuffer(string: "bytes"))

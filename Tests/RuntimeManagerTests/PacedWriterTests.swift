@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
-@testable import RuntimeManager
 import XCTest
+
+@testable import RuntimeManager
 
 /// The runtime manager hands large responses to TLS in slices, in order, a few per loop turn.
 final class PacedWriterTests: XCTestCase {

@@ -73,7 +73,8 @@ final class PolicyTests: XCTestCase {
     func testFingerprintAsPrintedByOpenSSLMatchesTheIdentityOfTheCertificate() throws {
         let certs = TestCertificates.shared
         let printed = try runProcess(
-            try Binaries.system("openssl", package: "openssl"), ["x509", "-in", certs.path("reader.pem"), "-noout", "-fingerprint", "-sha256"]
+            try Binaries.system("openssl", package: "openssl"),
+            ["x509", "-in", certs.path("reader.pem"), "-noout", "-fingerprint", "-sha256"]
         ).stdout
         // "sha256 Fingerprint=AB:CD:…" (the label's case depends on the OpenSSL version)
         let fingerprint = String(printed.split(separator: "=").last!).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -1,9 +1,9 @@
 import Foundation
 import NIOCore
+import ProcessTestSupport
 import RuntimeManager
 import SwiftProtobuf
 import TransportProtocol
-import ProcessTestSupport
 import XCTest
 
 /// The runtime manager's behaviour by plain calls, without TLS or sockets.
@@ -27,10 +27,20 @@ final class RequestHandlerTests: XCTestCase {
     }
 
     func testWriteAppendReadHashRoundTripEchoesContext() {
-        var outcome = self.handle(self.client, context: 1) { $0.writeFile = .with { $0.fileName = "f"; $0.data = Data("ab".utf8) } }
+        var outcome = self.handle(self.client, context: 1) {
+            $0.writeFile = .with {
+                $0.fileName = "f"
+                $0.data = Data("ab".utf8)
+            }
+        }
         XCTAssertEqual(outcome.response.status, .success)
         XCTAssertEqual(outcome.response.context, 1)
-        outcome = self.handle(self.client, context: 2) { $0.appendFile = .with { $0.fileName = "f"; $0.data = Data("c".utf8) } }
+        outcome = self.handle(self.client, context: 2) {
+            $0.appendFile = .with {
+                $0.fileName = "f"
+                $0.data = Data("c".utf8)
+            }
+        }
         XCTAssertEqual(outcome.response.status, .success)
         XCTAssertEqual(outcome.response.context, 2)
         outcome = self.handle(self.reader, context: 3) { $0.readFile = .with { $0.fileName = "f" } }
@@ -48,7 +58,12 @@ final class RequestHandlerTests: XCTestCase {
     }
 
     func testDenialsAreInvalidRoleWithAMessage() {
-        let outcome = self.handle(self.reader) { $0.writeFile = .with { $0.fileName = "secret"; $0.data = Data([1]) } }
+        let outcome = self.handle(self.reader) {
+            $0.writeFile = .with {
+                $0.fileName = "secret"
+                $0.data = Data([1])
+            }
+        }
         XCTAssertEqual(outcome.response.status, .failedInvalidRole)
         XCTAssertEqual(outcome.response.context, 77)
         let message = outcome.response.errorMessage ?? ""
@@ -63,7 +78,12 @@ final class RequestHandlerTests: XCTestCase {
         for outcome in [
             self.handle(self.client) { $0.readFile = .with { $0.fileName = "nope" } },
             self.handle(self.client) { $0.requestPiHash = .with { $0.fileName = "nope" } },
-            self.handle(self.client) { $0.appendFile = .with { $0.fileName = "nope"; $0.data = Data([1]) } },
+            self.handle(self.client) {
+                $0.appendFile = .with {
+                    $0.fileName = "nope"
+                    $0.data = Data([1])
+                }
+            },
         ] {
             XCTAssertEqual(outcome.response.status, .failedGeneric)
             XCTAssertTrue(outcome.response.errorMessage?.contains("\"nope\"") ?? false, "\(outcome.response)")
@@ -71,10 +91,20 @@ final class RequestHandlerTests: XCTestCase {
     }
 
     func testTheStoreLimitIsAnErrorWithAdviceAndReadsAreNotBoundByTheMessageLimit() {
-        var outcome = self.handle(self.client) { $0.writeFile = .with { $0.fileName = "big"; $0.data = Data(count: 1001) } }
+        var outcome = self.handle(self.client) {
+            $0.writeFile = .with {
+                $0.fileName = "big"
+                $0.data = Data(count: 1001)
+            }
+        }
         XCTAssertEqual(outcome.response.status, .failedGeneric)
         XCTAssertTrue(outcome.response.errorMessage?.contains("--max-store-bytes") ?? false)
-        outcome = self.handle(self.client) { $0.writeFile = .with { $0.fileName = "big"; $0.data = Data(count: 590) } }
+        outcome = self.handle(self.client) {
+            $0.writeFile = .with {
+                $0.fileName = "big"
+                $0.data = Data(count: 590)
+            }
+        }
         XCTAssertEqual(outcome.response.status, .success)
         // The message limit (600 here) is for requests: the read of a 590-byte file is answered
         // (sessions stream a file in slices, so no limit is needed for memory).
@@ -105,7 +135,13 @@ final class RequestHandlerTests: XCTestCase {
     /// Issue 42: staged chunks are not the file until the committing one; then the new content
     /// replaces the old whole, and the store counts each byte once.
     func testAStagedPutReplacesTheFileOnlyWhenItCommits() {
-        XCTAssertEqual(self.handle(self.client) { $0.writeFile = .with { $0.fileName = "f"; $0.data = Data("old".utf8) } }.response.status, .success)
+        XCTAssertEqual(
+            self.handle(self.client) {
+                $0.writeFile = .with {
+                    $0.fileName = "f"
+                    $0.data = Data("old".utf8)
+                }
+            }.response.status, .success)
         var uploads = StagedUploads()
         XCTAssertEqual(self.staged(self.client, "f", "new ", starting: true, commit: false, uploads: &uploads).response.status, .success)
         XCTAssertEqual(self.staged(self.client, "f", "and ", starting: false, commit: false, uploads: &uploads).response.status, .success)
@@ -125,7 +161,13 @@ final class RequestHandlerTests: XCTestCase {
     /// and leaves the file as it was; so does a chunk the store refuses, and the put's later
     /// chunks are refused.
     func testAPutThatDoesNotCommitLeavesTheStoredFileAsItWas() {
-        XCTAssertEqual(self.handle(self.client) { $0.writeFile = .with { $0.fileName = "f"; $0.data = Data("old".utf8) } }.response.status, .success)
+        XCTAssertEqual(
+            self.handle(self.client) {
+                $0.writeFile = .with {
+                    $0.fileName = "f"
+                    $0.data = Data("old".utf8)
+                }
+            }.response.status, .success)
         var uploads = StagedUploads()
         _ = self.staged(self.client, "f", String(repeating: "n", count: 500), starting: true, commit: false, uploads: &uploads)
         uploads.discardAll(store: self.handler.store)
@@ -133,7 +175,9 @@ final class RequestHandlerTests: XCTestCase {
         XCTAssertEqual(self.handler.store.totalBytes, 3)
 
         // The store holds 1,000 bytes: 3 stored, 600 staged, then 600 more do not fit.
-        XCTAssertEqual(self.staged(self.client, "f", String(repeating: "n", count: 500), starting: true, commit: false, uploads: &uploads).response.status, .success)
+        XCTAssertEqual(
+            self.staged(self.client, "f", String(repeating: "n", count: 500), starting: true, commit: false, uploads: &uploads).response
+                .status, .success)
         let full = self.staged(self.client, "f", String(repeating: "n", count: 500), starting: false, commit: false, uploads: &uploads)
         XCTAssertEqual(full.response.status, .failedGeneric)
         XCTAssertTrue(full.response.errorMessage?.contains("the stored file is unchanged") ?? false, full.response.errorMessage ?? "")
@@ -147,17 +191,27 @@ final class RequestHandlerTests: XCTestCase {
     /// name is refused; a session has at most `maximumUploads` puts in progress.
     func testStagingNeedsWritePermissionANameAndHasABound() {
         var uploads = StagedUploads()
-        XCTAssertEqual(self.staged(self.reader, "f", "x", starting: true, commit: true, uploads: &uploads).response.status, .failedInvalidRole)
-        XCTAssertEqual(self.staged(self.reader, "f", "x", starting: false, commit: true, uploads: &uploads).response.status, .failedInvalidRole)
+        XCTAssertEqual(
+            self.staged(self.reader, "f", "x", starting: true, commit: true, uploads: &uploads).response.status, .failedInvalidRole)
+        XCTAssertEqual(
+            self.staged(self.reader, "f", "x", starting: false, commit: true, uploads: &uploads).response.status, .failedInvalidRole)
         let unnamed = self.staged(self.client, "", "x", starting: true, commit: true, uploads: &uploads)
         XCTAssertEqual(unnamed.response.status, .failedInvalidRequest)
         XCTAssertEqual(unnamed.response.errorMessage, "a file name must not be empty")
-        XCTAssertEqual(self.handle(self.client) { $0.writeFile = .with { $0.fileName = ""; $0.data = Data("x".utf8) } }.response.status, .failedInvalidRequest)
+        XCTAssertEqual(
+            self.handle(self.client) {
+                $0.writeFile = .with {
+                    $0.fileName = ""
+                    $0.data = Data("x".utf8)
+                }
+            }.response.status, .failedInvalidRequest)
         for index in 0..<StagedUploads.maximumUploads {
-            XCTAssertEqual(self.staged(self.client, "f\(index)", "x", starting: true, commit: false, uploads: &uploads).response.status, .success)
+            XCTAssertEqual(
+                self.staged(self.client, "f\(index)", "x", starting: true, commit: false, uploads: &uploads).response.status, .success)
         }
         let over = self.staged(self.client, "one more", "x", starting: true, commit: false, uploads: &uploads)
-        XCTAssertTrue(over.response.errorMessage?.contains("puts are in progress in this session already") ?? false, over.response.errorMessage ?? "")
+        XCTAssertTrue(
+            over.response.errorMessage?.contains("puts are in progress in this session already") ?? false, over.response.errorMessage ?? "")
         uploads.discardAll(store: self.handler.store)
         XCTAssertEqual(self.handler.store.totalBytes, 0)
     }

@@ -27,7 +27,10 @@ final class LengthPrefixedMessageHandlerTests: XCTestCase {
         }
         let message = RuntimeManagerRequest.with {
             $0.context = 3
-            $0.writeFile = .with { $0.fileName = "big"; $0.data = contents }
+            $0.writeFile = .with {
+                $0.fileName = "big"
+                $0.data = contents
+            }
         }
         var framed = try message.lengthPrefixedByteBuffer()
         var reads = 0
@@ -75,7 +78,10 @@ final class LengthPrefixedMessageHandlerTests: XCTestCase {
                 return XCTFail("expected malformedMessage, got \(error)")
             }
         }
-        let good = RuntimeManagerRequest.with { $0.context = 9; $0.readFile = .with { $0.fileName = "a" } }
+        let good = RuntimeManagerRequest.with {
+            $0.context = 9
+            $0.readFile = .with { $0.fileName = "a" }
+        }
         try channel.writeInbound(try good.lengthPrefixedByteBuffer())
         XCTAssertEqual(try channel.readInbound(as: RuntimeManagerRequest.self), good)
         XCTAssertTrue(try channel.finish().isClean)
@@ -113,8 +119,15 @@ final class LengthPrefixedMessageHandlerTests: XCTestCase {
         let receiver = EmbeddedChannel(handler: LengthPrefixedMessageDecoder<RuntimeManagerResponse>())
         let responses: [RuntimeManagerResponse] = [
             .failure(.failedInvalidRole, context: 1, message: "denied"),
-            .with { $0.status = .success; $0.context = 2 },
-            .with { $0.status = .success; $0.context = 3; $0.result = .with { $0.data = Data(count: 70_000) } },
+            .with {
+                $0.status = .success
+                $0.context = 2
+            },
+            .with {
+                $0.status = .success
+                $0.context = 3
+                $0.result = .with { $0.data = Data(count: 70_000) }
+            },
         ]
         for response in responses { try sender.writeOutbound(response) }
         while let part = try sender.readOutbound(as: ByteBuffer.self) { try receiver.writeInbound(part) }

@@ -52,7 +52,10 @@ final class MessagesTests: XCTestCase {
     /// varints on the wire, absent when false (so a request without them is byte for byte what
     /// Veracruz sends), named as in the .proto.
     func testTheStagedPutFieldsAreFieldsThreeAndFourOfData() throws {
-        var data = TransportProtocol_Data.with { $0.fileName = "f"; $0.data = Data([7]) }
+        var data = TransportProtocol_Data.with {
+            $0.fileName = "f"
+            $0.data = Data([7])
+        }
         XCTAssertEqual(Array(try data.serializedBytes() as [UInt8]), [0x0A, 1, 0x66, 0x12, 1, 7])
         data.stage = true
         data.commit = true

@@ -12,11 +12,26 @@ final class ResponseStreamDecoderTests: XCTestCase {
     private func responses() -> [RuntimeManagerResponse] {
         let file = Data((0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
         return [
-            .with { $0.status = .success; $0.context = 3; $0.result = .with { $0.data = file } },
-            .with { $0.status = .success; $0.context = 4; $0.result = .init() },  // an empty file
+            .with {
+                $0.status = .success
+                $0.context = 3
+                $0.result = .with { $0.data = file }
+            },
+            .with {
+                $0.status = .success
+                $0.context = 4
+                $0.result = .init()
+            },  // an empty file
             .failure(.failedInvalidRole, context: 5, message: "denied: \"x\" is not yours"),
-            .with { $0.status = .success; $0.context = 6; $0.piHash = .with { $0.data = Data(repeating: 0xAB, count: 32) } },
-            .with { $0.status = .success; $0.policyHash = .with { $0.data = Data(repeating: 1, count: 32) } },
+            .with {
+                $0.status = .success
+                $0.context = 6
+                $0.piHash = .with { $0.data = Data(repeating: 0xAB, count: 32) }
+            },
+            .with {
+                $0.status = .success
+                $0.policyHash = .with { $0.data = Data(repeating: 1, count: 32) }
+            },
         ]
     }
 
@@ -130,8 +145,9 @@ final class ResponseStreamDecoderTests: XCTestCase {
             } catch let thrown {
                 error = thrown
             }
-            XCTAssertEqual(error as? TransportProtocolError,
-                           .malformedMessage(type: RuntimeManagerResponse.protoMessageName, reason: reason), "\(fields)")
+            XCTAssertEqual(
+                error as? TransportProtocolError,
+                .malformedMessage(type: RuntimeManagerResponse.protoMessageName, reason: reason), "\(fields)")
             XCTAssertThrowsError(try decoder.next(), "a failed decoder stays failed")
         }
     }

@@ -46,7 +46,8 @@ final class LinkAddressTests: XCTestCase {
             XCTAssertThrowsError(try LinkAddress(parsing: text), text) { error in
                 XCTAssertEqual(
                     "\(error)",
-                    "invalid address '\(text)': \(reason); accepted: vsock:CID:PORT with CID a number, any, host, local or hypervisor and PORT from 0 to 4294967294, e.g. vsock:16:5000 or vsock:any:5000")
+                    "invalid address '\(text)': \(reason); accepted: vsock:CID:PORT with CID a number, any, host, local or hypervisor and PORT from 0 to 4294967294, e.g. vsock:16:5000 or vsock:any:5000"
+                )
                 XCTAssertFalse("\(error)".contains("\n"))
             }
         }

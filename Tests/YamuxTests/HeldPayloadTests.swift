@@ -54,7 +54,9 @@ final class HeldPayloadTests: XCTestCase {
             for socket in sockets { _ = try? socket.finish(acceptAlreadyClosed: true) }
         }
 
-        let queued = YamuxStreamID(1), pending = YamuxStreamID(3), bulk = [5, 7, 9, 11].map { YamuxStreamID(UInt32($0)) }
+        let queued = YamuxStreamID(1)
+        let pending = YamuxStreamID(3)
+        let bulk = [5, 7, 9, 11].map { YamuxStreamID(UInt32($0)) }
         var opens = ByteBuffer()
         for id in [queued, pending] + bulk {
             opens.writeYamuxHeader(YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: id, length: 0))
@@ -119,7 +121,8 @@ final class HeldPayloadTests: XCTestCase {
             _ = try? link.finish(acceptAlreadyClosed: true)
             loop.run()
         }
-        let stalled = YamuxStreamID(1), bulk = [3, 5, 7, 9].map { YamuxStreamID(UInt32($0)) }
+        let stalled = YamuxStreamID(1)
+        let bulk = [3, 5, 7, 9].map { YamuxStreamID(UInt32($0)) }
         var opens = ByteBuffer()
         for id in [stalled] + bulk {
             opens.writeYamuxHeader(YamuxFrameHeader(type: .windowUpdate, flags: .syn, streamID: id, length: 0))

@@ -127,7 +127,8 @@ final class YamuxControlFloodTests: XCTestCase {
         XCTAssertEqual(link.multiplexer.openStreamCount, 0)
         XCTAssertEqual(link.log.lines(atLeast: .info), [], "no line per stream at the default level")
         let debugLines = link.log.lines(atLeast: .trace)
-        XCTAssertEqual(debugLines.filter { $0.hasPrefix("debug stream") && $0.hasSuffix("reset by the peer") }.count, 1000, "a debug line each")
+        XCTAssertEqual(
+            debugLines.filter { $0.hasPrefix("debug stream") && $0.hasSuffix("reset by the peer") }.count, 1000, "a debug line each")
         XCTAssertEqual(debugLines.filter { $0.contains("(its stream is closed)") }.count, 1)
 
         link.loop.advanceTime(by: .seconds(9))
@@ -139,11 +140,14 @@ final class YamuxControlFloodTests: XCTestCase {
         link.loop.advanceTime(by: .seconds(60))
         XCTAssertEqual(link.log.lines(atLeast: .info).count, 1, "nothing new, nothing said")
 
-        try link.receive([.windowUpdate(YamuxStreamID(2001), flags: .syn, delta: 0), .windowUpdate(YamuxStreamID(2001), flags: .rst, delta: 0)])
+        try link.receive([
+            .windowUpdate(YamuxStreamID(2001), flags: .syn, delta: 0), .windowUpdate(YamuxStreamID(2001), flags: .rst, delta: 0),
+        ])
         try link.channel.close().wait()
         XCTAssertEqual(
             link.log.lines(atLeast: .info).last,
-            "notice from the link's peer before the link closed: 1 stream reset by the peer", "what is counted is said when the link closes")
+            "notice from the link's peer before the link closed: 1 stream reset by the peer", "what is counted is said when the link closes"
+        )
     }
 
     func testThePeerOpensAtMostTheBudgetOfStreamsPerReadCycleAndTheRestAtTheNextTurns() throws {
@@ -151,7 +155,9 @@ final class YamuxControlFloodTests: XCTestCase {
         configuration.maximumInboundOpensPerReadCycle = 100
         let link = try makeLink(configuration) { $0.eventLoop.makeSucceededVoidFuture() }
         var bytes = ByteBuffer()
-        for id in stride(from: UInt32(1), through: 499, by: 2) { bytes.writeYamuxHeader(.windowUpdate(YamuxStreamID(id), flags: .syn, delta: 0)) }
+        for id in stride(from: UInt32(1), through: 499, by: 2) {
+            bytes.writeYamuxHeader(.windowUpdate(YamuxStreamID(id), flags: .syn, delta: 0))
+        }
         try link.channel.writeInbound(bytes)
         XCTAssertEqual(link.multiplexer.openStreamCount, 100, "one read cycle opens at most the budget")
         let readsBefore = link.reads.reads

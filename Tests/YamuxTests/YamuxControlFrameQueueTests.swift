@@ -30,7 +30,8 @@ final class YamuxControlFrameQueueTests: XCTestCase {
 
     func testWindowUpdatesForOneStreamCoalesceInTheFirstOnesPlace() {
         var queue = YamuxControlFrameQueue(limit: 100, pauseThreshold: 10)
-        let one = YamuxStreamID(1), three = YamuxStreamID(3)
+        let one = YamuxStreamID(1)
+        let three = YamuxStreamID(3)
         XCTAssertEqual(queue.append(.windowUpdate(one, delta: 1000)), .queued)
         XCTAssertEqual(queue.append(.windowUpdate(three, delta: 5)), .queued)
         XCTAssertEqual(queue.append(.windowUpdate(one, delta: 2000)), .coalesced)
@@ -52,7 +53,8 @@ final class YamuxControlFrameQueueTests: XCTestCase {
 
     func testAStreamThePeerResetLosesEverythingQueuedForIt() {
         var queue = YamuxControlFrameQueue(limit: 100, pauseThreshold: 10)
-        let one = YamuxStreamID(1), two = YamuxStreamID(2)
+        let one = YamuxStreamID(1)
+        let two = YamuxStreamID(2)
         _ = queue.append(.windowUpdate(two, flags: .ack, delta: 0))
         _ = queue.append(.windowUpdate(one, flags: .ack, delta: 0))
         _ = queue.append(.windowUpdate(one, delta: 10))

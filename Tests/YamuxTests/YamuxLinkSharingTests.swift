@@ -87,7 +87,12 @@ final class YamuxLinkSharingTests: XCTestCase {
         let ping = YamuxStreamID(1)
         var clockReads = 0
         for _ in 0..<100 {
-            activity.dataArrived(on: ping, length: 64, now: { clockReads += 1; return self.start }())
+            activity.dataArrived(
+                on: ping, length: 64,
+                now: {
+                    clockReads += 1
+                    return self.start
+                }())
         }
         XCTAssertEqual(clockReads, 0, "no clock read while the same stream keeps sending")
         XCTAssertFalse(activity.smallMessagesOnAnotherStream(besides: ping, now: start, within: .milliseconds(100)))

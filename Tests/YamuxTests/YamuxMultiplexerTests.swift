@@ -292,7 +292,8 @@ final class YamuxMultiplexerTests: XCTestCase {
         pair.serverMux.onFirstFrame = { named.append($0) }
         (pair.client.eventLoop as! EmbeddedEventLoop).run()
         let firstFrame = try XCTUnwrap(pair.client.readOutbound(as: ByteBuffer.self))
-        XCTAssertEqual(Array(firstFrame.readableBytesView), [0, 2, 0, 1, 0, 0, 0, 0, 0x00, 0xc0, 0xff, 0xee], "a SYN ping carrying the name")
+        XCTAssertEqual(
+            Array(firstFrame.readableBytesView), [0, 2, 0, 1, 0, 0, 0, 0, 0x00, 0xc0, 0xff, 0xee], "a SYN ping carrying the name")
         try pair.server.writeInbound(firstFrame)
         let (stream, collector) = try pair.openStream()
         stream.writeAndFlush(ByteBuffer(string: "hi"), promise: nil)

@@ -17,7 +17,7 @@ final class YamuxOpenStreamsTests: XCTestCase {
         let waiters = streams.closed()
         XCTAssertEqual(waiters.count, 1)
         XCTAssertFalse(done, "the caller completes them, after the count changed")
-        waiters.forEach { $0.succeed(()) }
+        for waiter in waiters { waiter.succeed(()) }
         XCTAssertTrue(done)
         XCTAssertEqual(streams.count, 0)
     }
@@ -38,6 +38,6 @@ final class YamuxOpenStreamsTests: XCTestCase {
         XCTAssertEqual(waiters.count, 2)
         XCTAssertEqual(streams.count, 0)
         XCTAssertEqual(streams.closeAll().count, 0, "each waiter is handed over once")
-        waiters.forEach { $0.succeed(()) }
+        for waiter in waiters { waiter.succeed(()) }
     }
 }

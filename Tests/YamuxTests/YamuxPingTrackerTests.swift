@@ -48,7 +48,7 @@ final class YamuxPingTrackerTests: XCTestCase {
         let abandoned = tracker.abandonAll()
         XCTAssertEqual(abandoned.count, 1)
         XCTAssertFalse(tracker.isAwaitingReply)
-        abandoned.forEach { $0.fail(YamuxError(.linkClosed)) }
+        for promise in abandoned { promise.fail(YamuxError(.linkClosed)) }
         XCTAssertThrowsError(try promise.futureResult.wait())
     }
 }

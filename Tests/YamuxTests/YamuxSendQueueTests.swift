@@ -38,7 +38,7 @@ final class YamuxSendQueueTests: XCTestCase {
     func testStreamsTakeTurnsOneFrameEach() {
         var queue = YamuxSendQueue()
         let streams = [NamedStream(1), NamedStream(3), NamedStream(5)]
-        streams.forEach { queue.enqueue($0) }
+        for stream in streams { queue.enqueue(stream) }
         var framesLeft: [UInt32: Int] = [1: 3, 3: 1, 5: 2]
         let order = ids(&queue) { id in
             framesLeft[id]! -= 1
@@ -62,7 +62,7 @@ final class YamuxSendQueueTests: XCTestCase {
 
     func testAStreamStoppedByAFullLinkKeepsItsPlaceAndEndsThePass() {
         var queue = YamuxSendQueue()
-        [NamedStream(1), NamedStream(3), NamedStream(5)].forEach { queue.enqueue($0) }
+        for stream in [NamedStream(1), NamedStream(3), NamedStream(5)] { queue.enqueue(stream) }
         queue.startPass()
         let first = queue.nextTurn()!
         XCTAssertEqual(first.stream.streamID.rawValue, 1)
@@ -84,7 +84,7 @@ final class YamuxSendQueueTests: XCTestCase {
     func testASparseStreamGoesAheadOfTheBacklogOnce() {
         var queue = YamuxSendQueue()
         let bulk = [NamedStream(1), NamedStream(3)]
-        bulk.forEach { queue.enqueue($0) }
+        for stream in bulk { queue.enqueue(stream) }
         let small = NamedStream(5, sendable: 64)
         queue.enqueue(small)
         queue.startPass()

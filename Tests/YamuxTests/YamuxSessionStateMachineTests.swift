@@ -168,7 +168,8 @@ final class YamuxSessionStateMachineTests: XCTestCase {
         var server = Machine(role: .server)
         let id = YamuxStreamID(1)
         _ = server.receive(.windowUpdate(id, flags: .syn, delta: 0))
-        XCTAssertEqual(streamEvent(server.receive(.data(id, length: UInt32(YamuxWindow.initial))))?.deliverBytes,
+        XCTAssertEqual(
+            streamEvent(server.receive(.data(id, length: UInt32(YamuxWindow.initial))))?.deliverBytes,
             YamuxWindow.initial)
         assertSessionError(server.receive(.data(id, length: 1))) {
             if case .receiveWindowExceeded = $0 { return true } else { return false }

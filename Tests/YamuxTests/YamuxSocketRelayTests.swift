@@ -3,11 +3,11 @@ import NIOCore
 import NIOPosix
 import XCTest
 
+@testable import Yamux
+
 #if canImport(Glibc)
 import Glibc  // `linger`, NIOLinger's type
 #endif
-
-@testable import Yamux
 
 /// `YamuxSocketRelay` on real sockets (an embedded channel cannot half-close): a user socket →
 /// a front socket relayed onto a yamux link → the far multiplexer, whose streams are child

@@ -118,7 +118,10 @@ let benchmarks: @Sendable () -> Void = {
                 var decoder = LengthPrefixFrameDecoder()
                 decoder.append(input)
                 var n = 0
-                while let m = try decoder.nextPayload() { n += 1; blackHole(m) }
+                while let m = try decoder.nextPayload() {
+                    n += 1
+                    blackHole(m)
+                }
                 precondition(n == 1000)
             }
         }
@@ -161,7 +164,7 @@ let benchmarks: @Sendable () -> Void = {
                     received.append(contentsOf: chunk.readableBytesView)
                     attempts += 1
                     if let request = try? TransportProtocol_RuntimeManagerRequest(serializedBytes: received),
-                       request.writeFile.data.count == megabytes * 1_000_000
+                        request.writeFile.data.count == megabytes * 1_000_000
                     {
                         done = true
                     }
@@ -183,7 +186,7 @@ let benchmarks: @Sendable () -> Void = {
                     received.writeBuffer(&c)
                     let attempt = Data(received.readableBytesView)
                     if let request = try? TransportProtocol_RuntimeManagerRequest(serializedBytes: attempt),
-                       request.writeFile.data.count == megabytes * 1_000_000
+                        request.writeFile.data.count == megabytes * 1_000_000
                     {
                         done = true
                     }

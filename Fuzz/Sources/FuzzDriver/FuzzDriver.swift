@@ -8,6 +8,8 @@ import Foundation
 public typealias FuzzInput = @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
 
 #if FUZZING
+// swift-format-ignore: AlwaysUseLowerCamelCase
+// libFuzzer's C name.
 @_silgen_name("LLVMFuzzerRunDriver")
 func LLVMFuzzerRunDriver(
     _ argc: UnsafeMutablePointer<Int32>,
@@ -32,7 +34,9 @@ public func replayFiles(_ fuzzOne: (UnsafeRawBufferPointer) -> Void) throws {
     var count = 0
     for path in CommandLine.arguments.dropFirst() {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+        }
         let files =
             isDirectory.boolValue
             ? (try FileManager.default.contentsOfDirectory(atPath: path)).sorted().map { path + "/" + $0 } : [path]

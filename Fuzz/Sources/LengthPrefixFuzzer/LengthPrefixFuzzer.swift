@@ -43,7 +43,7 @@ func check<M: SwiftProtobuf.Message & Equatable>(_: M.Type, stream: ByteBuffer, 
     require(whole == byteWise, "one read and one byte per read decode differently: \(whole) vs \(byteWise)")
     require(whole == split, "one read and fuzzer-chosen reads decode differently: \(whole) vs \(split)")
 
-    for case let .message(message) in whole {
+    for case .message(let message) in whole {
         guard let framed = try? message.lengthPrefixedByteBuffer() else {
             fail("a decoded \(M.protoMessageName) does not re-encode: \(message)")
         }
@@ -69,7 +69,7 @@ func decodeAll<M: SwiftProtobuf.Message & Equatable>(_: M.Type, reads: [ByteBuff
             do {
                 payload = try decoder.nextPayload()
             } catch let error as TransportProtocolError {
-                guard case let .messageTooLarge(length, refusedLimit) = error, length > UInt64(limit),
+                guard case .messageTooLarge(let length, let refusedLimit) = error, length > UInt64(limit),
                     refusedLimit == limit
                 else { fail("nextPayload threw \(error) for limit \(limit)") }
                 require(decoder.gatheredCapacity == 0, "a refused length of \(length) left a payload buffer")
@@ -172,6 +172,8 @@ func fail(_ message: String) -> Never {
 }
 
 #if FUZZING
+// swift-format-ignore: AlwaysUseLowerCamelCase
+// libFuzzer's C name.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     fuzzOne(UnsafeRawBufferPointer(start: data, count: size))

@@ -25,10 +25,12 @@ func fuzzOne(_ input: UnsafeRawBufferPointer) {
     case .needMoreBytes:
         require(bytes.count < ProxyHeaderParser.maximumHeaderBytes, "\(bytes.count) bytes still need more")
     case .header(_, let consumed):
-        require(consumed > 0 && consumed <= min(bytes.count, ProxyHeaderParser.maximumHeaderBytes), "consumed \(consumed) of \(bytes.count)")
+        require(
+            consumed > 0 && consumed <= min(bytes.count, ProxyHeaderParser.maximumHeaderBytes), "consumed \(consumed) of \(bytes.count)")
         require(ProxyHeaderParser.parse(bytes.prefix(consumed)) == verdict, "the header's own bytes parse differently")
         for count in [0, 1, consumed / 2, consumed - 1] where count < consumed {
-            require(ProxyHeaderParser.parse(bytes.prefix(count)) == .needMoreBytes, "a \(count)-byte prefix of a header does not ask for more")
+            require(
+                ProxyHeaderParser.parse(bytes.prefix(count)) == .needMoreBytes, "a \(count)-byte prefix of a header does not ask for more")
         }
     case .invalid:
         for extra in [[0x0D, 0x0A], [0x00], [UInt8](repeating: 0x20, count: 200)] as [[UInt8]] {
@@ -58,10 +60,11 @@ func checkReceiver(bytes: [UInt8], control: UInt8, verdict: ProxyHeaderParser.Re
     let seen = Seen()
     let channel = EmbeddedChannel()
     do {
-        try channel.pipeline.syncOperations.addHandler(ProxyHeaderReceiver { outcome, _ in
-            require(seen.outcome == nil, "a second outcome")
-            seen.outcome = outcome
-        })
+        try channel.pipeline.syncOperations.addHandler(
+            ProxyHeaderReceiver { outcome, _ in
+                require(seen.outcome == nil, "a second outcome")
+                seen.outcome = outcome
+            })
         try channel.pipeline.syncOperations.addHandler(Collector(seen))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let maximumRead = [1, 2, 7, 16, 100, 3000][Int(control) % 6]
@@ -127,6 +130,8 @@ func fail(_ message: String) -> Never {
 }
 
 #if FUZZING
+// swift-format-ignore: AlwaysUseLowerCamelCase
+// libFuzzer's C name.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     fuzzOne(UnsafeRawBufferPointer(start: data, count: size))
