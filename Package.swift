@@ -219,7 +219,8 @@ let package = Package(
         .testTarget(
             name: "YamuxTests", dependencies: ["Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging],
             swiftSettings: swift6),
-        .testTarget(name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioEmbedded, logging], swiftSettings: swift6),
+        .testTarget(
+            name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, logging], swiftSettings: swift6),
         .testTarget(
             name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix, systemPackage], swiftSettings: swift6),
         .testTarget(

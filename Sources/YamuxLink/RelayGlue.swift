@@ -22,6 +22,10 @@ public final class RelayGlue: ChannelDuplexHandler {
     private var onEnd: ((EndReason) -> Void)?
     /// The first reason seen wins: later ones are consequences.
     private var ended = false
+    /// The side that finished first (read the end of its input), shared by both handlers: the
+    /// end's reason names it, as `CrossLoopRelay` and `YamuxSocketRelay` do, not the side whose
+    /// channel happened to close first.
+    private var finishedFirst: String?
     /// Marked on every read, either side, for an idle timeout (`IdleSweeper`).
     private let activity: RelayActivity?
 
@@ -130,13 +134,17 @@ public final class RelayGlue: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        report(.closed(side: side))
+        report(.closed(side: finishedFirst ?? side))
         partner?.partnerClosed()
         context.fireChannelInactive()
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
+            if finishedFirst == nil {
+                finishedFirst = side
+                partner?.finishedFirst = side
+            }
             partner?.partnerWriteEOF()
         }
         context.fireUserInboundEventTriggered(event)

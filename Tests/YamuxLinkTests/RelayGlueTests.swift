@@ -1,0 +1,176 @@
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import Synchronization
+import XCTest
+import Yamux
+import YamuxLink
+
+/// The two socket-to-socket relays (`RelayGlue` on one event loop, `CrossLoopRelay` across two):
+/// their logic on embedded channels, and a half-close exchange over real TCP, which is where
+/// half-close and write order mean something.
+final class RelayGlueTests: XCTestCase {
+    /// Counts the reads that pass the relay toward the socket.
+    private final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = NIOAny
+        var reads = 0
+        func read(context: ChannelHandlerContext) {
+            reads += 1
+            context.read()
+        }
+    }
+
+    private final class Ends: Sendable {
+        let reasons = Mutex<[String]>([])
+        func add(_ reason: RelayEndReason) { reasons.withLock { $0.append("\(reason)") } }
+        var all: [String] { reasons.withLock { $0 } }
+    }
+
+    /// Two embedded channels on one loop, joined; `client` has a read counter at its head.
+    private func gluedPair() throws -> (client: EmbeddedChannel, backend: EmbeddedChannel, reads: ReadCounter, ends: Ends) {
+        let loop = EmbeddedEventLoop()
+        let ends = Ends()
+        let (clientSide, backendSide) = RelayGlue.matchedPair(first: "client", second: "backend") { ends.add($0) }
+        let reads = ReadCounter()
+        let client = EmbeddedChannel(loop: loop)
+        let backend = EmbeddedChannel(loop: loop)
+        try client.pipeline.syncOperations.addHandlers([reads, clientSide])
+        try backend.pipeline.syncOperations.addHandler(backendSide)
+        return (client, backend, reads, ends)
+    }
+
+    func testBytesCrossOnReadCompleteAndReadsWaitForAWritablePartner() throws {
+        let (client, backend, reads, _) = try gluedPair()
+        client.pipeline.fireChannelRead(NIOAny(ByteBuffer(string: "hello ")))
+        client.pipeline.fireChannelRead(NIOAny(ByteBuffer(string: "world")))
+        client.pipeline.fireChannelReadComplete()
+        XCTAssertEqual(try backend.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "hello "))
+        XCTAssertEqual(try backend.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "world"))
+
+        backend.isWritable = false
+        client.read()
+        XCTAssertEqual(reads.reads, 0, "the backend cannot take more: the client is not read")
+        backend.isWritable = true
+        backend.pipeline.fireChannelWritabilityChanged()
+        XCTAssertEqual(reads.reads, 1, "writable again: the held read goes on")
+        client.read()
+        XCTAssertEqual(reads.reads, 2)
+    }
+
+    func testAnEndOfInputIsAnEmptyWriteThenTheOutputsClose() throws {
+        let (client, backend, _, ends) = try gluedPair()
+        client.pipeline.fireChannelRead(NIOAny(ByteBuffer(string: "last bytes")))
+        client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        XCTAssertEqual(try backend.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "last bytes"))
+        XCTAssertEqual(try backend.readOutbound(as: ByteBuffer.self), ByteBuffer(), "an empty write, done after every earlier one")
+        XCTAssertFalse(backend.isActive, "then the output's close (an embedded channel closes whole)")
+        XCTAssertEqual(ends.all, ["client closed"], "the client finished first, though the backend's channel closed first")
+    }
+
+    func testAFailureOnOneSideClosesTheOtherAndIsReportedOnce() throws {
+        let (client, backend, _, ends) = try gluedPair()
+        struct Broken: Error {}
+        client.pipeline.fireErrorCaught(Broken())
+        XCTAssertFalse(client.isActive)
+        XCTAssertFalse(backend.isActive)
+        XCTAssertEqual(ends.all.count, 1, "\(ends.all)")
+        XCTAssertTrue(ends.all.first?.hasPrefix("client failed") == true, "\(ends.all)")
+    }
+
+    // MARK: Real sockets
+
+    /// The backend peer: collects what arrives and, at the end of its input, answers with the
+    /// byte count and closes; the answer crossing back proves the half-close kept the other way open.
+    private final class CountingPeer: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        private var count = 0
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { count += unwrapInboundIn(data).readableBytes }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "got \(count)"))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// The client: what came back, complete when its connection closed.
+    private final class Answer: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let text = Mutex("")
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = unwrapInboundIn(data)
+            text.withLock { $0 += String(buffer: bytes) }
+        }
+    }
+
+    /// A client sends `size` bytes through a relay to `CountingPeer` and half-closes; the relay is
+    /// installed by `join(front, back)` on the front connection and a connection to the peer.
+    private func halfCloseExchange(
+        size: Int, frontLoop: any EventLoop, backLoop: any EventLoop,
+        join: @escaping @Sendable (Channel, Channel) -> EventLoopFuture<Void>
+    ) throws -> String {
+        let peer = try ServerBootstrap(group: backLoop)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { $0.pipeline.addHandler(CountingPeer()) }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? peer.close().wait() }
+        let peerAddress = peer.localAddress!
+        let front = try ServerBootstrap(group: frontLoop)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.autoRead, value: true)
+            .childChannelInitializer { front in
+                ClientBootstrap(group: backLoop).channelOption(.allowRemoteHalfClosure, value: true)
+                    .connect(to: peerAddress).flatMap { back in join(front, back) }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? front.close().wait() }
+        let answer = Answer()
+        let client = try ClientBootstrap(group: frontLoop).channelOption(.allowRemoteHalfClosure, value: true)
+            .channelInitializer { $0.pipeline.addHandler(answer) }
+            .connect(to: front.localAddress!).wait()
+        var payload = client.allocator.buffer(capacity: size)
+        payload.writeRepeatingByte(0x61, count: size)
+        try client.writeAndFlush(payload).wait()
+        try client.close(mode: .output).wait()
+        try client.closeFuture.wait()
+        return answer.text.withLock { $0 }
+    }
+
+    func testRelayGlueKeepsTheOtherDirectionOpenAfterAHalfClose() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let ends = Ends()
+        let answer = try halfCloseExchange(size: 3 << 20, frontLoop: loop, backLoop: loop) { front, back in
+            let (clientSide, backendSide) = RelayGlue.matchedPair(first: "client", second: "backend") { ends.add($0) }
+            return front.pipeline.addHandler(clientSide).flatMap { back.pipeline.addHandler(backendSide) }
+        }
+        XCTAssertEqual(answer, "got \(3 << 20)", "every byte one way, then the answer the other way after the half-close")
+        XCTAssertEqual(ends.all, ["client closed"], "the client finished first")
+    }
+
+    func testCrossLoopRelayDoesTheSameAcrossTwoLoops() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        defer { try? group.syncShutdownGracefully() }
+        let frontLoop = group.next()
+        let backLoop = group.next()
+        XCTAssertFalse(frontLoop === backLoop)
+        let ends = Ends()
+        let answer = try halfCloseExchange(size: 3 << 20, frontLoop: frontLoop, backLoop: backLoop) { front, back in
+            front.eventLoop.flatSubmit {
+                let first = CrossLoopRelay.firstSide("client") { ends.add($0) }
+                let bound = NIOLoopBound(first, eventLoop: front.eventLoop)
+                return front.pipeline.addHandler(first).flatMap {
+                    back.eventLoop.flatSubmit {
+                        back.pipeline.addHandler(CrossLoopRelay.secondSide("backend", on: back.eventLoop, joining: bound))
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(answer, "got \(3 << 20)")
+        // The end is reported on the first side's loop, after the close reaches it.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ends.all.isEmpty, ContinuousClock.now < deadline { usleep(10_000) }
+        XCTAssertEqual(ends.all, ["client closed"])
+    }
+}
