@@ -15,7 +15,7 @@ from .catalog import ALL_MEASUREMENTS, DESCRIPTIONS, ROOT, select_paths
 from .env import Env, build, install
 from .procs import log
 from .report import write_report
-from .results import MeasurementFailure, RunRecord, ScaleResult, measurement_from_json
+from .results import MeasurementFailure, RunRecord, ScaleResult
 from .summary import failed_paths
 
 
@@ -47,8 +47,6 @@ def parser(description: str) -> argparse.ArgumentParser:
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing: rewrite OUT/BENCHMARKS.md from OUT/bench/results.json (e.g. after "
                     "editing docs/bench/NOTES.md), keeping the command and date of that run")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the other measurements from the previous OUT/bench/results.json (each says when it ran)")
     return ap
 
 
@@ -64,19 +62,15 @@ def report_only(args) -> int:
     return 0
 
 
-def previous_results(outdir: str) -> dict:
-    """The measurements of the last results.json in OUT (for --merge), each marked with when it ran."""
-    try:
-        with open(os.path.join(outdir, "bench", "results.json")) as f:
-            data = json.load(f)
-        previous = {}
-        for m, v in data["results"].items():
-            if m in ALL_MEASUREMENTS and isinstance(v, dict):
-                v.setdefault("ran_at", data.get("started", "an earlier run"))
-                previous[m] = measurement_from_json(m, v)
-        return previous
-    except (OSError, ValueError, KeyError):
-        return {}
+def default_out(args, measurements: list[str]) -> str:
+    """Where a run writes when --out is not given: docs/ only for a whole run, so that
+    docs/BENCHMARKS.md always names one run of every measurement and path (issue 46: a page
+    stitched from ten runs, with --merge, could not say what the code did at any one time);
+    a smoke run or one narrowed by --only, --skip or --paths goes under .build/."""
+    if args.quick:
+        return os.path.join(ROOT, ".build", "bench-quick")
+    whole = set(measurements) == set(ALL_MEASUREMENTS) and not args.paths and not args.debug
+    return os.path.join(ROOT, "docs") if whole else os.path.join(ROOT, ".build", "bench-partial")
 
 
 def main(description: str = "") -> int:
@@ -116,13 +110,12 @@ def main(description: str = "") -> int:
 
 def run(args, measurements: list[str], paths: list[str]) -> int:
     env = Env(args)
-    outdir = args.out or (os.path.join(ROOT, ".build", "bench-quick") if args.quick else os.path.join(ROOT, "docs"))
+    outdir = args.out or default_out(args, measurements)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     load_before = open("/proc/loadavg").read().split()[:3]
     command = "tools/bench " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else "tools/bench"
     results: dict = {}
     failures: list[str] = []
-    previous = previous_results(outdir) if args.merge else {}
     try:
         if not args.no_install:
             install(env)
@@ -141,10 +134,6 @@ def run(args, measurements: list[str], paths: list[str]) -> int:
     finally:
         env.procs.stop_all()
     load_after = open("/proc/loadavg").read().split()[:3]
-    for m in ALL_MEASUREMENTS:
-        if m not in results and m in previous:
-            results[m] = previous[m]
-            env.notes.append(f"`{m}` comes from an earlier run ({results[m].ran_at} UTC), kept by --merge.")
     results = {m: results[m] for m in ALL_MEASUREMENTS if m in results}
 
     # A path that produced no number is a failure too (the smoke run must not rot quietly).

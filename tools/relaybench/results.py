@@ -1,6 +1,6 @@
 """Typed results: one dataclass per round, per path summary and per measurement.
 
-results.json keeps the shape it always had (so `--report-only` and `--merge` read older files): a
+results.json keeps the shape it always had (so `--report-only` reads older files): a
 dataclass is written as an object of its fields, leaving out the ones that are None, and a path or a
 round that produced no number is `{"error": "..."}` (`Failure`).
 """
@@ -189,7 +189,7 @@ class SessionsSummary:
 @dataclass(kw_only=True)
 class Measurement:
     """What every measurement's result carries."""
-    ran_at: str | None = None  # the run it came from (UTC), so --merge can say so
+    ran_at: str | None = None  # the run it came from (UTC)
 
     def summaries(self) -> list[dict]:
         """Every per-path table of this result (the no-number check walks them)."""
@@ -480,7 +480,7 @@ def measurement_from_json(name: str, data: dict) -> Measurement:
 
 @dataclass
 class RunRecord:
-    """results.json as a whole: one run (or several, kept by --merge) and what the report needs."""
+    """results.json as a whole: one run and what the report needs."""
     started: str
     command: str
     results: dict[str, Measurement]
