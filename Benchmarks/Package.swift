@@ -18,9 +18,17 @@ let package = Package(
         .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
     ],
     targets: [
+        // Events an outsider can cause, counted and summarized: Yamux counts its peer's with it.
+        .target(
+            name: "EventSummaries",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "Yamux",
             dependencies: [
+                "EventSummaries",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -46,7 +46,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     ap.add_argument("--keep-workdir", action="store_true")
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing: rewrite OUT/BENCHMARKS.md from OUT/bench/results.json (e.g. after "
-                    "editing docs/bench/NOTES.md), keeping the command and date of that run")
+                    "a change to the report's layout), keeping the command and date of that run")
     return ap
 
 

@@ -537,10 +537,11 @@ def write_targets(rep: Report) -> None:
 
 
 def write_notes(rep: Report) -> None:
-    notes = os.path.join(ROOT, "docs", "bench", "NOTES.md")
-    if os.path.exists(notes) and not rep.quick:
-        with open(notes) as f:
-            rep.add("## Notes on this run (hand-written, docs/bench/NOTES.md)", "", f.read().strip(), "")
+    """A pointer, not a copy: the page is this run; before/after pairs of each change are in NOTES.md."""
+    if not rep.quick:
+        rep.add("## Before and after", "",
+                "Each change's own measurements (the same paths before and after it, in one run, with their "
+                "commands) are in [docs/bench/NOTES.md](bench/NOTES.md), not on this page.", "")
 
 
 def write_report(record: RunRecord, outdir: str, plots: list[str], quick: bool) -> str:
