@@ -93,16 +93,6 @@ final class RelayGlueTests: XCTestCase {
         }
     }
 
-    /// The client: what came back, complete when its connection closed.
-    private final class Answer: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let text = Mutex("")
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let bytes = unwrapInboundIn(data)
-            text.withLock { $0 += String(buffer: bytes) }
-        }
-    }
-
     /// A client sends `size` bytes through a relay to `CountingPeer` and half-closes; the relay is
     /// installed by `join(front, back)` on the front connection and a connection to the peer.
     private func halfCloseExchange(
@@ -124,7 +114,7 @@ final class RelayGlueTests: XCTestCase {
             }
             .bind(host: "127.0.0.1", port: 0).wait()
         defer { try? front.close().wait() }
-        let answer = Answer()
+        let answer = ReceivedText()
         let client = try ClientBootstrap(group: frontLoop).channelOption(.allowRemoteHalfClosure, value: true)
             .channelInitializer { $0.pipeline.addHandler(answer) }
             .connect(to: front.localAddress!).wait()
@@ -133,7 +123,7 @@ final class RelayGlueTests: XCTestCase {
         try client.writeAndFlush(payload).wait()
         try client.close(mode: .output).wait()
         try client.closeFuture.wait()
-        return answer.text.withLock { $0 }
+        return answer.text
     }
 
     func testRelayGlueKeepsTheOtherDirectionOpenAfterAHalfClose() throws {

@@ -22,16 +22,6 @@ final class YamuxLinkListenerTests: XCTestCase {
         }
     }
 
-    /// Gathers a stream's bytes; `received` completes when the stream closes.
-    private final class Gather: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let text = Mutex("")
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let bytes = unwrapInboundIn(data)
-            text.withLock { $0 += String(buffer: bytes) }
-        }
-    }
-
     private final class Flag: Sendable {
         let value = Atomic<Bool>(false)
     }
@@ -64,7 +54,7 @@ final class YamuxLinkListenerTests: XCTestCase {
 
     /// Opens a stream on `link`, sends `text`, half-closes, and returns what came back.
     private func exchange(_ text: String, on link: Channel) throws -> String {
-        let gather = Gather()
+        let gather = ReceivedText()
         let stream = try link.eventLoop.flatSubmit {
             let mux = try! link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self)
             return mux.createStream { stream in
@@ -74,7 +64,7 @@ final class YamuxLinkListenerTests: XCTestCase {
         try stream.writeAndFlush(ByteBuffer(string: text)).wait()
         try stream.close(mode: .output).wait()
         try stream.closeFuture.wait()
-        return gather.text.withLock { $0 }
+        return gather.text
     }
 
     private func eventually(_ what: String, _ condition: () throws -> Bool) rethrows {
@@ -100,7 +90,7 @@ final class YamuxLinkListenerTests: XCTestCase {
         let link = try dial()
         eventually("the link is counted") { listener.linkCount == 1 }
         // A stream the listener holds open (no half-close yet).
-        let gather = Gather()
+        let gather = ReceivedText()
         let stream = try link.eventLoop.flatSubmit {
             try! link.pipeline.syncOperations.handler(type: YamuxMultiplexer.self).createStream { stream in
                 stream.setOption(.allowRemoteHalfClosure, value: true).flatMap { stream.pipeline.addHandler(gather) }
@@ -126,7 +116,7 @@ final class YamuxLinkListenerTests: XCTestCase {
         try stream.close(mode: .output).wait()
         try stream.closeFuture.wait()
         try drained.wait()
-        XCTAssertEqual(gather.text.withLock { $0 }, "held", "the open stream finished its exchange")
+        XCTAssertEqual(gather.text, "held", "the open stream finished its exchange")
     }
 
     func testStopClosesTheListenerAndEveryLink() throws {
