@@ -346,6 +346,19 @@ final class StreamingResponseDecoder: ChannelDuplexHandler {
         }
     }
 
+    /// A closed channel's handlers are removed on the next loop tick, maybe before the file's
+    /// last write is done: an end held back for it would then reach nobody, and the read would
+    /// wait forever. So it goes on now, while the handlers behind this one are still linked (they
+    /// fail the read, whose file is not committed), and later completions change nothing.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        guard self.inactiveAfterWrites, !self.failed else { return }
+        self.failed = true
+        self.inactiveAfterWrites = false
+        self.responseAfterWrites = nil
+        self.nextWrite = nil
+        context.fireChannelInactive()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         if !self.failed, self.unwritten > 0 {
             self.inactiveAfterWrites = true

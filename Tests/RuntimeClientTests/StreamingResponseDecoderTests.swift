@@ -115,6 +115,21 @@ final class StreamingResponseDecoderTests: XCTestCase {
         XCTAssertEqual(sink.received.withLock { $0 }, bytes)
     }
 
+    /// A closed channel's handlers are removed right after its end (on the next loop tick): an
+    /// end still waiting for the file's writes then would reach nobody, and the read would wait
+    /// forever. It goes on at the removal instead, and the read fails (its file is not committed).
+    func testAConnectionTornDownWhileTheFileIsWrittenStillEndsTheRead() throws {
+        let bytes = file(100_000)
+        var whole = StreamedReadResponse.head(context: 0, fileBytes: bytes.count)
+        whole.writeBytes(bytes)
+        try channel.writeInbound(whole)
+        try channel.close().wait()
+        channel.embeddedEventLoop.run()
+        XCTAssertEqual(recorder.events, ["inactive"], "the end, before the handlers are gone; no response for an unwritten file")
+        try writer.completeFirst()
+        XCTAssertEqual(recorder.events, ["inactive"], "a write that completes afterwards changes nothing")
+    }
+
     func testAFailedWriteFailsTheDownloadAndNoResponseFollows() throws {
         let bytes = file(50_000)
         var whole = StreamedReadResponse.head(context: 0, fileBytes: bytes.count)
