@@ -99,7 +99,7 @@ RECIPES = {
                 "curl -s 127.0.0.1:9100/metrics | grep -q '^repeater_links_up [1-9]'"]),
     "tools/bench              # the full run": Recipe(
         in_root=True,
-        skip={"tools/bench": "the full run takes ~20 minutes; tools/bench-smoke.sh runs the quick one in tools/test.sh",
+        skip={"tools/bench": "the full run takes ~40 minutes; tools/bench-smoke.sh runs the quick one in tools/test.sh",
               "tools/bench --quick": "tools/bench-smoke.sh runs the quick bench in tools/test.sh",
               "tools/bench --quick --debug": "tools/bench-smoke.sh runs exactly this in tools/test.sh",
               "tools/bench --only *": "minutes per measurement on release binaries; tools/bench-smoke.sh runs every measurement on the debug build",
