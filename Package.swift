@@ -3,10 +3,10 @@ import PackageDescription
 
 // The module graph, from the wire up (docs/ARCHITECTURE.md draws it):
 //
-//   Yamux ─► YamuxLink ─┬─► Repeater ────────────► repeaterd
-//                       ├─► LegacyRelayServer ───► repeaterd (--legacy-http)
-//                       ├─► RuntimeManager ──────► runtime-manager
-//                       └─► MuxCat ──────────────► muxcat
+//   ByteRelay ─► Yamux ─► YamuxLink ─┬─► Repeater ───────────► repeaterd
+//                                    ├─► LegacyRelayServer ──► repeaterd (--legacy-http; uses Repeater's SessionLimit)
+//                                    ├─► RuntimeManager ─────► runtime-manager
+//                                    └─► MuxCat ─────────────► muxcat
 //   TransportProtocol ──┬─► RuntimeManager
 //                       └─► RuntimeClient ───────► runtime-client
 //   LegacyRelay ────────┬─► LegacyRelayServer
@@ -86,7 +86,10 @@ let package = Package(
         /// yamux version 0: frame codec, state machines (no I/O), and the NIO multiplexer with child channels.
         /// Events an outsider can cause at will, counted and summarized in one line per interval.
         .target(name: "EventSummaries", dependencies: [nioCore, logging], swiftSettings: swift6),
-        .target(name: "Yamux", dependencies: ["EventSummaries", nioCore, logging], swiftSettings: swift6),
+        // The byte relay: its states, its two ends, what a session carried, and the handler that
+        // joins two channels (on one loop or two).
+        .target(name: "ByteRelay", dependencies: [nioCore], swiftSettings: swift6),
+        .target(name: "Yamux", dependencies: ["ByteRelay", "EventSummaries", nioCore, logging], swiftSettings: swift6),
         /// System errors (errno, NIO's connect and bind failures, unreadable files) in the words a
         /// user reads: every binary prints them through here.
         .target(name: "SystemErrorText", dependencies: [nioCore, nioPosix, systemPackage], swiftSettings: swift6),
@@ -94,14 +97,15 @@ let package = Package(
         /// (`Link`), accepting (`YamuxLinkListener`), addresses, the socket tuning both ends share,
         /// and the glue that relays one stream to one socket.
         .target(
-            name: "YamuxLink", dependencies: ["Yamux", "SystemErrorText", nioCore, nioPosix, logging, coreMetrics], swiftSettings: swift6),
+            name: "YamuxLink", dependencies: ["ByteRelay", "Yamux", "SystemErrorText", nioCore, nioPosix, logging, coreMetrics],
+            swiftSettings: swift6),
 
         // MARK: The untrusted host side
 
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
         .target(
             name: "Repeater",
-            dependencies: ["YamuxLink", "Yamux", "EventSummaries", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics],
+            dependencies: ["ByteRelay", "YamuxLink", "Yamux", "EventSummaries", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics],
             swiftSettings: swift6),
         /// The PROXY protocol header (v1 text, v2 binary): a value-type parser without I/O, the v2
         /// encoder, and the thin handler that reads a header first in a pipeline.
@@ -120,7 +124,7 @@ let package = Package(
             swiftSettings: swift6),
         /// The old HTTP relay's server side, served by repeaterd `--legacy-http` beside the repeater.
         .target(
-            name: "LegacyRelayServer", dependencies: ["LegacyRelay", "YamuxLink", nioCore, nioPosix, nioHTTP1, logging],
+            name: "LegacyRelayServer", dependencies: ["LegacyRelay", "Repeater", "YamuxLink", nioCore, nioPosix, nioHTTP1, logging],
             swiftSettings: swift6),
 
         // MARK: The trusted side
@@ -159,7 +163,7 @@ let package = Package(
         /// muxcat: netcat for the multiplexed link, and the frame decoder for captures.
         .target(
             name: "MuxCat",
-            dependencies: ["Yamux", "YamuxLink", "SystemErrorText", nioCore, nioPosix, logging, subprocess, systemPackage],
+            dependencies: ["ByteRelay", "Yamux", "YamuxLink", "SystemErrorText", nioCore, nioPosix, logging, subprocess, systemPackage],
             swiftSettings: swift6
         ),
 
@@ -220,13 +224,17 @@ let package = Package(
             name: "YamuxTests", dependencies: ["Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging],
             swiftSettings: swift6),
         .testTarget(
-            name: "YamuxLinkTests", dependencies: ["YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, logging], swiftSettings: swift6),
+            name: "YamuxLinkTests", dependencies: ["ByteRelay", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, logging],
+            swiftSettings: swift6),
+        .testTarget(
+            name: "ByteRelayTests", dependencies: ["ByteRelay"], swiftSettings: swift6),
         .testTarget(
             name: "SystemErrorTextTests", dependencies: ["SystemErrorText", nioCore, nioPosix, systemPackage], swiftSettings: swift6),
         .testTarget(
             name: "RepeaterTests",
             dependencies: [
-                "Repeater", "YamuxLink", "Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers, logging,
+                "Repeater", "ByteRelay", "YamuxLink", "Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers,
+                logging,
             ],
             swiftSettings: swift6
         ),
@@ -235,7 +243,9 @@ let package = Package(
         .testTarget(name: "LegacyRelayTests", dependencies: ["LegacyRelay", nioCore], swiftSettings: swift6),
         .testTarget(
             name: "LegacyRelayServerTests",
-            dependencies: ["LegacyRelayServer", "LegacyRelay", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging],
+            dependencies: [
+                "LegacyRelayServer", "LegacyRelay", "Repeater", "YamuxLink", "Yamux", nioCore, nioPosix, nioHTTP1, nioEmbedded, logging,
+            ],
             swiftSettings: swift6
         ),
         .testTarget(
@@ -267,7 +277,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "LegacyRelayServer", "LegacyRelay", "YamuxLink",
+                "ProcessTestSupport", "RuntimeManager", "RuntimeClient", "Repeater", "LegacyRelayServer", "LegacyRelay", "ByteRelay",
+                "YamuxLink",
                 "Yamux", "TransportProtocol", "ProxyProtocol", nioCore, nioPosix, nioSSL, nioTLS, nioHTTP1, nioEmbedded,
                 nioConcurrencyHelpers, logging, swiftProtobuf,
             ], swiftSettings: swift6

@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
     ],
     targets: [
+        // The relay's state and ends: Yamux's socket relay keeps its state in it.
+        .target(name: "ByteRelay", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         // Events an outsider can cause, counted and summarized: Yamux counts its peer's with it.
         .target(
             name: "EventSummaries",
@@ -28,7 +30,7 @@ let package = Package(
         .target(
             name: "Yamux",
             dependencies: [
-                "EventSummaries",
+                "ByteRelay", "EventSummaries",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

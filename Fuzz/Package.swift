@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
+        /// The project's own ByteRelay sources (a symbolic link): the relay state Yamux's socket relay keeps.
+        .target(name: "ByteRelay", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
         /// The project's own EventSummaries sources (a symbolic link): Yamux counts peer events with it.
         .target(
             name: "EventSummaries",
@@ -23,7 +25,7 @@ let package = Package(
         .target(
             name: "Yamux",
             dependencies: [
-                "EventSummaries",
+                "ByteRelay", "EventSummaries",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,3 +1,4 @@
+import ByteRelay
 import Logging
 import NIOCore
 import NIOPosix
@@ -248,13 +249,13 @@ private final class StreamServer: Sendable {
     }
 
     /// Connects to the target on the stream's own event loop (no thread hop per message) and
-    /// joins the two with `RelayGlue`. The stream is accepted only once the target accepted:
+    /// joins the two with a `ChannelRelay` pair. The stream is accepted only once the target accepted:
     /// if the target refuses, the repeater's stream is refused (RST) and its client closed,
     /// which is what would have happened with the target as the runtime manager.
     private func forward(_ stream: Channel, label: StreamLabel, to target: LinkAddress) -> EventLoopFuture<Void> {
         let logger = self.logger
         let (streamGlue, targetGlue) = loopBound(
-            RelayGlue.matchedPair(first: "stream", second: "target") { reason in
+            ChannelRelay.matchedPair(first: ("stream", .yamuxStream), second: ("target", .socket)) { reason in
                 logger.debug("\(label): relay ended: \(reason)")
             }, to: stream.eventLoop)
         return connectTarget(target, at: forwardTarget!, label: label, handler: targetGlue).flatMapThrowing { _ in
@@ -268,7 +269,7 @@ private final class StreamServer: Sendable {
         let logger = self.logger
         let label = "link \(link) stream \(id)"
         let (streamGlue, processGlue) = loopBound(
-            RelayGlue.matchedPair(first: "stream", second: "command") { reason in
+            ChannelRelay.matchedPair(first: ("stream", .yamuxStream), second: ("command", .socket)) { reason in
                 logger.debug("\(label): relay ended: \(reason)")
             }, to: stream.eventLoop)
         let environment = ["MUXCAT_LINK": "\(link)", "MUXCAT_STREAM": "\(id)"]
@@ -308,7 +309,7 @@ struct StreamLabel: Sendable, CustomStringConvertible {
 }
 
 /// Closes a channel once its input ended: for `--exec`, the command's stdout closing means the
-/// command is done (`RelayGlue`, before this handler, has already passed the FIN on).
+/// command is done (the `ChannelRelay` before this handler has already passed the FIN on).
 final class CloseOnInputClosed: ChannelInboundHandler {
     typealias InboundIn = NIOAny
 
@@ -321,8 +322,8 @@ final class CloseOnInputClosed: ChannelInboundHandler {
 /// The two handlers of a relay, made on the stream's event loop, where both channels' initializers
 /// (the only places that touch them) run: the other channel is made on the stream's loop too.
 private func loopBound(
-    _ pair: (RelayGlue, RelayGlue), to eventLoop: EventLoop
-) -> (NIOLoopBound<RelayGlue>, NIOLoopBound<RelayGlue>) {
+    _ pair: (ChannelRelay, ChannelRelay), to eventLoop: EventLoop
+) -> (NIOLoopBound<ChannelRelay>, NIOLoopBound<ChannelRelay>) {
     (NIOLoopBound(pair.0, eventLoop: eventLoop), NIOLoopBound(pair.1, eventLoop: eventLoop))
 }
 

@@ -19,7 +19,7 @@ import SystemPackage
 ///   chunk away from the stream. So muxcat makes the two pipes itself (`pipe2(O_CLOEXEC)`
 ///   through swift-system), hands the child's ends to swift-subprocess as its stdin and stdout
 ///   (`.fileDescriptor`, closed in muxcat once spawned), and hands its own ends straight to
-///   `NIOPipeBootstrap`: one channel, with backpressure and half-close, that `RelayGlue` joins
+///   `NIOPipeBootstrap`: one channel, with backpressure and half-close, that a `ChannelRelay` joins
 ///   to the stream.
 ///
 /// Measured against the hand-written spawn it replaced (debug builds, same run, 3 × 200 parallel

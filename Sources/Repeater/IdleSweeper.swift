@@ -1,3 +1,4 @@
+import ByteRelay
 import NIOCore
 import Yamux
 
@@ -21,6 +22,8 @@ final class IdleSweeper {
     private struct Session {
         var channel: Channel
         var activity: RelayActivity
+        /// Told the cause ("idle") just before the sweeper closes the session.
+        var closingOnPurpose: ((String) -> Void)?
         /// Consecutive looks that found no traffic.
         var quietSweeps = 0
     }
@@ -40,10 +43,12 @@ final class IdleSweeper {
 
     var sessionCount: Int { sessions.count }
 
-    func add(_ id: UInt64, channel: Channel, activity: RelayActivity) {
+    /// `closingOnPurpose` is told why (`"idle"`) just before the session is closed, so that its
+    /// end is counted under that cause rather than as its client's close.
+    func add(_ id: UInt64, channel: Channel, activity: RelayActivity, closingOnPurpose: ((String) -> Void)? = nil) {
         eventLoop.assertInEventLoop()
         activity.sawTraffic = true
-        sessions[id] = Session(channel: channel, activity: activity)
+        sessions[id] = Session(channel: channel, activity: activity, closingOnPurpose: closingOnPurpose)
         if task == nil {
             let interval = TimeAmount.nanoseconds(max(timeout.nanoseconds / Int64(Self.sweepsPerTimeout), 1_000_000))
             // The task runs on this loop, where the sweeper lives: bound to it, not Sendable.
@@ -67,7 +72,7 @@ final class IdleSweeper {
 
     /// One look at every session (normally run by the repeated task).
     func sweep() {
-        var idle: [(UInt64, Channel)] = []
+        var idle: [(UInt64, Session)] = []
         for index in sessions.indices {
             let activity = sessions.values[index].activity
             if activity.sawTraffic {
@@ -76,15 +81,15 @@ final class IdleSweeper {
             } else {
                 sessions.values[index].quietSweeps += 1
                 if sessions.values[index].quietSweeps >= Self.sweepsPerTimeout {
-                    idle.append((sessions.keys[index], sessions.values[index].channel))
-                    sessions.values[index].activity.closedOnPurpose = "idle"
+                    idle.append((sessions.keys[index], sessions.values[index]))
                 }
             }
         }
-        for (id, channel) in idle {
+        for (id, session) in idle {
             sessions[id] = nil
-            onIdle(id, channel)
-            channel.close(promise: nil)
+            onIdle(id, session.channel)
+            session.closingOnPurpose?("idle")
+            session.channel.close(promise: nil)
         }
     }
 }

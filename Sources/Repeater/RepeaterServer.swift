@@ -1,3 +1,4 @@
+import ByteRelay
 import CoreMetrics
 import EventSummaries
 import Logging
@@ -373,7 +374,7 @@ public final class RepeaterServer: Sendable {
             logger: logger, session: sessionID, client: client.remoteAddress, listener: listener, acceptedAt: acceptedAt,
             clientEvents: clientEvents)
         let activity = RelayActivity(byteCounts: state.byteCounts)
-        state.sweeper?.value.add(sessionID, channel: client, activity: activity)
+        state.sweeper?.value.add(sessionID, channel: client, activity: activity) { cause in log.closedOnPurpose = cause }
         client.closeFuture.whenComplete { _ in
             state.sweeper?.value.remove(sessionID)
             self.sessionEnded(sessionID, on: state)
@@ -423,7 +424,7 @@ public final class RepeaterServer: Sendable {
             let relay = try link.openRelayStream(to: client, activity: activity, preamble: preamble) { reason in
                 log.debug("session ended: \(reason)")
                 let drained = state.sessions.value.drainTimedOut
-                let outcome = SessionOutcome(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: drained)
+                let outcome = SessionOutcome(of: reason, closedOnPurpose: log.closedOnPurpose, drained: drained)
                 self.metrics.ended(outcome.cause)
                 log.ended(outcome, activity: activity)
             }
@@ -444,11 +445,12 @@ public final class RepeaterServer: Sendable {
     }
 
     /// On the session's loop, once its client channel has closed.
-    /// The client on its loop, its stream on `link`'s loop, joined by `CrossLoopRelay`.
+    /// The client on its loop, its stream on `link`'s loop, joined by a `ChannelRelay` pair across
+    /// the two loops.
     private func openRelay(for client: Channel, onAnotherLoop link: Link, log: SessionLog, activity: RelayActivity, preamble: ByteBuffer?) {
-        let clientSide = CrossLoopRelay.firstSide("client", activity: activity) { reason in
+        let clientSide = ChannelRelay.firstSide("client", end: .socket, activity: activity) { reason in
             log.debug("session ended: \(reason)")
-            let outcome = SessionOutcome(of: reason, closedOnPurpose: activity.closedOnPurpose, drained: false)
+            let outcome = SessionOutcome(of: reason, closedOnPurpose: log.closedOnPurpose, drained: false)
             self.metrics.ended(outcome.cause)
             log.ended(outcome, activity: activity)
         }
@@ -476,7 +478,7 @@ public final class RepeaterServer: Sendable {
                     // The PROXY header is the stream's first bytes, before anything relayed.
                     if let preamble { stream.write(preamble, promise: nil) }
                     try stream.pipeline.syncOperations.addHandler(
-                        CrossLoopRelay.secondSide("runtime manager", on: stream.eventLoop, joining: first))
+                        ChannelRelay.secondSide("runtime manager", end: .yamuxStream, on: stream.eventLoop, joining: first))
                 }
             }.whenFailure { error in
                 self.metrics.refusedLinkDown.increment()

@@ -1,3 +1,4 @@
+import ByteRelay
 import EventSummaries
 import Logging
 import NIOCore
@@ -87,6 +88,9 @@ final class SessionLog {
     /// The address the client connected to (read only for the access line).
     let listener: SocketAddress?
     var stream: YamuxStreamID?
+    /// Why the repeater closes the session on purpose (the idle sweep: "idle"), set just before
+    /// it does, so the end is counted under that cause and not as the client's close.
+    var closedOnPurpose: String?
     /// The link's name, as runtime-manager logs it too (`YamuxLinkID`).
     var link: YamuxLinkID?
     /// When the client was accepted; set only with `--access-log` (nil: no access line).

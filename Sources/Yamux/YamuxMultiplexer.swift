@@ -1,3 +1,4 @@
+import ByteRelay
 import EventSummaries
 import Logging
 import NIOCore
@@ -318,7 +319,10 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// here, instead of scheduling a flush task each.
     private func endReadCycle() {
         swap(&touchedStreams, &deliveringStreams)
-        for endpoint in deliveringStreams { endpoint.parentReadComplete() }
+        for endpoint in deliveringStreams {
+            endpoint.marks.listedForDelivery = false
+            endpoint.parentReadComplete()
+        }
         deliveringStreams.removeAllKeepingCapacity()
         if output.linkReadCycleEnded() == .now { flushNow() }
     }
@@ -526,13 +530,14 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     private func touch(_ endpoint: any YamuxStreamEndpoint) {
-        if !endpoint.hasNewInbound {
-            endpoint.hasNewInbound = true
+        if !endpoint.marks.listedForDelivery {
+            endpoint.marks.listedForDelivery = true
             touchedStreams.append(endpoint)
         }
         if !inReadCycle {
             // Delivered outside a parent read (cannot normally happen): deliver now.
             touchedStreams.removeAll()
+            endpoint.marks.listedForDelivery = false
             endpoint.parentReadComplete()
         }
     }

@@ -38,8 +38,8 @@ struct YamuxSendQueue {
 
     /// Queues a stream that has something to send; a queued stream keeps its place.
     mutating func enqueue(_ stream: any YamuxStreamEndpoint) {
-        guard !stream.isQueuedForSend else { return }
-        stream.isQueuedForSend = true
+        guard !stream.marks.queuedForSend else { return }
+        stream.marks.queuedForSend = true
         if stream.sendableBytes <= Self.sparseQuantum {
             sparse.append(stream)
         } else {
@@ -57,12 +57,12 @@ struct YamuxSendQueue {
     mutating func nextTurn() -> Turn? {
         if sparseTurnsLeft > 0, let stream = sparse.popFirst() {
             sparseTurnsLeft -= 1
-            stream.isQueuedForSend = false
+            stream.marks.queuedForSend = false
             return Turn(stream: stream, isSparse: true)
         }
         guard roundTurnsLeft > 0, let stream = round.popFirst() else { return nil }
         roundTurnsLeft -= 1
-        stream.isQueuedForSend = false
+        stream.marks.queuedForSend = false
         return Turn(stream: stream, isSparse: false)
     }
 
@@ -70,8 +70,8 @@ struct YamuxSendQueue {
     /// turn in this pass (after every stream ahead of it has had one). A sparse stream joins the
     /// round here.
     mutating func takeAnotherTurn(_ stream: any YamuxStreamEndpoint) {
-        guard !stream.isQueuedForSend else { return }
-        stream.isQueuedForSend = true
+        guard !stream.marks.queuedForSend else { return }
+        stream.marks.queuedForSend = true
         round.append(stream)
         roundTurnsLeft += 1
     }
@@ -79,8 +79,8 @@ struct YamuxSendQueue {
     /// The link is full: the turn's stream goes back to the front of its list, and the pass
     /// ends (writability resumes it).
     mutating func keepPlace(_ turn: Turn) {
-        if !turn.stream.isQueuedForSend {
-            turn.stream.isQueuedForSend = true
+        if !turn.stream.marks.queuedForSend {
+            turn.stream.marks.queuedForSend = true
             if turn.isSparse {
                 sparse.prepend(turn.stream)
             } else {
@@ -93,8 +93,8 @@ struct YamuxSendQueue {
 
     /// Forgets every stream (the link is gone).
     mutating func removeAll() {
-        for stream in sparse { stream.isQueuedForSend = false }
-        for stream in round { stream.isQueuedForSend = false }
+        for stream in sparse { stream.marks.queuedForSend = false }
+        for stream in round { stream.marks.queuedForSend = false }
         sparse.removeAll()
         round.removeAll()
         sparseTurnsLeft = 0

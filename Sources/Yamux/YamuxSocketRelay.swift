@@ -1,3 +1,4 @@
+import ByteRelay
 import NIOCore
 
 /// One yamux stream relayed to one socket, without a child channel: the lean stream end for
@@ -11,9 +12,10 @@ import NIOCore
 /// - stream → socket: the link's payload is written straight into the socket when it is
 ///   writable, and queued here (uncredited) while it is not. The receive window is credited only
 ///   for bytes the socket took, so memory stays bounded by one window plus the socket's write
-///   watermark, as with a child channel and `RelayGlue`.
+///   watermark, as with a child channel and `ChannelRelay`.
 ///
-/// Closing follows `RelayGlue`'s rules: the socket's half-close becomes FIN after every queued
+/// Closing follows `ChannelRelay`'s rules, with its state in a `RelayState` (near: the socket; far:
+/// the stream): the socket's half-close becomes FIN after every queued
 /// byte, and the peer's FIN becomes the socket's half-close after every byte written; the socket
 /// is closed once both directions are done. A socket error resets the stream (a failure must not
 /// look like a complete message); a reset stream, or a link that goes away, closes the socket.
@@ -41,19 +43,14 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     private let socketSide: String
     private let streamSide: String
 
-    /// The stream is accepted and the socket connected: bytes flow. (A stream the peer opens is
-    /// not, until its socket has connected.)
-    private var started: Bool
-    private var socketOpen = true
-    /// The stream exists on the wire (not closed both ways, not reset, link up).
-    private var streamOpen = true
+    /// Near: the socket; far: the stream. `.connecting` until a stream the peer opened has its
+    /// socket connected; each direction's end (the socket's input closed, the peer's FIN) is
+    /// `ending` until it is passed on.
+    private var state: RelayState
 
     // Socket → stream
     private var outbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     private(set) var sendableBytes = 0
-    /// The socket's input ended: FIN follows the queued bytes.
-    private var socketInputEnded = false
-    private var localFinishSent = false
     /// A read the socket asked for, held back while the queue is over the watermark.
     private var readHeld = false
     /// Between the socket's first read of a cycle and its read complete: the multiplexer
@@ -64,19 +61,21 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     private var inbound = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     /// Bytes written into the socket since its last flush, credited to the peer at the flush.
     private var unflushedBytes = 0
-    private var remoteFinished = false
-    /// The socket ended its input (FIN or close) before the stream's FIN arrived: the client, not the
-    /// far side, ended a clean session (`RelayEndReason.closed(side:)`).
-    private var socketFinishedFirst = false
-    private var remoteFinishDelivered = false
     /// Completes once the socket's output is closed after every byte written to it.
     private var socketOutputClosed: EventLoopFuture<Void>?
-    private var delivering = false
-    /// The socket's writability came back while `deliverInbound` was flushing.
-    private var deliverAgain = false
 
-    var hasNewInbound = false
-    var isQueuedForSend = false
+    /// `deliverInbound` is not re-entrant: the socket's flush can make it writable again, which
+    /// calls back in. The nested call only asks for another round.
+    private enum Delivery {
+        case idle
+        case delivering
+        /// Writability came back during the flush: go round once more.
+        case deliveringAgain
+    }
+    private var delivery = Delivery.idle
+
+    /// The multiplexer's own marks (delivery list, send queue).
+    var marks = YamuxEndpointMarks()
 
     init(
         streamID: YamuxStreamID, multiplexer: YamuxMultiplexer, started: Bool, socketSide: String,
@@ -84,7 +83,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     ) {
         self.streamID = streamID
         self.multiplexer = multiplexer
-        self.started = started
+        self.state = RelayState(relaying: started)
         self.socketSide = socketSide
         self.streamSide = streamSide
     }
@@ -102,22 +101,21 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
 
     /// The socket connected: accept the stream, and let what waited on either side move.
     func start() {
-        guard !started else { return }
-        guard streamOpen else {
+        switch state.start() {
+        case .relay:
+            multiplexer.streamActivated(self)
+            if sendableBytes > 0 || state.nearToFar == .ending { multiplexer.streamHasSendableData(self) }
+            deliverInbound()
+        case .closeNear:
             // The link went away while the socket connected.
             context?.close(promise: nil)
-            return
-        }
-        guard socketOpen else {
+        case .refuseFar:
             // The socket went away before the stream was accepted: refuse it.
             multiplexer.resetStream(self)
             streamEnded()
-            return
+        case .none:
+            break
         }
-        started = true
-        multiplexer.streamActivated(self)
-        if sendableBytes > 0 || socketInputEnded { multiplexer.streamHasSendableData(self) }
-        deliverInbound()
     }
 
     /// Bytes the stream carries before any of the socket's (a PROXY header, `--send-proxy`):
@@ -125,7 +123,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     func sendPreamble(_ bytes: ByteBuffer) {
         sendableBytes += bytes.readableBytes
         outbound.append(bytes)
-        if started { multiplexer.streamHasSendableData(self) }
+        if state.canWrite(to: .far) { multiplexer.streamHasSendableData(self) }
     }
 
     // MARK: ChannelHandler (the socket)
@@ -141,7 +139,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         activity?.sawTraffic = true
-        guard streamOpen, !localFinishSent else { return }
+        guard state.takesBytes(from: .near) else { return }
         if !inSocketReadCycle {
             inSocketReadCycle = true
             multiplexer.relayReadCycleBegan()
@@ -150,7 +148,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
         activity?.readFromSocket(bytes.readableBytes)
         sendableBytes += bytes.readableBytes
         outbound.append(bytes)
-        if started { multiplexer.streamHasSendableData(self) }
+        if state.canWrite(to: .far) { multiplexer.streamHasSendableData(self) }
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
@@ -176,11 +174,9 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event { endSocketReadCycle() }
-        if case ChannelEvent.inputClosed = event, !socketInputEnded {
-            socketInputEnded = true
-            if !remoteFinished { socketFinishedFirst = true }
-            if started && streamOpen { multiplexer.streamHasSendableData(self) }
+        if case ChannelEvent.inputClosed = event {
+            endSocketReadCycle()
+            if state.inputEnded(at: .near), state.canWrite(to: .far) { multiplexer.streamHasSendableData(self) }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -192,19 +188,19 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
 
     public func channelInactive(context: ChannelHandlerContext) {
         endSocketReadCycle()
-        socketOpen = false
-        if !socketInputEnded && !remoteFinished { socketFinishedFirst = true }
-        socketInputEnded = true
-        report(.closed(side: socketFinishedFirst ? socketSide : streamSide))
+        state.inputEnded(at: .near)
+        report(.closed(side: state.finishedFirst == .far ? streamSide : socketSide))
         let unread = inbound.reduce(unflushedBytes) { $0 + $1.readableBytes }
         inbound.removeAll()
         unflushedBytes = 0
-        if streamOpen && started {
+        let wasRelaying = state.canWrite(to: .far)
+        state.endGone(.near)
+        if wasRelaying {
             // Nothing can take the peer's bytes any more: credit and drop them until its FIN;
             // send what the socket sent, then FIN; reset if the peer never finishes.
             multiplexer.streamDiscarded(self, bytes: unread)
             multiplexer.streamHasSendableData(self)
-            if streamOpen { multiplexer.streamIsClosing(self) }
+            if state.isUp(.far) { multiplexer.streamIsClosing(self) }
         }
         context.fireChannelInactive()
     }
@@ -212,7 +208,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
         endSocketReadCycle()
         report(.error(side: socketSide, error))
-        if streamOpen {
+        if state.isUp(.far) {
             // A failure must not look like a complete message to the far end: RST, not FIN.
             multiplexer.resetStream(self)
             streamEnded()
@@ -223,12 +219,12 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     // MARK: YamuxStreamEndpoint (the stream)
 
     func receiveData(_ piece: ByteBuffer) {
-        guard streamOpen else { return }
+        guard state.isUp(.far) else { return }
         // Held here or in the socket's pending writes until the client reads it: not as a
         // slice of a whole link read buffer.
         let buffer = piece.heldCompactly()
         activity?.deliveredToSocket(buffer.readableBytes)
-        if started, socketOpen, inbound.isEmpty, !delivering, let context, context.channel.isWritable {
+        if state.canWrite(to: .near), inbound.isEmpty, delivery == .idle, let context, context.channel.isWritable {
             unflushedBytes += buffer.readableBytes
             context.write(wrapOutboundOut(buffer), promise: nil)
         } else {
@@ -237,25 +233,24 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     }
 
     func receiveFinish() {
-        remoteFinished = true
+        state.inputEnded(at: .far)
     }
 
     func parentReadComplete() {
-        hasNewInbound = false
         deliverInbound()
     }
 
     func receiveReset(error: Error) {
-        guard streamOpen else { return }
+        guard state.isUp(.far) else { return }
         streamEnded()
-        if socketOpen {
+        if state.isUp(.near) {
             report(.error(side: streamSide, error))
             context?.close(promise: nil)
         }
     }
 
     func localFinishWasSent(streamClosed: Bool) {
-        localFinishSent = true
+        state.endPassedOn(from: .near)
         if streamClosed { streamClosedOnWire() }
     }
 
@@ -264,13 +259,12 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     }
 
     func streamClosedOnWire() {
-        guard streamOpen else { return }
-        streamOpen = false
+        guard state.endGone(.far) else { return }
         multiplexer.endpointClosed(self)
         closeSocketIfDone()
     }
 
-    var wantsToSendFinish: Bool { started && streamOpen && socketInputEnded && !localFinishSent && sendableBytes == 0 }
+    var wantsToSendFinish: Bool { sendableBytes == 0 && state.mayPassOnEnd(from: .near) }
 
     func takeSendable(upTo limit: Int, into pieces: inout [(ByteBuffer, EventLoopPromise<Void>?)]) -> Int {
         var taken = 0
@@ -287,7 +281,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
             }
         }
         sendableBytes -= taken
-        if readHeld, sendableBytes < lowWatermark, socketOpen, let context {
+        if readHeld, sendableBytes < lowWatermark, state.isUp(.near), let context {
             readHeld = false
             context.read()
         }
@@ -305,17 +299,15 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
     /// Writes what waited for the socket, flushes, credits the peer for it, and passes the
     /// peer's FIN on once everything before it is written.
     private func deliverInbound() {
-        guard started, socketOpen, let context else { return }
-        guard !delivering else {
+        guard state.canWrite(to: .near), let context else { return }
+        guard delivery == .idle else {
             // Called from inside the flush below (the socket turned writable again as it wrote):
             // that writability change is the only one there will be, so go round once more.
-            deliverAgain = true
+            delivery = .deliveringAgain
             return
         }
-        delivering = true
-        defer { delivering = false }
         repeat {
-            deliverAgain = false
+            delivery = .delivering
             var written = unflushedBytes
             unflushedBytes = 0
             while !inbound.isEmpty, context.channel.isWritable {
@@ -325,25 +317,20 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
             }
             if written > 0 {
                 context.flush()
-                if streamOpen { multiplexer.streamConsumed(self, bytes: written) }
+                if state.isUp(.far) { multiplexer.streamConsumed(self, bytes: written) }
             }
-        } while deliverAgain && socketOpen
-        if remoteFinished, inbound.isEmpty, !remoteFinishDelivered, socketOpen {
-            remoteFinishDelivered = true
-            // A socket whose peer already half-closed turns close(mode: .output) into a full
-            // close that drops queued writes; so first wait for an empty write, which completes
-            // only after every earlier one, then close.
-            let channel = context.channel
-            socketOutputClosed = context.writeAndFlush(wrapOutboundOut(ByteBuffer())).flatMap {
-                channel.close(mode: .output)
-            }
+        } while delivery == .deliveringAgain && state.isUp(.near)
+        delivery = .idle
+        if inbound.isEmpty, state.mayPassOnEnd(from: .far) {
+            state.endPassedOn(from: .far)
+            socketOutputClosed = RelayEnd.socket.finishOutput(context)
             closeSocketIfDone()
         }
     }
 
     /// Both directions are done: close the socket once its last bytes are written.
     private func closeSocketIfDone() {
-        guard !streamOpen, socketOpen, remoteFinishDelivered, let context else { return }
+        guard !state.isUp(.far), state.isUp(.near), state.farToNear == .ended, let context else { return }
         let channel = context.channel
         (socketOutputClosed ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in
             channel.close(promise: nil)
@@ -352,7 +339,7 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
 
     /// The stream is gone (reset, refused, link closed): nothing more moves either way.
     private func streamEnded() {
-        streamOpen = false
+        state.endGone(.far)
         outbound.removeAll()
         sendableBytes = 0
         inbound.removeAll()

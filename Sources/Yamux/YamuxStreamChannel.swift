@@ -1,3 +1,4 @@
+import ByteRelay
 import NIOCore
 import Synchronization
 
@@ -6,6 +7,11 @@ public enum YamuxStreamEvent: Sendable {
     /// Reset the stream (RST) at once, dropping anything not yet sent: for errors, where a
     /// graceful FIN would tell the peer that everything arrived.
     case reset
+}
+
+extension RelayEnd {
+    /// A yamux stream channel as a relay's end: FIN after every byte written, RST on failure.
+    public static let yamuxStream = RelayEnd.stream(abortEvent: YamuxStreamEvent.reset)
 }
 
 /// One yamux stream as a real NIO `Channel`, so TLS, codecs and relay glue run on it exactly as on
@@ -67,9 +73,6 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
     /// The peer's FIN arrived; surface it after the pending reads.
     private var remoteFinished = false
     private var remoteFinishDelivered = false
-    /// Set by the multiplexer when new data or FIN arrived in this read cycle (it is then listed
-    /// for delivery at the end of the cycle).
-    var hasNewInbound = false
 
     // Outbound
     private struct PendingWrite {
@@ -84,8 +87,8 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
     private var localFinishRequested = false
     private var localFinishSent = false
     private var closePromises: [EventLoopPromise<Void>] = []
-    /// The multiplexer has queued this stream for sending.
-    var isQueuedForSend = false
+    /// The multiplexer's own marks (delivery list, send queue).
+    var marks = YamuxEndpointMarks()
 
     init(streamID: YamuxStreamID, parent: Channel, multiplexer: YamuxMultiplexer) {
         self.streamID = streamID
@@ -163,7 +166,6 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
 
     /// The parent finished a read cycle: deliver what arrived, if the pipeline asked for it.
     func parentReadComplete() {
-        hasNewInbound = false
         deliverPendingReadsIfPossible()
     }
 

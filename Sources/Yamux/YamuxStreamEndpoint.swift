@@ -11,10 +11,8 @@ import NIOCore
 protocol YamuxStreamEndpoint: AnyObject {
     var streamID: YamuxStreamID { get }
 
-    /// Listed for delivery at the end of the link's current read cycle.
-    var hasNewInbound: Bool { get set }
-    /// In the multiplexer's send queue.
-    var isQueuedForSend: Bool { get set }
+    /// The multiplexer's marks on this end; the end itself never reads or writes them.
+    var marks: YamuxEndpointMarks { get set }
 
     /// Payload bytes for this stream arrived (within the receive window).
     func receiveData(_ buffer: ByteBuffer)
@@ -38,6 +36,17 @@ protocol YamuxStreamEndpoint: AnyObject {
     /// Takes up to `limit` sendable bytes for one Data frame (slices, no copy), with the promises
     /// of the writes they complete.
     func takeSendable(upTo limit: Int, into pieces: inout [(ByteBuffer, EventLoopPromise<Void>?)]) -> Int
+}
+
+/// What the multiplexer notes about one stream end while it schedules it: stored in the end, so
+/// that finding it costs no lookup per frame or per read (as NIOHTTP2 keeps its stream-list node
+/// in the stream channel), but owned by the multiplexer and its send queue alone: an end only
+/// holds it.
+struct YamuxEndpointMarks {
+    /// Listed for delivery at the end of the link's current read cycle.
+    var listedForDelivery = false
+    /// In the send queue (`YamuxSendQueue`).
+    var queuedForSend = false
 }
 
 extension YamuxStreamEndpoint {

@@ -1,3 +1,4 @@
+import ByteRelay
 import CoreMetrics
 import Logging
 import NIOCore

@@ -1,3 +1,4 @@
+import ByteRelay
 import Foundation
 import LegacyRelayServer
 import Logging
@@ -315,7 +316,7 @@ final class RecordingTap: Sendable {
                     .channelOption(.allowRemoteHalfClosure, value: true)
                     .connect(host: "127.0.0.1", port: target)
                     .flatMapThrowing { outbound in
-                        let (a, b) = RelayGlue.matchedPair(first: "repeater", second: "runtime manager")
+                        let (a, b) = ChannelRelay.matchedPair(first: ("repeater", .socket), second: ("runtime manager", .socket))
                         try inbound.pipeline.syncOperations.addHandler(Recorder(bytes: bytes))
                         try inbound.pipeline.syncOperations.addHandler(a)
                         try outbound.pipeline.syncOperations.addHandler(Recorder(bytes: bytes))

@@ -2,6 +2,7 @@ import LegacyRelay
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Repeater
 import XCTest
 import Yamux
 import YamuxLink

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Repeater
 import XCTest
 import Yamux
 import YamuxLink

@@ -1,3 +1,4 @@
+import ByteRelay
 import NIOCore
 import NIOEmbedded
 import XCTest
@@ -66,7 +67,7 @@ final class IdleSweeperTests: XCTestCase {
         sweeper.stop()
     }
 
-    /// The activity a sweeper reads is the one `RelayGlue` marks, for bytes in either direction: a
+    /// The activity a sweeper reads is the one `ChannelRelay` marks, for bytes in either direction: a
     /// client that only downloads (sends nothing) is as alive as one that only uploads.
     func testBytesEitherWayThroughTheRelayKeepASessionOpen() throws {
         for clientSends in [true, false] {
@@ -74,7 +75,8 @@ final class IdleSweeperTests: XCTestCase {
             let loop = EmbeddedEventLoop()
             let sweeper = IdleSweeper(eventLoop: loop, timeout: timeout) { _, _ in }
             let activity = RelayActivity()
-            let (clientGlue, streamGlue) = RelayGlue.matchedPair(first: "client", second: "stream", activity: activity)
+            let (clientGlue, streamGlue) = ChannelRelay.matchedPair(
+                first: ("client", .socket), second: ("stream", .socket), activity: activity)
             let client = EmbeddedChannel(handler: clientGlue, loop: loop)
             let stream = EmbeddedChannel(handler: streamGlue, loop: loop)
             for channel in [client, stream] { try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait() }

@@ -8,8 +8,7 @@ final class YamuxSendQueueTests: XCTestCase {
     /// A stream end that only has a name (the queue reads nothing else).
     final class NamedStream: YamuxStreamEndpoint {
         let streamID: YamuxStreamID
-        var hasNewInbound = false
-        var isQueuedForSend = false
+        var marks = YamuxEndpointMarks()
         var sendableBytes: Int
         init(_ id: UInt32, sendable: Int = 64 * 1024) {
             streamID = YamuxStreamID(id)
@@ -46,7 +45,7 @@ final class YamuxSendQueueTests: XCTestCase {
         }
         XCTAssertEqual(order, [1, 3, 5, 1, 5, 1], "round-robin: the bulk stream 1 never goes twice in a row ahead of others")
         XCTAssertTrue(queue.isEmpty)
-        XCTAssertTrue(streams.allSatisfy { !$0.isQueuedForSend })
+        XCTAssertTrue(streams.allSatisfy { !$0.marks.queuedForSend })
     }
 
     func testAStreamIsQueuedOnce() {
@@ -55,9 +54,9 @@ final class YamuxSendQueueTests: XCTestCase {
         queue.enqueue(stream)
         queue.enqueue(stream)
         XCTAssertEqual(queue.count, 1)
-        XCTAssertTrue(stream.isQueuedForSend)
+        XCTAssertTrue(stream.marks.queuedForSend)
         XCTAssertEqual(ids(&queue), [1])
-        XCTAssertFalse(stream.isQueuedForSend)
+        XCTAssertFalse(stream.marks.queuedForSend)
     }
 
     func testAStreamStoppedByAFullLinkKeepsItsPlaceAndEndsThePass() {
@@ -132,7 +131,7 @@ final class YamuxSendQueueTests: XCTestCase {
         queue.enqueue(stream)
         queue.removeAll()
         XCTAssertTrue(queue.isEmpty)
-        XCTAssertFalse(stream.isQueuedForSend)
+        XCTAssertFalse(stream.marks.queuedForSend)
         XCTAssertEqual(ids(&queue), [])
     }
 }

@@ -1,16 +1,13 @@
 import NIOCore
 import Synchronization
 
-/// Whether a relayed session carried bytes lately: the relay (`YamuxSocketRelay`, or `RelayGlue`
-/// in YamuxLink) sets it on every read, either way, and an idle sweep (repeaterd's
-/// `IdleSweeper`) reads and clears it. A plain stored flag, because it is set per message;
-/// confined to the session's event loop.
+/// What a relayed session carried: whether bytes moved lately (the relay, `YamuxSocketRelay` or
+/// `ChannelRelay`, sets it on every read either way; an idle sweep, repeaterd's `IdleSweeper`,
+/// reads and clears it) and how many each way. Plain stored values, because they change per
+/// message; confined to the session's event loop.
 public final class RelayActivity {
     /// Set on every read since the sweeper last looked.
     public var sawTraffic = true
-    /// Why the session's owner closes it on purpose (repeaterd's idle sweep: "idle"), set just
-    /// before it does, so the end is counted under that cause and not as the client's close.
-    public var closedOnPurpose: String?
     /// Where the session's relayed bytes are totalled (its event loop's counts), if anywhere.
     public let byteCounts: RelayByteCounts?
     /// Bytes read from the session's socket (the client) and handed to it: repeaterd's access log.

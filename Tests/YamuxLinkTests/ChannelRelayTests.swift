@@ -1,3 +1,4 @@
+import ByteRelay
 import NIOCore
 import NIOEmbedded
 import NIOPosix
@@ -6,10 +7,10 @@ import XCTest
 import Yamux
 import YamuxLink
 
-/// The two socket-to-socket relays (`RelayGlue` on one event loop, `CrossLoopRelay` across two):
-/// their logic on embedded channels, and a half-close exchange over real TCP, which is where
-/// half-close and write order mean something.
-final class RelayGlueTests: XCTestCase {
+/// `ChannelRelay`, on one event loop and across two: its logic on embedded channels, and a
+/// half-close exchange over real TCP, which is where half-close and write order mean something.
+/// (Here rather than in ByteRelayTests for `ReceivedText` and the yamux streams it joins.)
+final class ChannelRelayTests: XCTestCase {
     /// Counts the reads that pass the relay toward the socket.
     private final class ReadCounter: ChannelOutboundHandler {
         typealias OutboundIn = NIOAny
@@ -30,7 +31,7 @@ final class RelayGlueTests: XCTestCase {
     private func gluedPair() throws -> (client: EmbeddedChannel, backend: EmbeddedChannel, reads: ReadCounter, ends: Ends) {
         let loop = EmbeddedEventLoop()
         let ends = Ends()
-        let (clientSide, backendSide) = RelayGlue.matchedPair(first: "client", second: "backend") { ends.add($0) }
+        let (clientSide, backendSide) = ChannelRelay.matchedPair(first: ("client", .socket), second: ("backend", .socket)) { ends.add($0) }
         let reads = ReadCounter()
         let client = EmbeddedChannel(loop: loop)
         let backend = EmbeddedChannel(loop: loop)
@@ -48,6 +49,7 @@ final class RelayGlueTests: XCTestCase {
         XCTAssertEqual(try backend.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "world"))
 
         backend.isWritable = false
+        backend.pipeline.fireChannelWritabilityChanged()
         client.read()
         XCTAssertEqual(reads.reads, 0, "the backend cannot take more: the client is not read")
         backend.isWritable = true
@@ -75,6 +77,84 @@ final class RelayGlueTests: XCTestCase {
         XCTAssertFalse(backend.isActive)
         XCTAssertEqual(ends.all.count, 1, "\(ends.all)")
         XCTAssertTrue(ends.all.first?.hasPrefix("client failed") == true, "\(ends.all)")
+    }
+
+    /// Records the outbound user events that reach the head of a channel (a stream's reset).
+    private final class OutboundEvents: ChannelOutboundHandler {
+        typealias OutboundIn = NIOAny
+        var events: [String] = []
+        func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+            events.append("\(event)")
+            context.triggerUserOutboundEvent(event, promise: promise)
+        }
+    }
+
+    func testAStreamEndIsResetWhenTheOtherSideFailsAndFinishedWithoutAnEmptyWrite() throws {
+        let loop = EmbeddedEventLoop()
+        let ends = Ends()
+        let (clientSide, streamSide) = ChannelRelay.matchedPair(
+            first: ("client", .socket), second: ("stream", .stream(abortEvent: "reset"))
+        ) { ends.add($0) }
+        let events = OutboundEvents()
+        let client = EmbeddedChannel(loop: loop)
+        let stream = EmbeddedChannel(loop: loop)
+        try client.pipeline.syncOperations.addHandler(clientSide)
+        try stream.pipeline.syncOperations.addHandlers([events, streamSide])
+
+        client.pipeline.fireChannelRead(NIOAny(ByteBuffer(string: "half")))
+        client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        XCTAssertEqual(try stream.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "half"))
+        XCTAssertNil(try stream.readOutbound(as: ByteBuffer.self), "a stream's FIN needs no empty write before it")
+        XCTAssertFalse(stream.isActive, "the output's close (an embedded channel closes whole)")
+        XCTAssertEqual(events.events, [], "a clean end is not a reset")
+
+        let (clientSide2, streamSide2) = ChannelRelay.matchedPair(
+            first: ("client", .socket), second: ("stream", .stream(abortEvent: "reset"))
+        ) { ends.add($0) }
+        let events2 = OutboundEvents()
+        let client2 = EmbeddedChannel(loop: loop)
+        let stream2 = EmbeddedChannel(loop: loop)
+        try client2.pipeline.syncOperations.addHandler(clientSide2)
+        try stream2.pipeline.syncOperations.addHandlers([events2, streamSide2])
+        struct Broken: Error {}
+        client2.pipeline.fireErrorCaught(Broken())
+        XCTAssertEqual(events2.events, ["reset"], "a failure must not look like a complete message: RST, not FIN")
+        XCTAssertFalse(stream2.isActive)
+        XCTAssertEqual(ends.all.count, 2, "\(ends.all)")
+        XCTAssertTrue(ends.all.last?.hasPrefix("client failed") == true, "\(ends.all)")
+    }
+
+    func testBytesReadBeforeThePartnerIsUpWaitAndCrossWhenItIs() throws {
+        let loop = EmbeddedEventLoop()
+        let (clientSide, backendSide) = ChannelRelay.matchedPair(first: ("client", .socket), second: ("backend", .socket))
+        let client = EmbeddedChannel(loop: loop)
+        let backend = EmbeddedChannel(loop: loop)
+        try client.pipeline.syncOperations.addHandler(clientSide)
+        client.pipeline.fireChannelRead(NIOAny(ByteBuffer(string: "early")))
+        client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        client.pipeline.fireChannelReadComplete()
+        try backend.pipeline.syncOperations.addHandler(backendSide)
+        XCTAssertEqual(try backend.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "early"))
+        XCTAssertEqual(try backend.readOutbound(as: ByteBuffer.self), ByteBuffer(), "then the end that waited with them")
+        XCTAssertFalse(backend.isActive)
+    }
+
+    func testASideInstalledAfterItsPartnerWentAwayClosesAtOnce() throws {
+        let loop = EmbeddedEventLoop()
+        let ends = Ends()
+        let (clientSide, backendSide) = ChannelRelay.matchedPair(first: ("client", .socket), second: ("backend", .socket)) {
+            ends.add($0)
+        }
+        let client = EmbeddedChannel(loop: loop)
+        let backend = EmbeddedChannel(loop: loop)
+        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try backend.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.pipeline.syncOperations.addHandler(clientSide)
+        _ = try client.close().wait()
+        XCTAssertEqual(ends.all, ["client closed"])
+        XCTAssertTrue(backend.isActive)
+        try backend.pipeline.syncOperations.addHandler(backendSide)
+        XCTAssertFalse(backend.isActive, "its client is gone: so is the session")
     }
 
     // MARK: Real sockets
@@ -126,20 +206,22 @@ final class RelayGlueTests: XCTestCase {
         return answer.text
     }
 
-    func testRelayGlueKeepsTheOtherDirectionOpenAfterAHalfClose() throws {
+    func testOnOneLoopTheOtherDirectionStaysOpenAfterAHalfClose() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let loop = group.next()
         let ends = Ends()
         let answer = try halfCloseExchange(size: 3 << 20, frontLoop: loop, backLoop: loop) { front, back in
-            let (clientSide, backendSide) = RelayGlue.matchedPair(first: "client", second: "backend") { ends.add($0) }
+            let (clientSide, backendSide) = ChannelRelay.matchedPair(first: ("client", .socket), second: ("backend", .socket)) {
+                ends.add($0)
+            }
             return front.pipeline.addHandler(clientSide).flatMap { back.pipeline.addHandler(backendSide) }
         }
         XCTAssertEqual(answer, "got \(3 << 20)", "every byte one way, then the answer the other way after the half-close")
         XCTAssertEqual(ends.all, ["client closed"], "the client finished first")
     }
 
-    func testCrossLoopRelayDoesTheSameAcrossTwoLoops() throws {
+    func testAcrossTwoLoopsTheSame() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         defer { try? group.syncShutdownGracefully() }
         let frontLoop = group.next()
@@ -148,11 +230,11 @@ final class RelayGlueTests: XCTestCase {
         let ends = Ends()
         let answer = try halfCloseExchange(size: 3 << 20, frontLoop: frontLoop, backLoop: backLoop) { front, back in
             front.eventLoop.flatSubmit {
-                let first = CrossLoopRelay.firstSide("client") { ends.add($0) }
+                let first = ChannelRelay.firstSide("client", end: .socket) { ends.add($0) }
                 let bound = NIOLoopBound(first, eventLoop: front.eventLoop)
                 return front.pipeline.addHandler(first).flatMap {
                     back.eventLoop.flatSubmit {
-                        back.pipeline.addHandler(CrossLoopRelay.secondSide("backend", on: back.eventLoop, joining: bound))
+                        back.pipeline.addHandler(ChannelRelay.secondSide("backend", end: .socket, on: back.eventLoop, joining: bound))
                     }
                 }
             }
