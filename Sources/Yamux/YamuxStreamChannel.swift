@@ -70,9 +70,8 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
     // Inbound
     private var pendingReads = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     private var pendingReadBytes = 0
-    /// The peer's FIN arrived; surface it after the pending reads.
-    private var remoteFinished = false
-    private var remoteFinishDelivered = false
+    /// The peer's FIN: `ending` once it arrived, `ended` once surfaced after the pending reads.
+    private var fromPeer = RelayState.Flow.open
 
     // Outbound
     private struct PendingWrite {
@@ -84,8 +83,8 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
     private var flushedCount = 0
     private var flushedBytes = 0
     private var bufferedBytes = 0
-    private var localFinishRequested = false
-    private var localFinishSent = false
+    /// Our FIN: `ending` once the output was closed, `ended` once it went out after every byte.
+    private var toPeer = RelayState.Flow.open
     private var closePromises: [EventLoopPromise<Void>] = []
     /// The multiplexer's own marks (delivery list, send queue).
     var marks = YamuxEndpointMarks()
@@ -107,7 +106,7 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
     /// -v) asks here. Call on the stream's event loop.
     public var peerFinished: Bool {
         eventLoop.preconditionInEventLoop()
-        return remoteFinished
+        return fromPeer != .open
     }
 
     /// The link's name in log lines (`YamuxLinkID`); call on the stream's event loop.
@@ -160,8 +159,8 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
 
     /// The peer half-closed the stream.
     func receiveFinish() {
-        guard state != .closed else { return }
-        remoteFinished = true
+        guard state != .closed, fromPeer == .open else { return }
+        fromPeer = .ending
     }
 
     /// The parent finished a read cycle: deliver what arrived, if the pipeline asked for it.
@@ -176,15 +175,15 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
 
     /// Our FIN went out (after every buffered byte).
     func localFinishWasSent(streamClosed: Bool) {
-        localFinishSent = true
-        if state == .closing || (streamClosed && remoteFinishDelivered) {
+        toPeer = .ended
+        if state == .closing || (streamClosed && fromPeer == .ended) {
             closeNow(error: nil)
         }
     }
 
     /// The stream is fully closed in both directions on the wire.
     func streamClosedOnWire() {
-        if remoteFinishDelivered || state == .closing { closeNow(error: nil) }
+        if fromPeer == .ended || state == .closing { closeNow(error: nil) }
     }
 
     // MARK: Writes, pulled by the multiplexer
@@ -193,7 +192,7 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
     var sendableBytes: Int { flushedBytes }
 
     /// Whether FIN should follow once the flushed bytes are gone.
-    var wantsToSendFinish: Bool { localFinishRequested && !localFinishSent && flushedCount == pendingWrites.count }
+    var wantsToSendFinish: Bool { toPeer == .ending && flushedCount == pendingWrites.count }
 
     /// Takes up to `limit` flushed bytes for one Data frame: slices of the written buffers (no
     /// copy) with the promises of the writes they complete.
@@ -262,7 +261,7 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        guard !localFinishRequested else {
+        guard toPeer == .open else {
             promise?.fail(ChannelError.outputClosed)
             return
         }
@@ -301,11 +300,11 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
         }
         switch mode {
         case .output:
-            guard !localFinishRequested else {
+            guard toPeer == .open else {
                 promise?.fail(ChannelError.outputClosed)
                 return
             }
-            localFinishRequested = true
+            toPeer = .ending
             // Unflushed writes are flushed: FIN goes after every byte written.
             markFlushed()
             if state == .active || state == .closing {
@@ -327,11 +326,11 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
             }
             guard state == .active else { return }
             state = .closing
-            localFinishRequested = true
+            if toPeer == .open { toPeer = .ending }
             markFlushed()
             dropPendingReads()
             multiplexer.streamStoppedReading(self)
-            if localFinishSent {
+            if toPeer == .ended {
                 closeNow(error: nil)
             } else {
                 multiplexer.streamHasSendableData(self)
@@ -417,7 +416,7 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
     // MARK: Private
 
     private func deliverPendingReadsIfPossible() {
-        guard state == .active, unsatisfiedRead, !pendingReads.isEmpty || (remoteFinished && !remoteFinishDelivered)
+        guard state == .active, unsatisfiedRead, !pendingReads.isEmpty || fromPeer == .ending
         else { return }
         unsatisfiedRead = false
         var delivered = 0
@@ -432,9 +431,9 @@ public final class YamuxStreamChannel: Channel, ChannelCore, YamuxStreamEndpoint
             multiplexer.streamConsumed(self, bytes: delivered)
         }
         guard state == .active else { return }
-        if remoteFinished && !remoteFinishDelivered && pendingReads.isEmpty {
-            remoteFinishDelivered = true
-            if localFinishSent {
+        if fromPeer == .ending && pendingReads.isEmpty {
+            fromPeer = .ended
+            if toPeer == .ended {
                 closeNow(error: nil)
                 return
             } else if allowRemoteHalfClosure {
