@@ -92,6 +92,8 @@ let package = Package(
         .target(name: "Yamux", dependencies: ["ByteRelay", "EventSummaries", nioCore, logging], swiftSettings: swift6),
         /// System errors (errno, NIO's connect and bind failures, unreadable files) in the words a
         /// user reads: every binary prints them through here.
+        /// JSON written by hand (no Foundation): the JSON log format and `/status.json`.
+        .target(name: "JSONText", swiftSettings: swift6),
         .target(name: "SystemErrorText", dependencies: [nioCore, nioPosix, systemPackage], swiftSettings: swift6),
         /// A yamux link over TCP or a Unix socket, for both of its ends: dialing with redial
         /// (`Link`), accepting (`YamuxLinkListener`), addresses, the socket tuning both ends share,
@@ -171,7 +173,7 @@ let package = Package(
 
         /// What every command line shares (logging setup, limits, option parsing); executables only.
         .target(
-            name: "CommandLineSupport", dependencies: ["YamuxLink", "SystemErrorText", nioCore, logging, argumentParser, systemPackage],
+            name: "CommandLineSupport", dependencies: ["JSONText", "YamuxLink", "SystemErrorText", nioCore, logging, argumentParser, systemPackage],
             swiftSettings: swift6),
         /// Each command line as a library (options, services, signals), so that its executable and
         /// the multi-call binary run the same code.
@@ -226,6 +228,7 @@ let package = Package(
         .testTarget(
             name: "YamuxLinkTests", dependencies: ["ByteRelay", "YamuxLink", "Yamux", nioCore, nioPosix, nioEmbedded, logging],
             swiftSettings: swift6),
+        .testTarget(name: "JSONTextTests", dependencies: ["JSONText"], swiftSettings: swift6),
         .testTarget(
             name: "ByteRelayTests", dependencies: ["ByteRelay"], swiftSettings: swift6),
         .testTarget(
@@ -267,7 +270,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CommandLineSupportTests",
-            dependencies: ["CommandLineSupport", "ProcessTestSupport", "YamuxLink", nioCore, argumentParser, logging],
+            dependencies: ["CommandLineSupport", "JSONText", "ProcessTestSupport", "YamuxLink", nioCore, argumentParser, logging],
             swiftSettings: swift6),
         /// Child processes, generated certificates and the built binaries, for the tests that need them.
         .target(name: "ProcessTestSupport", dependencies: [], path: "Tests/ProcessTestSupport", swiftSettings: swift6),

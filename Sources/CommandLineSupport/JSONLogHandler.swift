@@ -1,3 +1,4 @@
+import JSONText
 import Logging
 import Synchronization
 import SystemPackage
@@ -93,27 +94,130 @@ public struct JSONLogHandler: LogHandler {
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return rfc3339(secondsSinceEpoch: Int(now.tv_sec), microseconds: Int(now.tv_nsec / 1000))
-    }
-
-    /// `2026-12-03T12:20:36.123456Z`: the calendar from `gmtime_r`, the digits padded by hand
-    /// (no formatter to set up per line).
-    public static func rfc3339(secondsSinceEpoch: Int, microseconds: Int) -> String {
-        var seconds = time_t(secondsSinceEpoch)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func padded(_ value: Int, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return "\(padded(Int(parts.tm_year) + 1900, 4))-\(padded(Int(parts.tm_mon) + 1, 2))-\(padded(Int(parts.tm_mday), 2))"
-            + "T\(padded(Int(parts.tm_hour), 2)):\(padded(Int(parts.tm_min), 2)):\(padded(Int(parts.tm_sec), 2))"
-            + ".\(padded(microseconds, 6))Z"
+        return JSONText.rfc3339(secondsSinceEpoch: Int(now.tv_sec), microseconds: Int(now.tv_nsec / 1000))
     }
 }
 
-/// A JSON text written by hand: objects with sorted keys, strings escaped as RFC 8259 requires
-/// (quote, backslash, control characters; everything else as UTF-8, `/` unescaped), integers given
+/// A log line's JSON text: objects with sorted keys, strings escaped by `JSONText`, integers given
+/// as `.stringConvertible` as numbers, `Bool` as `true`/`false`. A value without I/O, tested alone.
+struct JSONLine {
+    private(set) var text = ""
+
+    init() {
+        text.reserveCapacity(512)
+    }
+
+    mutating func writeObject(_ fields: [(key: String, value: Logger.Metadata.Value)]) {
+        text.append("{")
+        for (index, field) in fields.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
+            if index > 0 { text.append(",") }
+            writeString(field.key)
+            text.append(":")
+            writeValue(field.value)
+        }
+        text.append("}")
+    }
+
+    mutating func writeValue(_ value: Logger.Metadata.Value) {
+        switch value {
+        case .string(let string):
+            writeString(string)
+        case .stringConvertible(let convertible):
+            // A count or an id logged as `.stringConvertible(n)` is a JSON number; the human
+            // format prints the same digits.
+            if let number = convertible as? any BinaryInteger {
+                text.append(String(number))
+            } else if let flag = convertible as? Bool {
+                text.append(flag ? "true" : "false")
+            } else {
+                writeString(convertible.description)
+            }
+        case .array(let values):
+            text.append("[")
+            for (index, element) in values.enumerated() {
+                if index > 0 { text.append(",") }
+                writeValue(element)
+            }
+            text.append("]")
+        case .dictionary(let dictionary):
+            writeObject(dictionary.map { (key: $0.key, value: $0.value) })
+        }
+    }
+
+    mutating func writeString(_ string: String) {
+        JSONText.appendQuoted(string, to: &text)
+    }
+}
+
+/// The process's stderr, one `write(2)` per line under a lock, so lines from several
+        /// event loops never interleave.
+        case standardError
+        /// Each line (without its newline) to a closure: for tests.
+        case lines(@Sendable (String) -> Void)
+    }
+
+    public let label: String
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let output: Output
+
+    public init(label: String, output: Output, metadataProvider: Logger.MetadataProvider? = LoggingSystem.metadataProvider) {
+        self.label = label
+        self.output = output
+        self.metadataProvider = metadataProvider
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    /// The field names the handler writes itself.
+    static let ownFields: Set<String> = ["ts", "level", "logger", "msg", "error"]
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let provided = metadataProvider?.get() { merged.merge(provided) { _, new in new } }
+        if let own = event.metadata { merged.merge(own) { _, new in new } }
+        let line = Self.line(
+            timestamp: Self.timestamp(), level: event.level, logger: label, message: event.message.description,
+            error: event.error.map { "\($0)" }, metadata: merged)
+        switch output {
+        case .standardError:
+            StandardError.write(line + "\n")
+        case .lines(let sink):
+            sink(line)
+        }
+    }
+
+    /// One line's JSON object: the handler's own fields and the metadata at the top level, keys
+    /// sorted; a metadata key that is one of the own fields gets a `metadata.` prefix.
+    static func line(
+        timestamp: String, level: Logger.Level, logger: String, message: String, error: String?, metadata: Logger.Metadata
+    ) -> String {
+        var fields: [(key: String, value: Logger.Metadata.Value)] = [
+            ("ts", .string(timestamp)), ("level", .string(level.rawValue)), ("logger", .string(logger)),
+            ("msg", .string(message)),
+        ]
+        if let error { fields.append(("error", .string(error))) }
+        for (key, value) in metadata {
+            fields.append((ownFields.contains(key) ? "metadata.\(key)" : key, value))
+        }
+        var line = JSONLine()
+        line.writeObject(fields)
+        return line.text
+    }
+
+    /// Now, as RFC 3339 in UTC with microseconds.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return JSONText.rfc3339(secondsSinceEpoch: Int(now.tv_sec), microseconds: Int(now.tv_nsec / 1000))
+    }
+}
+
+/// A log line's JSON text: objects with sorted keys, strings escaped by `JSONText`, integers given
 /// as `.stringConvertible` as numbers, `Bool` as `true`/`false`. A value without I/O, tested alone.
 struct JSONLine {
     private(set) var text = ""

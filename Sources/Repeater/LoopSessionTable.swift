@@ -1,4 +1,6 @@
+import ByteRelay
 import NIOCore
+import Yamux
 
 /// The client sessions of one event loop, and their drain: touched only on that loop, so an
 /// accept or a close takes no lock (the loops share nothing here but what the caller counts).
@@ -14,7 +16,19 @@ final class LoopSessionTable {
     /// i+1, i+1+n, i+1+2n, …
     private var nextID: UInt64
     private let idStride: UInt64
-    private var open: [UInt64: Channel] = [:]
+    /// A session as the table keeps it: its channel, and what the status page shows of it.
+    struct Entry {
+        var channel: Channel
+        var acceptedAt: NIODeadline
+        var activity: RelayActivity?
+        var log: SessionLog?
+        /// The session's stream end (nil on another loop's link, or before the stream opened).
+        var relay: YamuxSocketRelay?
+        /// Its byte total when the status page last looked, for its rate.
+        var sampled: (at: NIODeadline, bytes: Int)?
+    }
+
+    private var open: [UInt64: Entry] = [:]
     private var drained: EventLoopPromise<Void>?
     private var drainTimer: Scheduled<Void>?
     /// Set when the drain timeout closes what is left: those sessions' ends count as `drain`.
@@ -27,15 +41,54 @@ final class LoopSessionTable {
     }
 
     var count: Int { open.count }
-    var channels: [Channel] { Array(open.values) }
+    var channels: [Channel] { open.values.map(\.channel) }
 
     /// A session begins: its id.
     func add(_ channel: Channel) -> UInt64 {
         eventLoop.assertInEventLoop()
         let id = nextID
         nextID += idStride
-        open[id] = channel
+        open[id] = Entry(channel: channel, acceptedAt: .now())
         return id
+    }
+
+    /// What the status page shows of session `id`: its counts and its log identity.
+    func describe(_ id: UInt64, activity: RelayActivity, log: SessionLog) {
+        open[id]?.activity = activity
+        open[id]?.log = log
+    }
+
+    /// Session `id`'s stream end, once it is open.
+    func attach(_ id: UInt64, relay: YamuxSocketRelay) {
+        open[id]?.relay = relay
+    }
+
+    /// The sessions as the status page shows them, the busiest `limit` by bytes per second since
+    /// the page last looked (each session's total is sampled here, only when asked).
+    func status(now: NIODeadline, limit: Int) -> [SessionStatus] {
+        var rows: [SessionStatus] = []
+        rows.reserveCapacity(open.count)
+        for index in open.indices {
+            let (id, entry) = (open.keys[index], open.values[index])
+            let bytesIn = entry.activity?.bytesFromSocket ?? 0
+            let bytesOut = entry.activity?.bytesToSocket ?? 0
+            var rate = 0.0
+            if let sampled = entry.sampled {
+                let seconds = Double((now - sampled.at).nanoseconds) / 1e9
+                if seconds > 0 { rate = Double(bytesIn + bytesOut - sampled.bytes) / seconds }
+            }
+            open.values[index].sampled = (now, bytesIn + bytesOut)
+            let windows = entry.relay.flatMap { $0.windows }
+            rows.append(
+                SessionStatus(
+                    session: id, client: entry.log?.client.map { "\(PeerDescription(address: $0))" },
+                    via: entry.log?.via.map { "\(PeerDescription(address: $0))" }, stream: entry.relay?.streamID.rawValue,
+                    ageSeconds: Double((now - entry.acceptedAt).nanoseconds) / 1e9, bytesIn: bytesIn, bytesOut: bytesOut,
+                    bytesPerSecond: rate, sendWindow: windows?.send, receiveWindow: windows?.receive,
+                    queuedToClient: entry.relay.map { $0.queuedTowardSocket }
+                        .map { $0 + ((try? entry.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0) }))
+        }
+        return SessionStatus.busiest(rows, limit: limit)
     }
 
     /// A session ended (its channel closed): false when it was not in the table.
@@ -71,6 +124,6 @@ final class LoopSessionTable {
         guard !open.isEmpty else { return }
         drainTimedOut = true
         onTimeout(open.count)
-        for channel in open.values { channel.close(promise: nil) }
+        for entry in open.values { entry.channel.close(promise: nil) }
     }
 }

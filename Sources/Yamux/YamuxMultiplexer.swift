@@ -170,6 +170,22 @@ public final class YamuxMultiplexer: ChannelDuplexHandler, RemovableChannelHandl
     /// Whether this side or the peer has said Go Away.
     public var isGoingAway: Bool { session.goAwaySent || session.goAwayReceived != nil }
 
+    /// For the status page: `none`, `sent`, `received` (or both, `sent, received`).
+    public var goAwayStatus: String {
+        switch (session.goAwaySent, session.goAwayReceived != nil) {
+        case (false, false): return "none"
+        case (true, false): return "sent"
+        case (false, true): return "received"
+        case (true, true): return "sent, received"
+        }
+    }
+
+    /// A stream's windows, for the status page: what this side may still send, and what the peer
+    /// may still send before it must wait for credit (nil once the stream's state is gone).
+    public func windows(of id: YamuxStreamID) -> (send: Int, receive: Int)? {
+        session.state(of: id).map { ($0.sendWindow.available, $0.receiveWindow.granted) }
+    }
+
     /// Opens a stream and runs `initializer` on its channel. The SYN goes out at once; data may
     /// follow without waiting for the ACK.
     public func createStream(initializer: StreamInitializer? = nil) -> EventLoopFuture<Channel> {

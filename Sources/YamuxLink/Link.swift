@@ -73,6 +73,11 @@ public final class Link: Sendable {
         var upWaiters: [EventLoopPromise<Void>] = []
         /// The name the dial in progress gives its connection (`YamuxLinkID`).
         var dialingID = YamuxLinkID.random()
+        /// For `/status.json`: since when the link is up, its dials after the first, and what
+        /// happened to it lately (changes of state only, never per message).
+        var upSince: NIODeadline?
+        var redialCount = 0
+        var events = RecentLinkEvents()
     }
 
     private var state: State {
@@ -195,8 +200,43 @@ public final class Link: Sendable {
     /// Says Go Away on the link (no new streams), for a graceful shutdown.
     public func goAway() {
         eventLoop.execute {
-            if case .up(_, let mux) = self.state { mux.goAway(.normal) }
+            if case .up(_, let mux) = self.state {
+                mux.goAway(.normal)
+                self.record("go_away_sent", detail: "draining")
+            }
         }
+    }
+
+    /// The link as `/status.json` shows it, read on its event loop.
+    public func status() -> EventLoopFuture<LinkStatus> {
+        eventLoop.submit { self.statusOnLoop() }
+    }
+
+    private func statusOnLoop() -> LinkStatus {
+        let loopState = onLoop.value
+        var status = LinkStatus(
+            index: index, state: .down, peer: "\(configuration.backend)", upSince: loopState.upSince,
+            redials: loopState.redialCount, streamsOpen: 0, goAway: "none", lastFailure: health.lastFailure,
+            events: loopState.events.events)
+        switch loopState.state {
+        case .up(let channel, let mux):
+            status.state = .up
+            status.linkID = mux.linkID.map { "\($0)" }
+            status.roundTripTime = mux.roundTripTime
+            status.streamsOpen = mux.openStreamCount
+            status.goAway = mux.goAwayStatus
+            status.queuedBytes = try? channel.syncOptions?.getOption(.bufferedWritableBytes)
+            status.lastFailure = nil
+        case .connecting, .idle: status.state = .connecting
+        case .waitingToRedial: status.state = .down
+        case .stopped: status.state = .stopped
+        }
+        return status
+    }
+
+    /// Notes a change of the link's state for the status page (on the loop).
+    private func record(_ kind: String, detail: String?) {
+        onLoop.value.events.record(.init(time: WallClock.secondsSinceEpoch(), link: index, kind: kind, detail: detail))
     }
 
     /// Completes once the link carries no stream.
@@ -284,6 +324,9 @@ public final class Link: Sendable {
             failures = 0
             state = .up(channel, mux)
             setHealth(isUp: true, lastFailure: nil)
+            onLoop.value.upSince = .now()
+            record("up", detail: mux.linkID.map { "link \($0)" })
+            mux.onGoAway = { code in self.record("go_away_received", detail: "code \(code)") }
             logger.info("link up", metadata: ["backend": "\(configuration.backend)", "link": "\(mux.linkID.map { "\($0)" } ?? "?")"])
             for waiter in upWaiters { waiter.succeed(()) }
             upWaiters.removeAll()
@@ -308,6 +351,8 @@ public final class Link: Sendable {
             "link to \(configuration.backend) went down; its sessions are closed; redialing",
             metadata: ["backend": "\(configuration.backend)", "link": "\(mux.linkID.map { "\($0)" } ?? "?")"])
         setHealth(isUp: false, lastFailure: "the link went down; redialing")
+        onLoop.value.upSince = nil
+        record("down", detail: "redialing")
         scheduleRedial()
     }
 
@@ -316,6 +361,7 @@ public final class Link: Sendable {
     private func scheduleRedial() -> TimeAmount? {
         if case .stopped = state { return nil }
         redials.increment()
+        onLoop.value.redialCount += 1
         let delay = Link.backoff(
             attempt: failures, initial: configuration.initialBackoff, maximum: configuration.maximumBackoff,
             jitter: jitter())

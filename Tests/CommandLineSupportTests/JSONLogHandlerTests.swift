@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 import Logging
 import Synchronization
 import XCTest
@@ -50,9 +51,9 @@ final class JSONLogHandlerTests: XCTestCase {
                 from: DateComponents(
                     year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5])))
         XCTAssertLessThan(abs(parsed.timeIntervalSince(before)), 5, "\(ts) is now")
-        XCTAssertEqual(JSONLogHandler.rfc3339(secondsSinceEpoch: 0, microseconds: 0), "1970-01-01T00:00:00.000000Z")
-        XCTAssertEqual(JSONLogHandler.rfc3339(secondsSinceEpoch: 1_796_300_436, microseconds: 7), "2026-12-03T12:20:36.000007Z")
-        XCTAssertEqual(JSONLogHandler.rfc3339(secondsSinceEpoch: 1_709_208_059, microseconds: 999_999), "2024-02-29T12:00:59.999999Z")
+        XCTAssertEqual(JSONText.rfc3339(secondsSinceEpoch: 0, microseconds: 0), "1970-01-01T00:00:00.000000Z")
+        XCTAssertEqual(JSONText.rfc3339(secondsSinceEpoch: 1_796_300_436, microseconds: 7), "2026-12-03T12:20:36.000007Z")
+        XCTAssertEqual(JSONText.rfc3339(secondsSinceEpoch: 1_709_208_059, microseconds: 999_999), "2024-02-29T12:00:59.999999Z")
     }
 
     func testMetadataFromTheLoggerAndTheLineNestedValuesAndFieldsItMayNotShadow() throws {
