@@ -107,7 +107,9 @@ let package = Package(
         /// repeaterd's server: client listeners, one link per event loop, sessions, idle sweep, drain.
         .target(
             name: "Repeater",
-            dependencies: ["ByteRelay", "YamuxLink", "Yamux", "EventSummaries", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics],
+            dependencies: [
+                "ByteRelay", "JSONText", "YamuxLink", "Yamux", "EventSummaries", "ProxyProtocol", nioCore, nioPosix, logging, coreMetrics,
+            ],
             swiftSettings: swift6),
         /// The PROXY protocol header (v1 text, v2 binary): a value-type parser without I/O, the v2
         /// encoder, and the thin handler that reads a header first in a pipeline.
@@ -116,7 +118,7 @@ let package = Package(
         /// in its own module so that the relay core does not link HTTP.
         .target(
             name: "AdminEndpoint",
-            dependencies: ["YamuxLink", nioCore, nioPosix, nioHTTP1, logging, coreMetrics, prometheus, serviceLifecycle],
+            dependencies: ["JSONText", "YamuxLink", nioCore, nioPosix, nioHTTP1, logging, coreMetrics, prometheus, serviceLifecycle],
             swiftSettings: swift6),
         /// The old HTTP relay's wire format (bodies, base64) and its client transport (TLS records
         /// as `POST /runtime_manager` bodies), used by runtime-client `--legacy-http`.
@@ -173,7 +175,8 @@ let package = Package(
 
         /// What every command line shares (logging setup, limits, option parsing); executables only.
         .target(
-            name: "CommandLineSupport", dependencies: ["JSONText", "YamuxLink", "SystemErrorText", nioCore, logging, argumentParser, systemPackage],
+            name: "CommandLineSupport",
+            dependencies: ["JSONText", "YamuxLink", "SystemErrorText", nioCore, logging, argumentParser, systemPackage],
             swiftSettings: swift6),
         /// Each command line as a library (options, services, signals), so that its executable and
         /// the multi-call binary run the same code.
@@ -236,13 +239,15 @@ let package = Package(
         .testTarget(
             name: "RepeaterTests",
             dependencies: [
-                "Repeater", "ByteRelay", "YamuxLink", "Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded, nioConcurrencyHelpers,
+                "Repeater", "ByteRelay", "JSONText", "YamuxLink", "Yamux", "EventSummaries", nioCore, nioPosix, nioEmbedded,
+                nioConcurrencyHelpers,
                 logging,
             ],
             swiftSettings: swift6
         ),
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol", nioCore, nioEmbedded], swiftSettings: swift6),
-        .testTarget(name: "AdminEndpointTests", dependencies: ["AdminEndpoint", nioHTTP1], swiftSettings: swift6),
+        .testTarget(
+            name: "AdminEndpointTests", dependencies: ["AdminEndpoint", "JSONText", nioCore, nioPosix, nioHTTP1], swiftSettings: swift6),
         .testTarget(name: "LegacyRelayTests", dependencies: ["LegacyRelay", nioCore], swiftSettings: swift6),
         .testTarget(
             name: "LegacyRelayServerTests",

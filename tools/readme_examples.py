@@ -96,7 +96,8 @@ RECIPES = {
     "repeaterd --backend 127.0.0.1:6000 --admin 127.0.0.1:9100 &": Recipe(
         setup=[RUNTIME_MANAGER.format(listen="127.0.0.1:6000")],
         checks=["curl -s 127.0.0.1:9100/readyz | grep -qx ready",
-                "curl -s 127.0.0.1:9100/metrics | grep -q '^repeater_links_up [1-9]'"]),
+                "curl -s 127.0.0.1:9100/metrics | grep -q '^repeater_links_up [1-9]'",
+                "curl -s 127.0.0.1:9100/status.json | jq -e '.links[0].state == \"up\"'"]),
     "tools/bench              # the full run": Recipe(
         in_root=True,
         skip={"tools/bench": "the full run takes ~40 minutes; tools/bench-smoke.sh runs the quick one in tools/test.sh",

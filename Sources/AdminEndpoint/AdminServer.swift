@@ -49,8 +49,8 @@ public final class AdminServer: Sendable {
             .bind(to: self.address)
             .get()
         self.listener.withLock { $0 = channel }
-        self.logger.notice(
-            "admin endpoint on \(channel.localAddress.map(\.commandLineForm) ?? "\(self.address)"): /healthz /readyz /metrics")
+        let paths = routes.status == nil ? "/healthz /readyz /metrics" : "/healthz /readyz /metrics /status /status.json"
+        self.logger.notice("admin endpoint on \(channel.localAddress.map(\.commandLineForm) ?? "\(self.address)"): \(paths)")
         return channel.localAddress
     }
 
@@ -135,18 +135,24 @@ final class AdminHTTPHandler: ChannelInboundHandler {
         case .end:
             guard let request = self.request, !self.answered else { return }
             self.answered = true
-            let response = self.routes.respond(method: request.method, uri: request.uri)
-            var headers = HTTPHeaders(response.headers)
-            if !headers.contains(name: "Content-Length") { headers.add(name: "Content-Length", value: "\(response.body.count)") }
-            headers.add(name: "Connection", value: "close")
-            let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
-            context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-            if !response.body.isEmpty {
-                context.write(
-                    self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
-            }
             let channel = context.channel
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            self.routes.respond(method: request.method, uri: request.uri, on: context.eventLoop).whenSuccess { response in
+                Self.write(response, to: channel)
+            }
         }
+    }
+
+    /// Through the channel (this handler is its last), so that an answer that waited for the
+    /// daemon's loops still goes out the same way.
+    private static func write(_ response: AdminRoutes.Response, to channel: any Channel) {
+        var headers = HTTPHeaders(response.headers)
+        if !headers.contains(name: "Content-Length") { headers.add(name: "Content-Length", value: "\(response.body.count)") }
+        headers.add(name: "Connection", value: "close")
+        let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
+        channel.write(HTTPServerResponsePart.head(head), promise: nil)
+        if !response.body.isEmpty {
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: response.body))), promise: nil)
+        }
+        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
     }
 }

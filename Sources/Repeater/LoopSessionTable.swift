@@ -91,6 +91,19 @@ final class LoopSessionTable {
         return SessionStatus.busiest(rows, limit: limit)
     }
 
+    /// The loop's relayed byte totals when the status page last looked, for the link's rates.
+    private var trafficSample: (at: NIODeadline, fromClients: Int, toClients: Int)?
+
+    /// Bytes per second to and from this loop's clients since the page last looked (nil at the
+    /// first look), and the totals sampled for the next.
+    func trafficRates(now: NIODeadline, fromClients: Int, toClients: Int) -> (fromClients: Double, toClients: Double)? {
+        defer { trafficSample = (now, fromClients, toClients) }
+        guard let sample = trafficSample else { return nil }
+        let seconds = Double((now - sample.at).nanoseconds) / 1e9
+        guard seconds > 0 else { return nil }
+        return (Double(fromClients - sample.fromClients) / seconds, Double(toClients - sample.toClients) / seconds)
+    }
+
     /// A session ended (its channel closed): false when it was not in the table.
     @discardableResult
     func remove(_ id: UInt64) -> Bool {

@@ -1,6 +1,7 @@
 import ByteRelay
 import CoreMetrics
 import EventSummaries
+import JSONText
 import Logging
 import NIOCore
 import NIOPosix
@@ -186,6 +187,36 @@ public final class RepeaterServer: Sendable {
         if links.contains(where: { $0.health.isUp }) { return nil }
         let why = links.lazy.compactMap { $0.health.lastFailure }.first ?? "not connected yet"
         return "no link to \(configuration.backend): \(why)"
+    }
+
+    /// What `/status.json` shows of the repeater: its links, its busiest `limit` sessions (by bytes
+    /// per second since the page last looked), its limits, its drain state and its links' recent
+    /// events. Gathered with one `submit` per event loop when asked: nothing is counted for it per
+    /// message, and what it returns is bounded (`limit` sessions, 32 events per link).
+    public func status(version: String, busiest limit: Int = 50) -> EventLoopFuture<JSONValue> {
+        let perLoop = stateByLoop.values.map { state in
+            state.link.status().flatMap { link in
+                state.eventLoop.submit {
+                    let table = state.sessions.value
+                    let now = NIODeadline.now()
+                    var sessions = table.status(now: now, limit: limit)
+                    for index in sessions.indices where sessions[index].stream != nil { sessions[index].link = link.index }
+                    let totals = state.byteCounts?.totals
+                    let rates = totals.flatMap { table.trafficRates(now: now, fromClients: $0.fromSocket, toClients: $0.toSocket) }
+                    return LoopStatus(
+                        link: link, now: now, sessionCount: table.count, sessions: sessions,
+                        bytesFromClients: totals?.fromSocket, bytesToClients: totals?.toSocket,
+                        rateFromClients: rates?.fromClients, rateToClients: rates?.toClients)
+                }
+            }
+        }
+        let draining = isDraining.load(ordering: .relaxed)
+        let limits = (open: sessionLimit.count, maximum: sessionLimit.maximum)
+        return EventLoopFuture.whenAllSucceed(perLoop, on: group.any()).map { loops in
+            LoopStatus.document(
+                daemon: "repeaterd", version: version, draining: draining, sessions: limits.open,
+                maximumSessions: limits.maximum, loops: loops.sorted { $0.link.index < $1.link.index }, busiest: limit)
+        }
     }
 
     /// The client channels open right now, gathered from their loops (for tests and diagnostics).
@@ -374,6 +405,7 @@ public final class RepeaterServer: Sendable {
             logger: logger, session: sessionID, client: client.remoteAddress, listener: listener, acceptedAt: acceptedAt,
             clientEvents: clientEvents)
         let activity = RelayActivity(byteCounts: state.byteCounts)
+        state.sessions.value.describe(sessionID, activity: activity, log: log)
         state.sweeper?.value.add(sessionID, channel: client, activity: activity) { cause in log.closedOnPurpose = cause }
         client.closeFuture.whenComplete { _ in
             state.sweeper?.value.remove(sessionID)
@@ -429,6 +461,7 @@ public final class RepeaterServer: Sendable {
                 log.ended(outcome, activity: activity)
             }
             log.stream = relay.streamID
+            if let id = log.session { state.sessions.value.attach(id, relay: relay) }
             log.link = link.connectedLinkID
             log.debug("session open")
             metrics.accepted.increment()

@@ -175,7 +175,8 @@ struct RepeaterDaemon: AsyncParsableCommand {
             }
             let routes = AdminRoutes(
                 readiness: { server.notReadyReason.map { .notReady(reason: $0) } ?? .ready },
-                metrics: { metrics.exposition() })
+                metrics: { metrics.exposition() },
+                status: { server.status(version: RepeaterVersion.current) })
             // Bound before anything is served or READY is said: a taken port is one line and exit
             // 1 — unless this repeaterd starts beside the one it replaces, which holds the admin
             // port until its drain ends: then this one serves its clients and takes the port once

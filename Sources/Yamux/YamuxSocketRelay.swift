@@ -288,6 +288,17 @@ public final class YamuxSocketRelay: ChannelDuplexHandler, YamuxStreamEndpoint {
         return taken
     }
 
+    /// The stream's windows (what this side may still send, what the peer may), for the status
+    /// page; nil once the stream is gone.
+    public var windows: (send: Int, receive: Int)? {
+        state.isUp(.far) ? multiplexer.windows(of: streamID) : nil
+    }
+
+    /// Bytes from the link held here for the socket (not yet written into it), for the status page.
+    public var queuedTowardSocket: Int {
+        inbound.reduce(0) { $0 + $1.readableBytes }
+    }
+
     /// Bytes of the link's payload held for the socket, and the storage they keep alive (each
     /// piece's whole buffer, counted once per piece), for the memory tests.
     var heldInbound: (bytes: Int, storage: Int) {

@@ -30,8 +30,9 @@ DESCRIPTIONS = {
 GENERIC_PATHS = ["DIRECT", "REPEATER", "NIO_1TO1x2", "HAPROXY", "NIO_1TO1", "HAPROXY_SPLICE", "HAPROXYx2", "NGINX",
                  "SOCAT"]
 # Paths measured only when --paths names them: REPEATER_ADMIN is REPEATER with `repeaterd --admin`
-# scraped every second (what the admin endpoint and its metrics cost, beside REPEATER in one run).
-OPTIONAL_PATHS = ["REPEATER_ADMIN", "REPEATER_ACCESSLOG"]
+# scraped every second (what the admin endpoint and its metrics cost, beside REPEATER in one run);
+# REPEATER_STATUS is REPEATER_ADMIN with its status page open in headless chromium (/status.json every second).
+OPTIONAL_PATHS = ["REPEATER_ADMIN", "REPEATER_STATUS", "REPEATER_ACCESSLOG"]
 PEERS = ["HAPROXY", "HAPROXY_SPLICE", "NGINX", "SOCAT"]  # the 1:1 relays a user would pick instead
 ENDPOINT_PEERS = ["HAPROXY", "NGINX", "SOCAT"]  # the one-hop peers of section 10
 # Section 11 compares the two-hop paths: the multiplexer against two 1:1 relays and their NIO floor.
@@ -39,7 +40,7 @@ SESSIONS_PATHS = ("REPEATER", "REPEATER_BEFORE", "REPEATER_ACCESSLOG", "NIO_1TO1
 HOL_PATHS = ("DIRECT", "REPEATER", "REPEATER_BEFORE", "NIO_1TO1x2", "HAPROXY", "HAPROXYx2", "NGINX")
 HOPS = {"DIRECT": 0, "REPEATER": 2, "REPEATER_BEFORE": 2, "NIO_1TO1": 1, "NIO_1TO1x2": 2, "HAPROXY": 1,
         "HAPROXY_SPLICE": 1, "HAPROXYx2": 2, "NGINX": 1, "SOCAT": 1, "LEGACY_HTTP": 1, "REPEATER_1HOP": 1,
-        "REPEATER_1HOP_BEFORE": 1, "REPEATER_ADMIN": 2, "REPEATER_ACCESSLOG": 2}
+        "REPEATER_1HOP_BEFORE": 1, "REPEATER_ADMIN": 2, "REPEATER_STATUS": 2, "REPEATER_ACCESSLOG": 2}
 # The floor: our own minimal SwiftNIO relay (tools/nio-relay), per number of hops. What it costs is
 # what SwiftNIO costs; what a repeater path costs above it is ours.
 FLOORS = {1: "NIO_1TO1", 2: "NIO_1TO1x2"}
@@ -62,9 +63,10 @@ def select_paths(want: list[str] | None, baseline_bin: str | None) -> list[str]:
     if baseline_bin:
         at = paths.index("REPEATER") + 1 if "REPEATER" in paths else 1
         paths = paths[:at] + ["REPEATER_BEFORE"] + paths[at:]
-    for optional in ("REPEATER_ADMIN", "REPEATER_ACCESSLOG"):
+    for optional in ("REPEATER_ADMIN", "REPEATER_STATUS", "REPEATER_ACCESSLOG"):
         if want and optional in want:
-            at = max((paths.index(p) + 1 for p in ("REPEATER", "REPEATER_BEFORE", "REPEATER_ADMIN") if p in paths),
+            at = max((paths.index(p) + 1 for p in ("REPEATER", "REPEATER_BEFORE", "REPEATER_ADMIN", "REPEATER_STATUS")
+                      if p in paths),
                      default=1)
             paths = paths[:at] + [optional] + paths[at:]
     return paths

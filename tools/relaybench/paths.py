@@ -96,6 +96,24 @@ def start_path(env: Env, name: str, target: int, cpus: str | None, repeater_thre
         scraper = P.start("admin-scraper", ["sh", "-c", f"while :; do curl -s -o /dev/null "
                                                          f"http://127.0.0.1:{admin}/metrics; sleep 1; done"], None)
         return front, [r, m, scraper]
+    if name == "REPEATER_STATUS":
+        # REPEATER_ADMIN with its status page open in a real browser (headless chromium), whose script
+        # fetches /status.json every second: what the page costs repeaterd, beside REPEATER_ADMIN.
+        # The browser is no relay (its CPU is not counted), and it is not pinned with the relays.
+        b = env.b
+        link, admin = free_port(), free_port()
+        m = P.start("muxcat", [b("muxcat"), "listen", f"127.0.0.1:{link}", "--forward", f"127.0.0.1:{target}",
+                               "--log-level", "warning"], cpus)
+        wait_port(link)
+        r = _repeaterd(env, b, front, link, repeater_threads, "repeaterd", cpus, ["--admin", f"127.0.0.1:{admin}", "--drain-grace", "0"])
+        wait_port(admin)
+        scraper = P.start("admin-scraper", ["sh", "-c", f"while :; do curl -s -o /dev/null "
+                                                         f"http://127.0.0.1:{admin}/metrics; sleep 1; done"], None)
+        profile = os.path.join(env.workdir, f"chromium-{front}")
+        browser = P.start("status-browser", ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
+                                             "--disable-dev-shm-usage", "--remote-debugging-port=0",
+                                             f"--user-data-dir={profile}", f"http://127.0.0.1:{admin}/status"], None)
+        return front, [r, m, scraper, browser]
     if name == "REPEATER_ACCESSLOG":
         # REPEATER with `repeaterd --access-log --log-format json`: one JSON line per session written to
         # its log file (what the access log costs, beside REPEATER in one run).
@@ -145,6 +163,6 @@ def start_paths(env: Env, names, target: int, cpus: str | None = None, **kw):
     for n in names:
         front, ps = start_path(env, n, target, cpus, **kw)
         fronts[n] = front
-        env.path_relays[n] = [(p.bench_name, p.pid) for p in ps if p.bench_name not in ("muxcat-echo", "admin-scraper")]
+        env.path_relays[n] = [(p.bench_name, p.pid) for p in ps if p.bench_name not in ("muxcat-echo", "admin-scraper", "status-browser")]
         procs += ps
     return fronts, procs

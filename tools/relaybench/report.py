@@ -105,6 +105,9 @@ def write_paths(rep: Report) -> None:
     if "REPEATER_ADMIN" in measured:
         a("| REPEATER_ADMIN | 2 | REPEATER with `repeaterd --admin` on, its `/metrics` scraped every second: what the "
           "admin endpoint and the metrics cost |")
+    if "REPEATER_STATUS" in measured:
+        a("| REPEATER_STATUS | 2 | REPEATER_ADMIN with its status page (`/status`) open in headless chromium, which "
+          "fetches `/status.json` every second: what the page costs |")
     if "REPEATER_ACCESSLOG" in measured:
         a("| REPEATER_ACCESSLOG | 2 | REPEATER with `repeaterd --access-log --log-format json`: one JSON line per "
           "session into its log file (what the access log costs) |")

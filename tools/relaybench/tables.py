@@ -173,7 +173,7 @@ def floor_note(summary: dict, per: str, digits: int = 1) -> str | None:
     parts = []
     if one is not None:
         parts.append(f"NIO_1TO1 (our minimal SwiftNIO relay, one hop: what SwiftNIO alone costs) uses {fmt(one, digits)} {unit}")
-    for rep in ("REPEATER", "REPEATER_BEFORE", "REPEATER_ADMIN", "REPEATER_1HOP", "REPEATER_1HOP_BEFORE"):
+    for rep in ("REPEATER", "REPEATER_BEFORE", "REPEATER_ADMIN", "REPEATER_STATUS", "REPEATER_1HOP", "REPEATER_1HOP_BEFORE"):
         v = ok(summary).get(rep)
         if v is None or v.relay_cpu_us is None:
             continue

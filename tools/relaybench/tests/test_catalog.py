@@ -26,6 +26,9 @@ def test_repeater_admin_is_measured_only_when_asked_for_beside_repeater():
         "DIRECT", "REPEATER", "REPEATER_ADMIN", "NIO_1TO1"]
     assert select_paths(["REPEATER", "REPEATER_ADMIN"], "/b") == ["DIRECT", "REPEATER", "REPEATER_BEFORE", "REPEATER_ADMIN"]
     assert floor_for("REPEATER_ADMIN") == "NIO_1TO1x2"
+    assert select_paths(["REPEATER", "REPEATER_ADMIN", "REPEATER_STATUS"], None) == [
+        "DIRECT", "REPEATER", "REPEATER_ADMIN", "REPEATER_STATUS"]
+    assert floor_for("REPEATER_STATUS") == "NIO_1TO1x2"
     assert select_paths(["HAPROXY"], "/b") == ["DIRECT", "REPEATER_BEFORE", "HAPROXY"]
 
 
