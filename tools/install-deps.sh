@@ -30,11 +30,12 @@ packages=(
   golang-go golang-github-hashicorp-yamux-dev  # the reference yamux, for interop
   netcat-openbsd openssl                       # real peers: nc, openssl s_client / s_server
   protobuf-compiler                            # only to regenerate the committed protobuf code
-  curl xxd less iproute2                       # README examples (tools/readme_examples.py), ss
+  curl jq xxd less iproute2                    # README examples (tools/readme_examples.py), ss
   haproxy nginx-light                          # real PROXY protocol peers (send-proxy, listen … proxy_protocol)
   time                                         # GNU time: a process's peak RSS (the streaming get test)
   man-db                                       # man -l: the manual pages (ManualPageAndCompletionTests)
   systemd                                      # systemd-analyze verify/security on dist/systemd's units
+  chromium chromium-driver                     # a real browser on the status page (tools/status_page_test.py)
 )
 if [ "$packaging" -eq 1 ]; then
   packages=(dpkg-dev binutils gzip lintian man-db)  # dpkg-deb, dpkg-shlibdeps, strip; the package checks
@@ -68,6 +69,11 @@ fi
 if ! "$PYTHON" -c "import prometheus_client" >/dev/null 2>&1; then
   echo "installing: prometheus-client (pip)"
   "$PYTHON" -m pip install -q prometheus-client
+fi
+# The status page's browser test drives chromium with Selenium.
+if ! "$PYTHON" -c "import selenium" >/dev/null 2>&1; then
+  echo "installing: selenium (pip)"
+  "$PYTHON" -m pip install -q selenium
 fi
 if [ "$bench" -eq 1 ] && [ "$plots" -eq 1 ] && ! "$PYTHON" -c "import matplotlib" >/dev/null 2>&1; then
   echo "installing: matplotlib (pip)"

@@ -2,7 +2,8 @@
 # Runs every test from a fresh clone: installs what is missing, checks the sources (no Foundation,
 # errno texts and locks each one way, tools/format.sh --check), builds, runs the Swift test
 # suite (unit, embedded-channel, real-socket and real-process tests), then every example command
-# of README.md (tools/readme_examples.py), then the interop runs
+# of README.md (tools/readme_examples.py), the status page in chromium (tools/status_page_test.py),
+# then the interop runs
 # against HashiCorp's Go yamux, the bench library's unit tests (pytest), a smoke run of the
 # benchmark (tools/bench-smoke.sh), then each libFuzzer target for a minute (tools/fuzz.sh).
 # Exits non-zero if anything fails.
@@ -42,6 +43,9 @@ swift test --skip-build
 
 echo "== README examples (every sh block of README.md, run against real processes)"
 python3 tools/readme_examples.py
+
+echo "== the status page in a real browser (chromium + Selenium)"
+python3 tools/status_page_test.py
 
 echo "== interop with HashiCorp yamux"
 bash tools/interop/run.sh
