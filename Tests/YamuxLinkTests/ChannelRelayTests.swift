@@ -89,9 +89,11 @@ final class ChannelRelayTests: XCTestCase {
         }
     }
 
-    func testAStreamEndIsResetWhenTheOtherSideFailsAndFinishedWithoutAnEmptyWrite() throws {
-        let loop = EmbeddedEventLoop()
-        let ends = Ends()
+    /// A client socket joined to a stream end whose abort event is "reset", with the outbound
+    /// events reaching the stream's head recorded.
+    private func clientAndStream(
+        _ loop: EmbeddedEventLoop, _ ends: Ends
+    ) throws -> (client: EmbeddedChannel, stream: EmbeddedChannel, events: OutboundEvents) {
         let (clientSide, streamSide) = ChannelRelay.matchedPair(
             first: ("client", .socket), second: ("stream", .stream(abortEvent: "reset"))
         ) { ends.add($0) }
@@ -100,7 +102,13 @@ final class ChannelRelayTests: XCTestCase {
         let stream = EmbeddedChannel(loop: loop)
         try client.pipeline.syncOperations.addHandler(clientSide)
         try stream.pipeline.syncOperations.addHandlers([events, streamSide])
+        return (client, stream, events)
+    }
 
+    func testAStreamEndIsResetWhenTheOtherSideFailsAndFinishedWithoutAnEmptyWrite() throws {
+        let loop = EmbeddedEventLoop()
+        let ends = Ends()
+        let (client, stream, events) = try clientAndStream(loop, ends)
         client.pipeline.fireChannelRead(NIOAny(ByteBuffer(string: "half")))
         client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         XCTAssertEqual(try stream.readOutbound(as: ByteBuffer.self), ByteBuffer(string: "half"))
@@ -108,14 +116,7 @@ final class ChannelRelayTests: XCTestCase {
         XCTAssertFalse(stream.isActive, "the output's close (an embedded channel closes whole)")
         XCTAssertEqual(events.events, [], "a clean end is not a reset")
 
-        let (clientSide2, streamSide2) = ChannelRelay.matchedPair(
-            first: ("client", .socket), second: ("stream", .stream(abortEvent: "reset"))
-        ) { ends.add($0) }
-        let events2 = OutboundEvents()
-        let client2 = EmbeddedChannel(loop: loop)
-        let stream2 = EmbeddedChannel(loop: loop)
-        try client2.pipeline.syncOperations.addHandler(clientSide2)
-        try stream2.pipeline.syncOperations.addHandlers([events2, streamSide2])
+        let (client2, stream2, events2) = try clientAndStream(loop, ends)
         struct Broken: Error {}
         client2.pipeline.fireErrorCaught(Broken())
         XCTAssertEqual(events2.events, ["reset"], "a failure must not look like a complete message: RST, not FIN")

@@ -83,9 +83,12 @@ def start_path(env: Env, name: str, target: int, cpus: str | None, repeater_thre
                                "--log-level", "warning"], cpus)
         wait_port(link)
         return front, [_repeaterd(env, b, front, link, repeater_threads, "repeaterd", cpus), m]
-    if name == "REPEATER_ADMIN":
+    if name in ("REPEATER_ADMIN", "REPEATER_STATUS"):
         # REPEATER with the admin endpoint on, scraped every second as a Prometheus server would (its
         # default is every 15 s): the scrapes' CPU inside repeaterd counts; the scraper itself is no relay.
+        # REPEATER_STATUS adds its status page open in a real browser (headless chromium), whose script
+        # fetches /status.json every second: what the page costs repeaterd, beside REPEATER_ADMIN. The
+        # browser is no relay either (its CPU is not counted), and it is not pinned with the relays.
         b = env.b
         link, admin = free_port(), free_port()
         m = P.start("muxcat", [b("muxcat"), "listen", f"127.0.0.1:{link}", "--forward", f"127.0.0.1:{target}",
@@ -95,20 +98,8 @@ def start_path(env: Env, name: str, target: int, cpus: str | None, repeater_thre
         wait_port(admin)
         scraper = P.start("admin-scraper", ["sh", "-c", f"while :; do curl -s -o /dev/null "
                                                          f"http://127.0.0.1:{admin}/metrics; sleep 1; done"], None)
-        return front, [r, m, scraper]
-    if name == "REPEATER_STATUS":
-        # REPEATER_ADMIN with its status page open in a real browser (headless chromium), whose script
-        # fetches /status.json every second: what the page costs repeaterd, beside REPEATER_ADMIN.
-        # The browser is no relay (its CPU is not counted), and it is not pinned with the relays.
-        b = env.b
-        link, admin = free_port(), free_port()
-        m = P.start("muxcat", [b("muxcat"), "listen", f"127.0.0.1:{link}", "--forward", f"127.0.0.1:{target}",
-                               "--log-level", "warning"], cpus)
-        wait_port(link)
-        r = _repeaterd(env, b, front, link, repeater_threads, "repeaterd", cpus, ["--admin", f"127.0.0.1:{admin}", "--drain-grace", "0"])
-        wait_port(admin)
-        scraper = P.start("admin-scraper", ["sh", "-c", f"while :; do curl -s -o /dev/null "
-                                                         f"http://127.0.0.1:{admin}/metrics; sleep 1; done"], None)
+        if name == "REPEATER_ADMIN":
+            return front, [r, m, scraper]
         profile = os.path.join(env.workdir, f"chromium-{front}")
         browser = P.start("status-browser", ["chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
                                              "--disable-dev-shm-usage", "--remote-debugging-port=0",
